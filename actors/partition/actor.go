@@ -1,0 +1,266 @@
+package partition
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/cluster"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/meshka/meshka/upstream"
+)
+
+// Config is what every partition actor on a node shares.
+type Config struct {
+	Upstream    *upstream.Client
+	Budget      *Budget
+	MaxBytes    int64         // per-partition cache bound
+	IdleTimeout time.Duration // stop streaming after this long without a reader
+	MaxQueue    int           // produce batches waiting per partition
+	Logger      *slog.Logger
+}
+
+// Props builds the actor props for the partition kind.
+func Props(cfg Config) *actor.Props {
+	if cfg.MaxQueue <= 0 {
+		cfg.MaxQueue = 1024
+	}
+	return actor.PropsFromProducer(func() actor.Actor { return &Actor{cfg: cfg} },
+		actor.WithMailbox(actor.Bounded(4096)))
+}
+
+// Actor adapts actor messages to the Log state machine and owns the
+// partition's upstream stream and produce pipeline.
+type Actor struct {
+	cfg       Config
+	topic     string
+	partition int32
+	log       *slog.Logger
+
+	self   *actor.PID
+	root   *actor.RootContext
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // produce and warm-up goroutines
+
+	cache     *Log
+	sub       *upstream.Subscription
+	lastRead  time.Time
+	bootstrap bool
+	idle      *time.Timer
+
+	queue    []*Produce
+	inflight *Produce
+}
+
+// Receive handles one message; protoactor calls it from one goroutine at a
+// time.
+func (a *Actor) Receive(c actor.Context) {
+	switch m := c.Message().(type) {
+	case *cluster.ClusterInit:
+		a.init(c, m.Identity.Identity)
+	case *Produce:
+		a.produce(m)
+	case *produceDone:
+		a.produceDone(m)
+	case *Fetch:
+		a.fetch(m)
+	case *chunkMsg:
+		a.chunk(m)
+	case *Warm:
+		a.warm()
+	case *warmAt:
+		if a.sub == nil {
+			a.startStream(m.offset)
+		}
+	case *idleTick:
+		a.checkIdle()
+	case *actor.Stopping:
+		a.stop()
+	}
+}
+
+func (a *Actor) init(c actor.Context, identity string) {
+	_, topic, partition, err := ParseIdentity(identity)
+	if err != nil {
+		a.cfg.Logger.Error("partition actor with a bad identity", "identity", identity, "err", err)
+		c.Stop(c.Self())
+		return
+	}
+	a.topic, a.partition = topic, partition
+	a.log = a.cfg.Logger.With("topic", topic, "partition", partition)
+	a.self, a.root = c.Self(), c.ActorSystem().Root
+	a.ctx, a.cancel = context.WithCancel(context.Background())
+	a.scheduleIdle()
+}
+
+func (a *Actor) produce(m *Produce) {
+	if len(a.queue) >= a.cfg.MaxQueue {
+		a.reply(m, kerr.RequestTimedOut.Code)
+		return
+	}
+	a.queue = append(a.queue, m)
+	a.sendNext()
+}
+
+// sendNext keeps one batch in flight upstream, so upstream appends this
+// partition's batches in the order they arrived.
+func (a *Actor) sendNext() {
+	if a.inflight != nil || len(a.queue) == 0 {
+		return
+	}
+	m := a.queue[0]
+	a.queue[0] = nil
+	a.queue = a.queue[1:]
+	a.inflight = m
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		res := a.cfg.Upstream.Produce(a.ctx, &m.Args)
+		a.root.Send(a.self, &produceDone{res: res})
+	}()
+}
+
+func (a *Actor) produceDone(d *produceDone) {
+	m := a.inflight
+	a.inflight = nil
+	if m != nil && m.Reply != nil {
+		m.Reply <- d.res
+	}
+	a.sendNext()
+}
+
+func (a *Actor) reply(m *Produce, code int16) {
+	if m.Reply == nil {
+		return
+	}
+	r := kmsg.NewProduceResponseTopicPartition()
+	r.Partition = m.Args.Partition
+	r.ErrorCode = code
+	m.Reply <- r
+}
+
+func (a *Actor) fetch(m *Fetch) {
+	a.lastRead = time.Now()
+	if a.cache == nil {
+		a.startStream(m.Offset)
+	}
+	r := a.cache.Read(m.Offset, m.MaxBytes, m.Isolation)
+	if r.Status == Failed {
+		// The stream cannot go on (offset out of range, topic deleted):
+		// report it once and start afresh at the next reader's offset.
+		a.stopStream()
+	}
+	m.Reply <- r
+}
+
+func (a *Actor) startStream(offset int64) {
+	a.stopStream()
+	a.cache = NewLog(offset, a.cfg.MaxBytes, a.cfg.Budget)
+	a.sub = a.cfg.Upstream.Streams().Subscribe(a.topic, a.partition, offset, sink{a.root, a.self})
+}
+
+func (a *Actor) stopStream() {
+	if a.sub != nil {
+		a.sub.Stop()
+		a.sub = nil
+	}
+	if a.cache != nil {
+		a.cache.Release()
+		a.cache = nil
+	}
+}
+
+func (a *Actor) chunk(m *chunkMsg) {
+	if m.sub != a.sub || a.cache == nil {
+		return // from a stream since replaced
+	}
+	a.cache.Append(m.c)
+	if m.c.Err != 0 {
+		a.log.Info("partition stream stopped by upstream", "err", kerr.ErrorForCode(m.c.Err))
+		if a.bootstrap {
+			a.stopStream()
+			a.warm()
+			return
+		}
+		a.sub.Stop()
+		a.sub = nil // the cache keeps the error for the next reader
+		return
+	}
+	m.sub.Done()
+}
+
+// warm starts streaming a bootstrap partition from its current end.
+func (a *Actor) warm() {
+	a.bootstrap = true
+	if a.sub != nil {
+		return
+	}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		for attempt := 0; a.ctx.Err() == nil; attempt++ {
+			off, err := a.cfg.Upstream.LatestOffset(a.ctx, a.topic, a.partition)
+			if err == nil {
+				a.root.Send(a.self, &warmAt{offset: off})
+				return
+			}
+			a.log.Debug("bootstrap partition: no end offset yet", "err", err)
+			t := time.NewTimer(time.Second << min(attempt, 5))
+			select {
+			case <-t.C:
+			case <-a.ctx.Done():
+				t.Stop()
+			}
+		}
+	}()
+}
+
+func (a *Actor) scheduleIdle() {
+	d := a.cfg.IdleTimeout / 2
+	if d <= 0 {
+		return
+	}
+	a.idle = time.AfterFunc(d, func() { a.root.Send(a.self, &idleTick{}) })
+}
+
+func (a *Actor) checkIdle() {
+	if !a.bootstrap && a.cache != nil && time.Since(a.lastRead) > a.cfg.IdleTimeout {
+		a.log.Debug("partition idle: stream stopped")
+		a.stopStream()
+	}
+	a.scheduleIdle()
+}
+
+func (a *Actor) stop() {
+	if a.idle != nil {
+		a.idle.Stop()
+	}
+	a.stopStream()
+	if a.cancel != nil {
+		a.cancel()
+	}
+	a.wg.Wait()
+	code := kerr.NotLeaderForPartition.Code // the client re-routes
+	if a.inflight != nil {
+		a.reply(a.inflight, code)
+	}
+	for _, m := range a.queue {
+		a.reply(m, code)
+	}
+	a.queue, a.inflight = nil, nil
+}
+
+// sink hands stream chunks to the actor's mailbox.
+type sink struct {
+	root *actor.RootContext
+	pid  *actor.PID
+}
+
+func (s sink) Deliver(sub *upstream.Subscription, c *upstream.Chunk) {
+	s.root.Send(s.pid, &chunkMsg{sub: sub, c: c})
+}

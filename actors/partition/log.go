@@ -1,0 +1,269 @@
+// Package partition is the partition actor: one per upstream
+// topic-partition, it forwards produced batches upstream in order and keeps
+// the partition's recent tail in memory for every reader on the node.
+package partition
+
+import (
+	"sort"
+	"sync/atomic"
+
+	"github.com/meshka/meshka/records"
+	"github.com/meshka/meshka/upstream"
+)
+
+// Budget bounds the bytes all partition caches on a node hold together.
+// Safe for concurrent use.
+type Budget struct {
+	max  int64
+	used atomic.Int64
+}
+
+// NewBudget returns a budget of max bytes.
+func NewBudget(max int64) *Budget { return &Budget{max: max} }
+
+// Used is the number of bytes currently held.
+func (b *Budget) Used() int64 { return b.used.Load() }
+
+func (b *Budget) take(n int64) bool {
+	for {
+		u := b.used.Load()
+		if u+n > b.max {
+			return false
+		}
+		if b.used.CompareAndSwap(u, u+n) {
+			return true
+		}
+	}
+}
+
+func (b *Budget) force(n int64) { b.used.Add(n) }
+func (b *Budget) give(n int64)  { b.used.Add(-n) }
+
+// AbortedTxn is an aborted transaction as Fetch reports it.
+type AbortedTxn struct {
+	ProducerID  int64
+	FirstOffset int64
+	LastOffset  int64 // offset of the abort marker
+}
+
+// Isolation levels of a Fetch request.
+const (
+	ReadUncommitted int8 = 0
+	ReadCommitted   int8 = 1
+)
+
+// ReadStatus says how a read was answered.
+type ReadStatus int8
+
+const (
+	// Served: Batches holds data (it may be empty when there is nothing new;
+	// then Notify closes when data lands).
+	Served ReadStatus = iota
+	// ReadThrough: the offset is outside the cache; ask upstream directly.
+	ReadThrough
+	// Failed: Err holds the partition error.
+	Failed
+)
+
+// ReadResult is a cache read. Batches alias the cache and must not be
+// modified.
+type ReadResult struct {
+	Status           ReadStatus
+	Err              int16
+	HighWatermark    int64
+	LastStableOffset int64
+	LogStartOffset   int64
+	Batches          [][]byte
+	Bytes            int
+	Aborted          []AbortedTxn
+	Notify           <-chan struct{}
+}
+
+// Log is the cached tail of one partition: raw batches as upstream sent
+// them, in offset order, with the watermarks of the last upstream answer.
+// It does no I/O; the actor feeds it upstream chunks and asks it reads.
+// Not safe for concurrent use.
+type Log struct {
+	batches []records.Batch
+	head    int // batches[head:] are live; the prefix is evicted
+
+	start, end int64 // reads in [start, end) are served from memory
+	known      bool  // an upstream answer has arrived
+	err        int16 // sticky stream error, reported to readers
+
+	hw, lso, logStart int64
+
+	open    map[int64]int64 // producer id → first offset of its open transaction
+	aborted []AbortedTxn
+
+	size, max int64
+	budget    *Budget
+
+	notify chan struct{}
+}
+
+// NewLog starts an empty cache whose stream begins at offset.
+func NewLog(offset, max int64, budget *Budget) *Log {
+	return &Log{start: offset, end: offset, hw: -1, lso: -1, logStart: -1, max: max, budget: budget,
+		open: make(map[int64]int64), notify: make(chan struct{})}
+}
+
+// End is the offset the stream will bring next.
+func (l *Log) End() int64 { return l.end }
+
+// Size is the bytes the cache holds.
+func (l *Log) Size() int64 { return l.size }
+
+// Append takes one upstream chunk and wakes waiting readers.
+func (l *Log) Append(c *upstream.Chunk) {
+	defer l.wake()
+	l.known = true
+	if c.Err != 0 {
+		l.err = c.Err
+		return
+	}
+	l.hw, l.lso, l.logStart = c.HighWatermark, c.LastStableOffset, c.LogStartOffset
+	total := 0
+	for i := range c.Batches {
+		if c.Batches[i].Last >= l.end {
+			total += len(c.Batches[i].Data)
+		}
+	}
+	if total == 0 {
+		return
+	}
+	// One copy per chunk: the upstream response buffer holds other
+	// partitions too, and the cache must own exactly what it counts.
+	buf := make([]byte, 0, total)
+	for _, b := range c.Batches {
+		if b.Last < l.end {
+			continue
+		}
+		off := len(buf)
+		buf = append(buf, b.Data...)
+		b.Data = buf[off:len(buf):len(buf)]
+		l.track(&b)
+		if len(l.batches) == l.head && b.Base < l.start {
+			l.start = b.Base
+		}
+		l.batches = append(l.batches, b)
+		l.end = b.Next()
+	}
+	l.reserve(int64(total))
+	l.size += int64(total)
+}
+
+// track keeps the open and aborted transactions that read_committed needs.
+func (l *Log) track(b *records.Batch) {
+	switch {
+	case b.Control():
+		first, had := l.open[b.ProducerID]
+		delete(l.open, b.ProducerID)
+		if typ, ok := b.ControlType(); ok && typ == 0 {
+			if !had {
+				first = l.start // began before the window; every cached batch of it is aborted
+			}
+			l.aborted = append(l.aborted, AbortedTxn{ProducerID: b.ProducerID, FirstOffset: first, LastOffset: b.Last})
+		}
+	case b.Transactional():
+		if _, ok := l.open[b.ProducerID]; !ok {
+			l.open[b.ProducerID] = b.Base
+		}
+	}
+}
+
+// reserve makes room for n more bytes, evicting the oldest batches first.
+// When the node budget is spent by other partitions and this cache is
+// empty, the chunk is kept anyway: readers need it, and it is freed on the
+// next append.
+func (l *Log) reserve(n int64) {
+	for l.size+n > l.max && l.head < len(l.batches) {
+		l.evictOne()
+	}
+	for !l.budget.take(n) {
+		if l.head == len(l.batches) {
+			l.budget.force(n)
+			return
+		}
+		l.evictOne()
+	}
+}
+
+func (l *Log) evictOne() {
+	b := l.batches[l.head]
+	l.batches[l.head] = records.Batch{}
+	l.head++
+	n := int64(len(b.Data))
+	l.size -= n
+	l.budget.give(n)
+	l.start = b.Next()
+	if l.head == len(l.batches) {
+		l.batches, l.head = l.batches[:0], 0
+	} else if l.head > 64 && l.head*2 > len(l.batches) {
+		l.batches = append(l.batches[:0], l.batches[l.head:]...)
+		l.head = 0
+	}
+	i := 0
+	for i < len(l.aborted) && l.aborted[i].LastOffset < l.start {
+		i++
+	}
+	l.aborted = l.aborted[i:]
+}
+
+// Release drops every cached batch and returns its bytes to the budget.
+func (l *Log) Release() {
+	l.budget.give(l.size)
+	l.size = 0
+	l.batches, l.head = nil, 0
+	l.wake()
+}
+
+func (l *Log) wake() {
+	close(l.notify)
+	l.notify = make(chan struct{})
+}
+
+// Read answers a fetch of offset with at most maxBytes of whole batches; the
+// first batch is returned even when larger, as Kafka does (KIP-74).
+func (l *Log) Read(offset int64, maxBytes int32, isolation int8) ReadResult {
+	r := ReadResult{HighWatermark: l.hw, LastStableOffset: l.lso, LogStartOffset: l.logStart, Notify: l.notify}
+	switch {
+	case l.err != 0:
+		r.Status, r.Err = Failed, l.err
+		return r
+	case !l.known:
+		return r // wait for the first upstream answer
+	case offset < l.start || offset > l.end:
+		r.Status = ReadThrough
+		return r
+	case offset == l.end:
+		return r
+	}
+	live := l.batches[l.head:]
+	i := sort.Search(len(live), func(i int) bool { return live[i].Last >= offset })
+	limit := l.end
+	if isolation == ReadCommitted && l.lso >= 0 && l.lso < limit {
+		limit = l.lso
+	}
+	var last int64 = -1
+	for ; i < len(live); i++ {
+		b := &live[i]
+		if b.Base >= limit {
+			break
+		}
+		if r.Bytes > 0 && r.Bytes+len(b.Data) > int(maxBytes) {
+			break
+		}
+		r.Batches = append(r.Batches, b.Data)
+		r.Bytes += len(b.Data)
+		last = b.Last
+	}
+	if isolation == ReadCommitted && last >= 0 {
+		for _, a := range l.aborted {
+			if a.FirstOffset <= last && a.LastOffset >= offset {
+				r.Aborted = append(r.Aborted, a)
+			}
+		}
+	}
+	return r
+}

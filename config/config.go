@@ -1,0 +1,131 @@
+// Package config loads, checks and documents meshka's YAML configuration,
+// reporting every problem in a file at once with its line and column.
+package config
+
+import "time"
+
+// Config is the whole meshka configuration. Zero values are not meaningful
+// defaults; start from Default and override.
+type Config struct {
+	Node     Node     `yaml:"node"`
+	Cluster  Cluster  `yaml:"cluster"`
+	Upstream Upstream `yaml:"upstream"`
+	Kafka    Kafka    `yaml:"kafka"`
+	Cache    Cache    `yaml:"cache"`
+	Log      Log      `yaml:"log"`
+	Dev      Dev      `yaml:"dev"`
+}
+
+// Node identifies this proxy to Kafka clients.
+type Node struct {
+	// ID is the broker id this node claims in Metadata responses; it must be
+	// stable across restarts so clients' cached leadership stays valid.
+	ID int32 `yaml:"id"`
+	// Listen is the host:port of the Kafka listener.
+	Listen string `yaml:"listen"`
+	// Advertise is the host:port clients are told to connect to; empty means
+	// Listen. Needed whenever clients reach the node through NAT or a load
+	// balancer.
+	Advertise string `yaml:"advertise"`
+}
+
+// Cluster configures actor remoting between meshka nodes.
+type Cluster struct {
+	Name string `yaml:"name"`
+	// Bind uses port 0 by default so several nodes can share a host in tests.
+	Bind string `yaml:"bind"`
+}
+
+// Upstream describes the real Kafka cluster behind the proxy.
+type Upstream struct {
+	// Brokers is only required by `meshka run`; `meshka dev` supplies its own.
+	Brokers        []string `yaml:"brokers"`
+	ClientID       string   `yaml:"client_id"`
+	RequestTimeout Duration `yaml:"request_timeout"`
+	// MetadataTTL trades freshness of leadership and partition counts
+	// against metadata load on the upstream.
+	MetadataTTL Duration `yaml:"metadata_ttl"`
+}
+
+// Kafka bounds what a single client connection may cost the proxy.
+type Kafka struct {
+	MaxFrameBytes      Size `yaml:"max_frame_bytes"`
+	MaxInflightPerConn int  `yaml:"max_inflight_per_conn"`
+	// FetchMaxWaitCap caps a client's MaxWaitMs so a misbehaving client
+	// cannot pin a fetch goroutine for arbitrarily long.
+	FetchMaxWaitCap Duration `yaml:"fetch_max_wait_cap"`
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+}
+
+// Cache sizes the in-memory record cache that lets many consumers share one
+// upstream fetch stream per partition.
+type Cache struct {
+	PartitionMaxBytes Size `yaml:"partition_max_bytes"`
+	// NodeMaxBytes must be at least PartitionMaxBytes, or a single busy
+	// partition could never be cached in full.
+	NodeMaxBytes Size     `yaml:"node_max_bytes"`
+	IdleTimeout  Duration `yaml:"idle_timeout"`
+	// Bootstrap topics are streamed even without readers so the first
+	// consumer after a restart is served from memory.
+	Bootstrap []string `yaml:"bootstrap"`
+}
+
+// Log configures the process logger.
+type Log struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// Dev configures the embedded upstream started by `meshka dev`.
+type Dev struct {
+	DataDir    string `yaml:"data_dir"`
+	Brokers    int    `yaml:"brokers"`
+	Partitions int32  `yaml:"partitions"`
+}
+
+// Default returns the configuration used for every key a file leaves out.
+func Default() Config {
+	return Config{
+		Node: Node{
+			ID:     0,
+			Listen: "127.0.0.1:9092",
+		},
+		Cluster: Cluster{
+			Name: "meshka",
+			Bind: "127.0.0.1:0",
+		},
+		Upstream: Upstream{
+			ClientID:       "meshka",
+			RequestTimeout: Duration(30 * time.Second),
+			MetadataTTL:    Duration(10 * time.Second),
+		},
+		Kafka: Kafka{
+			MaxFrameBytes:      100 * MiB,
+			MaxInflightPerConn: 32,
+			FetchMaxWaitCap:    Duration(30 * time.Second),
+			ShutdownTimeout:    Duration(10 * time.Second),
+		},
+		Cache: Cache{
+			PartitionMaxBytes: 64 * MiB,
+			NodeMaxBytes:      1 * GiB,
+			IdleTimeout:       Duration(60 * time.Second),
+		},
+		Log: Log{
+			Level:  "info",
+			Format: "text",
+		},
+		Dev: Dev{
+			DataDir:    "./.meshka-dev",
+			Brokers:    3,
+			Partitions: 3,
+		},
+	}
+}
+
+// AdvertiseAddr is the address clients are told to connect to.
+func (c *Config) AdvertiseAddr() string {
+	if c.Node.Advertise != "" {
+		return c.Node.Advertise
+	}
+	return c.Node.Listen
+}

@@ -1,0 +1,260 @@
+package config
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// load writes content to a file in a temporary directory and loads it, so
+// the tests exercise the same path as `meshka --config`.
+func load(t *testing.T, content string) (Config, Errors) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "meshka.yaml")
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(path)
+	if err == nil {
+		return cfg, nil
+	}
+	var errs Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("Load returned %T, want Errors: %v", err, err)
+	}
+	for _, e := range errs {
+		if e.File != path {
+			t.Errorf("error %q has file %q, want %q", e, e.File, path)
+		}
+	}
+	return cfg, errs
+}
+
+func TestDefault(t *testing.T) {
+	c := Default()
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"node.id", c.Node.ID, int32(0)},
+		{"node.listen", c.Node.Listen, "127.0.0.1:9092"},
+		{"node.advertise", c.Node.Advertise, ""},
+		{"cluster.name", c.Cluster.Name, "meshka"},
+		{"cluster.bind", c.Cluster.Bind, "127.0.0.1:0"},
+		{"upstream.brokers", len(c.Upstream.Brokers), 0},
+		{"upstream.client_id", c.Upstream.ClientID, "meshka"},
+		{"upstream.request_timeout", c.Upstream.RequestTimeout.D(), 30 * time.Second},
+		{"upstream.metadata_ttl", c.Upstream.MetadataTTL.D(), 10 * time.Second},
+		{"kafka.max_frame_bytes", c.Kafka.MaxFrameBytes, 100 * MiB},
+		{"kafka.max_inflight_per_conn", c.Kafka.MaxInflightPerConn, 32},
+		{"kafka.fetch_max_wait_cap", c.Kafka.FetchMaxWaitCap.D(), 30 * time.Second},
+		{"kafka.shutdown_timeout", c.Kafka.ShutdownTimeout.D(), 10 * time.Second},
+		{"cache.partition_max_bytes", c.Cache.PartitionMaxBytes, 64 * MiB},
+		{"cache.node_max_bytes", c.Cache.NodeMaxBytes, GiB},
+		{"cache.idle_timeout", c.Cache.IdleTimeout.D(), 60 * time.Second},
+		{"cache.bootstrap", len(c.Cache.Bootstrap), 0},
+		{"log.level", c.Log.Level, "info"},
+		{"log.format", c.Log.Format, "text"},
+		{"dev.data_dir", c.Dev.DataDir, "./.meshka-dev"},
+		{"dev.brokers", c.Dev.Brokers, 3},
+		{"dev.partitions", c.Dev.Partitions, int32(3)},
+		{"AdvertiseAddr", c.AdvertiseAddr(), "127.0.0.1:9092"},
+	}
+	for _, tc := range checks {
+		if tc.got != tc.want {
+			t.Errorf("%s = %v, want %v", tc.name, tc.got, tc.want)
+		}
+	}
+	if errs := c.Validate(); len(errs) != 0 {
+		t.Errorf("defaults do not validate:\n%v", errs)
+	}
+}
+
+func TestAdvertiseAddr(t *testing.T) {
+	c := Default()
+	c.Node.Advertise = "proxy.example.com:19092"
+	if got := c.AdvertiseAddr(); got != "proxy.example.com:19092" {
+		t.Errorf("AdvertiseAddr() = %q", got)
+	}
+}
+
+const fullFile = `
+node:
+  id: 7
+  listen: "0.0.0.0:19092"
+  advertise: "proxy.example.com:9094"
+cluster:
+  name: edge
+  bind: "10.0.0.5:6000"
+upstream:
+  brokers: ["k1:9092", "k2:9092"]
+  client_id: edge-proxy
+  request_timeout: 45s
+  metadata_ttl: 250ms
+kafka:
+  max_frame_bytes: 8 MiB
+  max_inflight_per_conn: 64
+  fetch_max_wait_cap: 2m
+  shutdown_timeout: 0s
+cache:
+  partition_max_bytes: 128MiB
+  node_max_bytes: 4gib
+  idle_timeout: 1h30m
+  bootstrap:
+    - orders
+    - payments.v2
+log:
+  level: debug
+  format: json
+dev:
+  data_dir: /var/lib/meshka-dev
+  brokers: 1
+  partitions: 12
+`
+
+func fullConfig() Config {
+	return Config{
+		Node:    Node{ID: 7, Listen: "0.0.0.0:19092", Advertise: "proxy.example.com:9094"},
+		Cluster: Cluster{Name: "edge", Bind: "10.0.0.5:6000"},
+		Upstream: Upstream{
+			Brokers:        []string{"k1:9092", "k2:9092"},
+			ClientID:       "edge-proxy",
+			RequestTimeout: Duration(45 * time.Second),
+			MetadataTTL:    Duration(250 * time.Millisecond),
+		},
+		Kafka: Kafka{
+			MaxFrameBytes:      8 * MiB,
+			MaxInflightPerConn: 64,
+			FetchMaxWaitCap:    Duration(2 * time.Minute),
+			ShutdownTimeout:    0,
+		},
+		Cache: Cache{
+			PartitionMaxBytes: 128 * MiB,
+			NodeMaxBytes:      4 * GiB,
+			IdleTimeout:       Duration(90 * time.Minute),
+			Bootstrap:         []string{"orders", "payments.v2"},
+		},
+		Log: Log{Level: "debug", Format: "json"},
+		Dev: Dev{DataDir: "/var/lib/meshka-dev", Brokers: 1, Partitions: 12},
+	}
+}
+
+func TestLoadFullFile(t *testing.T) {
+	got, errs := load(t, fullFile)
+	if errs != nil {
+		t.Fatalf("unexpected errors:\n%v", errs)
+	}
+	if want := fullConfig(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("got  %+v\nwant %+v", got, want)
+	}
+
+	// Marshalling and loading again must give the same values, so a
+	// config written out by tooling reads back unchanged.
+	out, err := yaml.Marshal(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"max_frame_bytes: 8MiB", "idle_timeout: 1h30m", "metadata_ttl: 250ms"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("marshalled config lacks %q:\n%s", want, out)
+		}
+	}
+	again, errs := load(t, string(out))
+	if errs != nil {
+		t.Fatalf("marshalled config does not load:\n%v\n%s", errs, out)
+	}
+	if !reflect.DeepEqual(again, got) {
+		t.Fatalf("round trip changed the config:\ngot  %+v\nwant %+v", again, got)
+	}
+}
+
+func TestLoadPartialFileKeepsDefaults(t *testing.T) {
+	tests := []struct {
+		name    string
+		content string
+		want    func(*Config)
+	}{
+		{"empty file", "", func(*Config) {}},
+		{"only comments", "# nothing here\n", func(*Config) {}},
+		{"empty section", "kafka:\n", func(*Config) {}},
+		{"null value keeps default", "node:\n  listen:\n", func(*Config) {}},
+		{"one key", "kafka:\n  max_inflight_per_conn: 8\n", func(c *Config) { c.Kafka.MaxInflightPerConn = 8 }},
+		{"two sections", "node:\n  id: 3\nlog:\n  format: json\n", func(c *Config) {
+			c.Node.ID = 3
+			c.Log.Format = "json"
+		}},
+		{"empty string is a value", "node:\n  advertise: \"\"\n", func(*Config) {}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, errs := load(t, tc.content)
+			if errs != nil {
+				t.Fatalf("unexpected errors:\n%v", errs)
+			}
+			want := Default()
+			tc.want(&want)
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("got  %+v\nwant %+v", got, want)
+			}
+		})
+	}
+}
+
+func TestExampleFileLoads(t *testing.T) {
+	t.Setenv("KAFKA_BROKERS", "")
+	cfg, err := Load("../meshka.example.yaml")
+	if err != nil {
+		t.Fatalf("meshka.example.yaml:\n%v", err)
+	}
+	want := Default()
+	want.Upstream.Brokers = []string{"127.0.0.1:19092"}
+	want.Cache.Bootstrap = []string{}
+	if !reflect.DeepEqual(cfg, want) {
+		t.Errorf("the example no longer shows the defaults:\ngot  %+v\nwant %+v", cfg, want)
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), "nope.yaml"))
+	if err == nil {
+		t.Fatal("expected an error")
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("errors.Is(err, fs.ErrNotExist) = false for %v", err)
+	}
+	var errs Errors
+	if !errors.As(err, &errs) || len(errs) != 1 {
+		t.Errorf("want one Errors entry, got %#v", err)
+	}
+}
+
+func TestErrorRendering(t *testing.T) {
+	tests := []struct {
+		err  Error
+		want string
+	}{
+		{Error{File: "m.yaml", Line: 3, Column: 5, Path: "node.id", Msg: "bad"}, "m.yaml:3:5: node.id: bad"},
+		{Error{File: "m.yaml", Line: 3, Msg: "invalid YAML"}, "m.yaml:3: invalid YAML"},
+		{Error{File: "m.yaml", Path: "node.id", Msg: "bad"}, "m.yaml: node.id: bad"},
+		{Error{Path: "node.id", Msg: "bad"}, "node.id: bad"},
+	}
+	for _, tc := range tests {
+		if got := tc.err.Error(); got != tc.want {
+			t.Errorf("got %q, want %q", got, tc.want)
+		}
+	}
+	es := Errors{tests[0].err, tests[3].err}
+	if got, want := es.Error(), "m.yaml:3:5: node.id: bad\nnode.id: bad"; got != want {
+		t.Errorf("Errors.Error() = %q, want %q", got, want)
+	}
+	if Errors(nil).Err() != nil {
+		t.Error("empty Errors.Err() must be nil")
+	}
+}

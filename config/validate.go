@@ -1,0 +1,174 @@
+package config
+
+import (
+	"fmt"
+	"math"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Validate checks ranges and formats. It needs no file positions, so it can
+// run again after command-line flags have overridden fields; its errors then
+// have Line 0. It does not require upstream.brokers, which `meshka dev`
+// does without; see ValidateRun.
+func (c *Config) Validate() Errors {
+	var v validator
+
+	v.intRange("node.id", int64(c.Node.ID), 0, math.MaxInt32)
+	v.hostPort("node.listen", c.Node.Listen, addrRules{})
+	if c.Node.Advertise != "" {
+		// Clients dial this address, so it needs a real host. Port 0 stays
+		// allowed: it stands for whatever port the listener was given.
+		v.hostPort("node.advertise", c.Node.Advertise, addrRules{needHost: true})
+	}
+
+	v.nonEmpty("cluster.name", c.Cluster.Name)
+	v.hostPort("cluster.bind", c.Cluster.Bind, addrRules{emptyPortOK: true})
+
+	for i, b := range c.Upstream.Brokers {
+		v.hostPort(fmt.Sprintf("upstream.brokers[%d]", i), b, addrRules{needHost: true, noZeroPort: true})
+	}
+	// The Kafka protocol encodes the client id with an int16 length.
+	if len(c.Upstream.ClientID) > math.MaxInt16 {
+		v.add("upstream.client_id", "must be at most %d bytes long, got %d", math.MaxInt16, len(c.Upstream.ClientID))
+	}
+	v.durationRange("upstream.request_timeout", c.Upstream.RequestTimeout, time.Second, 10*time.Minute)
+	v.durationRange("upstream.metadata_ttl", c.Upstream.MetadataTTL, 100*time.Millisecond, time.Hour)
+
+	v.sizeRange("kafka.max_frame_bytes", c.Kafka.MaxFrameBytes, KiB, GiB)
+	v.intRange("kafka.max_inflight_per_conn", int64(c.Kafka.MaxInflightPerConn), 1, 1024)
+	v.durationRange("kafka.fetch_max_wait_cap", c.Kafka.FetchMaxWaitCap, 0, 5*time.Minute)
+	v.durationRange("kafka.shutdown_timeout", c.Kafka.ShutdownTimeout, 0, 10*time.Minute)
+
+	v.sizeRange("cache.partition_max_bytes", c.Cache.PartitionMaxBytes, 64*KiB, 64*GiB)
+	if c.Cache.NodeMaxBytes < c.Cache.PartitionMaxBytes {
+		v.add("cache.node_max_bytes", "must be at least cache.partition_max_bytes (%s), got %s",
+			c.Cache.PartitionMaxBytes, c.Cache.NodeMaxBytes)
+	}
+	v.durationRange("cache.idle_timeout", c.Cache.IdleTimeout, time.Second, 24*time.Hour)
+	first := map[string]int{}
+	for i, topic := range c.Cache.Bootstrap {
+		path := fmt.Sprintf("cache.bootstrap[%d]", i)
+		if msg := checkTopic(topic); msg != "" {
+			v.add(path, "%s", msg)
+			continue
+		}
+		if j, dup := first[topic]; dup {
+			v.add(path, "duplicate topic %q (also cache.bootstrap[%d])", topic, j)
+			continue
+		}
+		first[topic] = i
+	}
+
+	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
+	v.oneOf("log.format", c.Log.Format, "text", "json")
+
+	v.nonEmpty("dev.data_dir", c.Dev.DataDir)
+	v.intRange("dev.brokers", int64(c.Dev.Brokers), 1, 9)
+	v.intRange("dev.partitions", int64(c.Dev.Partitions), 1, 1000)
+
+	return v.errs
+}
+
+// ValidateRun is Validate plus what only `meshka run` needs: an upstream to
+// proxy to.
+func (c *Config) ValidateRun() Errors {
+	errs := c.Validate()
+	if len(c.Upstream.Brokers) == 0 {
+		errs = append(errs, Error{Path: "upstream.brokers",
+			Msg: "at least one broker is required (set upstream.brokers or --upstream)"})
+	}
+	return errs
+}
+
+type validator struct{ errs Errors }
+
+func (v *validator) add(path, format string, args ...any) {
+	v.errs = append(v.errs, Error{Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (v *validator) intRange(path string, got, lo, hi int64) {
+	if got < lo || got > hi {
+		v.add(path, "must be between %d and %d, got %d", lo, hi, got)
+	}
+}
+
+func (v *validator) sizeRange(path string, got, lo, hi Size) {
+	if got < lo || got > hi {
+		v.add(path, "must be between %s and %s, got %s", lo, hi, got)
+	}
+}
+
+func (v *validator) durationRange(path string, got Duration, lo, hi time.Duration) {
+	if got.D() < lo || got.D() > hi {
+		v.add(path, "must be between %s and %s, got %s", Duration(lo), Duration(hi), got)
+	}
+}
+
+func (v *validator) nonEmpty(path, got string) {
+	if strings.TrimSpace(got) == "" {
+		v.add(path, "must not be empty")
+	}
+}
+
+func (v *validator) oneOf(path, got string, allowed ...string) {
+	if !slices.Contains(allowed, got) {
+		v.add(path, "must be one of %s; got %q", strings.Join(allowed, ", "), got)
+	}
+}
+
+type addrRules struct {
+	needHost    bool // the address is dialled, not listened on
+	emptyPortOK bool // "host:" listens on any free port
+	noZeroPort  bool // port 0 cannot be dialled
+}
+
+func (v *validator) hostPort(path, addr string, r addrRules) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		v.add(path, "must be host:port, e.g. \"127.0.0.1:9092\", got %q", addr)
+		return
+	}
+	if r.needHost && host == "" {
+		v.add(path, "must name a host, e.g. \"kafka.example.com:9092\", got %q", addr)
+	}
+	if port == "" {
+		if !r.emptyPortOK {
+			v.add(path, "must include a port, got %q", addr)
+		}
+		return
+	}
+	lo := 0
+	if r.noZeroPort {
+		lo = 1
+	}
+	// strconv.Atoi would accept "+80"; a port is digits only.
+	n, err := strconv.Atoi(port)
+	if err != nil || strings.TrimLeft(port, "0123456789") != "" || n < lo || n > 65535 {
+		v.add(path, "port must be a number between %d and 65535, got %q", lo, port)
+	}
+}
+
+// checkTopic applies Kafka's own topic name rules, so a typo is caught
+// here rather than as an opaque error from the upstream.
+func checkTopic(t string) string {
+	switch {
+	case t == "":
+		return "topic name must not be empty"
+	case len(t) > 249:
+		return fmt.Sprintf("topic name must be at most 249 characters, got %d", len(t))
+	case t == "." || t == "..":
+		return fmt.Sprintf("topic name %q is not allowed", t)
+	}
+	for _, c := range t {
+		ok := c == '.' || c == '_' || c == '-' ||
+			c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !ok {
+			return fmt.Sprintf("invalid topic name %q: only letters, digits, '.', '_' and '-' are allowed", t)
+		}
+	}
+	return ""
+}

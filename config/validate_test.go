@@ -1,0 +1,117 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		modify func(*Config)
+		path   string // "" means valid
+		msg    string
+	}{
+		{"defaults", func(*Config) {}, "", ""},
+		{"node.id negative", func(c *Config) { c.Node.ID = -1 }, "node.id", "must be between 0 and 2147483647, got -1"},
+		{"node.id max", func(c *Config) { c.Node.ID = 2147483647 }, "", ""},
+		{"listen any host", func(c *Config) { c.Node.Listen = ":9092" }, "", ""},
+		{"listen ipv6", func(c *Config) { c.Node.Listen = "[::1]:9092" }, "", ""},
+		{"listen port 0", func(c *Config) { c.Node.Listen = "127.0.0.1:0" }, "", ""},
+		{"listen no port", func(c *Config) { c.Node.Listen = "127.0.0.1" }, "node.listen", `must be host:port, e.g. "127.0.0.1:9092", got "127.0.0.1"`},
+		{"listen empty port", func(c *Config) { c.Node.Listen = "127.0.0.1:" }, "node.listen", `must include a port, got "127.0.0.1:"`},
+		{"listen named port", func(c *Config) { c.Node.Listen = "127.0.0.1:kafka" }, "node.listen", `port must be a number between 0 and 65535, got "kafka"`},
+		{"listen port too big", func(c *Config) { c.Node.Listen = "127.0.0.1:65536" }, "node.listen", "between 0 and 65535"},
+		{"listen signed port", func(c *Config) { c.Node.Listen = "127.0.0.1:+80" }, "node.listen", "between 0 and 65535"},
+		{"listen empty", func(c *Config) { c.Node.Listen = "" }, "node.listen", "must be host:port"},
+		{"advertise ok", func(c *Config) { c.Node.Advertise = "proxy.example.com:9092" }, "", ""},
+		{"advertise no host", func(c *Config) { c.Node.Advertise = ":9092" }, "node.advertise", "must name a host"},
+		{"advertise empty port", func(c *Config) { c.Node.Advertise = "proxy:" }, "node.advertise", "must include a port"},
+		{"advertise port 0", func(c *Config) { c.Node.Advertise = "proxy:0" }, "", ""},
+		{"advertise port too big", func(c *Config) { c.Node.Advertise = "proxy:70000" }, "node.advertise", "between 0 and 65535"},
+		{"broker port 0", func(c *Config) { c.Upstream.Brokers = []string{"k:0"} }, "upstream.brokers[0]", "between 1 and 65535"},
+		{"cluster name empty", func(c *Config) { c.Cluster.Name = " " }, "cluster.name", "must not be empty"},
+		{"cluster bind empty port", func(c *Config) { c.Cluster.Bind = "10.0.0.1:" }, "", ""},
+		{"cluster bind bad", func(c *Config) { c.Cluster.Bind = "10.0.0.1" }, "cluster.bind", "must be host:port"},
+		{"broker ok", func(c *Config) { c.Upstream.Brokers = []string{"k1:9092", "[fe80::1]:9093"} }, "", ""},
+		{"broker bad", func(c *Config) { c.Upstream.Brokers = []string{"k1:9092", "k2"} }, "upstream.brokers[1]", "must be host:port"},
+		{"broker no host", func(c *Config) { c.Upstream.Brokers = []string{":9092"} }, "upstream.brokers[0]", "must name a host"},
+		{"client id too long", func(c *Config) { c.Upstream.ClientID = strings.Repeat("x", 40000) }, "upstream.client_id", "at most 32767 bytes"},
+		{"request timeout low", func(c *Config) { c.Upstream.RequestTimeout = Duration(999 * time.Millisecond) }, "upstream.request_timeout", "must be between 1s and 10m, got 999ms"},
+		{"request timeout high", func(c *Config) { c.Upstream.RequestTimeout = Duration(11 * time.Minute) }, "upstream.request_timeout", "got 11m"},
+		{"metadata ttl low", func(c *Config) { c.Upstream.MetadataTTL = Duration(99 * time.Millisecond) }, "upstream.metadata_ttl", "must be between 100ms and 1h, got 99ms"},
+		{"metadata ttl edge", func(c *Config) { c.Upstream.MetadataTTL = Duration(time.Hour) }, "", ""},
+		{"frame small", func(c *Config) { c.Kafka.MaxFrameBytes = 1023 }, "kafka.max_frame_bytes", "must be between 1KiB and 1GiB, got 1023B"},
+		{"frame big", func(c *Config) { c.Kafka.MaxFrameBytes = GiB + 1 }, "kafka.max_frame_bytes", "got 1073741825B"},
+		{"inflight zero", func(c *Config) { c.Kafka.MaxInflightPerConn = 0 }, "kafka.max_inflight_per_conn", "must be between 1 and 1024, got 0"},
+		{"inflight max", func(c *Config) { c.Kafka.MaxInflightPerConn = 1024 }, "", ""},
+		{"fetch wait zero", func(c *Config) { c.Kafka.FetchMaxWaitCap = 0 }, "", ""},
+		{"fetch wait negative", func(c *Config) { c.Kafka.FetchMaxWaitCap = Duration(-time.Second) }, "kafka.fetch_max_wait_cap", "must be between 0s and 5m, got -1s"},
+		{"shutdown high", func(c *Config) { c.Kafka.ShutdownTimeout = Duration(time.Hour) }, "kafka.shutdown_timeout", "must be between 0s and 10m, got 1h"},
+		{"partition small", func(c *Config) { c.Cache.PartitionMaxBytes = 32 * KiB }, "cache.partition_max_bytes", "must be between 64KiB and 64GiB, got 32KiB"},
+		{"partition big", func(c *Config) {
+			c.Cache.PartitionMaxBytes = 65 * GiB
+			c.Cache.NodeMaxBytes = 100 * GiB
+		}, "cache.partition_max_bytes", "got 65GiB"},
+		{"node below partition", func(c *Config) { c.Cache.NodeMaxBytes = 32 * MiB }, "cache.node_max_bytes", "must be at least cache.partition_max_bytes (64MiB), got 32MiB"},
+		{"node equal partition", func(c *Config) { c.Cache.NodeMaxBytes = 64 * MiB }, "", ""},
+		{"idle low", func(c *Config) { c.Cache.IdleTimeout = 0 }, "cache.idle_timeout", "must be between 1s and 24h, got 0s"},
+		{"topics ok", func(c *Config) { c.Cache.Bootstrap = []string{"a", "A.b_c-9", strings.Repeat("t", 249)} }, "", ""},
+		{"topic empty", func(c *Config) { c.Cache.Bootstrap = []string{"a", ""} }, "cache.bootstrap[1]", "must not be empty"},
+		{"topic long", func(c *Config) { c.Cache.Bootstrap = []string{strings.Repeat("t", 250)} }, "cache.bootstrap[0]", "at most 249 characters, got 250"},
+		{"topic chars", func(c *Config) { c.Cache.Bootstrap = []string{"orders/eu"} }, "cache.bootstrap[0]", `invalid topic name "orders/eu"`},
+		{"topic unicode", func(c *Config) { c.Cache.Bootstrap = []string{"ordrés"} }, "cache.bootstrap[0]", "invalid topic name"},
+		{"topic dot", func(c *Config) { c.Cache.Bootstrap = []string{".."} }, "cache.bootstrap[0]", "not allowed"},
+		{"topic duplicate", func(c *Config) { c.Cache.Bootstrap = []string{"a", "b", "a"} }, "cache.bootstrap[2]", `duplicate topic "a" (also cache.bootstrap[0])`},
+		{"log level", func(c *Config) { c.Log.Level = "INFO" }, "log.level", `must be one of debug, info, warn, error; got "INFO"`},
+		{"log format", func(c *Config) { c.Log.Format = "logfmt" }, "log.format", `must be one of text, json; got "logfmt"`},
+		{"dev data dir", func(c *Config) { c.Dev.DataDir = "" }, "dev.data_dir", "must not be empty"},
+		{"dev brokers", func(c *Config) { c.Dev.Brokers = 10 }, "dev.brokers", "must be between 1 and 9, got 10"},
+		{"dev partitions", func(c *Config) { c.Dev.Partitions = 0 }, "dev.partitions", "must be between 1 and 1000, got 0"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Default()
+			tc.modify(&c)
+			errs := c.Validate()
+			if tc.path == "" {
+				if len(errs) != 0 {
+					t.Fatalf("unexpected errors:\n%v", errs)
+				}
+				return
+			}
+			if len(errs) != 1 || errs[0].Path != tc.path || !strings.Contains(errs[0].Msg, tc.msg) || errs[0].Line != 0 {
+				t.Fatalf("got errors:\n%v\nwant one at %s containing %q", errs, tc.path, tc.msg)
+			}
+		})
+	}
+}
+
+func TestValidateReportsAll(t *testing.T) {
+	c := Default()
+	c.Node.ID = -1
+	c.Kafka.MaxInflightPerConn = 0
+	c.Log.Level = "loud"
+	errs := c.Validate()
+	if len(errs) != 3 {
+		t.Fatalf("want 3 errors, got:\n%v", errs)
+	}
+	want := "node.id: must be between 0 and 2147483647, got -1\n" +
+		"kafka.max_inflight_per_conn: must be between 1 and 1024, got 0\n" +
+		`log.level: must be one of debug, info, warn, error; got "loud"`
+	if errs.Error() != want {
+		t.Errorf("got\n%s\nwant\n%s", errs.Error(), want)
+	}
+}
+
+func TestValidateRun(t *testing.T) {
+	c := Default()
+	if errs := c.ValidateRun(); len(errs) != 1 || errs[0].Path != "upstream.brokers" {
+		t.Fatalf("want a missing-brokers error, got %v", errs)
+	}
+	c.Upstream.Brokers = []string{"k:9092"}
+	if errs := c.ValidateRun(); len(errs) != 0 {
+		t.Fatalf("unexpected errors: %v", errs)
+	}
+}

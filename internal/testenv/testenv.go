@@ -1,0 +1,137 @@
+// Package testenv runs meshka in process in front of an in-process kfake
+// cluster for tests and benchmarks, with upstream traffic counted.
+package testenv
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/meshka/meshka/config"
+	"github.com/meshka/meshka/embedded"
+	"github.com/meshka/meshka/node"
+)
+
+// Env is one upstream cluster and one meshka node in front of it.
+type Env struct {
+	Upstream *kfake.Cluster
+	Node     *node.Node
+	// UpstreamSent counts every byte the upstream brokers wrote to any
+	// client: meshka's streams, and direct clients in comparisons.
+	UpstreamSent *atomic.Int64
+	Config       config.Config
+}
+
+// Option adjusts the configuration before the node starts.
+type Option func(*config.Config)
+
+// Start runs a 3-broker upstream and a node on a free port; both stop at
+// test cleanup.
+func Start(tb testing.TB, opts ...Option) *Env {
+	tb.Helper()
+	sent := new(atomic.Int64)
+	up, err := embedded.Start(embedded.Config{Brokers: 3, Partitions: 3}, kfake.ListenFn(countingListen(sent)))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(up.Close)
+	cfg := config.Default()
+	cfg.Node.Listen = "127.0.0.1:0"
+	cfg.Upstream.Brokers = up.ListenAddrs()
+	cfg.Kafka.ShutdownTimeout = config.Duration(5 * time.Second)
+	for _, o := range opts {
+		o(&cfg)
+	}
+	n, err := node.Start(cfg, node.Options{Logger: Logger()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = n.Shutdown(ctx)
+	})
+	return &Env{Upstream: up, Node: n, UpstreamSent: sent, Config: cfg}
+}
+
+// Addr is the node's Kafka address.
+func (e *Env) Addr() string { return e.Node.Addr().String() }
+
+// Client is a franz-go client of the node; it closes at test cleanup.
+func (e *Env) Client(tb testing.TB, opts ...kgo.Opt) *kgo.Client {
+	return newClient(tb, []string{e.Addr()}, opts)
+}
+
+// DirectClient is a franz-go client of the upstream, bypassing meshka.
+func (e *Env) DirectClient(tb testing.TB, opts ...kgo.Opt) *kgo.Client {
+	return newClient(tb, e.Upstream.ListenAddrs(), opts)
+}
+
+func newClient(tb testing.TB, seeds []string, opts []kgo.Opt) *kgo.Client {
+	tb.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seeds...)}, opts...)...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(cl.Close)
+	return cl
+}
+
+// Logger logs meshka at warn to stderr, or at debug when MESHKA_TEST_DEBUG
+// is set, so test output shows only what matters.
+func Logger() *slog.Logger {
+	level := slog.LevelWarn
+	if os.Getenv("MESHKA_TEST_DEBUG") != "" {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
+// countingListen wraps kfake's listeners so bytes written to clients are
+// counted.
+func countingListen(sent *atomic.Int64) func(network, address string) (net.Listener, error) {
+	return func(network, address string) (net.Listener, error) {
+		ln, err := net.Listen(network, address)
+		if err != nil {
+			return nil, err
+		}
+		return &countingListener{Listener: ln, sent: sent}, nil
+	}
+}
+
+type countingListener struct {
+	net.Listener
+	sent *atomic.Int64
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &countingConn{Conn: c, sent: l.sent}, nil
+}
+
+type countingConn struct {
+	net.Conn
+	sent *atomic.Int64
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.sent.Add(int64(n))
+	return n, err
+}
+
+// ReadFrom keeps io.Copy on the counted path.
+func (c *countingConn) ReadFrom(r io.Reader) (int64, error) {
+	return io.Copy(struct{ io.Writer }{c}, r)
+}

@@ -1,0 +1,109 @@
+package kafkawire
+
+// Produce, key 0.
+//
+// v3-v12 (record batches, magic 2; v13 names topics by id and is not
+// handled). Each partition's batch goes to its partition actor on the read
+// goroutine, in request order, and the actor forwards it to the upstream
+// leader byte for byte with the client's version, acks, timeout and
+// transactional id, one batch in flight per partition so upstream appends
+// them in the order clients sent them. The answer is upstream's, per
+// partition. acks=0 gets no response.
+
+import (
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/meshka/meshka/actors/partition"
+	"github.com/meshka/meshka/upstream"
+)
+
+func init() { register(0, 3, 12, handleProduce) }
+
+func handleProduce(c *conn, kreq kmsg.Request) func() (kmsg.Response, error) {
+	req := kreq.(*kmsg.ProduceRequest)
+	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	type wait struct {
+		rp *kmsg.ProduceResponseTopicPartition
+		ch chan upstream.ProduceResult
+	}
+	var waits []wait
+	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
+	for ti := range req.Topics {
+		rt := &req.Topics[ti]
+		out := &resp.Topics[ti]
+		*out = kmsg.NewProduceResponseTopic()
+		out.Topic = rt.Topic
+		out.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
+		for pi := range rt.Partitions {
+			rp := &rt.Partitions[pi]
+			op := &out.Partitions[pi]
+			*op = kmsg.NewProduceResponseTopicPartition()
+			op.Partition = rp.Partition
+			if code := c.s.checkPartition(c, rt.Topic, rp.Partition); code != 0 {
+				op.ErrorCode = code
+				continue
+			}
+			if rp.Records == nil {
+				op.ErrorCode = kerr.InvalidRecord.Code
+				continue
+			}
+			var ch chan upstream.ProduceResult
+			if req.Acks != 0 {
+				ch = make(chan upstream.ProduceResult, 1)
+				waits = append(waits, wait{op, ch})
+			}
+			msg := &partition.Produce{
+				Args: upstream.ProduceArgs{
+					Topic: rt.Topic, Partition: rp.Partition, Version: req.Version,
+					Acks: req.Acks, TimeoutMillis: req.TimeoutMillis,
+					TransactionalID: req.TransactionID, Records: rp.Records,
+				},
+				Reply: ch,
+			}
+			if err := c.s.deps.Mesh.Send(partition.Kind, c.s.partitionID(rt.Topic, rp.Partition), msg); err != nil {
+				c.s.log.Warn("produce: partition actor unavailable", "topic", rt.Topic, "partition", rp.Partition, "err", err)
+				op.ErrorCode = kerr.NotLeaderForPartition.Code
+				if ch != nil {
+					waits = waits[:len(waits)-1]
+				}
+			}
+		}
+	}
+	if req.Acks == 0 {
+		return now(nil, nil)
+	}
+	return func() (kmsg.Response, error) {
+		// The actor always answers; the bound only guards against a stuck
+		// upstream beyond the client's own timeout.
+		limit := time.NewTimer(time.Duration(req.TimeoutMillis)*time.Millisecond + c.s.cfg.FetchMaxWaitCap + time.Minute)
+		defer limit.Stop()
+		for _, w := range waits {
+			select {
+			case r := <-w.ch:
+				r.Partition = w.rp.Partition
+				*w.rp = r
+			case <-limit.C:
+				w.rp.ErrorCode = kerr.RequestTimedOut.Code
+			case <-c.ctx.Done():
+				return nil, c.ctx.Err()
+			}
+		}
+		return resp, nil
+	}
+}
+
+// checkPartition answers whether this node serves the partition: upstream
+// must know it (so no actor is made for a made-up name) and this node must
+// host its actor, else the client is told to refresh its metadata.
+func (s *Server) checkPartition(c *conn, topic string, p int32) int16 {
+	if _, err := s.deps.Upstream.Meta().Partition(c.ctx, topic, p); err != nil {
+		return errCode(err)
+	}
+	if s.deps.Registry.Owner(partition.Kind, s.partitionID(topic, p)).ID != s.deps.Registry.Self().ID {
+		return kerr.NotLeaderForPartition.Code
+	}
+	return 0
+}

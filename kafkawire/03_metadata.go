@@ -1,0 +1,106 @@
+package kafkawire
+
+// Metadata, key 3.
+//
+// v0-v12. Brokers are meshka nodes, with their advertised addresses and
+// stable ids; each partition's leader is the node hosting its partition
+// actor, which is also its only replica. Topics, partition counts, topic
+// ids, leader epochs, errors and the cluster id are upstream's, served from
+// the metadata cache. Topic auto-creation is upstream's decision: the
+// client's AllowAutoTopicCreation (implied before v4) is passed on.
+// v13 (top-level error code, KIP-1102 rebootstrap) is not handled yet.
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/meshka/meshka/actors/partition"
+	"github.com/meshka/meshka/upstream"
+)
+
+func init() { register(3, 0, 12, handleMetadata) }
+
+func handleMetadata(c *conn, kreq kmsg.Request) func() (kmsg.Response, error) {
+	req := kreq.(*kmsg.MetadataRequest)
+	return func() (kmsg.Response, error) {
+		return c.s.metadata(c.ctx, req), nil
+	}
+}
+
+func (s *Server) metadata(ctx context.Context, req *kmsg.MetadataRequest) *kmsg.MetadataResponse {
+	resp := req.ResponseKind().(*kmsg.MetadataResponse)
+	self := s.deps.Registry.Self()
+	for _, n := range s.deps.Registry.Nodes() {
+		b := kmsg.NewMetadataResponseBroker()
+		b.NodeID, b.Host, b.Port = n.ID, n.Host, n.Port
+		resp.Brokers = append(resp.Brokers, b)
+	}
+	resp.ControllerID = self.ID
+	resp.ClusterID, _ = s.deps.Upstream.Meta().ClusterID(ctx)
+
+	var names []string // nil asks for every topic
+	var byID []kmsg.MetadataRequestTopic
+	if req.Topics != nil {
+		names = make([]string, 0, len(req.Topics))
+		for _, t := range req.Topics {
+			if t.Topic == nil {
+				byID = append(byID, t)
+				continue
+			}
+			names = append(names, *t.Topic)
+		}
+	}
+	if req.Version == 0 && len(req.Topics) == 0 {
+		names = nil // v0 asks for every topic with an empty list
+	}
+	autoCreate := req.Version < 4 || req.AllowAutoTopicCreation
+	var topics []*upstream.TopicMeta
+	var err error
+	if names == nil || len(names) > 0 {
+		topics, err = s.deps.Upstream.Meta().Topics(ctx, names, autoCreate)
+	}
+	if err != nil {
+		s.log.Warn("metadata from upstream failed", "err", err)
+		for _, n := range names {
+			rt := kmsg.NewMetadataResponseTopic()
+			rt.Topic = kmsg.StringPtr(n)
+			rt.ErrorCode = kerr.LeaderNotAvailable.Code
+			resp.Topics = append(resp.Topics, rt)
+		}
+	}
+	for _, t := range topics {
+		resp.Topics = append(resp.Topics, s.metadataTopic(t))
+	}
+	for _, t := range byID {
+		rt := kmsg.NewMetadataResponseTopic()
+		rt.TopicID = t.TopicID
+		rt.ErrorCode = kerr.UnknownTopicID.Code
+		resp.Topics = append(resp.Topics, rt)
+	}
+	return resp
+}
+
+func (s *Server) metadataTopic(t *upstream.TopicMeta) kmsg.MetadataResponseTopic {
+	rt := kmsg.NewMetadataResponseTopic()
+	rt.Topic = kmsg.StringPtr(t.Name)
+	rt.TopicID = t.ID
+	rt.IsInternal = t.Internal
+	rt.ErrorCode = t.Err
+	for _, p := range t.Partitions {
+		rp := kmsg.NewMetadataResponseTopicPartition()
+		rp.Partition = p.Partition
+		rp.ErrorCode = p.Err
+		rp.LeaderEpoch = p.LeaderEpoch
+		rp.Leader = -1
+		if p.Leader >= 0 {
+			owner := s.deps.Registry.Owner(partition.Kind, s.partitionID(t.Name, p.Partition))
+			rp.Leader = owner.ID
+			rp.Replicas = []int32{owner.ID}
+			rp.ISR = []int32{owner.ID}
+		}
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	return rt
+}

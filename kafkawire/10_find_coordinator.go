@@ -1,0 +1,44 @@
+package kafkawire
+
+// FindCoordinator, key 10.
+//
+// v0-v5 (v4+ batches keys). The coordinator of a transactional id is this
+// node, which forwards transaction requests to upstream's transaction
+// coordinator. Groups are coordinated by group actors; until they land the
+// group APIs are not advertised and a group key also names this node.
+// Share groups (type 2, v6) are not handled.
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func init() { register(10, 0, 5, handleFindCoordinator) }
+
+func handleFindCoordinator(c *conn, kreq kmsg.Request) func() (kmsg.Response, error) {
+	req := kreq.(*kmsg.FindCoordinatorRequest)
+	return func() (kmsg.Response, error) {
+		resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
+		self := c.s.deps.Registry.Self()
+		answer := func(key string) (int16, int32, string, int32) {
+			switch {
+			case req.CoordinatorType != 0 && req.CoordinatorType != 1:
+				return kerr.InvalidRequest.Code, -1, "", -1
+			case key == "" && req.CoordinatorType == 1:
+				return kerr.InvalidRequest.Code, -1, "", -1
+			}
+			return 0, self.ID, self.Host, self.Port
+		}
+		if req.Version < 4 {
+			resp.ErrorCode, resp.NodeID, resp.Host, resp.Port = answer(req.CoordinatorKey)
+			return resp, nil
+		}
+		for _, key := range req.CoordinatorKeys {
+			co := kmsg.NewFindCoordinatorResponseCoordinator()
+			co.Key = key
+			co.ErrorCode, co.NodeID, co.Host, co.Port = answer(key)
+			resp.Coordinators = append(resp.Coordinators, co)
+		}
+		return resp, nil
+	}
+}

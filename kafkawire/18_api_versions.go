@@ -1,0 +1,103 @@
+package kafkawire
+
+// ApiVersions, key 18.
+//
+// v0-v4. meshka advertises, for each key it handles, the intersection of
+// its own range and upstream's, and nothing upstream lacks. Minimum versions
+// are never raised above upstream's: librdkafka quietly stops compressing
+// when it sees Produce's minimum rise. A version meshka does not know gets
+// the v0 answer with UNSUPPORTED_VERSION (see conn.decode), from which the
+// client retries lower. Upstream's supported and finalized features are
+// passed on so clients choose the same protocol variants they would direct.
+
+import (
+	"context"
+	"sort"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+const apiVersionsKey = 18
+
+func init() { register(apiVersionsKey, 0, 4, handleApiVersions) }
+
+func handleApiVersions(c *conn, kreq kmsg.Request) func() (kmsg.Response, error) {
+	req := kreq.(*kmsg.ApiVersionsRequest)
+	return func() (kmsg.Response, error) {
+		resp := req.ResponseKind().(*kmsg.ApiVersionsResponse)
+		if req.Version >= 3 && (!validSoftware(req.ClientSoftwareName) || !validSoftware(req.ClientSoftwareVersion)) {
+			resp.ErrorCode = kerr.InvalidRequest.Code
+			return resp, nil
+		}
+		ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
+		defer cancel()
+		up, err := c.s.deps.Upstream.ApiVersions(ctx)
+		if err != nil {
+			return nil, err // the client reconnects and asks again
+		}
+		upRange := make(map[int16]kmsg.ApiVersionsResponseApiKey, len(up.ApiKeys))
+		for _, k := range up.ApiKeys {
+			upRange[k.ApiKey] = k
+		}
+		resp.ApiKeys = advertised(func(key int16) (int16, int16, bool) {
+			if key == apiVersionsKey {
+				return 0, apis[key].max, true // answered by meshka itself
+			}
+			k, ok := upRange[key]
+			return k.MinVersion, k.MaxVersion, ok
+		})
+		resp.SupportedFeatures = up.SupportedFeatures
+		resp.FinalizedFeaturesEpoch = up.FinalizedFeaturesEpoch
+		resp.FinalizedFeatures = up.FinalizedFeatures
+		resp.ZkMigrationReady = false
+		return resp, nil
+	}
+}
+
+// advertised intersects meshka's handled ranges with upstream's.
+func advertised(upstream func(key int16) (min, max int16, ok bool)) []kmsg.ApiVersionsResponseApiKey {
+	out := make([]kmsg.ApiVersionsResponseApiKey, 0, len(apis))
+	for key, a := range apis {
+		upMin, upMax, ok := upstream(key)
+		if !ok {
+			continue
+		}
+		lo, hi := max(a.min, upMin), min(a.max, upMax)
+		if lo > hi {
+			continue
+		}
+		k := kmsg.NewApiVersionsResponseApiKey()
+		k.ApiKey, k.MinVersion, k.MaxVersion = key, lo, hi
+		out = append(out, k)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ApiKey < out[j].ApiKey })
+	return out
+}
+
+// apiVersionsFallback is the v0 answer to an ApiVersions version meshka does
+// not know: the error and the ApiVersions range, so the client retries.
+func apiVersionsFallback() *kmsg.ApiVersionsResponse {
+	resp := kmsg.NewPtrApiVersionsResponse()
+	resp.ErrorCode = kerr.UnsupportedVersion.Code
+	k := kmsg.NewApiVersionsResponseApiKey()
+	k.ApiKey, k.MinVersion, k.MaxVersion = apiVersionsKey, apis[apiVersionsKey].min, apis[apiVersionsKey].max
+	resp.ApiKeys = []kmsg.ApiVersionsResponseApiKey{k}
+	return resp
+}
+
+// validSoftware is Kafka's rule for client software names and versions.
+func validSoftware(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !alnum && (i == 0 || i == len(s)-1 || (c != '.' && c != '-')) {
+			return false
+		}
+	}
+	return true
+}

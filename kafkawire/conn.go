@@ -1,0 +1,210 @@
+package kafkawire
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// inflight is a request read and not yet answered.
+type inflight struct {
+	key, version int16
+	corrID       int32
+	finish       func() (kmsg.Response, error)
+}
+
+// conn is one client connection: a read goroutine that decodes and hands
+// requests on in order, and a write goroutine that finishes and answers
+// them in the same order. The queue between them is the in-flight bound:
+// when it is full, reading stops.
+type conn struct {
+	s        *Server
+	nc       net.Conn
+	remote   string
+	clientID string
+
+	queue  chan *inflight
+	ctx    context.Context // ends when the connection dies
+	cancel context.CancelFunc
+
+	closeOnce sync.Once
+}
+
+func newConn(s *Server, nc net.Conn) *conn {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &conn{s: s, nc: nc, remote: nc.RemoteAddr().String(), queue: make(chan *inflight, s.cfg.MaxInflight), ctx: ctx, cancel: cancel}
+}
+
+func (c *conn) serve() {
+	defer c.s.forget(c)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.writeLoop()
+	}()
+	c.readLoop()
+	<-done
+	c.cancel()
+	c.nc.Close()
+}
+
+// stopReading ends the read loop; requests already read are still answered.
+func (c *conn) stopReading() { _ = c.nc.SetReadDeadline(time.Unix(1, 0)) }
+
+// kill ends the connection now.
+func (c *conn) kill() {
+	c.cancel()
+	c.nc.Close()
+}
+
+// fail logs why the connection is being closed, once.
+func (c *conn) fail(reason string, err error) {
+	c.closeOnce.Do(func() {
+		c.s.log.Warn("closing Kafka connection", "client", c.remote, "client_id", c.clientID, "reason", reason, "err", err)
+	})
+}
+
+func (c *conn) readLoop() {
+	defer close(c.queue)
+	br := bufio.NewReaderSize(c.nc, 32<<10)
+	var prefix [4]byte
+	for {
+		if _, err := io.ReadFull(br, prefix[:]); err != nil {
+			c.readEnded(err)
+			return
+		}
+		size, err := checkSize(prefix, c.s.cfg.MaxFrameBytes)
+		if err != nil {
+			c.fail("bad frame", err)
+			return
+		}
+		frame := make([]byte, size)
+		if _, err := io.ReadFull(br, frame); err != nil {
+			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+				c.fail("truncated frame", fmt.Errorf("got fewer than the %d bytes announced", size))
+			} else {
+				c.readEnded(err)
+			}
+			return
+		}
+		item, err := c.decode(frame)
+		if err != nil {
+			c.fail("bad request", err)
+			return
+		}
+		select {
+		case c.queue <- item:
+		case <-c.ctx.Done():
+			return
+		}
+	}
+}
+
+func (c *conn) readEnded(err error) {
+	var ne net.Error
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), c.ctx.Err() != nil:
+	case errors.As(err, &ne) && ne.Timeout(): // stopReading at shutdown
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		c.fail("truncated frame", err)
+	default:
+		c.s.log.Debug("Kafka connection read ended", "client", c.remote, "err", err)
+	}
+}
+
+// decode parses one frame and starts its handler.
+func (c *conn) decode(frame []byte) (*inflight, error) {
+	h, err := parseHeader(frame)
+	if err != nil {
+		return nil, err
+	}
+	if c.clientID == "" && h.clientID != "" {
+		c.clientID = h.clientID
+	}
+	a, ok := apis[h.key]
+	if !ok {
+		return nil, fmt.Errorf("unsupported API key %d (%s)", h.key, kmsg.NameForKey(h.key))
+	}
+	if h.version < a.min || h.version > a.max {
+		if h.key == apiVersionsKey {
+			// Answered with the v0 fallback so the client can retry lower.
+			return &inflight{key: h.key, version: 0, corrID: h.corrID, finish: now(apiVersionsFallback(), nil)}, nil
+		}
+		return nil, fmt.Errorf("unsupported %s version %d (meshka handles %d to %d)", kmsg.NameForKey(h.key), h.version, a.min, a.max)
+	}
+	req := kmsg.RequestForKey(h.key)
+	req.SetVersion(h.version)
+	body := h.body
+	if req.IsFlexible() {
+		if body, err = skipTags(body); err != nil {
+			return nil, err
+		}
+	}
+	if err := req.ReadFrom(body); err != nil {
+		return nil, fmt.Errorf("decoding %s v%d: %w", kmsg.NameForKey(h.key), h.version, err)
+	}
+	return &inflight{key: h.key, version: h.version, corrID: h.corrID, finish: a.fn(c, req)}, nil
+}
+
+func (c *conn) writeLoop() {
+	bw := bufio.NewWriterSize(c.nc, 32<<10)
+	var buf []byte
+	for item := range c.queue {
+		resp, err := item.finish()
+		if err != nil {
+			if c.ctx.Err() == nil {
+				c.fail("request failed", err)
+			}
+			c.kill()
+			c.drain()
+			return
+		}
+		if resp != nil {
+			resp.SetVersion(item.version)
+			buf = appendResponse(buf[:0], item, resp)
+			if _, err := bw.Write(buf); err != nil {
+				c.kill()
+				c.drain()
+				return
+			}
+			if cap(buf) > 1<<20 {
+				buf = nil // keep no large buffer per idle connection
+			}
+		}
+		if len(c.queue) == 0 {
+			if err := bw.Flush(); err != nil {
+				c.kill()
+				c.drain()
+				return
+			}
+		}
+	}
+	_ = bw.Flush()
+}
+
+// drain empties the queue so the read loop, blocked on a full queue, ends.
+func (c *conn) drain() {
+	for range c.queue {
+	}
+}
+
+func appendResponse(dst []byte, item *inflight, resp kmsg.Response) []byte {
+	dst = append(dst, 0, 0, 0, 0)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(item.corrID))
+	// ApiVersions answers with the v0 header even when flexible, so a
+	// client that guessed too high a version can still read it.
+	if resp.IsFlexible() && item.key != apiVersionsKey {
+		dst = append(dst, 0)
+	}
+	dst = resp.AppendTo(dst)
+	binary.BigEndian.PutUint32(dst, uint32(len(dst)-4))
+	return dst
+}

@@ -1,0 +1,100 @@
+package kafkawire
+
+import (
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// errorResponse builds the response a broker gives when it cannot serve any
+// part of req: code on every topic, partition or resource the request
+// named, so the client sees a Kafka error rather than a closed connection.
+func errorResponse(kreq kmsg.Request, code int16) kmsg.Response {
+	kresp := kreq.ResponseKind()
+	switch req := kreq.(type) {
+	case *kmsg.ListOffsetsRequest:
+		resp := kresp.(*kmsg.ListOffsetsResponse)
+		for _, t := range req.Topics {
+			rt := kmsg.NewListOffsetsResponseTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				rp := kmsg.NewListOffsetsResponseTopicPartition()
+				rp.Partition, rp.ErrorCode = p.Partition, code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+	case *kmsg.OffsetForLeaderEpochRequest:
+		resp := kresp.(*kmsg.OffsetForLeaderEpochResponse)
+		for _, t := range req.Topics {
+			rt := kmsg.NewOffsetForLeaderEpochResponseTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				rp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
+				rp.Partition, rp.ErrorCode = p.Partition, code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+	case *kmsg.InitProducerIDRequest:
+		kresp.(*kmsg.InitProducerIDResponse).ErrorCode = code
+	case *kmsg.CreateTopicsRequest:
+		resp := kresp.(*kmsg.CreateTopicsResponse)
+		for _, t := range req.Topics {
+			rt := kmsg.NewCreateTopicsResponseTopic()
+			rt.Topic, rt.ErrorCode = t.Topic, code
+			resp.Topics = append(resp.Topics, rt)
+		}
+	case *kmsg.DeleteTopicsRequest:
+		resp := kresp.(*kmsg.DeleteTopicsResponse)
+		for _, n := range req.TopicNames {
+			rt := kmsg.NewDeleteTopicsResponseTopic()
+			rt.Topic, rt.ErrorCode = kmsg.StringPtr(n), code
+			resp.Topics = append(resp.Topics, rt)
+		}
+		for _, t := range req.Topics {
+			rt := kmsg.NewDeleteTopicsResponseTopic()
+			rt.Topic, rt.TopicID, rt.ErrorCode = t.Topic, t.TopicID, code
+			resp.Topics = append(resp.Topics, rt)
+		}
+	case *kmsg.DeleteRecordsRequest:
+		resp := kresp.(*kmsg.DeleteRecordsResponse)
+		for _, t := range req.Topics {
+			rt := kmsg.NewDeleteRecordsResponseTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				rp := kmsg.NewDeleteRecordsResponseTopicPartition()
+				rp.Partition, rp.ErrorCode = p.Partition, code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+	case *kmsg.CreatePartitionsRequest:
+		resp := kresp.(*kmsg.CreatePartitionsResponse)
+		for _, t := range req.Topics {
+			rt := kmsg.NewCreatePartitionsResponseTopic()
+			rt.Topic, rt.ErrorCode = t.Topic, code
+			resp.Topics = append(resp.Topics, rt)
+		}
+	case *kmsg.DescribeConfigsRequest:
+		resp := kresp.(*kmsg.DescribeConfigsResponse)
+		for _, r := range req.Resources {
+			rr := kmsg.NewDescribeConfigsResponseResource()
+			rr.ResourceType, rr.ResourceName, rr.ErrorCode = r.ResourceType, r.ResourceName, code
+			resp.Resources = append(resp.Resources, rr)
+		}
+	case *kmsg.AlterConfigsRequest:
+		resp := kresp.(*kmsg.AlterConfigsResponse)
+		for _, r := range req.Resources {
+			rr := kmsg.NewAlterConfigsResponseResource()
+			rr.ResourceType, rr.ResourceName, rr.ErrorCode = r.ResourceType, r.ResourceName, code
+			resp.Resources = append(resp.Resources, rr)
+		}
+	case *kmsg.IncrementalAlterConfigsRequest:
+		resp := kresp.(*kmsg.IncrementalAlterConfigsResponse)
+		for _, r := range req.Resources {
+			rr := kmsg.NewIncrementalAlterConfigsResponseResource()
+			rr.ResourceType, rr.ResourceName, rr.ErrorCode = r.ResourceType, r.ResourceName, code
+			resp.Resources = append(resp.Resources, rr)
+		}
+	}
+	return kresp
+}

@@ -1,0 +1,158 @@
+// Package kafkawire is meshka's Kafka protocol edge: the listener, request
+// framing, and one handler file per Kafka API key.
+package kafkawire
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/meshka/meshka/actors/partition"
+	"github.com/meshka/meshka/cluster"
+	"github.com/meshka/meshka/upstream"
+)
+
+// Config bounds what one connection may ask of the node.
+type Config struct {
+	MaxFrameBytes   int32         // largest request accepted
+	MaxInflight     int           // requests read ahead of their responses
+	FetchMaxWaitCap time.Duration // upper bound on a fetch's long poll
+}
+
+// Deps are the parts of the node the handlers use.
+type Deps struct {
+	Upstream     *upstream.Client
+	UpstreamName string // names partition actors: <upstream>/<topic>/<partition>
+	Mesh         *cluster.Mesh
+	Registry     *cluster.Registry
+	Logger       *slog.Logger
+}
+
+// Server accepts Kafka clients. Serve and Shutdown may be called from
+// different goroutines.
+type Server struct {
+	cfg  Config
+	deps Deps
+	log  *slog.Logger
+
+	mu       sync.Mutex
+	ln       net.Listener
+	conns    map[*conn]struct{}
+	closing  bool
+	connWG   sync.WaitGroup
+	stopping chan struct{}
+}
+
+// New returns a server; Serve starts it.
+func New(cfg Config, deps Deps) *Server {
+	if cfg.MaxFrameBytes <= 0 {
+		cfg.MaxFrameBytes = 100 << 20
+	}
+	if cfg.MaxInflight <= 0 {
+		cfg.MaxInflight = 32
+	}
+	if cfg.FetchMaxWaitCap < 0 {
+		cfg.FetchMaxWaitCap = 30 * time.Second
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	return &Server{cfg: cfg, deps: deps, log: deps.Logger, conns: make(map[*conn]struct{}), stopping: make(chan struct{})}
+}
+
+// Serve accepts connections on ln until Shutdown. It returns nil after a
+// Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		ln.Close()
+		return nil
+	}
+	s.ln = ln
+	s.mu.Unlock()
+	var tempDelay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closing := s.closing
+			s.mu.Unlock()
+			if closing {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				tempDelay = min(max(2*tempDelay, 5*time.Millisecond), time.Second)
+				time.Sleep(tempDelay)
+				continue
+			}
+			return err
+		}
+		tempDelay = 0
+		c := newConn(s, nc)
+		s.mu.Lock()
+		if s.closing {
+			s.mu.Unlock()
+			nc.Close()
+			continue
+		}
+		s.conns[c] = struct{}{}
+		s.connWG.Add(1)
+		s.mu.Unlock()
+		go c.serve()
+	}
+}
+
+func (s *Server) forget(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.connWG.Done()
+}
+
+// Shutdown stops accepting, stops reading new requests, lets requests
+// already read finish, and closes every connection. When ctx ends first,
+// the remaining connections are closed at once.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if !s.closing {
+		s.closing = true
+		close(s.stopping)
+		if s.ln != nil {
+			s.ln.Close()
+		}
+		for c := range s.conns {
+			c.stopReading()
+		}
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.connWG.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		for c := range s.conns {
+			c.kill()
+		}
+		s.mu.Unlock()
+		<-done
+		return ctx.Err()
+	}
+}
+
+// Conns is the number of open client connections.
+func (s *Server) Conns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+func (s *Server) partitionID(topic string, p int32) string {
+	return partition.Identity(s.deps.UpstreamName, topic, p)
+}

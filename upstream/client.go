@@ -1,0 +1,150 @@
+// Package upstream is meshka's side of the upstream Kafka cluster: the kgo
+// clients, the topic metadata cache, produce forwarding, and the shared
+// per-broker fetch streams that fill partition caches.
+package upstream
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Config is what the upstream side needs from meshka's configuration.
+type Config struct {
+	Brokers        []string
+	ClientID       string
+	RequestTimeout time.Duration
+	MetadataTTL    time.Duration
+	Logger         *slog.Logger
+	// Dialer, when set, replaces the network dial (tests count bytes with it).
+	Dialer func(ctx context.Context, network, host string) (net.Conn, error)
+}
+
+// Client holds two kgo clients: main carries metadata, admin, produce and
+// one-off fetches; stream carries only the long-poll fetch streams, so a
+// long poll never delays anything else on kgo's per-broker connections.
+type Client struct {
+	cfg    Config
+	log    *slog.Logger
+	main   *kgo.Client
+	stream *kgo.Client
+	meta   *MetaCache
+
+	versionsMu sync.Mutex
+	versions   *kmsg.ApiVersionsResponse
+
+	streams *Streams
+}
+
+// New connects lazily: no request is issued until one is needed.
+func New(cfg Config) (*Client, error) {
+	if len(cfg.Brokers) == 0 {
+		return nil, fmt.Errorf("upstream: no brokers configured")
+	}
+	if cfg.ClientID == "" {
+		cfg.ClientID = "meshka"
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 30 * time.Second
+	}
+	if cfg.MetadataTTL <= 0 {
+		cfg.MetadataTTL = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.ClientID(cfg.ClientID),
+		kgo.RequestTimeoutOverhead(cfg.RequestTimeout),
+		kgo.MetadataMinAge(250 * time.Millisecond),
+		kgo.DisableIdempotentWrite(),
+	}
+	if cfg.Dialer != nil {
+		opts = append(opts, kgo.Dialer(cfg.Dialer))
+	}
+	main, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("upstream: %w", err)
+	}
+	stream, err := kgo.NewClient(append(opts, kgo.ClientID(cfg.ClientID+"-stream"))...)
+	if err != nil {
+		main.Close()
+		return nil, fmt.Errorf("upstream: %w", err)
+	}
+	c := &Client{cfg: cfg, log: cfg.Logger, main: main, stream: stream}
+	c.meta = newMetaCache(c, cfg.MetadataTTL)
+	c.streams = newStreams(c)
+	return c, nil
+}
+
+// Close stops every stream and closes the kgo clients.
+func (c *Client) Close() {
+	c.streams.close()
+	c.stream.Close()
+	c.main.Close()
+}
+
+// Meta is the topic metadata cache.
+func (c *Client) Meta() *MetaCache { return c.meta }
+
+// Streams is the registry of shared fetch streams.
+func (c *Client) Streams() *Streams { return c.streams }
+
+// ApiVersions returns upstream's ApiVersions answer, asking once and caching
+// it; a failed ask is retried on the next call. The result is shared and
+// must not be modified.
+func (c *Client) ApiVersions(ctx context.Context) (*kmsg.ApiVersionsResponse, error) {
+	c.versionsMu.Lock()
+	defer c.versionsMu.Unlock()
+	if c.versions != nil {
+		return c.versions, nil
+	}
+	req := kmsg.NewPtrApiVersionsRequest()
+	req.ClientSoftwareName = "meshka"
+	req.ClientSoftwareVersion = "1"
+	kresp, err := c.main.Request(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("upstream: api versions: %w", err)
+	}
+	resp := kresp.(*kmsg.ApiVersionsResponse)
+	if resp.ErrorCode != 0 {
+		return nil, fmt.Errorf("upstream: api versions: error code %d", resp.ErrorCode)
+	}
+	c.versions = resp
+	return resp, nil
+}
+
+// Request forwards req with kgo's routing: sharded by partition leader,
+// to the controller, or to a coordinator, as the request kind needs. kgo
+// issues the highest version both sides support; kmsg fields added in later
+// versions default as Kafka specifies, and the caller re-encodes the
+// response at its client's version.
+func (c *Client) Request(ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
+	ctx, cancel := c.timeout(ctx)
+	defer cancel()
+	return c.main.Request(ctx, req)
+}
+
+// RequestPinned forwards req to the controller at exactly the version the
+// client used, for admin requests whose fields changed meaning between
+// versions (DeleteTopics names vs ids, for one).
+func (c *Client) RequestPinned(ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
+	ctx, cancel := c.timeout(ctx)
+	defer cancel()
+	var pr kmsg.Request = &pinned{Request: req, max: req.GetVersion()}
+	if _, ok := req.(kmsg.AdminRequest); ok {
+		pr = &pinnedAdmin{pinned{Request: req, max: req.GetVersion()}}
+	}
+	return c.main.Request(ctx, pr)
+}
+
+func (c *Client) timeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, c.cfg.RequestTimeout)
+}

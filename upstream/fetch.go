@@ -1,0 +1,100 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// FetchOnce reads one partition straight from its upstream leader without
+// waiting, for reads below a partition cache's window. The answer is
+// upstream's, bytes untouched.
+func (c *Client) FetchOnce(ctx context.Context, topic string, partition int32, offset int64, maxBytes int32, isolation int8) kmsg.FetchResponseTopicPartition {
+	out := kmsg.NewFetchResponseTopicPartition()
+	out.Partition = partition
+	out.HighWatermark, out.LastStableOffset, out.LogStartOffset = -1, -1, -1
+	pm, err := c.meta.Partition(ctx, topic, partition)
+	if err != nil {
+		out.ErrorCode = errCode(err)
+		return out
+	}
+	req := kmsg.NewPtrFetchRequest()
+	req.MaxWaitMillis = 0
+	req.MinBytes = 0
+	req.MaxBytes = maxBytes
+	req.IsolationLevel = isolation
+	req.SessionEpoch = -1
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewFetchRequestTopicPartition()
+	rp.Partition = partition
+	rp.FetchOffset = offset
+	rp.PartitionMaxBytes = maxBytes
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+
+	ctx, cancel := c.timeout(ctx)
+	defer cancel()
+	kresp, err := c.main.Broker(int(pm.Leader)).Request(ctx, &pinned{Request: req, max: streamFetchVersion})
+	if err != nil {
+		c.meta.Invalidate(topic)
+		out.ErrorCode = errCode(err)
+		return out
+	}
+	resp := kresp.(*kmsg.FetchResponse)
+	if resp.ErrorCode != 0 {
+		out.ErrorCode = resp.ErrorCode
+		return out
+	}
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			if t.Topic == topic && p.Partition == partition {
+				if retriableLeaderErr(p.ErrorCode) {
+					c.meta.Invalidate(topic)
+				}
+				return p
+			}
+		}
+	}
+	out.ErrorCode = kerr.UnknownServerError.Code
+	return out
+}
+
+// errCode turns an error into the Kafka code a client should see: Kafka's
+// own code when there is one, otherwise a retriable timeout.
+func errCode(err error) int16 {
+	var ke *kerr.Error
+	if errors.As(err, &ke) {
+		return ke.Code
+	}
+	return kerr.RequestTimedOut.Code
+}
+
+// LatestOffset is the partition's current end (high watermark) upstream.
+func (c *Client) LatestOffset(ctx context.Context, topic string, partition int32) (int64, error) {
+	req := kmsg.NewPtrListOffsetsRequest()
+	rt := kmsg.NewListOffsetsRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewListOffsetsRequestTopicPartition()
+	rp.Partition = partition
+	rp.Timestamp = -1
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	kresp, err := c.Request(ctx, req)
+	if err != nil {
+		return 0, err
+	}
+	for _, t := range kresp.(*kmsg.ListOffsetsResponse).Topics {
+		for _, p := range t.Partitions {
+			if p.Partition == partition {
+				if p.ErrorCode != 0 {
+					return 0, kerr.ErrorForCode(p.ErrorCode)
+				}
+				return p.Offset, nil
+			}
+		}
+	}
+	return 0, kerr.UnknownTopicOrPartition
+}

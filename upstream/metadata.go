@@ -1,0 +1,180 @@
+package upstream
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"golang.org/x/sync/singleflight"
+)
+
+// TopicMeta is upstream's view of one topic as last fetched.
+type TopicMeta struct {
+	Name       string
+	ID         [16]byte
+	Internal   bool
+	Err        int16
+	Partitions []PartitionMeta
+	fetched    time.Time
+}
+
+// PartitionMeta is upstream's view of one partition.
+type PartitionMeta struct {
+	Partition   int32
+	Leader      int32
+	LeaderEpoch int32
+	Err         int16
+}
+
+// MetaCache caches upstream topic metadata for a bounded time. Entries are
+// dropped early when a request learns they are stale (a leader moved, a topic
+// was created or deleted). Safe for concurrent use; lookups may block on an
+// upstream Metadata request.
+type MetaCache struct {
+	c   *Client
+	ttl time.Duration
+
+	mu        sync.RWMutex
+	topics    map[string]*TopicMeta
+	clusterID *string
+
+	group singleflight.Group
+}
+
+func newMetaCache(c *Client, ttl time.Duration) *MetaCache {
+	return &MetaCache{c: c, ttl: ttl, topics: make(map[string]*TopicMeta)}
+}
+
+// ClusterID is upstream's cluster id, asking upstream if none is known yet.
+func (m *MetaCache) ClusterID(ctx context.Context) (*string, error) {
+	m.mu.RLock()
+	id := m.clusterID
+	m.mu.RUnlock()
+	if id != nil {
+		return id, nil
+	}
+	if _, err := m.fetch(ctx, []string{}, false); err != nil {
+		return nil, err
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.clusterID, nil
+}
+
+// Topics returns metadata for the named topics (all topics when names is
+// nil), from the cache where fresh. autoCreate asks upstream to create
+// missing topics, as a Kafka client's Metadata request may.
+func (m *MetaCache) Topics(ctx context.Context, names []string, autoCreate bool) ([]*TopicMeta, error) {
+	if names != nil {
+		out := make([]*TopicMeta, 0, len(names))
+		now := time.Now()
+		m.mu.RLock()
+		for _, n := range names {
+			t, ok := m.topics[n]
+			if !ok || now.Sub(t.fetched) > m.ttl || t.Err != 0 {
+				out = nil
+				break
+			}
+			out = append(out, t)
+		}
+		m.mu.RUnlock()
+		if out != nil {
+			return out, nil
+		}
+	}
+	return m.fetch(ctx, names, autoCreate)
+}
+
+// Partition returns the metadata of one partition. A topic or partition
+// upstream does not know yields UNKNOWN_TOPIC_OR_PARTITION.
+func (m *MetaCache) Partition(ctx context.Context, topic string, partition int32) (PartitionMeta, error) {
+	ts, err := m.Topics(ctx, []string{topic}, false)
+	if err != nil {
+		return PartitionMeta{}, err
+	}
+	if len(ts) == 0 {
+		return PartitionMeta{}, kerr.UnknownTopicOrPartition
+	}
+	t := ts[0]
+	if t.Err != 0 {
+		return PartitionMeta{}, kerr.ErrorForCode(t.Err)
+	}
+	if partition < 0 || int(partition) >= len(t.Partitions) {
+		return PartitionMeta{}, kerr.UnknownTopicOrPartition
+	}
+	p := t.Partitions[partition]
+	if p.Err != 0 {
+		return p, kerr.ErrorForCode(p.Err)
+	}
+	return p, nil
+}
+
+// Invalidate drops cached entries so the next lookup asks upstream.
+func (m *MetaCache) Invalidate(topics ...string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, t := range topics {
+		delete(m.topics, t)
+	}
+}
+
+func (m *MetaCache) fetch(ctx context.Context, names []string, autoCreate bool) ([]*TopicMeta, error) {
+	key := fmt.Sprint(autoCreate, names == nil, names)
+	v, err, _ := m.group.Do(key, func() (any, error) {
+		return m.fetchNow(ctx, names, autoCreate)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.([]*TopicMeta), nil
+}
+
+func (m *MetaCache) fetchNow(ctx context.Context, names []string, autoCreate bool) ([]*TopicMeta, error) {
+	req := kmsg.NewPtrMetadataRequest()
+	req.AllowAutoTopicCreation = autoCreate
+	if names != nil {
+		req.Topics = make([]kmsg.MetadataRequestTopic, 0, len(names))
+		for _, n := range names {
+			rt := kmsg.NewMetadataRequestTopic()
+			rt.Topic = kmsg.StringPtr(n)
+			req.Topics = append(req.Topics, rt)
+		}
+	}
+	kresp, err := m.c.Request(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("upstream metadata: %w", err)
+	}
+	resp := kresp.(*kmsg.MetadataResponse)
+	now := time.Now()
+	out := make([]*TopicMeta, 0, len(resp.Topics))
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if resp.ClusterID != nil {
+		id := *resp.ClusterID
+		m.clusterID = &id
+	}
+	for i := range resp.Topics {
+		rt := &resp.Topics[i]
+		if rt.Topic == nil {
+			continue
+		}
+		t := &TopicMeta{Name: *rt.Topic, ID: rt.TopicID, Internal: rt.IsInternal, Err: rt.ErrorCode, fetched: now}
+		t.Partitions = make([]PartitionMeta, len(rt.Partitions))
+		for _, rp := range rt.Partitions {
+			if rp.Partition < 0 || int(rp.Partition) >= len(rt.Partitions) {
+				continue // a gap; upstream is mid-change, the TTL heals it
+			}
+			t.Partitions[rp.Partition] = PartitionMeta{Partition: rp.Partition, Leader: rp.Leader, LeaderEpoch: rp.LeaderEpoch, Err: rp.ErrorCode}
+		}
+		if t.Err == 0 {
+			m.topics[t.Name] = t
+		} else {
+			delete(m.topics, t.Name)
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}

@@ -1,0 +1,373 @@
+package upstream
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/meshka/meshka/records"
+)
+
+// Stream tuning. A stream long-polls like a Kafka consumer: one request per
+// upstream broker carries every partition streamed from it.
+const (
+	streamMaxWait       = 200 * time.Millisecond
+	streamMaxBytes      = 32 << 20
+	streamPartitionMax  = 4 << 20
+	streamFetchVersion  = 12 // the last Fetch version that names topics
+	streamRetryInterval = 250 * time.Millisecond
+)
+
+// Chunk is what one upstream fetch response carried for a partition.
+type Chunk struct {
+	Err              int16
+	HighWatermark    int64
+	LastStableOffset int64
+	LogStartOffset   int64
+	Batches          []records.Batch // complete batches only
+}
+
+// Sink receives a stream's chunks, in offset order, one at a time: the
+// stream sends nothing more for the partition until the sink calls Done.
+// Deliver is called from the stream's goroutine and must not block.
+type Sink interface {
+	Deliver(sub *Subscription, c *Chunk)
+}
+
+// Subscription is one partition's place in a shared stream.
+type Subscription struct {
+	Topic     string
+	Partition int32
+
+	s    *Streams
+	sink Sink
+
+	mu      sync.Mutex
+	offset  int64 // next offset to fetch; owned by the fetcher while subscribed
+	pending bool  // a chunk is delivered and not yet Done
+	fresh   bool  // no response seen yet: fetch without waiting
+	stopped bool
+	f       *fetcher
+
+	lastHW, lastLSO, lastLogStart int64 // last delivered, to skip empty repeats
+}
+
+// Done tells the stream the sink has taken the last chunk.
+func (sub *Subscription) Done() {
+	sub.mu.Lock()
+	sub.pending = false
+	f := sub.f
+	sub.mu.Unlock()
+	if f != nil {
+		f.wake()
+	}
+}
+
+// Stop removes the partition from its stream. Safe to call twice.
+func (sub *Subscription) Stop() {
+	sub.mu.Lock()
+	sub.stopped = true
+	f := sub.f
+	sub.f = nil
+	sub.mu.Unlock()
+	if f != nil {
+		f.remove(sub)
+	}
+}
+
+// Streams owns one fetcher per upstream broker.
+type Streams struct {
+	c      *Client
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	fetchers map[int32]*fetcher
+}
+
+func newStreams(c *Client) *Streams {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Streams{c: c, ctx: ctx, cancel: cancel, fetchers: make(map[int32]*fetcher)}
+}
+
+// Subscribe starts streaming the partition from offset into sink.
+func (s *Streams) Subscribe(topic string, partition int32, offset int64, sink Sink) *Subscription {
+	sub := &Subscription{Topic: topic, Partition: partition, s: s, sink: sink, offset: offset, fresh: true, lastHW: -2}
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); s.place(sub, 0) }()
+	return sub
+}
+
+// place finds the partition's leader and hands the subscription to that
+// broker's fetcher, retrying while the leader is unknown.
+func (s *Streams) place(sub *Subscription, attempt int) {
+	for {
+		if s.ctx.Err() != nil {
+			return
+		}
+		sub.mu.Lock()
+		stopped := sub.stopped
+		sub.mu.Unlock()
+		if stopped {
+			return
+		}
+		pm, err := s.c.meta.Partition(s.ctx, sub.Topic, sub.Partition)
+		if err == nil {
+			f := s.fetcher(pm.Leader)
+			sub.mu.Lock()
+			if sub.stopped {
+				sub.mu.Unlock()
+				return
+			}
+			sub.f = f
+			sub.mu.Unlock()
+			f.add(sub)
+			return
+		}
+		if ke, ok := err.(*kerr.Error); ok && ke == kerr.UnknownTopicOrPartition {
+			sub.sink.Deliver(sub, &Chunk{Err: ke.Code, HighWatermark: -1, LastStableOffset: -1, LogStartOffset: -1})
+			return
+		}
+		s.c.log.Debug("stream: partition has no leader yet", "topic", sub.Topic, "partition", sub.Partition, "err", err)
+		sleepCtx(s.ctx, backoff(attempt))
+		attempt++
+	}
+}
+
+func (s *Streams) fetcher(broker int32) *fetcher {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, ok := s.fetchers[broker]
+	if !ok {
+		f = &fetcher{s: s, broker: broker, subs: make(map[*Subscription]struct{}), wakeCh: make(chan struct{}, 1)}
+		s.fetchers[broker] = f
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); f.run() }()
+	}
+	return f
+}
+
+func (s *Streams) close() {
+	s.cancel()
+	s.wg.Wait()
+}
+
+// fetcher long-polls one upstream broker for every partition placed on it.
+type fetcher struct {
+	s      *Streams
+	broker int32
+
+	mu     sync.Mutex
+	subs   map[*Subscription]struct{}
+	order  []*Subscription // rotated each request so no partition starves
+	wakeCh chan struct{}
+}
+
+func (f *fetcher) add(sub *Subscription) {
+	f.mu.Lock()
+	f.subs[sub] = struct{}{}
+	f.order = append(f.order, sub)
+	f.mu.Unlock()
+	f.wake()
+}
+
+func (f *fetcher) remove(sub *Subscription) {
+	f.mu.Lock()
+	delete(f.subs, sub)
+	for i, o := range f.order {
+		if o == sub {
+			f.order = append(f.order[:i], f.order[i+1:]...)
+			break
+		}
+	}
+	f.mu.Unlock()
+}
+
+func (f *fetcher) wake() {
+	select {
+	case f.wakeCh <- struct{}{}:
+	default:
+	}
+}
+
+// ready lists the subscriptions that can take more data, with their offsets.
+func (f *fetcher) ready() (subs []*Subscription, offsets []int64, fresh bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.order) > 1 {
+		f.order = append(f.order[1:], f.order[0])
+	}
+	for _, sub := range f.order {
+		sub.mu.Lock()
+		if !sub.pending && !sub.stopped {
+			subs = append(subs, sub)
+			offsets = append(offsets, sub.offset)
+			fresh = fresh || sub.fresh
+		}
+		sub.mu.Unlock()
+	}
+	return subs, offsets, fresh
+}
+
+func (f *fetcher) run() {
+	ctx := f.s.ctx
+	for {
+		subs, offsets, fresh := f.ready()
+		if len(subs) == 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-f.wakeCh:
+				continue
+			}
+		}
+		resp, err := f.fetch(ctx, subs, offsets, fresh)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			f.s.c.log.Warn("stream: upstream fetch failed", "broker", f.broker, "err", err)
+			f.s.c.meta.Invalidate(topicsOf(subs)...)
+			f.replaceAll(subs)
+			sleepCtx(ctx, streamRetryInterval)
+			continue
+		}
+		f.handle(subs, offsets, resp)
+	}
+}
+
+func (f *fetcher) fetch(ctx context.Context, subs []*Subscription, offsets []int64, fresh bool) (*kmsg.FetchResponse, error) {
+	req := kmsg.NewPtrFetchRequest()
+	req.MaxWaitMillis = int32(streamMaxWait / time.Millisecond)
+	if fresh {
+		req.MaxWaitMillis = 0
+	}
+	req.MinBytes = 1
+	req.MaxBytes = streamMaxBytes
+	req.IsolationLevel = 0 // read_uncommitted: the cache serves both levels
+	req.SessionID = 0
+	req.SessionEpoch = -1
+	idx := make(map[string]int)
+	for i, sub := range subs {
+		ti, ok := idx[sub.Topic]
+		if !ok {
+			ti = len(req.Topics)
+			idx[sub.Topic] = ti
+			rt := kmsg.NewFetchRequestTopic()
+			rt.Topic = sub.Topic
+			req.Topics = append(req.Topics, rt)
+		}
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.Partition = sub.Partition
+		rp.FetchOffset = offsets[i]
+		rp.PartitionMaxBytes = streamPartitionMax
+		req.Topics[ti].Partitions = append(req.Topics[ti].Partitions, rp)
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.s.c.cfg.RequestTimeout+streamMaxWait)
+	defer cancel()
+	kresp, err := f.s.c.stream.Broker(int(f.broker)).Request(ctx, &pinned{Request: req, max: streamFetchVersion})
+	if err != nil {
+		return nil, err
+	}
+	resp := kresp.(*kmsg.FetchResponse)
+	if resp.ErrorCode != 0 {
+		return nil, kerr.ErrorForCode(resp.ErrorCode)
+	}
+	return resp, nil
+}
+
+func (f *fetcher) handle(subs []*Subscription, offsets []int64, resp *kmsg.FetchResponse) {
+	type key struct {
+		t string
+		p int32
+	}
+	bySub := make(map[key]int, len(subs))
+	for i, sub := range subs {
+		bySub[key{sub.Topic, sub.Partition}] = i
+	}
+	var moved []*Subscription
+	for ti := range resp.Topics {
+		rt := &resp.Topics[ti]
+		for pi := range rt.Partitions {
+			rp := &rt.Partitions[pi]
+			i, ok := bySub[key{rt.Topic, rp.Partition}]
+			if !ok {
+				continue
+			}
+			sub := subs[i]
+			switch rp.ErrorCode {
+			case kerr.NotLeaderForPartition.Code, kerr.LeaderNotAvailable.Code,
+				kerr.FencedLeaderEpoch.Code, kerr.UnknownLeaderEpoch.Code,
+				kerr.KafkaStorageError.Code, kerr.ReplicaNotAvailable.Code:
+				moved = append(moved, sub)
+				continue
+			}
+			c := &Chunk{Err: rp.ErrorCode, HighWatermark: rp.HighWatermark, LastStableOffset: rp.LastStableOffset, LogStartOffset: rp.LogStartOffset}
+			if rp.ErrorCode == 0 {
+				batches, _, err := records.Split(rp.RecordBatches, nil)
+				if err != nil {
+					f.s.c.log.Warn("stream: corrupt batch from upstream", "topic", sub.Topic, "partition", sub.Partition, "offset", offsets[i], "err", err)
+				}
+				c.Batches = batches
+			}
+			sub.mu.Lock()
+			if sub.stopped || sub.offset != offsets[i] {
+				sub.mu.Unlock()
+				continue
+			}
+			sub.fresh = false
+			if n := len(c.Batches); n > 0 {
+				sub.offset = c.Batches[n-1].Next()
+			}
+			// An empty answer matters only when it moves a watermark.
+			deliver := c.Err != 0 || len(c.Batches) > 0 || sub.lastHW != c.HighWatermark ||
+				sub.lastLSO != c.LastStableOffset || sub.lastLogStart != c.LogStartOffset
+			sub.lastHW, sub.lastLSO, sub.lastLogStart = c.HighWatermark, c.LastStableOffset, c.LogStartOffset
+			sub.pending = deliver
+			sub.mu.Unlock()
+			if deliver {
+				sub.sink.Deliver(sub, c)
+			}
+		}
+	}
+	if len(moved) > 0 {
+		f.s.c.meta.Invalidate(topicsOf(moved)...)
+		f.replaceAll(moved)
+	}
+}
+
+// replaceAll sends subscriptions back to be placed on their current leader.
+func (f *fetcher) replaceAll(subs []*Subscription) {
+	for _, sub := range subs {
+		f.remove(sub)
+		sub.mu.Lock()
+		sub.f = nil
+		stopped := sub.stopped
+		sub.mu.Unlock()
+		if stopped {
+			continue
+		}
+		f.s.wg.Add(1)
+		go func() {
+			defer f.s.wg.Done()
+			sleepCtx(f.s.ctx, streamRetryInterval)
+			f.s.place(sub, 1)
+		}()
+	}
+}
+
+func topicsOf(subs []*Subscription) []string {
+	seen := make(map[string]struct{})
+	var out []string
+	for _, s := range subs {
+		if _, ok := seen[s.Topic]; !ok {
+			seen[s.Topic] = struct{}{}
+			out = append(out, s.Topic)
+		}
+	}
+	return out
+}
