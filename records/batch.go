@@ -99,7 +99,7 @@ func (b *Batch) ControlType() (typ int16, ok bool) {
 	if len(r) < 1 {
 		return 0, false
 	}
-	r = r[1:] // attributes
+	r = r[1:]                // attributes
 	for i := 0; i < 2; i++ { // timestamp delta, offset delta
 		if _, n = binary.Varint(r); n <= 0 {
 			return 0, false
