@@ -49,11 +49,12 @@ func Split(buf []byte, dst []Batch) (batches []Batch, rest []byte, err error) {
 	batches = dst[:0]
 	for len(buf) >= 12 {
 		size := int32(binary.BigEndian.Uint32(buf[8:12]))
-		if size < 0 {
+		if size < 5 {
+			// Every format holds at least a 4-byte field and the magic byte.
 			return batches, buf, ErrCorrupt
 		}
 		total := 12 + int(size)
-		if len(buf) < total || len(buf) < 17 {
+		if len(buf) < total {
 			break
 		}
 		b := Batch{Data: buf[:total:total], Magic: int8(buf[16]), Epoch: -1}

@@ -132,6 +132,10 @@ func (l *Log) Append(c *upstream.Chunk) {
 	if total == 0 {
 		return
 	}
+	// The node budget is settled before the new batches join, so making
+	// room for them only evicts older ones.
+	l.takeBudget(int64(total))
+	l.size += int64(total)
 	// One copy per chunk: the upstream response buffer holds other
 	// partitions too, and the cache must own exactly what it counts.
 	buf := make([]byte, 0, total)
@@ -149,8 +153,11 @@ func (l *Log) Append(c *upstream.Chunk) {
 		l.batches = append(l.batches, b)
 		l.end = b.Next()
 	}
-	l.reserve(int64(total))
-	l.size += int64(total)
+	// The partition bound keeps the newest batch even when it alone is
+	// larger: a reader must be able to get it.
+	for l.size > l.max && len(l.batches)-l.head > 1 {
+		l.evictOne()
+	}
 }
 
 // track keeps the open and aborted transactions that read_committed needs.
@@ -172,14 +179,11 @@ func (l *Log) track(b *records.Batch) {
 	}
 }
 
-// reserve makes room for n more bytes, evicting the oldest batches first.
-// When the node budget is spent by other partitions and this cache is
-// empty, the chunk is kept anyway: readers need it, and it is freed on the
-// next append.
-func (l *Log) reserve(n int64) {
-	for l.size+n > l.max && l.head < len(l.batches) {
-		l.evictOne()
-	}
+// takeBudget accounts n new bytes to the node budget, evicting this
+// cache's oldest batches while other partitions hold the rest. With nothing
+// left to evict the bytes are kept anyway: readers need them, and the next
+// append frees them.
+func (l *Log) takeBudget(n int64) {
 	for !l.budget.take(n) {
 		if l.head == len(l.batches) {
 			l.budget.force(n)

@@ -1,0 +1,98 @@
+package records_test
+
+import (
+	"bytes"
+	"encoding/binary"
+	"testing"
+
+	"github.com/meshka/meshka/records"
+)
+
+func addSplitSeeds(f *testing.F) {
+	plain := encodeBatch(f, 0, 0, -1, valueRecords(3)...)
+	txn := encodeBatch(f, 3, attrTransactional, 42, valueRecords(2)...)
+	abort := encodeMarker(f, 5, 42, false)
+	commit := encodeMarker(f, 6, 43, true)
+	legacy := encodeLegacy(f, 7, "legacy")
+	f.Add(concat(plain, txn, abort, commit, legacy))
+	f.Add(concat(plain, txn[:30]))
+	f.Add(abort)
+	f.Add(commit)
+	f.Add(legacy)
+	neg := bytes.Clone(plain)
+	binary.BigEndian.PutUint32(neg[8:12], 0x80000000)
+	f.Add(neg)
+	f.Add([]byte{})
+}
+
+// FuzzSplit checks that Split never panics and that what it returns tiles
+// the input: the batches are consecutive, non-overlapping, capacity-capped
+// views of the input from its start, and rest is exactly what follows them.
+func FuzzSplit(f *testing.F) {
+	addSplitSeeds(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		batches, rest, err := records.Split(data, nil)
+		off := 0
+		for i := range batches {
+			b := &batches[i]
+			n := len(b.Data)
+			if n < 12 || off+n > len(data) {
+				t.Fatalf("batch %d: %d bytes at %d overruns the %d-byte input", i, n, off, len(data))
+			}
+			if &b.Data[0] != &data[off] {
+				t.Fatalf("batch %d does not start where batch %d ended (byte %d)", i, i-1, off)
+			}
+			if cap(b.Data) != n {
+				t.Fatalf("batch %d: cap %d exceeds len %d", i, cap(b.Data), n)
+			}
+			if b.Last < b.Base {
+				t.Fatalf("batch %d: last %d before base %d", i, b.Last, b.Base)
+			}
+			if b.Magic >= 2 && n < 61 {
+				t.Fatalf("batch %d: magic %d with only %d bytes", i, b.Magic, n)
+			}
+			_, _ = b.ControlType()
+			off += n
+		}
+		if len(rest) != len(data)-off || (len(rest) > 0 && &rest[0] != &data[off]) {
+			t.Fatalf("rest is %d bytes, want the %d bytes after the batches", len(rest), len(data)-off)
+		}
+		if err == nil {
+			// A clean split leaves only an incomplete batch behind.
+			if again, _, _ := records.Split(rest, nil); len(again) != 0 {
+				t.Fatalf("rest still holds %d complete batches", len(again))
+			}
+		}
+		// Splitting the consumed prefix again gives the same batches.
+		again, tail, err2 := records.Split(data[:off], nil)
+		if err2 != nil || len(tail) != 0 || len(again) != len(batches) {
+			t.Fatalf("re-split of the consumed prefix: %d batches, %d left, %v; want %d", len(again), len(tail), err2, len(batches))
+		}
+	})
+}
+
+// FuzzControlType feeds arbitrary bytes after a valid control batch header
+// so ControlType's record walk sees every shape of truncated or lying
+// varint.
+func FuzzControlType(f *testing.F) {
+	f.Add(encodeMarker(f, 0, 1, false)[61:])
+	f.Add(encodeMarker(f, 0, 1, true)[61:])
+	f.Add([]byte{})
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
+	header := encodeMarker(f, 0, 1, false)[:61]
+	f.Fuzz(func(t *testing.T, tail []byte) {
+		buf := append(bytes.Clone(header), tail...)
+		binary.BigEndian.PutUint32(buf[8:12], uint32(len(buf)-12))
+		bs, rest, err := records.Split(buf, nil)
+		if err != nil || len(bs) != 1 || len(rest) != 0 {
+			t.Fatalf("Split of a well-formed header: %d batches, %d rest, %v", len(bs), len(rest), err)
+		}
+		if !bs[0].Control() {
+			t.Fatal("marker header lost its control bit")
+		}
+		typ, ok := bs[0].ControlType()
+		if ok && len(tail) < 5 {
+			t.Fatalf("type %d read from a %d-byte record", typ, len(tail))
+		}
+	})
+}
