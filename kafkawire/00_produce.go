@@ -2,8 +2,8 @@ package kafkawire
 
 // Produce, key 0.
 //
-// v3-v12 (record batches, magic 2; v13 names topics by id and is not
-// handled). Each partition's batch goes to its partition actor on the read
+// v0-v12 (v13 names topics by id and is not handled); v0-v2 carry the old
+// message formats, which pass upstream untouched at the same version. Each partition's batch goes to its partition actor on the read
 // goroutine, in request order, and the actor forwards it to the upstream
 // leader byte for byte with the client's version, acks, timeout and
 // transactional id, one batch in flight per partition so upstream appends
@@ -20,7 +20,7 @@ import (
 	"github.com/meshka/meshka/upstream"
 )
 
-func init() { register(0, 3, 12, handleProduce) }
+func init() { register(0, 0, 12, handleProduce) }
 
 func handleProduce(c *conn, kreq kmsg.Request) func() (kmsg.Response, error) {
 	req := kreq.(*kmsg.ProduceRequest)

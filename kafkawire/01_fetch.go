@@ -2,10 +2,12 @@ package kafkawire
 
 // Fetch, key 1.
 //
-// v4-v12 (record batches; v13+ names topics by id and is not handled).
-// Every partition is read from its partition actor's cache, batches exactly
-// as upstream sent them; offsets outside the cache window are read straight
-// from upstream. The long poll honours MaxWaitMillis (capped by
+// v0-v12 (v13+ names topics by id and is not handled). From v4 every
+// partition is read from its partition actor's cache, batches exactly as
+// upstream sent them; offsets outside the cache window are read straight
+// from upstream. v0-v3 clients want the old message formats, which the
+// cache does not hold: they are read straight from upstream at their own
+// version, and upstream converts as it would for them directly. The long poll honours MaxWaitMillis (capped by
 // kafka.fetch_max_wait_cap), MinBytes, MaxBytes and each partition's max
 // bytes, and wakes as soon as any cache receives data. read_committed
 // stops at the last stable offset and lists the aborted transactions in
@@ -24,7 +26,7 @@ import (
 	"github.com/meshka/meshka/actors/partition"
 )
 
-func init() { register(1, 4, 12, handleFetch) }
+func init() { register(1, 0, 12, handleFetch) }
 
 func handleFetch(c *conn, kreq kmsg.Request) func() (kmsg.Response, error) {
 	req := kreq.(*kmsg.FetchRequest)
@@ -35,17 +37,16 @@ func handleFetch(c *conn, kreq kmsg.Request) func() (kmsg.Response, error) {
 
 // fetchPart is one partition of a fetch in progress.
 type fetchPart struct {
-	topic     string
-	offset    int64
-	maxBytes  int32
-	out       *kmsg.FetchResponseTopicPartition
-	done      bool // has data or an error; not asked again
-	id        string
-	reply     chan partition.ReadResult
-	batches   [][]byte
-	bytes     int
-	notify    <-chan struct{}
-	throughUp bool
+	topic    string
+	offset   int64
+	maxBytes int32
+	out      *kmsg.FetchResponseTopicPartition
+	done     bool // has data or an error; not asked again
+	id       string
+	reply    chan partition.ReadResult
+	batches  [][]byte
+	bytes    int
+	notify   <-chan struct{}
 }
 
 func (s *Server) fetch(c *conn, req *kmsg.FetchRequest) (kmsg.Response, error) {
@@ -90,14 +91,14 @@ func (s *Server) fetch(c *conn, req *kmsg.FetchRequest) (kmsg.Response, error) {
 	}
 	deadline := time.Now().Add(wait)
 	for {
-		total, failed, err := s.fetchRound(c.ctx, parts, req.IsolationLevel, maxBytes)
+		total, failed, err := s.fetchRound(c.ctx, parts, req.IsolationLevel, maxBytes, req.Version)
 		if err != nil {
 			return nil, err
 		}
 		if failed || total >= int(req.MinBytes) || total > 0 && total >= int(maxBytes) || !time.Now().Before(deadline) {
 			break
 		}
-		if !waitAny(c.ctx, parts, deadline) {
+		if !waitAny(c.ctx, s.stopping, parts, deadline) {
 			if c.ctx.Err() != nil {
 				return nil, c.ctx.Err()
 			}
@@ -120,7 +121,7 @@ func (s *Server) fetch(c *conn, req *kmsg.FetchRequest) (kmsg.Response, error) {
 // fetchRound asks every partition without data for what it has, all at
 // once, then collects the answers in request order. It reports the bytes
 // gathered and whether any partition failed (Kafka answers errors at once).
-func (s *Server) fetchRound(ctx context.Context, parts []*fetchPart, isolation int8, maxBytes int32) (total int, failed bool, err error) {
+func (s *Server) fetchRound(ctx context.Context, parts []*fetchPart, isolation int8, maxBytes int32, version int16) (total int, failed bool, err error) {
 	for _, p := range parts {
 		total += p.bytes
 	}
@@ -136,6 +137,11 @@ func (s *Server) fetchRound(ctx context.Context, parts []*fetchPart, isolation i
 		}
 		if limit <= 0 && total > 0 {
 			continue // the response is full; Kafka leaves later partitions empty
+		}
+		if version < cachedFetchVersion {
+			total += s.readThrough(ctx, p, max(limit, 1), isolation, version)
+			failed = failed || p.out.ErrorCode != 0
+			continue
 		}
 		msg := &partition.Fetch{Offset: p.offset, MaxBytes: max(limit, 1), Isolation: isolation, Reply: p.reply}
 		if err := s.deps.Mesh.Send(partition.Kind, p.id, msg); err != nil {
@@ -160,14 +166,8 @@ func (s *Server) fetchRound(ctx context.Context, parts []*fetchPart, isolation i
 			p.out.ErrorCode, p.done, failed = r.Err, true, true
 		case partition.ReadThrough:
 			limit := min(p.maxBytes, int32(max(int(maxBytes)-total, 1)))
-			up := s.deps.Upstream.FetchOnce(ctx, p.topic, p.out.Partition, p.offset, limit, isolation)
-			up.Partition = p.out.Partition
-			*p.out = up
-			p.done, p.throughUp = true, true
-			if up.ErrorCode != 0 {
-				failed = true
-			}
-			total += len(up.RecordBatches)
+			total += s.readThrough(ctx, p, limit, isolation, version)
+			failed = failed || p.out.ErrorCode != 0
 		default:
 			p.out.HighWatermark, p.out.LastStableOffset, p.out.LogStartOffset = r.HighWatermark, r.LastStableOffset, r.LogStartOffset
 			p.notify = r.Notify
@@ -188,9 +188,25 @@ func (s *Server) fetchRound(ctx context.Context, parts []*fetchPart, isolation i
 	return total, failed, nil
 }
 
-// waitAny blocks until a partition without data gets some, the deadline
-// passes (false) or the connection ends (false).
-func waitAny(ctx context.Context, parts []*fetchPart, deadline time.Time) bool {
+// cachedFetchVersion is the first Fetch version whose clients read record
+// batches (magic 2), the only format partition caches hold.
+const cachedFetchVersion = 4
+
+// readThrough answers a partition straight from upstream. It marks the
+// partition done only when it got data or an error, so an empty answer is
+// asked again in the next round of a long poll.
+func (s *Server) readThrough(ctx context.Context, p *fetchPart, limit int32, isolation int8, version int16) int {
+	up := s.deps.Upstream.FetchOnce(ctx, p.topic, p.out.Partition, p.offset, limit, isolation, version)
+	up.Partition = p.out.Partition
+	*p.out = up
+	p.done = up.ErrorCode != 0 || len(up.RecordBatches) > 0
+	return len(up.RecordBatches)
+}
+
+// waitAny blocks until a partition without data gets some (true), or the
+// deadline passes, the connection ends or the server stops (false): at
+// shutdown a long poll is answered at once with what it has.
+func waitAny(ctx context.Context, stop <-chan struct{}, parts []*fetchPart, deadline time.Time) bool {
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
 	var chans []<-chan struct{}
@@ -203,29 +219,30 @@ func waitAny(ctx context.Context, parts []*fetchPart, deadline time.Time) bool {
 	case 0:
 		select {
 		case <-timer.C:
-			return false
 		case <-ctx.Done():
-			return false
+		case <-stop:
 		}
+		return false
 	case 1:
 		select {
 		case <-chans[0]:
 			return true
 		case <-timer.C:
-			return false
 		case <-ctx.Done():
-			return false
+		case <-stop:
 		}
+		return false
 	}
-	cases := make([]reflect.SelectCase, 0, len(chans)+2)
+	cases := make([]reflect.SelectCase, 0, len(chans)+3)
 	cases = append(cases,
 		reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(timer.C)},
-		reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())})
+		reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())},
+		reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(stop)})
 	for _, ch := range chans {
 		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ch)})
 	}
 	chosen, _, _ := reflect.Select(cases)
-	return chosen >= 2
+	return chosen >= 3
 }
 
 func concat(batches [][]byte, n int) []byte {

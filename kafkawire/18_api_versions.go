@@ -76,6 +76,21 @@ func advertised(upstream func(key int16) (min, max int16, ok bool)) []kmsg.ApiVe
 	return out
 }
 
+// upstreamRange is upstream's version range for key, once upstream has
+// answered an ApiVersions request.
+func (s *Server) upstreamRange(key int16) (lo, hi int16, ok bool) {
+	up := s.deps.Upstream.CachedApiVersions()
+	if up == nil {
+		return 0, 0, false
+	}
+	for _, k := range up.ApiKeys {
+		if k.ApiKey == key {
+			return k.MinVersion, k.MaxVersion, true
+		}
+	}
+	return 0, 0, false
+}
+
 // apiVersionsFallback is the v0 answer to an ApiVersions version meshka does
 // not know: the error and the ApiVersions range, so the client retries.
 func apiVersionsFallback() *kmsg.ApiVersionsResponse {

@@ -112,6 +112,9 @@ func (c *conn) readEnded(err error) {
 	var ne net.Error
 	switch {
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), c.ctx.Err() != nil:
+		// The client is gone, as a Kafka broker treats a closed read side:
+		// nobody will read answers, so pending long polls end now.
+		c.cancel()
 	case errors.As(err, &ne) && ne.Timeout(): // stopReading at shutdown
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		c.fail("truncated frame", err)
@@ -139,6 +142,10 @@ func (c *conn) decode(frame []byte) (*inflight, error) {
 			return &inflight{key: h.key, version: 0, corrID: h.corrID, finish: now(apiVersionsFallback(), nil)}, nil
 		}
 		return nil, fmt.Errorf("unsupported %s version %d (meshka handles %d to %d)", kmsg.NameForKey(h.key), h.version, a.min, a.max)
+	}
+	if lo, hi, ok := c.s.upstreamRange(h.key); ok && h.key != apiVersionsKey && (h.version < lo || h.version > hi) {
+		// Not advertised: upstream cannot take this version.
+		return nil, fmt.Errorf("unsupported %s version %d (upstream handles %d to %d)", kmsg.NameForKey(h.key), h.version, lo, hi)
 	}
 	req := kmsg.RequestForKey(h.key)
 	req.SetVersion(h.version)

@@ -41,6 +41,8 @@ type Node struct {
 	srv  *kafkawire.Server
 	ln   net.Listener
 
+	budget *partition.Budget
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -90,13 +92,14 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 	}
 	n.reg = cluster.NewRegistry(self)
 
+	n.budget = partition.NewBudget(int64(cfg.Cache.NodeMaxBytes))
 	mesh, err := cluster.Start(cluster.Config{
 		Name: cfg.Cluster.Name,
 		Bind: cfg.Cluster.Bind,
 		Kinds: map[string]*actor.Props{
 			partition.Kind: partition.Props(partition.Config{
 				Upstream:    up,
-				Budget:      partition.NewBudget(int64(cfg.Cache.NodeMaxBytes)),
+				Budget:      n.budget,
 				MaxBytes:    int64(cfg.Cache.PartitionMaxBytes),
 				IdleTimeout: cfg.Cache.IdleTimeout.D(),
 				Logger:      log,
@@ -118,6 +121,10 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 	}, kafkawire.Deps{Upstream: up, UpstreamName: upstreamName, Mesh: mesh, Registry: n.reg, Logger: log})
 	go func() { n.served <- n.srv.Serve(ln) }()
 
+	// Learn upstream's versions early, so requests at versions upstream
+	// lacks are refused even from clients that skip ApiVersions.
+	n.wg.Add(1)
+	go func() { defer n.wg.Done(); n.learnVersions() }()
 	for _, topic := range cfg.Cache.Bootstrap {
 		n.wg.Add(1)
 		go func() { defer n.wg.Done(); n.warm(topic) }()
@@ -143,11 +150,30 @@ func advertised(cfg config.Config, bound net.Addr) string {
 // Addr is the Kafka listener's bound address.
 func (n *Node) Addr() net.Addr { return n.ln.Addr() }
 
+// CacheBytes is the bytes all partition caches on the node hold.
+func (n *Node) CacheBytes() int64 { return n.budget.Used() }
+
 // Upstream is the node's upstream client.
 func (n *Node) Upstream() *upstream.Client { return n.up }
 
 // Done reports a listener that failed on its own.
 func (n *Node) Done() <-chan error { return n.served }
+
+func (n *Node) learnVersions() {
+	for attempt := 0; n.ctx.Err() == nil; attempt++ {
+		if _, err := n.up.ApiVersions(n.ctx); err == nil {
+			return
+		} else if attempt == 0 {
+			n.log.Warn("upstream not reachable yet; retrying", "err", err)
+		}
+		t := time.NewTimer(time.Second << min(attempt, 5))
+		select {
+		case <-t.C:
+		case <-n.ctx.Done():
+			t.Stop()
+		}
+	}
+}
 
 // warm keeps a bootstrap topic's partitions streamed with no reader.
 func (n *Node) warm(topic string) {

@@ -9,9 +9,11 @@ import (
 )
 
 // FetchOnce reads one partition straight from its upstream leader without
-// waiting, for reads below a partition cache's window. The answer is
-// upstream's, bytes untouched.
-func (c *Client) FetchOnce(ctx context.Context, topic string, partition int32, offset int64, maxBytes int32, isolation int8) kmsg.FetchResponseTopicPartition {
+// waiting, for reads outside a partition cache's window and for clients of
+// Fetch versions older than the cache serves. version caps the request's
+// version: upstream converts old record formats for old clients itself.
+// The answer is upstream's, bytes untouched.
+func (c *Client) FetchOnce(ctx context.Context, topic string, partition int32, offset int64, maxBytes int32, isolation int8, version int16) kmsg.FetchResponseTopicPartition {
 	out := kmsg.NewFetchResponseTopicPartition()
 	out.Partition = partition
 	out.HighWatermark, out.LastStableOffset, out.LogStartOffset = -1, -1, -1
@@ -37,7 +39,7 @@ func (c *Client) FetchOnce(ctx context.Context, topic string, partition int32, o
 
 	ctx, cancel := c.timeout(ctx)
 	defer cancel()
-	kresp, err := c.main.Broker(int(pm.Leader)).Request(ctx, &pinned{Request: req, max: streamFetchVersion})
+	kresp, err := c.main.Broker(int(pm.Leader)).Request(ctx, &pinned{Request: req, max: min(version, streamFetchVersion)})
 	if err != nil {
 		c.meta.Invalidate(topic)
 		out.ErrorCode = errCode(err)
@@ -70,6 +72,14 @@ func errCode(err error) int16 {
 		return ke.Code
 	}
 	return kerr.RequestTimedOut.Code
+}
+
+// CachedApiVersions is upstream's ApiVersions answer if one was received,
+// without asking. Safe for concurrent use; never blocks on the network.
+func (c *Client) CachedApiVersions() *kmsg.ApiVersionsResponse {
+	c.versionsMu.Lock()
+	defer c.versionsMu.Unlock()
+	return c.versions
 }
 
 // LatestOffset is the partition's current end (high watermark) upstream.

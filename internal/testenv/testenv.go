@@ -37,8 +37,15 @@ type Option func(*config.Config)
 // test cleanup.
 func Start(tb testing.TB, opts ...Option) *Env {
 	tb.Helper()
+	return StartWith(tb, nil, opts...)
+}
+
+// StartWith is Start with extra options for the upstream cluster, such as
+// kfake.SeedTopics for topics that must exist before the node starts.
+func StartWith(tb testing.TB, upstreamOpts []kfake.Opt, opts ...Option) *Env {
+	tb.Helper()
 	sent := new(atomic.Int64)
-	up, err := embedded.Start(embedded.Config{Brokers: 3, Partitions: 3}, kfake.ListenFn(countingListen(sent)))
+	up, err := embedded.Start(embedded.Config{Brokers: 3, Partitions: 3}, append(upstreamOpts, kfake.ListenFn(countingListen(sent)))...)
 	if err != nil {
 		tb.Fatal(err)
 	}

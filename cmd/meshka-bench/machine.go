@@ -1,0 +1,111 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// machine records what the figures were measured on: benchmark numbers
+// mean nothing without it.
+type machine struct {
+	cpus      int
+	cpuModel  string
+	memTotal  int64 // bytes; 0 when unknown
+	goVersion string
+	goos      string
+	goarch    string
+	date      time.Time
+	commit    string
+}
+
+func readMachine() machine {
+	return machine{
+		cpus:      runtime.NumCPU(),
+		cpuModel:  cpuModel(),
+		memTotal:  meminfo("MemTotal"),
+		goVersion: runtime.Version(),
+		goos:      runtime.GOOS,
+		goarch:    runtime.GOARCH,
+		date:      time.Now().UTC(),
+		commit:    gitCommit(),
+	}
+}
+
+func (m machine) summary() string {
+	return fmt.Sprintf("%d CPUs (%s), %s memory, %s %s/%s, commit %s",
+		m.cpus, m.cpuModel, formatMem(m.memTotal), m.goVersion, m.goos, m.goarch, m.commit)
+}
+
+func formatMem(b int64) string {
+	if b <= 0 {
+		return "unknown"
+	}
+	return fmt.Sprintf("%.1f GiB", float64(b)/(1<<30))
+}
+
+// cpuModel is the first "model name" in /proc/cpuinfo (Linux only; other
+// systems and architectures without that line report "unknown").
+func cpuModel() string {
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return "unknown"
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
+}
+
+// meminfo reads one /proc/meminfo field in bytes, 0 when unavailable.
+func meminfo(field string) int64 {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if !ok || k != field {
+			continue
+		}
+		fs := strings.Fields(v) // "24576000 kB"
+		if len(fs) == 0 {
+			return 0
+		}
+		n, err := strconv.ParseInt(fs[0], 10, 64)
+		if err != nil {
+			return 0
+		}
+		if len(fs) > 1 && fs[1] == "kB" {
+			n *= 1024
+		}
+		return n
+	}
+	return 0
+}
+
+// gitCommit names the measured source; a modified work tree is flagged
+// because the figures then belong to no commit exactly.
+func gitCommit() string {
+	out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return "unknown"
+	}
+	c := strings.TrimSpace(string(out))
+	if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(strings.TrimSpace(string(st))) > 0 {
+		c += " (work tree modified)"
+	}
+	return c
+}

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+const (
+	produceDuration      = 5 * time.Second
+	produceDurationQuick = 2 * time.Second
+	producePartitions    = 6
+)
+
+// runProduce is P1: one franz-go producer writing 1 KiB random values as
+// fast as it can for a fixed time, direct and through meshka.
+func runProduce(b *bench) section {
+	s := section{}
+	dur := produceDuration
+	if b.opts.quick {
+		dur = produceDurationQuick
+	}
+	up, err := startUpstream(b.opts.debug)
+	if err != nil {
+		b.failed = true
+		s.notes = append(s.notes, "FAILED to start the upstream: "+err.Error())
+		return s
+	}
+	defer up.close()
+	pl := newPayload()
+
+	// The process's first produce run starts with a small heap and cold
+	// connections and came out several times slower than later runs; one
+	// unrecorded run of each side keeps that off round 1.
+	warm := dur / 2
+	b.progress("P1 warm-up (%s per side, not recorded)", warm)
+	for _, side := range []string{"direct", "meshka"} {
+		if x := produceOnce(b, up, pl, side, 0, warm); x.err != "" {
+			b.progress("P1 warm-up %s: %s", side, x.err)
+		}
+	}
+	var direct, meshka []float64
+	for r := 1; r <= b.opts.rounds; r++ {
+		for _, side := range []string{"direct", "meshka"} {
+			x := produceOnce(b, up, pl, side, r, dur)
+			s.samples = append(s.samples, x)
+			if x.err != "" {
+				b.failed = true
+				b.progress("P1 round %d %s: FAILED: %s", r, side, x.err)
+				s.notes = append(s.notes, fmt.Sprintf("FAILED: round %d %s: %s", r, side, x.err))
+				continue
+			}
+			b.progress("P1 round %d/%d %-6s %7.1f MB/s (%d records acked in %s)", r, b.opts.rounds, side, x.mbps(), x.records, dur)
+			if side == "direct" {
+				direct = append(direct, x.mbps())
+			} else {
+				meshka = append(meshka, x.mbps())
+			}
+		}
+	}
+	s.rows = []row{{
+		id: "P1", what: fmt.Sprintf("produce 1 KiB random values, 1 producer, %d partitions, %s per run", producePartitions, dur),
+		unit: "MB/s", direct: direct, meshka: meshka,
+		target: "≥ 0.90", check: func(x float64) bool { return x >= 0.90 },
+	}}
+	s.notes = append(s.notes,
+		"Producer: franz-go defaults (idempotent, acks=all, snappy preferred, which random values defeat; at most 50,000 buffered records, "+
+			"so Produce blocks rather than queueing without bound) except linger 0. MB/s counts values acknowledged within the run's window; "+
+			"records still in flight at the end are not counted.",
+		"A fresh 6-partition topic per run, deleted afterwards (kfake keeps data in memory); a fresh meshka node per meshka run; "+
+			"one unrecorded half-length run of each side first, as the process's first run is slow.",
+		"What limits it: client, kfake and meshka share 2 cores, and kfake handles every request on one goroutine. Through meshka each "+
+			"batch crosses loopback twice and each request is parsed and re-serialized by the proxy; meshka presents itself as the single leader of all 6 "+
+			"partitions, so the producer's per-broker in-flight limit applies once rather than across kfake's 3 brokers; and each partition "+
+			"actor keeps one batch in flight upstream, so a produce request waits for the slowest of its partitions' upstream round trips.",
+	)
+	return s
+}
+
+// produceOnce runs one side of one P1 round.
+func produceOnce(b *bench, up *upstream, pl *payload, side string, round int, dur time.Duration) sample {
+	x := sample{round: round, side: side}
+	topic := fmt.Sprintf("bench-p1-r%d-%s-%d", round, side, time.Now().UnixNano())
+	admin, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := up.createTopic(admin, topic, producePartitions); err != nil {
+		x.err = err.Error()
+		return x
+	}
+	// Deleting after the node and client are gone keeps the delete out of
+	// the byte count and frees the topic's memory for the next run.
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := up.deleteTopic(ctx, topic); err != nil {
+			b.progress("P1: %v (ignored)", err)
+		}
+	}()
+
+	before := up.Sent()
+	seeds := up.addrs()
+	if side == "meshka" {
+		n, err := up.startNode(nil)
+		if err != nil {
+			x.err = "start meshka: " + err.Error()
+			return x
+		}
+		defer func() {
+			if err := stopNode(b, n); err != nil {
+				b.progress("P1: meshka shutdown: %v", err)
+			}
+		}()
+		seeds = []string{n.Addr().String()}
+	}
+	cl, err := kgo.NewClient(clientOpts(seeds, b.opts.debug, kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(0))...)
+	if err != nil {
+		x.err = err.Error()
+		return x
+	}
+
+	var (
+		acked, ackedBytes atomic.Int64
+		errMu             sync.Mutex
+		firstErr          error
+		errCount          int64
+	)
+	ctx, stop := context.WithCancel(context.Background())
+	promise := func(r *kgo.Record, err error) {
+		if err == nil {
+			acked.Add(1)
+			ackedBytes.Add(int64(len(r.Value)))
+			return
+		}
+		// Records failed because the run ended are expected; anything
+		// else is a real produce error worth reporting.
+		if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, kgo.ErrClientClosed)) {
+			return
+		}
+		errMu.Lock()
+		errCount++
+		if firstErr == nil {
+			firstErr = err
+		}
+		errMu.Unlock()
+	}
+
+	done := make(chan struct{})
+	start := time.Now()
+	go func() {
+		defer close(done)
+		// Produce blocks once the client buffers its maximum of records,
+		// so the loop runs exactly as fast as acknowledgements free room.
+		for i := int64(0); ctx.Err() == nil; i++ {
+			cl.Produce(ctx, &kgo.Record{Value: pl.value(i)}, promise)
+		}
+	}()
+	timer := time.NewTimer(dur)
+	<-timer.C
+	x.elapsed = time.Since(start)
+	x.records, x.bytes = acked.Load(), ackedBytes.Load()
+	x.upstream = up.Sent() - before
+	stop()
+	<-done
+	// Let in-flight requests finish so the node shuts down idle; whatever
+	// is still buffered fails with the canceled context or at Close.
+	flushCtx, cancelFlush := context.WithTimeout(context.Background(), 10*time.Second)
+	_ = cl.Flush(flushCtx)
+	cancelFlush()
+	cl.Close()
+
+	errMu.Lock()
+	defer errMu.Unlock()
+	if firstErr != nil {
+		x.err = fmt.Sprintf("%d records failed; first error: %v", errCount, firstErr)
+	}
+	return x
+}

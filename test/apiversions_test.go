@@ -1,0 +1,69 @@
+package test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/meshka/meshka/internal/testenv"
+)
+
+// ApiVersions through meshka advertises only keys meshka handles, within
+// upstream's ranges, never raising upstream's minimum.
+func TestApiVersionsIntersection(t *testing.T) {
+	env := testenv.Start(t)
+	ctx := timeout(t, 30*time.Second)
+	ask := func(seeds string) *kmsg.ApiVersionsResponse {
+		var cl = env.Client(t)
+		if seeds == "direct" {
+			cl = env.DirectClient(t)
+		}
+		req := kmsg.NewPtrApiVersionsRequest()
+		req.ClientSoftwareName, req.ClientSoftwareVersion = "meshka-test", "1"
+		resp, err := cl.Request(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.(*kmsg.ApiVersionsResponse)
+	}
+	up, mk := ask("direct"), ask("meshka")
+	if mk.ErrorCode != 0 {
+		t.Fatalf("ApiVersions error %d", mk.ErrorCode)
+	}
+	upRange := map[int16]kmsg.ApiVersionsResponseApiKey{}
+	for _, k := range up.ApiKeys {
+		upRange[k.ApiKey] = k
+	}
+	handled := map[int16]bool{0: true, 1: true, 2: true, 3: true, 10: true, 18: true, 19: true, 20: true,
+		21: true, 22: true, 23: true, 32: true, 33: true, 37: true, 44: true, 60: true}
+	seen := map[int16]kmsg.ApiVersionsResponseApiKey{}
+	for _, k := range mk.ApiKeys {
+		seen[k.ApiKey] = k
+		if !handled[k.ApiKey] {
+			t.Errorf("meshka advertises %s (key %d), which it does not handle", kmsg.NameForKey(k.ApiKey), k.ApiKey)
+		}
+		u, ok := upRange[k.ApiKey]
+		if !ok {
+			t.Errorf("meshka advertises key %d, which upstream lacks", k.ApiKey)
+			continue
+		}
+		if k.MinVersion != u.MinVersion && k.ApiKey != 1 && k.ApiKey != 0 {
+			t.Errorf("key %d: min %d differs from upstream's %d", k.ApiKey, k.MinVersion, u.MinVersion)
+		}
+		if k.MinVersion > u.MinVersion && k.ApiKey == 0 {
+			t.Errorf("Produce minimum raised to %d above upstream's %d", k.MinVersion, u.MinVersion)
+		}
+		if k.MaxVersion > u.MaxVersion {
+			t.Errorf("key %d: max %d above upstream's %d", k.ApiKey, k.MaxVersion, u.MaxVersion)
+		}
+	}
+	for key := range handled {
+		if _, ok := seen[key]; !ok {
+			t.Errorf("key %d (%s) is handled but not advertised", key, kmsg.NameForKey(key))
+		}
+	}
+	if p := seen[0]; p.MinVersion != 3 || p.MaxVersion != 12 {
+		t.Errorf("Produce advertised %d-%d, want 3-12 (upstream 3-13, meshka 3-12)", p.MinVersion, p.MaxVersion)
+	}
+}
