@@ -1,0 +1,128 @@
+package test
+
+import (
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/meshka/meshka/internal/testenv"
+)
+
+// DescribeCluster names meshka's node and upstream's cluster id.
+func TestDescribeCluster(t *testing.T) {
+	env := testenv.Start(t)
+	ctx := timeout(t, 30*time.Second)
+	req := kmsg.NewPtrDescribeClusterRequest()
+	kresp, err := env.Client(t).Request(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := kresp.(*kmsg.DescribeClusterResponse)
+	if resp.ErrorCode != 0 {
+		t.Fatalf("error %d", resp.ErrorCode)
+	}
+	if resp.ClusterID != "meshka-embedded" {
+		t.Fatalf("cluster id %q, want upstream's", resp.ClusterID)
+	}
+	if len(resp.Brokers) != 1 || resp.Brokers[0].NodeID != 0 || resp.ControllerID != 0 {
+		t.Fatalf("brokers %+v controller %d, want only meshka node 0", resp.Brokers, resp.ControllerID)
+	}
+}
+
+// FindCoordinator names this node for transactional ids, singly and batched.
+func TestFindCoordinator(t *testing.T) {
+	env := testenv.Start(t)
+	ctx := timeout(t, 30*time.Second)
+	cl := env.Client(t)
+	req := kmsg.NewPtrFindCoordinatorRequest()
+	req.CoordinatorType = 1
+	req.CoordinatorKeys = []string{"tx-a", "tx-b"}
+	kresp, err := cl.Broker(0).Request(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := kresp.(*kmsg.FindCoordinatorResponse)
+	if len(resp.Coordinators) != 2 {
+		t.Fatalf("%d coordinators, want 2", len(resp.Coordinators))
+	}
+	host := env.Node.Addr().String()
+	for _, c := range resp.Coordinators {
+		if c.ErrorCode != 0 || c.NodeID != 0 {
+			t.Fatalf("coordinator %+v, want node 0", c)
+		}
+		if got := c.Host + ":" + itoa(c.Port); got != host {
+			t.Fatalf("coordinator at %s, want %s", got, host)
+		}
+	}
+}
+
+// ListOffsets by timestamp and max timestamp, and OffsetForLeaderEpoch, are
+// upstream's answers.
+func TestListOffsetsAndLeaderEpoch(t *testing.T) {
+	env := testenv.Start(t)
+	ctx := timeout(t, 30*time.Second)
+	const topic = "times"
+	createTopic(t, ctx, env.Client(t), topic, 1, nil)
+	p := env.Client(t, kgo.DefaultProduceTopic(topic))
+	base := time.UnixMilli(1_800_000_000_000)
+	stamps := []int64{0, 10, 20, 5, 30} // offset 4 has the max timestamp
+	for _, d := range stamps {
+		r := &kgo.Record{Value: []byte("v"), Timestamp: base.Add(time.Duration(d) * time.Millisecond)}
+		if err := p.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list := func(ts int64) (int64, int64) {
+		req := kmsg.NewPtrListOffsetsRequest()
+		rt := kmsg.NewListOffsetsRequestTopic()
+		rt.Topic = topic
+		rp := kmsg.NewListOffsetsRequestTopicPartition()
+		rp.Timestamp = ts
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		kresp, err := env.Client(t).Broker(0).Request(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		part := kresp.(*kmsg.ListOffsetsResponse).Topics[0].Partitions[0]
+		if part.ErrorCode != 0 {
+			t.Fatalf("ListOffsets(%d): error %d", ts, part.ErrorCode)
+		}
+		return part.Offset, part.Timestamp
+	}
+	if o, _ := list(-2); o != 0 {
+		t.Errorf("earliest = %d, want 0", o)
+	}
+	if o, _ := list(-1); o != 5 {
+		t.Errorf("latest = %d, want 5", o)
+	}
+	if o, _ := list(base.Add(15 * time.Millisecond).UnixMilli()); o != 2 {
+		t.Errorf("first offset at or after +15ms = %d, want 2", o)
+	}
+	if o, ts := list(-3); o != 4 || ts != base.Add(30*time.Millisecond).UnixMilli() {
+		t.Errorf("max timestamp at offset %d (ts %d), want offset 4", o, ts)
+	}
+
+	req := kmsg.NewPtrOffsetForLeaderEpochRequest()
+	req.ReplicaID = -1
+	rt := kmsg.NewOffsetForLeaderEpochRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewOffsetForLeaderEpochRequestTopicPartition()
+	rp.CurrentLeaderEpoch = -1
+	rp.LeaderEpoch = 0
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	kresp, err := env.Client(t).Broker(0).Request(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	part := kresp.(*kmsg.OffsetForLeaderEpochResponse).Topics[0].Partitions[0]
+	if part.ErrorCode != 0 || part.EndOffset != 5 {
+		t.Fatalf("OffsetForLeaderEpoch: error %d end offset %d, want 5", part.ErrorCode, part.EndOffset)
+	}
+}
+
+func itoa(i int32) string { return strconv.Itoa(int(i)) }
