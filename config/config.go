@@ -12,6 +12,7 @@ type Config struct {
 	Upstream Upstream `yaml:"upstream"`
 	Kafka    Kafka    `yaml:"kafka"`
 	Cache    Cache    `yaml:"cache"`
+	Groups   Groups   `yaml:"groups"`
 	Log      Log      `yaml:"log"`
 	Dev      Dev      `yaml:"dev"`
 }
@@ -70,6 +71,20 @@ type Cache struct {
 	Bootstrap []string `yaml:"bootstrap"`
 }
 
+// Groups configures consumer-group coordination, as a Kafka broker's
+// group.* settings do.
+type Groups struct {
+	// InitialRebalanceDelay waits for more members before the first
+	// rebalance of an empty group. Kafka defaults to 3s; meshka to 0, since
+	// every meshka restart empties its groups and the delay would then
+	// stall every consumer's first join.
+	InitialRebalanceDelay Duration `yaml:"initial_rebalance_delay"`
+	MinSessionTimeout     Duration `yaml:"min_session_timeout"`
+	MaxSessionTimeout     Duration `yaml:"max_session_timeout"`
+	// MaxSize bounds members per group; 0 means no bound.
+	MaxSize int `yaml:"max_size"`
+}
+
 // Log configures the process logger.
 type Log struct {
 	Level  string `yaml:"level"`
@@ -109,6 +124,10 @@ func Default() Config {
 			PartitionMaxBytes: 64 * MiB,
 			NodeMaxBytes:      1 * GiB,
 			IdleTimeout:       Duration(60 * time.Second),
+		},
+		Groups: Groups{
+			MinSessionTimeout: Duration(6 * time.Second),
+			MaxSessionTimeout: Duration(30 * time.Minute),
 		},
 		Log: Log{
 			Level:  "info",

@@ -110,6 +110,11 @@ cache:
   bootstrap:
     - orders
     - payments.v2
+groups:
+  initial_rebalance_delay: 3s
+  min_session_timeout: 1s
+  max_session_timeout: 10m
+  max_size: 50
 log:
   level: debug
   format: json
@@ -140,6 +145,12 @@ func fullConfig() Config {
 			NodeMaxBytes:      4 * GiB,
 			IdleTimeout:       Duration(90 * time.Minute),
 			Bootstrap:         []string{"orders", "payments.v2"},
+		},
+		Groups: Groups{
+			InitialRebalanceDelay: Duration(3 * time.Second),
+			MinSessionTimeout:     Duration(time.Second),
+			MaxSessionTimeout:     Duration(10 * time.Minute),
+			MaxSize:               50,
 		},
 		Log: Log{Level: "debug", Format: "json"},
 		Dev: Dev{DataDir: "/var/lib/meshka-dev", Brokers: 1, Partitions: 12},

@@ -49,6 +49,15 @@ func (c *Config) Validate() Errors {
 			c.Cache.PartitionMaxBytes, c.Cache.NodeMaxBytes)
 	}
 	v.durationRange("cache.idle_timeout", c.Cache.IdleTimeout, time.Second, 24*time.Hour)
+
+	v.durationRange("groups.initial_rebalance_delay", c.Groups.InitialRebalanceDelay, 0, 5*time.Minute)
+	v.durationRange("groups.min_session_timeout", c.Groups.MinSessionTimeout, time.Millisecond, time.Hour)
+	v.durationRange("groups.max_session_timeout", c.Groups.MaxSessionTimeout, time.Millisecond, 24*time.Hour)
+	if c.Groups.MaxSessionTimeout < c.Groups.MinSessionTimeout {
+		v.add("groups.max_session_timeout", "must be at least groups.min_session_timeout (%s), got %s",
+			c.Groups.MinSessionTimeout, c.Groups.MaxSessionTimeout)
+	}
+	v.intRange("groups.max_size", int64(c.Groups.MaxSize), 0, 1<<20)
 	first := map[string]int{}
 	for i, topic := range c.Cache.Bootstrap {
 		path := fmt.Sprintf("cache.bootstrap[%d]", i)

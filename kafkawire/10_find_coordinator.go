@@ -2,13 +2,13 @@ package kafkawire
 
 // FindCoordinator, key 10.
 //
-// v0-v5 (v4+ batches keys). The coordinator of a transactional id is this
-// node, which forwards transaction requests to upstream's transaction
-// coordinator. Groups are coordinated by group actors; until they land the
-// group APIs are not advertised and a group key also names this node.
-// Share groups (type 2, v6) are not handled.
+// v0-v5 (v4+ batches keys). The coordinator of a group is the node hosting
+// its group actor. The coordinator of a transactional id is this node,
+// which forwards transaction requests to upstream's transaction
+// coordinator. Share groups (type 2, v6) are not handled.
 
 import (
+	"github.com/meshka/meshka/actors/group"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -26,6 +26,9 @@ func handleFindCoordinator(c *conn, kreq kmsg.Request) func() (kmsg.Response, er
 				return kerr.InvalidRequest.Code, -1, "", -1
 			case key == "" && req.CoordinatorType == 1:
 				return kerr.InvalidRequest.Code, -1, "", -1
+			case req.CoordinatorType == 0:
+				n := c.s.deps.Registry.Owner(group.Kind, group.Identity(c.s.deps.UpstreamName, key))
+				return 0, n.ID, n.Host, n.Port
 			}
 			return 0, self.ID, self.Host, self.Port
 		}

@@ -34,6 +34,31 @@ func errorResponse(kreq kmsg.Request, code int16) kmsg.Response {
 			}
 			resp.Topics = append(resp.Topics, rt)
 		}
+	case *kmsg.OffsetFetchRequest:
+		resp := kresp.(*kmsg.OffsetFetchResponse)
+		resp.ErrorCode = code
+		for _, g := range req.Groups {
+			rg := kmsg.NewOffsetFetchResponseGroup()
+			rg.Group, rg.ErrorCode = g.Group, code
+			resp.Groups = append(resp.Groups, rg)
+		}
+	case *kmsg.AddOffsetsToTxnRequest:
+		kresp.(*kmsg.AddOffsetsToTxnResponse).ErrorCode = code
+	case *kmsg.EndTxnRequest:
+		kresp.(*kmsg.EndTxnResponse).ErrorCode = code
+	case *kmsg.AddPartitionsToTxnRequest:
+		resp := kresp.(*kmsg.AddPartitionsToTxnResponse)
+		resp.ErrorCode = code
+		for _, t := range req.Topics {
+			rt := kmsg.NewAddPartitionsToTxnResponseTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				rp := kmsg.NewAddPartitionsToTxnResponseTopicPartition()
+				rp.Partition, rp.ErrorCode = p, code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
 	case *kmsg.InitProducerIDRequest:
 		kresp.(*kmsg.InitProducerIDResponse).ErrorCode = code
 	case *kmsg.CreateTopicsRequest:

@@ -2,6 +2,8 @@ package kafkawire
 
 import (
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/meshka/meshka/upstream"
 )
 
 // forward answers a request with upstream's response. Pinned requests go to
@@ -31,6 +33,14 @@ func forward(pin bool, after func(c *conn, req kmsg.Request, resp kmsg.Response)
 	}
 }
 
-// maxOf is kmsg's newest version of a key: pass-through handlers take
-// whatever kmsg can decode, and ApiVersions narrows it to upstream's range.
-func maxOf(key int16) int16 { return kmsg.RequestForKey(key).MaxVersion() }
+// maxOf is the newest version a pass-through handler takes: kmsg's newest,
+// capped where meshka's upstream client must stay below a version whose
+// fields changed meaning (topic ids); ApiVersions narrows it further to
+// upstream's range.
+func maxOf(key int16) int16 {
+	v := kmsg.RequestForKey(key).MaxVersion()
+	if c := upstream.MaxRoutedVersion(key); c >= 0 && c < v {
+		v = c
+	}
+	return v
+}

@@ -44,6 +44,8 @@ type Server struct {
 	closing  bool
 	connWG   sync.WaitGroup
 	stopping chan struct{}
+
+	groups groupIDs
 }
 
 // New returns a server; Serve starts it.

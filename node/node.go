@@ -13,6 +13,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/meshka/meshka/actors/group"
 	"github.com/meshka/meshka/actors/partition"
 	"github.com/meshka/meshka/cluster"
 	"github.com/meshka/meshka/config"
@@ -103,6 +104,13 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 				MaxBytes:    int64(cfg.Cache.PartitionMaxBytes),
 				IdleTimeout: cfg.Cache.IdleTimeout.D(),
 				Logger:      log,
+			}),
+			group.Kind: group.Props(group.Config{
+				InitialRebalanceDelay: cfg.Groups.InitialRebalanceDelay.D(),
+				MinSessionTimeout:     cfg.Groups.MinSessionTimeout.D(),
+				MaxSessionTimeout:     cfg.Groups.MaxSessionTimeout.D(),
+				MaxSize:               cfg.Groups.MaxSize,
+				Logger:                log,
 			}),
 		},
 		Logger: log,

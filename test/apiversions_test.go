@@ -35,8 +35,10 @@ func TestApiVersionsIntersection(t *testing.T) {
 	for _, k := range up.ApiKeys {
 		upRange[k.ApiKey] = k
 	}
-	handled := map[int16]bool{0: true, 1: true, 2: true, 3: true, 10: true, 18: true, 19: true, 20: true,
-		21: true, 22: true, 23: true, 32: true, 33: true, 37: true, 44: true, 60: true}
+	handled := map[int16]bool{0: true, 1: true, 2: true, 3: true, 8: true, 9: true, 10: true, 11: true,
+		12: true, 13: true, 14: true, 15: true, 16: true, 18: true, 19: true, 20: true, 21: true, 22: true,
+		23: true, 24: true, 25: true, 26: true, 28: true, 32: true, 33: true, 37: true, 42: true, 44: true,
+		47: true, 60: true}
 	seen := map[int16]kmsg.ApiVersionsResponseApiKey{}
 	for _, k := range mk.ApiKeys {
 		seen[k.ApiKey] = k

@@ -13,6 +13,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 )
 
 // Config is what the upstream side needs from meshka's configuration.
@@ -59,8 +60,17 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	// Requests that kgo routes itself go at the highest version both sides
+	// know, and the answer is re-encoded at the client's version. That is
+	// only sound below the versions where these requests switched from
+	// topic names to topic ids, so they are capped there.
+	versions := kversion.Tip()
+	for key, max := range idlessMax {
+		versions.SetMaxKeyVersion(key, max)
+	}
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.MaxVersions(versions),
 		kgo.ClientID(cfg.ClientID),
 		kgo.RequestTimeoutOverhead(cfg.RequestTimeout),
 		kgo.MetadataMinAge(250 * time.Millisecond),
@@ -82,6 +92,20 @@ func New(cfg Config) (*Client, error) {
 	c.meta = newMetaCache(c, cfg.MetadataTTL)
 	c.streams = newStreams(c)
 	return c, nil
+}
+
+// idlessMax is, for requests kgo routes, the last version that names topics
+// rather than identifying them by id: OffsetCommit and OffsetFetch (v10
+// switched). Handlers advertise no higher.
+var idlessMax = map[int16]int16{8: 9, 9: 9}
+
+// MaxRoutedVersion is the highest version meshka forwards for key through
+// kgo's routing, or -1 when uncapped.
+func MaxRoutedVersion(key int16) int16 {
+	if v, ok := idlessMax[key]; ok {
+		return v
+	}
+	return -1
 }
 
 // Close stops every stream and closes the kgo clients.

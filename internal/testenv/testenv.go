@@ -57,16 +57,40 @@ func StartWith(tb testing.TB, upstreamOpts []kfake.Opt, opts ...Option) *Env {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	n, err := node.Start(cfg, node.Options{Logger: Logger()})
+	e := &Env{Upstream: up, UpstreamSent: sent, Config: cfg}
+	e.startNode(tb)
+	tb.Cleanup(func() { e.stopNode() })
+	return e
+}
+
+func (e *Env) startNode(tb testing.TB) {
+	tb.Helper()
+	n, err := node.Start(e.Config, node.Options{Logger: Logger()})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = n.Shutdown(ctx)
-	})
-	return &Env{Upstream: up, Node: n, UpstreamSent: sent, Config: cfg}
+	e.Node = n
+}
+
+func (e *Env) stopNode() {
+	if e.Node == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = e.Node.Shutdown(ctx)
+	e.Node = nil
+}
+
+// RestartNode stops the node (draining as on SIGTERM) and starts a new one
+// on the same address in front of the same upstream, as an operator's
+// restart would. Clients reconnect to the same address.
+func (e *Env) RestartNode(tb testing.TB) {
+	tb.Helper()
+	addr := e.Addr()
+	e.stopNode()
+	e.Config.Node.Listen = addr
+	e.startNode(tb)
 }
 
 // Addr is the node's Kafka address.

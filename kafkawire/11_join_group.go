@@ -1,0 +1,38 @@
+package kafkawire
+
+// JoinGroup, key 11.
+//
+// v0-v9. Coordinated by the group's actor on this node (group.Kind); the
+// answer comes when the rebalance completes, so the wait is bounded by the
+// request's rebalance timeout (its session timeout before v1).
+
+import (
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/meshka/meshka/actors/group"
+)
+
+func init() { register(11, 0, 9, handleJoinGroup) }
+
+func handleJoinGroup(c *conn, kreq kmsg.Request) func() (kmsg.Response, error) {
+	req := kreq.(*kmsg.JoinGroupRequest)
+	ch := make(chan *kmsg.JoinGroupResponse, 1)
+	host, _, _ := splitHost(c.remote)
+	code := c.s.sendGroup(req.Group, &group.Join{Req: req, ClientID: c.clientID, ClientHost: "/" + host, Reply: ch})
+	return func() (kmsg.Response, error) {
+		if code == 0 {
+			wait := time.Duration(max(req.RebalanceTimeoutMillis, req.SessionTimeoutMillis)) * time.Millisecond
+			resp, ok, err := await(c, ch, wait+groupWait)
+			if err != nil || ok {
+				return resp, err
+			}
+			code = kerr.CoordinatorNotAvailable.Code
+		}
+		resp := req.ResponseKind().(*kmsg.JoinGroupResponse)
+		resp.ErrorCode, resp.Generation, resp.MemberID = code, -1, req.MemberID
+		return resp, nil
+	}
+}

@@ -1,0 +1,30 @@
+package kafkawire
+
+// Heartbeat, key 12.
+//
+// v0-v4, answered by the group actor.
+
+import (
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/meshka/meshka/actors/group"
+)
+
+func init() { register(12, 0, 4, handleHeartbeat) }
+
+func handleHeartbeat(c *conn, kreq kmsg.Request) func() (kmsg.Response, error) {
+	req := kreq.(*kmsg.HeartbeatRequest)
+	ch := make(chan *kmsg.HeartbeatResponse, 1)
+	code := c.s.sendGroup(req.Group, &group.Heartbeat{Req: req, Reply: ch})
+	return func() (kmsg.Response, error) {
+		if code == 0 {
+			resp, ok, err := await(c, ch, groupWait)
+			if err != nil || ok {
+				return resp, err
+			}
+		}
+		resp := req.ResponseKind().(*kmsg.HeartbeatResponse)
+		resp.ErrorCode = coordinatorGone(code)
+		return resp, nil
+	}
+}

@@ -1,0 +1,39 @@
+package kafkawire
+
+// SyncGroup, key 14.
+//
+// v0-v5. Followers wait in the group actor for the leader's assignment,
+// bounded like a rebalance.
+
+import (
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/meshka/meshka/actors/group"
+)
+
+func init() { register(14, 0, 5, handleSyncGroup) }
+
+// syncWait bounds a follower's wait for the leader's assignment: Kafka's
+// longest rebalance timeout is the session bound, 30 minutes at most.
+const syncWait = 30 * time.Minute
+
+func handleSyncGroup(c *conn, kreq kmsg.Request) func() (kmsg.Response, error) {
+	req := kreq.(*kmsg.SyncGroupRequest)
+	ch := make(chan *kmsg.SyncGroupResponse, 1)
+	code := c.s.sendGroup(req.Group, &group.Sync{Req: req, Reply: ch})
+	return func() (kmsg.Response, error) {
+		if code == 0 {
+			resp, ok, err := await(c, ch, syncWait)
+			if err != nil || ok {
+				return resp, err
+			}
+			code = kerr.CoordinatorNotAvailable.Code
+		}
+		resp := req.ResponseKind().(*kmsg.SyncGroupResponse)
+		resp.ErrorCode = code
+		return resp, nil
+	}
+}

@@ -1,0 +1,69 @@
+package kafkawire
+
+// ListGroups, key 16.
+//
+// v0-v5. The groups this node coordinates, with their actors' states, and
+// every group upstream knows (groups with committed offsets, Empty there
+// because members join meshka, not upstream). States (v4+) and types (v5+)
+// filter as Kafka's do, case-insensitively for states.
+
+import (
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/meshka/meshka/actors/group"
+)
+
+func init() { register(16, 0, 5, handleListGroups) }
+
+func handleListGroups(c *conn, kreq kmsg.Request) func() (kmsg.Response, error) {
+	req := kreq.(*kmsg.ListGroupsRequest)
+	return func() (kmsg.Response, error) {
+		resp := req.ResponseKind().(*kmsg.ListGroupsResponse)
+		seen := make(map[string]bool)
+		add := func(id, state, typ string) {
+			if seen[id] || !matches(req.StatesFilter, state, true) || !matches(req.TypesFilter, "classic", false) {
+				return
+			}
+			seen[id] = true
+			g := kmsg.NewListGroupsResponseGroup()
+			g.Group, g.ProtocolType, g.GroupState, g.GroupType = id, typ, state, "classic"
+			resp.Groups = append(resp.Groups, g)
+		}
+		for _, id := range c.s.groups.list() {
+			ch := make(chan group.GroupSummary, 1)
+			sum, code, err := ask(c, id, &group.Summary{Reply: ch}, ch, groupWait)
+			if err != nil {
+				return nil, err
+			}
+			if code == 0 && sum.State != "Dead" {
+				add(id, sum.State, sum.ProtocolType)
+			}
+		}
+		up := kmsg.NewPtrListGroupsRequest()
+		kresp, err := c.s.deps.Upstream.Request(c.ctx, up)
+		if err != nil {
+			c.s.log.Warn("upstream list groups failed", "err", err)
+			return resp, nil
+		}
+		for _, g := range kresp.(*kmsg.ListGroupsResponse).Groups {
+			if _, local := c.s.groups.lookup(g.Group); !local {
+				add(g.Group, "Empty", g.ProtocolType)
+			}
+		}
+		return resp, nil
+	}
+}
+
+func matches(filter []string, v string, fold bool) bool {
+	if len(filter) == 0 {
+		return true
+	}
+	for _, f := range filter {
+		if f == v || fold && strings.EqualFold(f, v) {
+			return true
+		}
+	}
+	return false
+}

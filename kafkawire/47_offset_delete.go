@@ -1,0 +1,74 @@
+package kafkawire
+
+// OffsetDelete, key 47.
+//
+// The group actor refuses topics its live members subscribe to
+// (GROUP_SUBSCRIBED_TO_TOPIC), as Kafka's coordinator does; the rest are
+// deleted upstream, where the offsets live.
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/meshka/meshka/actors/group"
+)
+
+func init() { register(47, 0, maxOf(47), handleOffsetDelete) }
+
+func handleOffsetDelete(c *conn, kreq kmsg.Request) func() (kmsg.Response, error) {
+	req := kreq.(*kmsg.OffsetDeleteRequest)
+	return func() (kmsg.Response, error) {
+		resp := req.ResponseKind().(*kmsg.OffsetDeleteResponse)
+		if req.Group == "" {
+			resp.ErrorCode = kerr.InvalidGroupID.Code
+			return resp, nil
+		}
+		topics := make([]string, 0, len(req.Topics))
+		for _, t := range req.Topics {
+			topics = append(topics, t.Topic)
+		}
+		ch := make(chan map[string]int16, 1)
+		refused, code, err := ask(c, req.Group, &group.CheckOffsetDelete{Topics: topics, Reply: ch}, ch, groupWait)
+		if err != nil {
+			return nil, err
+		}
+		if code != 0 {
+			resp.ErrorCode = code
+			return resp, nil
+		}
+		up := *req
+		up.Topics = nil
+		for _, t := range req.Topics {
+			if refused[t.Topic] == 0 {
+				up.Topics = append(up.Topics, t)
+			}
+		}
+		upResp := kmsg.NewPtrOffsetDeleteResponse()
+		if len(up.Topics) > 0 {
+			kresp, err := c.s.deps.Upstream.Request(c.ctx, &up)
+			if err != nil {
+				resp.ErrorCode = errCode(err)
+				return resp, nil
+			}
+			upResp = kresp.(*kmsg.OffsetDeleteResponse)
+			if upResp.ErrorCode != 0 {
+				resp.ErrorCode = upResp.ErrorCode
+				return resp, nil
+			}
+		}
+		for _, t := range req.Topics {
+			if rc := refused[t.Topic]; rc != 0 {
+				rt := kmsg.NewOffsetDeleteResponseTopic()
+				rt.Topic = t.Topic
+				for _, p := range t.Partitions {
+					rp := kmsg.NewOffsetDeleteResponseTopicPartition()
+					rp.Partition, rp.ErrorCode = p.Partition, rc
+					rt.Partitions = append(rt.Partitions, rp)
+				}
+				resp.Topics = append(resp.Topics, rt)
+			}
+		}
+		resp.Topics = append(resp.Topics, upResp.Topics...)
+		return resp, nil
+	}
+}
