@@ -60,6 +60,7 @@ func (s *Server) fetch(c *conn, req *kmsg.FetchRequest) (kmsg.Response, error) {
 		maxBytes = 1<<31 - 1
 	}
 	var parts []*fetchPart
+	failedEarly := false // Kafka answers a partition error at once
 	resp.Topics = make([]kmsg.FetchResponseTopic, len(req.Topics))
 	for ti := range req.Topics {
 		rt := &req.Topics[ti]
@@ -77,6 +78,7 @@ func (s *Server) fetch(c *conn, req *kmsg.FetchRequest) (kmsg.Response, error) {
 			if code := s.checkPartition(c, rt.Topic, rp.Partition); code != 0 {
 				op.ErrorCode = code
 				p.done = true
+				failedEarly = true
 			} else {
 				p.id = s.partitionID(rt.Topic, rp.Partition)
 				p.reply = make(chan partition.ReadResult, 1)
@@ -95,7 +97,7 @@ func (s *Server) fetch(c *conn, req *kmsg.FetchRequest) (kmsg.Response, error) {
 		if err != nil {
 			return nil, err
 		}
-		if failed || total >= int(req.MinBytes) || total > 0 && total >= int(maxBytes) || !time.Now().Before(deadline) {
+		if failed || failedEarly || total >= int(req.MinBytes) || total > 0 && total >= int(maxBytes) || !time.Now().Before(deadline) {
 			break
 		}
 		if !waitAny(c.ctx, s.stopping, parts, deadline) {

@@ -3,7 +3,6 @@ package partition
 import (
 	"context"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -45,7 +44,6 @@ type Actor struct {
 	root   *actor.RootContext
 	ctx    context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // produce and warm-up goroutines
 
 	cache     *Log
 	sub       *upstream.Subscription
@@ -117,9 +115,7 @@ func (a *Actor) sendNext() {
 	a.queue[0] = nil
 	a.queue = a.queue[1:]
 	a.inflight = m
-	a.wg.Add(1)
 	go func() {
-		defer a.wg.Done()
 		res := a.cfg.Upstream.Produce(a.ctx, &m.Args)
 		a.root.Send(a.self, &produceDone{res: res})
 	}()
@@ -200,9 +196,7 @@ func (a *Actor) warm() {
 	if a.sub != nil {
 		return
 	}
-	a.wg.Add(1)
 	go func() {
-		defer a.wg.Done()
 		for attempt := 0; a.ctx.Err() == nil; attempt++ {
 			off, err := a.cfg.Upstream.LatestOffset(a.ctx, a.topic, a.partition)
 			if err == nil {
@@ -241,10 +235,12 @@ func (a *Actor) stop() {
 		a.idle.Stop()
 	}
 	a.stopStream()
+	// Cancelling ends the produce and warm-up goroutines promptly; they are
+	// not waited for here, because one may be sending its result to this
+	// very actor's mailbox.
 	if a.cancel != nil {
 		a.cancel()
 	}
-	a.wg.Wait()
 	code := kerr.NotLeaderForPartition.Code // the client re-routes
 	if a.inflight != nil {
 		a.reply(a.inflight, code)
