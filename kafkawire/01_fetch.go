@@ -107,6 +107,16 @@ func (s *Server) fetch(c *conn, req *kmsg.FetchRequest) (kmsg.Response, error) {
 			break
 		}
 	}
+	// A partition whose stream has not answered yet knows no watermarks;
+	// Kafka always reports them (kcat's -e relies on the high watermark),
+	// so a cold partition is read straight from upstream instead.
+	if c.ctx.Err() == nil {
+		for _, p := range parts {
+			if !p.done && p.out.HighWatermark < 0 && p.out.ErrorCode == 0 {
+				s.readThrough(c.ctx, p, p.maxBytes, req.IsolationLevel, req.Version)
+			}
+		}
+	}
 	for _, p := range parts {
 		switch {
 		case len(p.batches) > 0:

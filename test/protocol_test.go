@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -126,3 +128,52 @@ func TestListOffsetsAndLeaderEpoch(t *testing.T) {
 }
 
 func itoa(i int32) string { return strconv.Itoa(int(i)) }
+
+// A fetch past the end, or below the log start after DeleteRecords, gets
+// OFFSET_OUT_OF_RANGE as from Kafka; a fetch at the end is answered empty.
+func TestFetchOffsetOutOfRange(t *testing.T) {
+	env := testenv.Start(t)
+	ctx := timeout(t, 30*time.Second)
+	const topic = "oor"
+	createTopic(t, ctx, env.Client(t), topic, 1, nil)
+	p := env.Client(t, kgo.DefaultProduceTopic(topic))
+	for i := 0; i < 10; i++ {
+		if err := p.ProduceSync(ctx, &kgo.Record{Value: []byte("v")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fetch := func(offset int64) kmsg.FetchResponseTopicPartition {
+		req := kmsg.NewPtrFetchRequest()
+		req.MaxWaitMillis, req.MaxBytes, req.SessionEpoch = 10, 1<<20, -1
+		rt := kmsg.NewFetchRequestTopic()
+		rt.Topic = topic
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.FetchOffset, rp.PartitionMaxBytes = offset, 1<<20
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		kresp, err := env.Client(t).Broker(0).Request(ctx, &fetchV12{req})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return kresp.(*kmsg.FetchResponse).Topics[0].Partitions[0]
+	}
+	if p := fetch(0); p.ErrorCode != 0 || p.HighWatermark != 10 || len(p.RecordBatches) == 0 {
+		t.Fatalf("fetch at 0: error %d hw %d %d bytes", p.ErrorCode, p.HighWatermark, len(p.RecordBatches))
+	}
+	if p := fetch(10); p.ErrorCode != 0 || len(p.RecordBatches) != 0 {
+		t.Fatalf("fetch at the end: error %d, %d bytes; want an empty answer", p.ErrorCode, len(p.RecordBatches))
+	}
+	if p := fetch(1000); p.ErrorCode != kerr.OffsetOutOfRange.Code {
+		t.Fatalf("fetch past the end: error %d, want OFFSET_OUT_OF_RANGE", p.ErrorCode)
+	}
+	del, err := kadm.NewClient(env.Client(t)).DeleteRecords(ctx, kadm.Offsets{topic: {0: {At: 5}}})
+	if err != nil || del.Error() != nil {
+		t.Fatalf("delete records: %v %v", err, del.Error())
+	}
+	if p := fetch(2); p.ErrorCode != kerr.OffsetOutOfRange.Code {
+		t.Fatalf("fetch below the log start: error %d, want OFFSET_OUT_OF_RANGE", p.ErrorCode)
+	}
+	if p := fetch(5); p.ErrorCode != 0 || p.LogStartOffset != 5 {
+		t.Fatalf("fetch at the new log start: error %d log start %d", p.ErrorCode, p.LogStartOffset)
+	}
+}

@@ -69,6 +69,10 @@ func (a *Actor) Receive(c actor.Context) {
 		a.fetch(m)
 	case *chunkMsg:
 		a.chunk(m)
+	case *LogStart:
+		if a.cache != nil {
+			a.cache.SetLogStart(m.Offset)
+		}
 	case *Warm:
 		a.warm()
 	case *warmAt:

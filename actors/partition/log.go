@@ -122,7 +122,8 @@ func (l *Log) Append(c *upstream.Chunk) {
 		l.err = c.Err
 		return
 	}
-	l.hw, l.lso, l.logStart = c.HighWatermark, c.LastStableOffset, c.LogStartOffset
+	l.hw, l.lso = c.HighWatermark, c.LastStableOffset
+	l.SetLogStart(c.LogStartOffset)
 	total := 0
 	for i := range c.Batches {
 		if c.Batches[i].Last >= l.end {
@@ -214,6 +215,21 @@ func (l *Log) evictOne() {
 	l.aborted = l.aborted[i:]
 }
 
+// SetLogStart records upstream's log start offset and drops cached batches
+// wholly below it: records deleted upstream are not served from memory.
+func (l *Log) SetLogStart(offset int64) {
+	if offset <= l.logStart {
+		return
+	}
+	l.logStart = offset
+	for l.head < len(l.batches) && l.batches[l.head].Last < offset {
+		l.evictOne()
+	}
+	if l.start < offset && l.head == len(l.batches) && l.end < offset {
+		l.start, l.end = offset, offset
+	}
+}
+
 // Release drops every cached batch and returns its bytes to the budget.
 func (l *Log) Release() {
 	l.budget.give(l.size)
@@ -237,7 +253,9 @@ func (l *Log) Read(offset int64, maxBytes int32, isolation int8) ReadResult {
 		return r
 	case !l.known:
 		return r // wait for the first upstream answer
-	case offset < l.start || offset > l.end:
+	case offset < l.start || offset > l.end || offset < l.logStart:
+		// Outside the window, or deleted upstream: upstream answers,
+		// with OFFSET_OUT_OF_RANGE where Kafka would.
 		r.Status = ReadThrough
 		return r
 	case offset == l.end:

@@ -51,6 +51,10 @@ type Fetch struct {
 	Reply     chan<- ReadResult
 }
 
+// LogStart tells the actor upstream's log start moved (DeleteRecords went
+// through this node), so deleted records stop being served at once.
+type LogStart struct{ Offset int64 }
+
 // Warm keeps the partition streamed with no reader (a bootstrap topic).
 type Warm struct{}
 
