@@ -64,7 +64,7 @@ func New(cfg Config) (*Client, error) {
 	// know, and the answer is re-encoded at the client's version. That is
 	// only sound below the versions where these requests switched from
 	// topic names to topic ids, so they are capped there.
-	versions := kversion.Tip()
+	versions := kmsgVersions()
 	for key, max := range idlessMax {
 		versions.SetMaxKeyVersion(key, max)
 	}
@@ -98,6 +98,19 @@ func New(cfg Config) (*Client, error) {
 // rather than identifying them by id: OffsetCommit and OffsetFetch (v10
 // switched). Handlers advertise no higher.
 var idlessMax = map[int16]int16{8: 9, 9: 9}
+
+// kmsgVersions is every key kmsg knows at its newest version: kversion's
+// release tables can trail kmsg, and a client's newer version (Produce v12
+// for KIP-890 transactions) must reach upstream unlowered.
+func kmsgVersions() *kversion.Versions {
+	vs := kversion.Tip()
+	for key := int16(0); key < 1024; key++ {
+		if req := kmsg.RequestForKey(key); req != nil {
+			vs.SetMaxKeyVersion(key, req.MaxVersion())
+		}
+	}
+	return vs
+}
 
 // MaxRoutedVersion is the highest version meshka forwards for key through
 // kgo's routing, or -1 when uncapped.

@@ -131,11 +131,11 @@ func (g *Group) replaceStatic(now time.Time, old *member, req *kmsg.JoinGroupReq
 	}
 	switch g.state {
 	case Stable:
-		if old.sameProtocols(req.Protocols) {
-			// No rebalance (KIP-345): the member fetches its old
-			// assignment with SyncGroup. It is told the previous leader
-			// id, so a restarted leader does not assign a stable group.
-			return append(out, Reply{to, g.currentJoin(req, m.id, prevLeader)})
+		// No rebalance (KIP-345) unless the protocol the group would
+		// select changes, as Kafka decides: the member fetches its old
+		// assignment with SyncGroup.
+		if g.selectProtocol() == g.protocol {
+			return append(out, Reply{to, g.staticRejoin(req, m.id, prevLeader == old.id)})
 		}
 	case PreparingRebalance:
 		m.join, m.joinTo = req, to
@@ -200,6 +200,23 @@ func (g *Group) supportsProtocols(req *kmsg.JoinGroupRequest, self string) bool 
 		}
 	}
 	return false
+}
+
+// staticRejoin answers a static member that came back to a stable group.
+// A returning leader is told it leads: from v9 with the member list and
+// SkipAssignment (KIP-814), so it knows the group without assigning again;
+// before v9 with no members, the answer older clients recognise.
+func (g *Group) staticRejoin(req *kmsg.JoinGroupRequest, memberID string, wasLeader bool) *kmsg.JoinGroupResponse {
+	if !wasLeader {
+		return g.currentJoin(req, memberID, g.leader)
+	}
+	resp := g.currentJoin(req, memberID, memberID)
+	if req.Version >= 9 {
+		resp.SkipAssignment = true
+	} else {
+		resp.Members = nil
+	}
+	return resp
 }
 
 func (g *Group) currentJoin(req *kmsg.JoinGroupRequest, memberID, leader string) *kmsg.JoinGroupResponse {

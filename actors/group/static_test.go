@@ -45,8 +45,10 @@ func TestStaticMemberRestartKeepsAssignment(t *testing.T) {
 	if r.ErrorCode != 0 || r.Generation != gen || r.MemberID == s || !strings.HasPrefix(r.MemberID, "pod-0-") {
 		t.Fatalf("restarted static member's join: %+v", r)
 	}
-	if r.LeaderID != s || len(r.Members) != 0 {
-		t.Fatalf("restarted leader must not assign: leader %q (want old id %q), %d members", r.LeaderID, s, len(r.Members))
+	// Before v9 a returning leader is named leader with no members, the
+	// answer clients recognise as "keep the current assignment".
+	if r.LeaderID != r.MemberID || len(r.Members) != 0 || r.SkipAssignment {
+		t.Fatalf("restarted leader (v5): leader %q, member %q, %d members, skip %v", r.LeaderID, r.MemberID, len(r.Members), r.SkipAssignment)
 	}
 	if h.g.State() != Stable || h.g.Generation() != gen {
 		t.Fatalf("rebalanced: %s generation %d", h.g.State(), h.g.Generation())
@@ -79,17 +81,62 @@ func TestStaticMemberRestartKeepsAssignment(t *testing.T) {
 	}
 }
 
-func TestStaticMemberRestartWithNewMetadataRebalances(t *testing.T) {
+// From v9 a returning leader gets the members and SkipAssignment (KIP-814):
+// it leads again without assigning, and nobody rebalances.
+func TestStaticLeaderRestartV9SkipsAssignment(t *testing.T) {
 	h := newHarness(t, Config{})
 	_, b, gen := staticPair(t, h)
-	none(t, h.join(joinReq(5, "", str("pod-0"), rangeProto("t1", "t3")), "cs", "s2"), "s2")
-	if h.g.State() != PreparingRebalance {
-		t.Fatalf("state %s", h.g.State())
+	r := only[*kmsg.JoinGroupResponse](t, h.join(joinReq(9, "", str("pod-0"), rangeProto("t1")), "cs", "s2"), "s2")
+	if r.ErrorCode != 0 || r.Generation != gen || r.LeaderID != r.MemberID || !r.SkipAssignment || len(r.Members) != 2 {
+		t.Fatalf("restarted leader (v9): %+v", r)
 	}
-	out := h.join(joinReq(5, b, nil, rangeProto("t2")), "cb", "b")
-	r := only[*kmsg.JoinGroupResponse](t, out, "s2")
-	if r.Generation != gen+1 || r.LeaderID != r.MemberID || len(r.Members) != 2 {
-		t.Fatalf("restarted leader after the rebalance: %+v", r)
+	if h.g.State() != Stable || h.g.Generation() != gen {
+		t.Fatalf("rebalanced: %s generation %d", h.g.State(), h.g.Generation())
+	}
+	if code := h.heartbeat(gen, b, nil); code != 0 {
+		t.Fatalf("other member told to rejoin: %d", code)
+	}
+}
+
+// Changed metadata alone does not rebalance (Kafka compares the protocol it
+// would select, not the bytes); the new metadata is kept for the next one.
+func TestStaticMemberRestartWithNewMetadataKeepsGeneration(t *testing.T) {
+	h := newHarness(t, Config{})
+	_, _, gen := staticPair(t, h)
+	r := only[*kmsg.JoinGroupResponse](t, h.join(joinReq(5, "", str("pod-0"), rangeProto("t1", "t3")), "cs", "s2"), "s2")
+	if r.ErrorCode != 0 || r.Generation != gen || h.g.State() != Stable {
+		t.Fatalf("restart with new metadata: %+v, state %s", r, h.g.State())
+	}
+	meta, _ := h.g.members[r.MemberID].metadata("range")
+	if want, _ := (&member{protocols: []kmsg.JoinGroupRequestProtocol{rangeProto("t1", "t3")}}).metadata("range"); string(meta) != string(want) {
+		t.Fatal("the restarted member's new metadata was not kept")
+	}
+}
+
+// A restart that changes the protocol the group would select rebalances.
+func TestStaticMemberRestartChangingProtocolRebalances(t *testing.T) {
+	h := newHarness(t, Config{})
+	both := func(topic string) []kmsg.JoinGroupRequestProtocol {
+		rr := rangeProto(topic)
+		rr.Name = "roundrobin"
+		return []kmsg.JoinGroupRequestProtocol{rangeProto(topic), rr}
+	}
+	inst := str("pod-0")
+	rs := only[*kmsg.JoinGroupResponse](t, h.join(joinReq(5, "", inst, both("t1")...), "cs", "s"), "s")
+	s := rs.MemberID
+	none(t, h.join(joinReq(3, "", nil, both("t1")...), "cb", "b"), "b")
+	out := h.join(joinReq(5, s, inst, both("t1")...), "cs", "s")
+	rb := only[*kmsg.JoinGroupResponse](t, out, "b")
+	gen := rb.Generation
+	h.sync(gen, rb.MemberID, "sync-b")
+	h.sync(gen, s, "sync-s")
+	if h.g.State() != Stable || *rb.Protocol != "range" {
+		t.Fatalf("state %s protocol %s", h.g.State(), *rb.Protocol)
+	}
+	only := both("t1")[1:] // roundrobin alone
+	none(t, h.join(joinReq(5, "", inst, only...), "cs", "s2"), "s2")
+	if h.g.State() != PreparingRebalance {
+		t.Fatalf("state %s, want a rebalance for the protocol change", h.g.State())
 	}
 }
 

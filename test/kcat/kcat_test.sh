@@ -155,4 +155,88 @@ if ! diff -u "$WORKDIR/kcat-none.sent" "$WORKDIR/kcat-none.after-restart"; then
 	fail "kcat-none after restart differs from what was produced"
 fi
 log "kcat-none kept its 100 records across a restart"
+
+# Consumer groups (-G): two kcat members of one group share a topic, every
+# line is printed exactly once between them, and stopping them commits
+# their offsets, so a third member of the group finds nothing left.
+# librdkafka commits on revocation and on close, so no line is printed
+# twice. The first 100 lines also create the topic (3 partitions); the other
+# 100 are written once both members hold partitions.
+grp_topic=kcat-group
+grp_sent="$WORKDIR/group.sent"
+for i in $(seq -w 1 200); do
+	printf 'gkey-%s:gvalue-%s\n' "$i" "$i"
+done >"$grp_sent"
+head -n 100 "$grp_sent" | kc -P -t "$grp_topic" -K: || fail "$grp_topic: produce failed"
+
+# Without -q kcat reports each rebalance on stderr ("... rebalanced ...:
+# assigned: ..."); -u writes each line as it comes, so the files can be
+# watched. A short session keeps a lost member from stalling the group for
+# librdkafka's default 45 s.
+# Members are started as simple commands so $! is the member itself (via
+# timeout, which passes SIGTERM on), not a subshell around it.
+group_member=(kcat -b "$MESHKA_ADDR" -m 10 -G kcat-grp -u -X auto.offset.reset=earliest
+	-X session.timeout.ms=6000 -X heartbeat.interval.ms=500 -f '%k:%s\n')
+m1="" m2=""
+# group_fail stops the members and shows what they logged before failing.
+group_fail() {
+	local pid
+	for pid in $m1 $m2; do
+		kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+	done
+	for f in "$WORKDIR"/group.m*.err; do
+		[[ -e $f ]] && { echo "--- $f" && cat "$f"; } >&2
+	done
+	fail "$@"
+}
+# wait_for DESCRIPTION SECONDS COMMAND...: polls COMMAND every 0.2 s.
+wait_for() {
+	local what=$1 deadline=$((SECONDS + $2))
+	shift 2
+	until "$@"; do
+		((SECONDS < deadline)) || group_fail "timed out waiting for $what ($(lines) lines printed)"
+		sleep 0.2
+	done
+}
+assigned() { grep -q 'assigned: ' "$WORKDIR/group.$1.err" 2>/dev/null; }
+lines() { cat "$WORKDIR"/group.m1.out "$WORKDIR"/group.m2.out 2>/dev/null | wc -l; }
+have_all() { (($(lines) >= 200)); }
+
+timeout 120 "${group_member[@]}" "$grp_topic" >"$WORKDIR/group.m1.out" 2>"$WORKDIR/group.m1.err" &
+m1=$!
+wait_for "member 1 to be assigned partitions" 30 assigned m1
+timeout 120 "${group_member[@]}" "$grp_topic" >"$WORKDIR/group.m2.out" 2>"$WORKDIR/group.m2.err" &
+m2=$!
+wait_for "member 2 to be assigned partitions" 30 assigned m2
+tail -n +101 "$grp_sent" | kc -P -t "$grp_topic" -K: || group_fail "$grp_topic: produce failed"
+wait_for "200 lines from the two members" 60 have_all
+# SIGTERM, not SIGINT: background jobs of a script ignore SIGINT. kcat
+# leaves the group and commits on either.
+kill -TERM "$m1" "$m2"
+for pid in "$m1" "$m2"; do
+	status=0
+	wait "$pid" || status=$?
+	((status == 0)) || group_fail "group member (pid $pid) exited with status $status after SIGTERM"
+done
+cat "$WORKDIR/group.m1.err" "$WORKDIR/group.m2.err" >&2
+for m in m1 m2; do
+	[[ -s "$WORKDIR/group.$m.out" ]] || group_fail "group member $m printed nothing though it held partitions"
+done
+cat "$WORKDIR/group.m1.out" "$WORKDIR/group.m2.out" | LC_ALL=C sort >"$WORKDIR/group.got"
+LC_ALL=C sort -o "$grp_sent" "$grp_sent"
+if ! diff -u "$grp_sent" "$WORKDIR/group.got"; then
+	group_fail "$grp_topic: the two members together did not print each line exactly once"
+fi
+log "$grp_topic: two group members printed the 200 lines exactly once ($(wc -l <"$WORKDIR/group.m1.out") + $(wc -l <"$WORKDIR/group.m2.out"))"
+
+# A third member with -e exits once it reaches the end of every partition
+# it is assigned, starting from the committed offsets: it prints nothing.
+timeout 60 "${group_member[@]}" -e "$grp_topic" >"$WORKDIR/group.m3.out" 2>"$WORKDIR/group.m3.err" ||
+	group_fail "third group member failed: $(cat "$WORKDIR/group.m3.err")"
+cat "$WORKDIR/group.m3.err" >&2
+grep -q 'assigned: ' "$WORKDIR/group.m3.err" || group_fail "third group member was never assigned partitions"
+if [[ -s "$WORKDIR/group.m3.out" ]]; then
+	group_fail "third group member printed $(wc -l <"$WORKDIR/group.m3.out") lines: the first two did not commit their offsets"
+fi
+log "$grp_topic: a new member of kcat-grp found nothing left to read"
 log "PASS"
