@@ -47,6 +47,7 @@ type fetchPart struct {
 	batches  [][]byte
 	bytes    int
 	notify   <-chan struct{}
+	prefixAt int // where splice found the RecordBatches length prefix
 }
 
 func (s *Server) fetch(c *conn, req *kmsg.FetchRequest) (kmsg.Response, error) {
@@ -117,15 +118,22 @@ func (s *Server) fetch(c *conn, req *kmsg.FetchRequest) (kmsg.Response, error) {
 			}
 		}
 	}
+	var spliced []*fetchPart
 	for _, p := range parts {
 		switch {
 		case len(p.batches) > 0:
-			p.out.RecordBatches = concat(p.batches, p.bytes)
+			// Written from the cache's own buffers when the response
+			// is (splicedFetch), never copied.
+			p.out.RecordBatches = []byte{}
+			spliced = append(spliced, p)
 		case p.out.RecordBatches == nil:
 			// Kafka sends an empty record set, never a null one;
 			// librdkafka rejects null.
 			p.out.RecordBatches = []byte{}
 		}
+	}
+	if len(spliced) > 0 {
+		return &splicedFetch{FetchResponse: resp, parts: spliced}, nil
 	}
 	return resp, nil
 }
@@ -255,15 +263,4 @@ func waitAny(ctx context.Context, stop <-chan struct{}, parts []*fetchPart, dead
 	}
 	chosen, _, _ := reflect.Select(cases)
 	return chosen >= 3
-}
-
-func concat(batches [][]byte, n int) []byte {
-	if len(batches) == 1 {
-		return batches[0]
-	}
-	out := make([]byte, 0, n)
-	for _, b := range batches {
-		out = append(out, b...)
-	}
-	return out
 }

@@ -1,9 +1,7 @@
 package kafkawire
 
 import (
-	"bufio"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -74,10 +72,12 @@ func (c *conn) fail(reason string, err error) {
 
 func (c *conn) readLoop() {
 	defer close(c.queue)
-	br := bufio.NewReaderSize(c.nc, 32<<10)
+	// No read buffer: the size prefix and then exactly the frame are read
+	// straight from the socket, so an idle connection holds no buffer, and
+	// a frame is allocated only once its size is known and checked.
 	var prefix [4]byte
 	for {
-		if _, err := io.ReadFull(br, prefix[:]); err != nil {
+		if _, err := io.ReadFull(c.nc, prefix[:]); err != nil {
 			c.readEnded(err)
 			return
 		}
@@ -87,7 +87,7 @@ func (c *conn) readLoop() {
 			return
 		}
 		frame := make([]byte, size)
-		if _, err := io.ReadFull(br, frame); err != nil {
+		if _, err := io.ReadFull(c.nc, frame); err != nil {
 			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 				c.fail("truncated frame", fmt.Errorf("got fewer than the %d bytes announced", size))
 			} else {
@@ -161,9 +161,19 @@ func (c *conn) decode(frame []byte) (*inflight, error) {
 	return &inflight{key: h.key, version: h.version, corrID: h.corrID, finish: a.fn(c, req)}, nil
 }
 
+// flushBytes is how much a write goroutine gathers before writing while
+// more answers are queued; when the queue is empty it writes at once.
+const flushBytes = 1 << 20
+
 func (c *conn) writeLoop() {
-	bw := bufio.NewWriterSize(c.nc, 32<<10)
-	var buf []byte
+	// The outbox is taken from a pool for each run of queued answers and
+	// given back after the write, so an idle connection holds no buffer.
+	var out *outbox
+	defer func() {
+		if out != nil {
+			out.release()
+		}
+	}()
 	for item := range c.queue {
 		resp, err := item.finish()
 		if err != nil {
@@ -175,43 +185,27 @@ func (c *conn) writeLoop() {
 			return
 		}
 		if resp != nil {
+			if out == nil {
+				out = outboxes.Get().(*outbox)
+			}
 			resp.SetVersion(item.version)
-			buf = appendResponse(buf[:0], item, resp)
-			if _, err := bw.Write(buf); err != nil {
-				c.kill()
-				c.drain()
-				return
-			}
-			if cap(buf) > 1<<20 {
-				buf = nil // keep no large buffer per idle connection
-			}
+			out.add(item, resp)
 		}
-		if len(c.queue) == 0 {
-			if err := bw.Flush(); err != nil {
+		if out != nil && (len(c.queue) == 0 || out.size >= flushBytes) {
+			err := out.flush(c.nc)
+			out.release()
+			out = nil
+			if err != nil {
 				c.kill()
 				c.drain()
 				return
 			}
 		}
 	}
-	_ = bw.Flush()
 }
 
 // drain empties the queue so the read loop, blocked on a full queue, ends.
 func (c *conn) drain() {
 	for range c.queue {
 	}
-}
-
-func appendResponse(dst []byte, item *inflight, resp kmsg.Response) []byte {
-	dst = append(dst, 0, 0, 0, 0)
-	dst = binary.BigEndian.AppendUint32(dst, uint32(item.corrID))
-	// ApiVersions answers with the v0 header even when flexible, so a
-	// client that guessed too high a version can still read it.
-	if resp.IsFlexible() && item.key != apiVersionsKey {
-		dst = append(dst, 0)
-	}
-	dst = resp.AppendTo(dst)
-	binary.BigEndian.PutUint32(dst, uint32(len(dst)-4))
-	return dst
 }

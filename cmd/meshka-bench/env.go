@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -57,14 +58,20 @@ func (u *upstream) addrs() []string { return u.cluster.ListenAddrs() }
 // Sent is the byte count so far; measurements take deltas around a run.
 func (u *upstream) Sent() int64 { return u.sent.Load() }
 
-// createTopic creates a topic upstream. Topics are created explicitly,
-// never auto-created, so every run gets exactly the partitions it asks for.
-func (u *upstream) createTopic(ctx context.Context, name string, partitions int32) error {
+// createTopic creates a topic upstream with configs given as name, value
+// pairs. Topics are created explicitly, never auto-created, so every run
+// gets exactly the partitions it asks for.
+func (u *upstream) createTopic(ctx context.Context, name string, partitions int32, configs ...string) error {
 	req := kmsg.NewPtrCreateTopicsRequest()
 	t := kmsg.NewCreateTopicsRequestTopic()
 	t.Topic = name
 	t.NumPartitions = partitions
 	t.ReplicationFactor = -1
+	for i := 0; i+1 < len(configs); i += 2 {
+		c := kmsg.NewCreateTopicsRequestTopicConfig()
+		c.Name, c.Value = configs[i], kmsg.StringPtr(configs[i+1])
+		t.Configs = append(t.Configs, c)
+	}
 	req.Topics = append(req.Topics, t)
 	resp, err := req.RequestWith(ctx, u.admin)
 	if err != nil {
@@ -152,6 +159,14 @@ func clientOpts(seeds []string, debug bool, extra ...kgo.Opt) []kgo.Opt {
 	}
 	return append(opts, extra...)
 }
+
+// produceTopicConfigs are the upstream topic settings of produce runs.
+// kfake keeps each segment in one in-memory file that grows by appending,
+// so with its 100 MiB default every growth step copies up to 100 MiB on
+// kfake's single goroutine, stalling every client for tens of ms; smaller
+// segments keep those stalls (which hit both sides alike, but at random
+// moments) out of the latency percentiles.
+var produceTopicConfigs = []string{"segment.bytes", strconv.Itoa(8 << 20)}
 
 // payload hands out 1 KiB values cut from one random buffer: random so
 // compression cannot shrink them, shared so generating them costs nothing

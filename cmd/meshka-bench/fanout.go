@@ -145,6 +145,29 @@ func runFanout(b *bench) section {
 		}
 		s.rows = append(s.rows, rw)
 	}
+	up1 := chart{title: fmt.Sprintf("P3 upstream bytes for N readers of %d MiB (median of rounds)", preload>>20),
+		xLabel: "readers N", yLabel: "upstream MiB sent", xLog: true, yLog: true}
+	tp := chart{title: fmt.Sprintf("P4 delivered throughput, N readers of %d MiB (median of rounds)", preload>>20),
+		xLabel: "readers N", yLabel: "delivered MB/s", xLog: true, yZero: true}
+	for _, side := range []string{"direct", "meshka"} {
+		bytesS := series{name: side + " (N readers straight to kfake)", color: colDirect}
+		rateS := series{name: side, color: colDirect}
+		if side == "meshka" {
+			bytesS.name, bytesS.color, rateS.color = "meshka (N readers through one node)", colMeshka, colMeshka
+		}
+		for _, r := range results {
+			xs := r.direct
+			if side == "meshka" {
+				xs = r.meshka
+			}
+			bytesS.x, bytesS.y = append(bytesS.x, float64(r.n)), append(bytesS.y, median(mib(xs)))
+			rateS.x, rateS.y = append(rateS.x, float64(r.n)), append(rateS.y, median(rates(xs)))
+		}
+		up1.series = append(up1.series, bytesS)
+		tp.series = append(tp.series, rateS)
+	}
+	b.savePlot(&s, "fanout_upstream_bytes.png", "P3 upstream bytes vs number of readers, direct vs meshka", up1)
+	b.savePlot(&s, "fanout_throughput.png", "P4 delivered MB/s vs number of readers, direct vs meshka", tp)
 	s.notes = append(s.notes,
 		fmt.Sprintf("Preload: %d MiB of 1 KiB random values (%d records) in one single-partition topic, produced directly upstream once and read by every run. "+
 			"Each reader is its own franz-go client (ConsumePartitions, partition 0 from offset 0, no group, default fetch sizes) and checks every offset arrives once, in order.", preload>>20, records),

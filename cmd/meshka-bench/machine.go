@@ -22,6 +22,9 @@ type machine struct {
 	goarch    string
 	date      time.Time
 	commit    string
+	// load1 is the 1-minute load average when the run started; other
+	// work on the machine shows here (the harness alone adds about 1-2).
+	load1 string
 }
 
 func readMachine() machine {
@@ -34,7 +37,21 @@ func readMachine() machine {
 		goarch:    runtime.GOARCH,
 		date:      time.Now().UTC(),
 		commit:    gitCommit(),
+		load1:     loadAvg(),
 	}
+}
+
+// loadAvg is the 1-minute load average from /proc/loadavg, "unknown"
+// elsewhere.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	if f := strings.Fields(string(b)); len(f) > 0 {
+		return f[0]
+	}
+	return "unknown"
 }
 
 func (m machine) summary() string {

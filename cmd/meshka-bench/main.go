@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"time"
@@ -21,6 +22,9 @@ type options struct {
 	rounds int
 	only   []string // measurement ids; empty means all
 	debug  bool
+	// cpuProfile and memProfile, when set, receive pprof profiles of the
+	// whole run (client, meshka and kfake share the process).
+	cpuProfile, memProfile string
 }
 
 // measurement is one independently selectable benchmark. A measurement
@@ -30,14 +34,28 @@ type measurement struct {
 	ids   []string
 	title string
 	run   func(b *bench) section
+	// order places the section in the report, which follows the ids;
+	// the run order is the slice's.
+	order int
 }
 
+// measurements run in this order: P2 takes its rate from P1; P6 measures
+// memory before fan-out's thousand readers have grown the heap; fan-out
+// runs last because its N=1000 case fits itself to the time left.
 var measurements = []measurement{
-	{ids: []string{"P1"}, title: "P1 produce throughput", run: runProduce},
-	{ids: []string{"P3", "P4"}, title: "P3/P4 fan-out: upstream bytes and delivered throughput", run: runFanout},
+	{ids: []string{"P1"}, title: "P1 produce throughput", run: runProduce, order: 1},
+	{ids: []string{"P2"}, title: "P2 produce latency at a fixed rate", run: runLatency, order: 2},
+	{ids: []string{"P5"}, title: "P5 cache serving vs raw loopback TCP", run: runCache, order: 4},
+	{ids: []string{"P6"}, title: "P6 memory per idle connection", run: runConns, order: 5},
+	{ids: []string{"P7"}, title: "P7 group rebalance after a member leaves", run: runRebalance, order: 6},
+	{ids: []string{"MICRO"}, title: "Micro-benchmarks", run: runMicro, order: 7},
+	{ids: []string{"P3", "P4"}, title: "P3/P4 fan-out: upstream bytes and delivered throughput", run: runFanout, order: 3},
 }
 
 func main() {
+	if os.Getenv(childEnv) == "conns" {
+		os.Exit(runConnChild())
+	}
 	os.Exit(run())
 }
 
@@ -45,10 +63,12 @@ func run() int {
 	var o options
 	var only string
 	flag.StringVar(&o.out, "out", "BENCHMARKS.md", "write the markdown report to `FILE`")
-	flag.BoolVar(&o.quick, "quick", false, "shorter runs, for a smoke check (whole run under 60 s)")
+	flag.BoolVar(&o.quick, "quick", false, "shorter runs, for a smoke check (whole run under 90 s)")
 	flag.IntVar(&o.rounds, "rounds", 3, "direct/meshka A/B pairs per measurement")
-	flag.StringVar(&only, "only", "", "comma `LIST` of measurement ids to run (P1, P3, P4; P3 and P4 come from the same runs, so either runs both); empty runs all")
+	flag.StringVar(&only, "only", "", "comma `LIST` of measurement ids to run (P1 … P7, micro; P3 and P4 come from the same runs, so either runs both); empty runs all")
 	flag.BoolVar(&o.debug, "debug", false, "log meshka at debug level and franz-go clients at warn level to stderr")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to `FILE`")
+	flag.StringVar(&o.memProfile, "memprofile", "", "write an allocation profile of the whole run to `FILE`")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "meshka-bench: unexpected arguments %q\n", flag.Args())
@@ -70,10 +90,31 @@ func run() int {
 			continue
 		}
 		if !known[id] {
-			fmt.Fprintf(os.Stderr, "meshka-bench: unknown measurement id %q (known: P1, P3, P4)\n", id)
+			fmt.Fprintf(os.Stderr, "meshka-bench: unknown measurement id %q (known: P1 … P7, micro)\n", id)
 			return 2
 		}
 		o.only = append(o.only, id)
+	}
+
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "meshka-bench: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(os.Stderr, "meshka-bench: %v\n", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if o.memProfile != "" {
+		defer func() {
+			if err := writeAllocProfile(o.memProfile); err != nil {
+				fmt.Fprintf(os.Stderr, "meshka-bench: %v\n", err)
+			}
+		}()
 	}
 
 	b := newBench(o)
@@ -92,12 +133,14 @@ func run() int {
 				"5 s max wait kept running after its client left). This does not affect the figures.",
 				c, shutdownGrace))
 		}
-		s.title = m.title
+		s.title, s.order = m.title, m.order
 		s.took = time.Since(start)
 		rep.sections = append(rep.sections, s)
 		b.progress("== %s done in %s", m.title, s.took.Round(time.Second))
 	}
+	slices.SortStableFunc(rep.sections, func(a, b section) int { return a.order - b.order })
 	rep.took = time.Since(b.start)
+	rep.endLoad = loadAvg()
 	if err := os.WriteFile(o.out, []byte(rep.markdown()), 0o644); err != nil {
 		fmt.Fprintf(os.Stderr, "meshka-bench: %v\n", err)
 		return 1
@@ -110,6 +153,15 @@ func run() int {
 		return 1
 	}
 	return 0
+}
+
+func writeAllocProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return pprof.Lookup("allocs").WriteTo(f, 0)
 }
 
 // bench is what every measurement shares: the flags, the machine, the
@@ -125,15 +177,18 @@ type bench struct {
 	// shutdownCuts counts meshka nodes whose shutdown outlasted
 	// shutdownGrace; measurements note it in the report.
 	shutdownCuts int
+	// p1Direct is P1's direct median in MB/s, 0 when P1 did not run; P2
+	// produces at half of it.
+	p1Direct float64
 }
 
 func newBench(o options) *bench {
 	now := time.Now()
 	// The budgets leave room for compiling (go run) and writing the report
-	// inside the 10 min (default) and 60 s (-quick) limits.
+	// inside the 10 min (default) and 90 s (-quick) limits.
 	budget := 9 * time.Minute
 	if o.quick {
-		budget = 50 * time.Second
+		budget = 75 * time.Second
 	}
 	return &bench{opts: o, machine: readMachine(), start: now, deadline: now.Add(budget)}
 }

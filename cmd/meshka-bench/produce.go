@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +42,7 @@ func runProduce(b *bench) section {
 	warm := dur / 2
 	b.progress("P1 warm-up (%s per side, not recorded)", warm)
 	for _, side := range []string{"direct", "meshka"} {
+		collectGarbage()
 		if x := produceOnce(b, up, pl, side, 0, warm); x.err != "" {
 			b.progress("P1 warm-up %s: %s", side, x.err)
 		}
@@ -47,6 +50,7 @@ func runProduce(b *bench) section {
 	var direct, meshka []float64
 	for r := 1; r <= b.opts.rounds; r++ {
 		for _, side := range []string{"direct", "meshka"} {
+			collectGarbage()
 			x := produceOnce(b, up, pl, side, r, dur)
 			s.samples = append(s.samples, x)
 			if x.err != "" {
@@ -63,6 +67,7 @@ func runProduce(b *bench) section {
 			}
 		}
 	}
+	b.p1Direct = median(direct)
 	s.rows = []row{{
 		id: "P1", what: fmt.Sprintf("produce 1 KiB random values, 1 producer, %d partitions, %s per run", producePartitions, dur),
 		unit: "MB/s", direct: direct, meshka: meshka,
@@ -72,14 +77,32 @@ func runProduce(b *bench) section {
 		"Producer: franz-go defaults (idempotent, acks=all, snappy preferred, which random values defeat; at most 50,000 buffered records, "+
 			"so Produce blocks rather than queueing without bound) except linger 0. MB/s counts values acknowledged within the run's window; "+
 			"records still in flight at the end are not counted.",
-		"A fresh 6-partition topic per run, deleted afterwards (kfake keeps data in memory); a fresh meshka node per meshka run; "+
-			"one unrecorded half-length run of each side first, as the process's first run is slow.",
-		"What limits it: client, kfake and meshka share 2 cores, and kfake handles every request on one goroutine. Through meshka each "+
-			"batch crosses loopback twice and each request is parsed and re-serialized by the proxy; meshka presents itself as the single leader of all 6 "+
-			"partitions, so the producer's per-broker in-flight limit applies once rather than across kfake's 3 brokers; and each partition "+
-			"actor keeps one batch in flight upstream, so a produce request waits for the slowest of its partitions' upstream round trips.",
+		"A fresh 6-partition topic per run (segment.bytes 8 MiB, see below), deleted afterwards (kfake keeps data in memory); a fresh meshka "+
+			"node per meshka run; one unrecorded half-length run of each side first, as the process's first run is slow. Before every run "+
+			"the harness runs the garbage collector and returns freed memory to the OS: a 5 s run leaves gigabytes in kfake, and without "+
+			"this the next run (at first always a meshka run) paid for them, with upstream produce calls of 30-170 ms instead of about 0.2 ms.",
+		"kfake stores each segment in one in-memory file grown by appending; with its 100 MiB default segments every growth step copies up "+
+			"to 100 MiB on kfake's only goroutine and stalls every client. Produce topics use 8 MiB segments on both sides so those stalls "+
+			"are shorter and fewer.",
+		"What limits it: client, kfake and meshka share 2 cores, and kfake handles every request on one goroutine; a CPU profile of a P1 "+
+			"run puts about 6% of the process's CPU in meshka's code and most of the rest in kfake (40%, mostly copying into its in-memory "+
+			"segments), the producer and the kernel (over half of the process's time is system time: page faults of kfake's growing memory "+
+			"and loopback copies). Through meshka each batch crosses loopback twice (two more kernel copies per byte) and is copied once more "+
+			"by the upstream client's encoder; meshka presents itself as the single leader of all 6 partitions, so the producer's per-broker "+
+			"in-flight limit (5 requests) applies once rather than across kfake's 3 brokers; and each partition actor keeps one batch in flight "+
+			"upstream, so a produce request waits for the slowest of its partitions' upstream round trips.",
 	)
 	return s
+}
+
+// collectGarbage frees what the previous run left before the next one
+// starts. kfake keeps every produced byte in memory, so a 5 s run leaves
+// gigabytes behind when its topic is deleted; without this the next run,
+// whichever side it is, pays for collecting and re-faulting them (its
+// upstream produce calls took 30-170 ms instead of a few).
+func collectGarbage() {
+	runtime.GC()
+	debug.FreeOSMemory()
 }
 
 // produceOnce runs one side of one P1 round.
@@ -88,7 +111,7 @@ func produceOnce(b *bench, up *upstream, pl *payload, side string, round int, du
 	topic := fmt.Sprintf("bench-p1-r%d-%s-%d", round, side, time.Now().UnixNano())
 	admin, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := up.createTopic(admin, topic, producePartitions); err != nil {
+	if err := up.createTopic(admin, topic, producePartitions, produceTopicConfigs...); err != nil {
 		x.err = err.Error()
 		return x
 	}

@@ -19,6 +19,9 @@ type sample struct {
 	bytes    int64 // payload bytes acknowledged (produce) or delivered (fan-out)
 	upstream int64 // bytes the upstream wrote to clients during the run
 	err      string
+	// extra holds measurement-specific figures (latency percentiles,
+	// memory per connection) for the raw table.
+	extra map[string]float64
 }
 
 func (s sample) mbps() float64 {
@@ -35,10 +38,14 @@ type row struct {
 	unit     string
 	direct   []float64
 	meshka   []float64
-	// target is shown as written; check decides "met?". A nil check marks
-	// an informational row.
+	// target is shown as written; check decides "met?" from the row's
+	// result. A nil check marks an informational row.
 	target string
-	check  func(ratio float64) bool
+	check  func(result float64) bool
+	// result, when set, replaces the ratio meshka ÷ direct: an added
+	// latency is a difference, a memory cost an absolute figure. It
+	// returns the figure and how to print it.
+	result func(direct, meshka float64) (float64, string)
 }
 
 func (r row) ratio() float64 {
@@ -49,11 +56,37 @@ func (r row) ratio() float64 {
 	return m / d
 }
 
+// value is the figure the target applies to and its printed form.
+func (r row) value() (float64, string) {
+	if r.result != nil {
+		x, s := r.result(median(r.direct), median(r.meshka))
+		if math.IsNaN(x) {
+			return x, "—"
+		}
+		return x, s
+	}
+	x := r.ratio()
+	return x, fmtRatio(x)
+}
+
+// added is a row result: meshka − direct, printed with its unit.
+func added(unit string) func(d, m float64) (float64, string) {
+	return func(d, m float64) (float64, string) {
+		x := m - d
+		return x, fmt.Sprintf("%+.3f %s", x, unit)
+	}
+}
+
+// absolute is a row result: the meshka figure itself.
+func absolute(unit string) func(d, m float64) (float64, string) {
+	return func(_, m float64) (float64, string) { return m, fmt.Sprintf("%.1f %s", m, unit) }
+}
+
 func (r row) met() string {
 	if r.check == nil {
 		return "—"
 	}
-	x := r.ratio()
+	x, _ := r.value()
 	if math.IsNaN(x) {
 		return "no (no data)"
 	}
@@ -66,10 +99,28 @@ func (r row) met() string {
 // section is one measurement's part of the report.
 type section struct {
 	title   string
+	order   int
 	rows    []row
 	notes   []string
 	samples []sample
 	took    time.Duration
+	// tables are extra markdown blocks (percentiles, micro-benchmarks)
+	// printed after the rows.
+	tables []string
+	// plots are PNG files, relative to the report, shown under the rows.
+	plots []plot
+	// noRaw leaves out the raw per-round table, for sections whose rounds
+	// are not samples (the micro-benchmarks).
+	noRaw bool
+	// raw and rawHead replace the generic raw columns for measurements whose
+	// samples are not throughput runs.
+	raw     func(x sample) []string
+	rawHead []string
+}
+
+// plot is one PNG of a section.
+type plot struct {
+	path, alt string
 }
 
 // median of the values; NaN for none. With A/B rounds the median shrugs off
@@ -88,6 +139,7 @@ func median(xs []float64) float64 {
 
 type report struct {
 	machine  machine
+	endLoad  string
 	opts     options
 	sections []section
 	took     time.Duration
@@ -100,9 +152,10 @@ func (r report) markdown() string {
 	w("# meshka benchmarks\n\n")
 	w("Each measurement runs the same franz-go workload straight to an in-process kfake upstream (3 brokers) ")
 	w("and through an in-process meshka node in front of it, alternating direct and meshka runs (A B A B …) ")
-	w("so drift on the machine hits both sides alike. Figures are medians over the rounds; ratio is meshka ÷ direct ")
-	w("unless the row says otherwise. Client, proxy and upstream share the same machine, so every figure includes ")
-	w("their competition for its cores. 1 MB = 10^6 bytes; 1 MiB = 2^20 bytes.\n\n")
+	w("so drift on the machine hits both sides alike. Figures are medians over the rounds; the result column is the ratio meshka ÷ direct ")
+	w("unless it shows a unit (P2: the latency meshka adds; P6: meshka's own figure). Client, proxy and upstream share the same machine, so every figure includes ")
+	w("their competition for its cores, and with anything else running on it (see the load average). ")
+	w("1 MB = 10^6 bytes; 1 MiB = 2^20 bytes. Charts are PNGs in docs/bench/, drawn by the harness.\n\n")
 
 	w("## Machine\n\n| | |\n|---|---|\n")
 	m := r.machine
@@ -112,6 +165,7 @@ func (r report) markdown() string {
 	w("| Go | %s %s/%s |\n", m.goVersion, m.goos, m.goarch)
 	w("| date | %s |\n", m.date.Format("2006-01-02 15:04 MST"))
 	w("| commit | %s |\n", m.commit)
+	w("| load average (1 min) at start / end | %s / %s |\n", m.load1, r.endLoad)
 	mode := "default"
 	if r.opts.quick {
 		mode = "-quick"
@@ -124,14 +178,23 @@ func (r report) markdown() string {
 
 	for _, s := range r.sections {
 		w("## %s\n\n", s.title)
-		w("| id | what | direct median | meshka median | ratio | target | met? |\n")
-		w("|---|---|---:|---:|---:|---|---|\n")
-		for _, row := range s.rows {
-			w("| %s | %s | %s | %s | %s | %s | %s |\n", row.id, row.what,
-				fmtVal(median(row.direct), row.unit), fmtVal(median(row.meshka), row.unit),
-				fmtRatio(row.ratio()), orDash(row.target), row.met())
+		if len(s.rows) > 0 {
+			w("| id | what | direct median | meshka median | result | target | met? |\n")
+			w("|---|---|---:|---:|---:|---|---|\n")
+			for _, row := range s.rows {
+				_, res := row.value()
+				w("| %s | %s | %s | %s | %s | %s | %s |\n", row.id, row.what,
+					fmtVal(median(row.direct), row.unit), fmtVal(median(row.meshka), row.unit),
+					res, orDash(row.target), row.met())
+			}
+			w("\n")
 		}
-		w("\n")
+		for _, t := range s.tables {
+			w("%s\n", t)
+		}
+		for _, p := range s.plots {
+			w("![%s](%s)\n\n", p.alt, p.path)
+		}
 		if len(s.notes) > 0 {
 			w("Notes:\n\n")
 			for _, n := range s.notes {
@@ -139,13 +202,26 @@ func (r report) markdown() string {
 			}
 			w("\n")
 		}
+		if s.noRaw {
+			w("_Took %s._\n\n", s.took.Round(time.Second))
+			continue
+		}
 		w("<details><summary>Raw per-round numbers (%s, took %s)</summary>\n\n", s.title, s.took.Round(time.Second))
-		w("| case | round | side | elapsed | records | payload MB | MB/s | upstream sent MiB | error |\n")
-		w("|---|---:|---|---:|---:|---:|---:|---:|---|\n")
-		for _, x := range s.samples {
-			w("| %s | %d | %s | %.2f s | %d | %.1f | %.1f | %.2f | %s |\n", orDash(x.case_), x.round, x.side,
-				x.elapsed.Seconds(), x.records, float64(x.bytes)/1e6, x.mbps(), float64(x.upstream)/(1<<20),
-				strings.ReplaceAll(x.err, "|", "\\|"))
+		if s.raw != nil {
+			w("| case | round | side | %s | error |\n", strings.Join(s.rawHead, " | "))
+			w("|---|---:|---|%s---|\n", strings.Repeat("---:|", len(s.rawHead)))
+			for _, x := range s.samples {
+				w("| %s | %d | %s | %s | %s |\n", orDash(x.case_), x.round, x.side, strings.Join(s.raw(x), " | "),
+					strings.ReplaceAll(x.err, "|", "\\|"))
+			}
+		} else {
+			w("| case | round | side | elapsed | records | payload MB | MB/s | upstream sent MiB | error |\n")
+			w("|---|---:|---|---:|---:|---:|---:|---:|---|\n")
+			for _, x := range s.samples {
+				w("| %s | %d | %s | %.2f s | %d | %.1f | %.1f | %.2f | %s |\n", orDash(x.case_), x.round, x.side,
+					x.elapsed.Seconds(), x.records, float64(x.bytes)/1e6, x.mbps(), float64(x.upstream)/(1<<20),
+					strings.ReplaceAll(x.err, "|", "\\|"))
+			}
 		}
 		w("\n</details>\n\n")
 	}

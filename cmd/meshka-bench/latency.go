@@ -1,0 +1,296 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image/color"
+	"math"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/meshka/meshka/config"
+)
+
+const (
+	latencyDuration      = 5 * time.Second
+	latencyDurationQuick = 2 * time.Second
+	// latencySkip leaves the first records of a run out of the figures:
+	// they include connecting and the first metadata round trips.
+	latencySkip = 500 * time.Millisecond
+	// latencyDefaultRate is the rate when P1 did not run in this
+	// invocation to derive one from.
+	latencyDefaultRate = 20e6 // bytes/s
+	// latencyLightRate is P2's informational unloaded rate.
+	latencyLightRate = 20e6
+)
+
+// latencyPercentiles are the ones reported and plotted.
+var latencyPercentiles = []struct {
+	name string
+	q    float64
+}{{"p50", 0.50}, {"p90", 0.90}, {"p99", 0.99}, {"p99.9", 0.999}}
+
+// latencyRate runs the rounds of P2 at one rate and returns each side's
+// percentiles per round.
+func latencyRate(b *bench, s *section, up *upstream, pl *payload, label string, rate float64, dur time.Duration) map[string]map[string][]float64 {
+	b.progress("P2 %s %.1f MB/s; warm-up (1 s per side, not recorded)", label, rate/1e6)
+	for _, side := range []string{"direct", "meshka"} {
+		collectGarbage()
+		if x := latencyOnce(b, up, pl, side, 0, time.Second, rate); x.err != "" {
+			b.progress("P2 warm-up %s: %s", side, x.err)
+		}
+	}
+	per := map[string]map[string][]float64{"direct": {}, "meshka": {}}
+	for r := 1; r <= b.opts.rounds; r++ {
+		for _, side := range []string{"direct", "meshka"} {
+			collectGarbage()
+			x := latencyOnce(b, up, pl, side, r, dur, rate)
+			x.case_ = fmt.Sprintf("%.1f MB/s", rate/1e6)
+			s.samples = append(s.samples, x)
+			if x.err != "" {
+				b.failed = true
+				b.progress("P2 %s round %d %s: FAILED: %s", label, r, side, x.err)
+				s.notes = append(s.notes, fmt.Sprintf("FAILED: %s round %d %s: %s", label, r, side, x.err))
+				continue
+			}
+			b.progress("P2 %.0f MB/s round %d/%d %-6s p50 %6.3f ms  p99 %6.3f ms  p99.9 %6.3f ms (%.1f MB/s acked)",
+				rate/1e6, r, b.opts.rounds, side, x.extra["p50"], x.extra["p99"], x.extra["p99.9"], x.mbps())
+			for _, p := range latencyPercentiles {
+				per[side][p.name] = append(per[side][p.name], x.extra[p.name])
+			}
+		}
+	}
+	return per
+}
+
+// lighter blends c halfway to white, for a chart's secondary series.
+func lighter(c color.RGBA) color.RGBA {
+	return color.RGBA{c.R/2 + 0x80, c.G/2 + 0x80, c.B/2 + 0x80, 0xff}
+}
+
+// runLatency is P2: one producer at a fixed rate with acks=all, measuring
+// each record's latency from the Produce call to its promise.
+func runLatency(b *bench) section {
+	s := section{}
+	dur := latencyDuration
+	if b.opts.quick {
+		dur = latencyDurationQuick
+	}
+	rate, rateFrom := latencyDefaultRate, "a fixed 20 MB/s (P1 did not run in this invocation)"
+	if b.p1Direct > 0 {
+		rate = b.p1Direct * 1e6 / 2
+		rateFrom = fmt.Sprintf("half of P1's direct median in this run (%.1f MB/s)", b.p1Direct)
+	}
+	up, err := startUpstream(b.opts.debug)
+	if err != nil {
+		b.failed = true
+		s.notes = append(s.notes, "FAILED to start the upstream: "+err.Error())
+		return s
+	}
+	defer up.close()
+	pl := newPayload()
+
+	// The target rate loads the machine heavily; a light rate, where
+	// nothing queues, shows what one pass through meshka adds.
+	rates := []struct {
+		label string
+		rate  float64
+		rows  bool // the target rows; the light rate is informational
+	}{{"target rate", rate, true}, {"light", latencyLightRate, false}}
+	c := chart{title: "P2 produce latency, acks=all (median of rounds)",
+		xLabel: "percentile", yLabel: "latency, ms", yLog: true}
+	for _, p := range latencyPercentiles {
+		c.xNames = append(c.xNames, p.name)
+	}
+	if b.opts.quick || rate == latencyLightRate {
+		// -quick has no time for the informational rate, and without P1
+		// the target rate is the light one.
+		rates = rates[:1]
+	}
+	for _, rt := range rates {
+		per := latencyRate(b, &s, up, pl, rt.label, rt.rate, dur)
+		what := fmt.Sprintf("produce latency %%s at %.1f MB/s, acks=all, 6 partitions: meshka − direct", rt.rate/1e6)
+		if rt.rows {
+			s.rows = append(s.rows,
+				row{id: "P2 p50", what: fmt.Sprintf(what, "p50"), unit: "ms", direct: per["direct"]["p50"], meshka: per["meshka"]["p50"],
+					result: added("ms"), target: "≤ +0.3 ms", check: func(x float64) bool { return x <= 0.3 }},
+				row{id: "P2 p99", what: fmt.Sprintf(what, "p99"), unit: "ms", direct: per["direct"]["p99"], meshka: per["meshka"]["p99"],
+					result: added("ms"), target: "≤ +1 ms", check: func(x float64) bool { return x <= 1.0 }},
+				row{id: "P2 p99.9", what: fmt.Sprintf(what, "p99.9"), unit: "ms", direct: per["direct"]["p99.9"], meshka: per["meshka"]["p99.9"],
+					result: added("ms")})
+		} else {
+			for _, q := range []string{"p50", "p99"} {
+				s.rows = append(s.rows, row{id: "P2 light " + q, what: fmt.Sprintf(what, q) + " (no target: the same pass through meshka without load)",
+					unit: "ms", direct: per["direct"][q], meshka: per["meshka"][q], result: added("ms")})
+			}
+		}
+		for _, side := range []string{"direct", "meshka"} {
+			sr := series{name: fmt.Sprintf("%s at %.0f MB/s", side, rt.rate/1e6), color: colDirect}
+			if side == "meshka" {
+				sr.color = colMeshka
+			}
+			if !rt.rows {
+				sr.color = lighter(sr.color)
+			}
+			for i, p := range latencyPercentiles {
+				sr.x = append(sr.x, float64(i))
+				sr.y = append(sr.y, median(per[side][p.name]))
+			}
+			c.series = append(c.series, sr)
+		}
+	}
+	b.savePlot(&s, "produce_latency.png", "P2 produce latency percentiles, direct vs meshka", c)
+	s.rawHead = []string{"elapsed", "records", "MB/s acked", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms"}
+	s.raw = func(x sample) []string {
+		return []string{fmt.Sprintf("%.2f s", x.elapsed.Seconds()), fmt.Sprint(x.records), fmt.Sprintf("%.1f", x.mbps()),
+			fmt.Sprintf("%.3f", x.extra["p50"]), fmt.Sprintf("%.3f", x.extra["p90"]), fmt.Sprintf("%.3f", x.extra["p99"]),
+			fmt.Sprintf("%.3f", x.extra["p99.9"]), fmt.Sprintf("%.3f", x.extra["max"])}
+	}
+	s.notes = append(s.notes,
+		fmt.Sprintf("Rate: %s for the target rows, and 20 MB/s for the light rows, paced in 1 KiB records over %s per run; latency is the promise's time minus the time Produce was called, "+
+			"for every record produced after the first %s (connecting and metadata), until all are acknowledged.", rateFrom, dur, latencySkip),
+		"Producer: franz-go defaults (idempotent, acks=all, at most 50,000 buffered records) except linger 0, one fresh 6-partition topic per run; "+
+			"a fresh meshka node per meshka run; one unrecorded 1 s run of each side first. The added latency compares the medians over the rounds "+
+			"of each side's percentile.",
+		"What limits it: at half of P1's saturated rate the machine is still heavily loaded (kfake copies every byte into memory on one "+
+			"goroutine, the kernel faults in its growing memory), so the percentiles move by milliseconds between runs on either side. "+
+			"Through meshka a record's request waits for all 6 of its partitions' upstream acknowledgements, and the producer keeps at "+
+			"most 5 requests in flight to meshka, its only broker, where direct it spreads them over kfake's 3 brokers; each partition actor "+
+			"keeps one batch in flight upstream. An instrumented run (not part of the harness) of the partition actors at this rate measured, "+
+			"per batch, upstream produce calls of p50 0.17-0.21 ms / p90 0.9-4 ms / p99 11-29 ms, waits behind the same partition's previous "+
+			"batch of p50 0 / p90 0.7-4 ms / p99 19-40 ms, and the actor's hand-back of p50 2 µs: the added latency is queueing at the "+
+			"single-leader, one-in-flight-per-partition produce path under load, not per-request processing.",
+		"Both sides' produce topics use 8 MiB segments and the garbage collector runs before each run, as in P1.",
+	)
+	return s
+}
+
+// latencyOnce runs one side of one P2 round.
+func latencyOnce(b *bench, up *upstream, pl *payload, side string, round int, dur time.Duration, rate float64) sample {
+	x := sample{round: round, side: side, extra: map[string]float64{}}
+	topic := fmt.Sprintf("bench-p2-r%d-%s-%d", round, side, time.Now().UnixNano())
+	seeds, stop, err := sideSeeds(b, up, side, nil)
+	if err != nil {
+		x.err = err.Error()
+		return x
+	}
+	defer stop()
+	admin, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := up.createTopic(admin, topic, producePartitions, produceTopicConfigs...); err != nil {
+		x.err = err.Error()
+		return x
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := up.deleteTopic(ctx, topic); err != nil {
+			b.progress("P2: %v (ignored)", err)
+		}
+	}()
+	cl, err := kgo.NewClient(clientOpts(seeds, b.opts.debug, kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(0))...)
+	if err != nil {
+		x.err = err.Error()
+		return x
+	}
+	defer cl.Close()
+
+	// Latencies go into a slice sized for the whole run, so recording one
+	// is an atomic index bump; records beyond it (none at the set rate)
+	// are counted but not recorded.
+	lat := make([]int64, int(rate/valueSize*dur.Seconds()*1.1)+1024)
+	var (
+		n, acked, ackedBytes atomic.Int64
+		errMu                sync.Mutex
+		firstErr             error
+		errCount             int64
+	)
+	start := time.Now()
+	skipUntil := start.Add(latencySkip)
+	promise := func(r *kgo.Record, err error) {
+		if err != nil {
+			errMu.Lock()
+			errCount++
+			if firstErr == nil {
+				firstErr = err
+			}
+			errMu.Unlock()
+			return
+		}
+		d := time.Since(r.Timestamp) // monotonic: Timestamp is time.Now() below
+		acked.Add(1)
+		ackedBytes.Add(int64(len(r.Value)))
+		if r.Timestamp.Before(skipUntil) {
+			return
+		}
+		if i := n.Add(1) - 1; i < int64(len(lat)) {
+			lat[i] = int64(d)
+		}
+	}
+	ctx, cancelRun := context.WithTimeout(context.Background(), dur+30*time.Second)
+	defer cancelRun()
+	perSec := rate / valueSize
+	var i int64
+	for {
+		elapsed := time.Since(start)
+		if elapsed >= dur {
+			break
+		}
+		for due := int64(elapsed.Seconds() * perSec); i < due; i++ {
+			cl.Produce(ctx, &kgo.Record{Value: pl.value(i), Timestamp: time.Now()}, promise)
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+	if err := cl.Flush(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		x.err = "flush: " + err.Error()
+	}
+	x.elapsed = time.Since(start)
+	x.records, x.bytes = acked.Load(), ackedBytes.Load()
+	got := lat[:min(n.Load(), int64(len(lat)))]
+	slices.Sort(got)
+	for _, p := range latencyPercentiles {
+		x.extra[p.name] = quantileMs(got, p.q)
+	}
+	x.extra["max"] = quantileMs(got, 1)
+	errMu.Lock()
+	defer errMu.Unlock()
+	if firstErr != nil {
+		x.err = fmt.Sprintf("%d records failed; first error: %v", errCount, firstErr)
+	} else if len(got) == 0 && x.err == "" {
+		x.err = "no record was acknowledged"
+	}
+	return x
+}
+
+// quantileMs is the q-quantile of sorted nanosecond values, in ms.
+func quantileMs(sorted []int64, q float64) float64 {
+	if len(sorted) == 0 {
+		return math.NaN()
+	}
+	i := min(int(math.Ceil(q*float64(len(sorted))))-1, len(sorted)-1)
+	return float64(sorted[max(i, 0)]) / 1e6
+}
+
+// sideSeeds returns the seed brokers of one side: upstream's for direct,
+// a fresh meshka node's for meshka (tune adjusts its configuration), and
+// a stop function that shuts that node down.
+func sideSeeds(b *bench, up *upstream, side string, tune func(*config.Config)) ([]string, func(), error) {
+	if side != "meshka" {
+		return up.addrs(), func() {}, nil
+	}
+	n, err := up.startNode(tune)
+	if err != nil {
+		return nil, nil, fmt.Errorf("start meshka: %w", err)
+	}
+	stop := func() {
+		if err := stopNode(b, n); err != nil {
+			b.progress("meshka shutdown: %v", err)
+		}
+	}
+	return []string{n.Addr().String()}, stop, nil
+}
