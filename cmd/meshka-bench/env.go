@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"os"
 	"strconv"
 	"sync/atomic"
@@ -20,6 +18,7 @@ import (
 
 	"github.com/meshka/meshka/config"
 	"github.com/meshka/meshka/embedded"
+	"github.com/meshka/meshka/internal/countnet"
 	"github.com/meshka/meshka/node"
 )
 
@@ -35,7 +34,7 @@ type upstream struct {
 
 func startUpstream(debug bool) (*upstream, error) {
 	u := &upstream{debug: debug}
-	c, err := embedded.Start(embedded.Config{Brokers: 3, Partitions: 1}, kfake.ListenFn(u.listen))
+	c, err := embedded.Start(embedded.Config{Brokers: 3, Partitions: 1}, kfake.ListenFn(countnet.ListenFn(&u.sent)))
 	if err != nil {
 		return nil, err
 	}
@@ -185,43 +184,4 @@ func newPayload() *payload {
 func (p *payload) value(i int64) []byte {
 	off := (i % 1024) * valueSize
 	return p.buf[off : off+valueSize : off+valueSize]
-}
-
-// countingListener counts bytes written on every accepted connection.
-type countingListener struct {
-	net.Listener
-	sent *atomic.Int64
-}
-
-func (u *upstream) listen(network, address string) (net.Listener, error) {
-	ln, err := net.Listen(network, address)
-	if err != nil {
-		return nil, err
-	}
-	return &countingListener{Listener: ln, sent: &u.sent}, nil
-}
-
-func (l *countingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return &countingConn{Conn: c, sent: l.sent}, nil
-}
-
-type countingConn struct {
-	net.Conn
-	sent *atomic.Int64
-}
-
-func (c *countingConn) Write(p []byte) (int, error) {
-	n, err := c.Conn.Write(p)
-	c.sent.Add(int64(n))
-	return n, err
-}
-
-// ReadFrom keeps io.Copy from bypassing Write through the TCP conn's
-// sendfile/splice path, which would go uncounted.
-func (c *countingConn) ReadFrom(r io.Reader) (int64, error) {
-	return io.Copy(struct{ io.Writer }{c}, r)
 }

@@ -4,9 +4,7 @@ package testenv
 
 import (
 	"context"
-	"io"
 	"log/slog"
-	"net"
 	"os"
 	"sync/atomic"
 	"testing"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/meshka/meshka/config"
 	"github.com/meshka/meshka/embedded"
+	"github.com/meshka/meshka/internal/countnet"
 	"github.com/meshka/meshka/node"
 )
 
@@ -45,7 +44,7 @@ func Start(tb testing.TB, opts ...Option) *Env {
 func StartWith(tb testing.TB, upstreamOpts []kfake.Opt, opts ...Option) *Env {
 	tb.Helper()
 	sent := new(atomic.Int64)
-	up, err := embedded.Start(embedded.Config{Brokers: 3, Partitions: 3}, append(upstreamOpts, kfake.ListenFn(countingListen(sent)))...)
+	up, err := embedded.Start(embedded.Config{Brokers: 3, Partitions: 3}, append(upstreamOpts, kfake.ListenFn(countnet.ListenFn(sent)))...)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -124,45 +123,4 @@ func Logger() *slog.Logger {
 		level = slog.LevelDebug
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-}
-
-// countingListen wraps kfake's listeners so bytes written to clients are
-// counted.
-func countingListen(sent *atomic.Int64) func(network, address string) (net.Listener, error) {
-	return func(network, address string) (net.Listener, error) {
-		ln, err := net.Listen(network, address)
-		if err != nil {
-			return nil, err
-		}
-		return &countingListener{Listener: ln, sent: sent}, nil
-	}
-}
-
-type countingListener struct {
-	net.Listener
-	sent *atomic.Int64
-}
-
-func (l *countingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return &countingConn{Conn: c, sent: l.sent}, nil
-}
-
-type countingConn struct {
-	net.Conn
-	sent *atomic.Int64
-}
-
-func (c *countingConn) Write(p []byte) (int, error) {
-	n, err := c.Conn.Write(p)
-	c.sent.Add(int64(n))
-	return n, err
-}
-
-// ReadFrom keeps io.Copy on the counted path.
-func (c *countingConn) ReadFrom(r io.Reader) (int64, error) {
-	return io.Copy(struct{ io.Writer }{c}, r)
 }
