@@ -42,25 +42,17 @@ func runCache(b *bench) section {
 	}
 	records := preload / valueSize
 	cacheBytes := config.Size(2 * preload)
-	tune := func(c *config.Config) {
-		c.Cache.PartitionMaxBytes = cacheBytes
-		c.Cache.NodeMaxBytes = max(c.Cache.NodeMaxBytes, cacheBytes)
-	}
+	tune := cacheHolding(cacheBytes)
 	fail := func(msg string) section {
 		b.failed = true
 		s.notes = append(s.notes, "FAILED: "+msg)
 		return s
 	}
-	up, err := startUpstream(b.opts.debug)
+	up, topic, err := preloadedUpstream(b, "P5", "bench-cache", records)
 	if err != nil {
-		return fail("start upstream: " + err.Error())
+		return fail(err.Error())
 	}
 	defer up.close()
-	topic := fmt.Sprintf("bench-cache-%d", time.Now().UnixNano())
-	b.progress("P5 preloading %d MiB (%d records) into %s", preload>>20, records, topic)
-	if err := preloadTopic(up, topic, records, b.opts.debug); err != nil {
-		return fail("preload: " + err.Error())
-	}
 	nd, err := up.startNode(tune)
 	if err != nil {
 		return fail("start meshka: " + err.Error())

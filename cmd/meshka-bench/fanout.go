@@ -43,29 +43,21 @@ func runFanout(b *bench) section {
 	// the evicted head are read through from upstream and the byte count
 	// measures eviction rather than sharing.
 	cacheBytes := max(config.Size(2*preload), config.Default().Cache.PartitionMaxBytes)
-	tune := func(c *config.Config) {
-		c.Cache.PartitionMaxBytes = cacheBytes
-		c.Cache.NodeMaxBytes = max(c.Cache.NodeMaxBytes, cacheBytes)
-	}
+	tune := cacheHolding(cacheBytes)
 
 	fail := func(msg string) section {
 		b.failed = true
 		s.notes = append(s.notes, "FAILED: "+msg)
 		return s
 	}
-	up, err := startUpstream(b.opts.debug)
-	if err != nil {
-		return fail("start upstream: " + err.Error())
-	}
-	defer up.close()
 	// One preloaded topic serves every run: readers only read, so runs
 	// cannot disturb each other's data, and preloading per run would
 	// spend the time budget on writes.
-	topic := fmt.Sprintf("bench-fanout-%d", time.Now().UnixNano())
-	b.progress("P3/P4 preloading %d MiB (%d records) into %s", preload>>20, records, topic)
-	if err := preloadTopic(up, topic, records, b.opts.debug); err != nil {
-		return fail("preload: " + err.Error())
+	up, topic, err := preloadedUpstream(b, "P3/P4", "bench-fanout", records)
+	if err != nil {
+		return fail(err.Error())
 	}
+	defer up.close()
 
 	type result struct {
 		n              int
@@ -348,6 +340,31 @@ func closeAll(clients []*kgo.Client) {
 // preloadTopic creates the single-partition topic and writes records
 // values into it straight to upstream, checking that the last acknowledged
 // offset is records-1 so readers know exactly what to expect.
+// cacheHolding sizes a node's partition cache (and its node budget, if
+// smaller) to hold bytes.
+func cacheHolding(bytes config.Size) func(*config.Config) {
+	return func(c *config.Config) {
+		c.Cache.PartitionMaxBytes = bytes
+		c.Cache.NodeMaxBytes = max(c.Cache.NodeMaxBytes, bytes)
+	}
+}
+
+// preloadedUpstream starts an upstream and fills a fresh single-partition
+// topic named prefix-<time> with records values. The caller closes it.
+func preloadedUpstream(b *bench, id, prefix string, records int64) (*upstream, string, error) {
+	up, err := startUpstream(b.opts.debug)
+	if err != nil {
+		return nil, "", fmt.Errorf("start upstream: %w", err)
+	}
+	topic := fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano())
+	b.progress("%s preloading %d MiB (%d records) into %s", id, records*valueSize>>20, records, topic)
+	if err := preloadTopic(up, topic, records, b.opts.debug); err != nil {
+		up.close()
+		return nil, "", fmt.Errorf("preload: %w", err)
+	}
+	return up, topic, nil
+}
+
 func preloadTopic(up *upstream, topic string, records int64, debug bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
