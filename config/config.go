@@ -46,6 +46,9 @@ type Upstream struct {
 	// MetadataTTL trades freshness of leadership and partition counts
 	// against metadata load on the upstream.
 	MetadataTTL Duration `yaml:"metadata_ttl"`
+	// ProduceInflight is how many batches of one partition may be on their
+	// way to the upstream leader at once; order is kept regardless.
+	ProduceInflight int `yaml:"produce_inflight"`
 }
 
 // Kafka bounds what a single client connection may cost the proxy.
@@ -110,9 +113,10 @@ func Default() Config {
 			Bind: "127.0.0.1:0",
 		},
 		Upstream: Upstream{
-			ClientID:       "meshka",
-			RequestTimeout: Duration(30 * time.Second),
-			MetadataTTL:    Duration(10 * time.Second),
+			ClientID:        "meshka",
+			RequestTimeout:  Duration(30 * time.Second),
+			MetadataTTL:     Duration(10 * time.Second),
+			ProduceInflight: 5,
 		},
 		Kafka: Kafka{
 			MaxFrameBytes:      100 * MiB,

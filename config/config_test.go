@@ -52,6 +52,7 @@ func TestDefault(t *testing.T) {
 		{"upstream.client_id", c.Upstream.ClientID, "meshka"},
 		{"upstream.request_timeout", c.Upstream.RequestTimeout.D(), 30 * time.Second},
 		{"upstream.metadata_ttl", c.Upstream.MetadataTTL.D(), 10 * time.Second},
+		{"upstream.produce_inflight", c.Upstream.ProduceInflight, 5},
 		{"kafka.max_frame_bytes", c.Kafka.MaxFrameBytes, 100 * MiB},
 		{"kafka.max_inflight_per_conn", c.Kafka.MaxInflightPerConn, 32},
 		{"kafka.fetch_max_wait_cap", c.Kafka.FetchMaxWaitCap.D(), 30 * time.Second},
@@ -98,6 +99,7 @@ upstream:
   client_id: edge-proxy
   request_timeout: 45s
   metadata_ttl: 250ms
+  produce_inflight: 2
 kafka:
   max_frame_bytes: 8 MiB
   max_inflight_per_conn: 64
@@ -129,10 +131,11 @@ func fullConfig() Config {
 		Node:    Node{ID: 7, Listen: "0.0.0.0:19092", Advertise: "proxy.example.com:9094"},
 		Cluster: Cluster{Name: "edge", Bind: "10.0.0.5:6000"},
 		Upstream: Upstream{
-			Brokers:        []string{"k1:9092", "k2:9092"},
-			ClientID:       "edge-proxy",
-			RequestTimeout: Duration(45 * time.Second),
-			MetadataTTL:    Duration(250 * time.Millisecond),
+			Brokers:         []string{"k1:9092", "k2:9092"},
+			ClientID:        "edge-proxy",
+			RequestTimeout:  Duration(45 * time.Second),
+			MetadataTTL:     Duration(250 * time.Millisecond),
+			ProduceInflight: 2,
 		},
 		Kafka: Kafka{
 			MaxFrameBytes:      8 * MiB,

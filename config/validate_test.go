@@ -45,6 +45,7 @@ func TestValidate(t *testing.T) {
 		{"frame small", func(c *Config) { c.Kafka.MaxFrameBytes = 1023 }, "kafka.max_frame_bytes", "must be between 1KiB and 1GiB, got 1023B"},
 		{"frame big", func(c *Config) { c.Kafka.MaxFrameBytes = GiB + 1 }, "kafka.max_frame_bytes", "got 1073741825B"},
 		{"inflight zero", func(c *Config) { c.Kafka.MaxInflightPerConn = 0 }, "kafka.max_inflight_per_conn", "must be between 1 and 1024, got 0"},
+		{"produce inflight above Kafka's 5", func(c *Config) { c.Upstream.ProduceInflight = 6 }, "upstream.produce_inflight", "must be between 1 and 5, got 6"},
 		{"inflight max", func(c *Config) { c.Kafka.MaxInflightPerConn = 1024 }, "", ""},
 		{"fetch wait zero", func(c *Config) { c.Kafka.FetchMaxWaitCap = 0 }, "", ""},
 		{"fetch wait negative", func(c *Config) { c.Kafka.FetchMaxWaitCap = Duration(-time.Second) }, "kafka.fetch_max_wait_cap", "must be between 0s and 5m, got -1s"},

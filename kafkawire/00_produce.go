@@ -3,12 +3,13 @@ package kafkawire
 // Produce, key 0.
 //
 // v0-v12 (v13 names topics by id and is not handled); v0-v2 carry the old
-// message formats, which pass upstream untouched at the same version. Each partition's batch goes to its partition actor on the read
-// goroutine, in request order, and the actor forwards it to the upstream
-// leader byte for byte with the client's version, acks, timeout and
-// transactional id, one batch in flight per partition so upstream appends
-// them in the order clients sent them. The answer is upstream's, per
-// partition. acks=0 gets no response.
+// message formats, which pass upstream untouched at the same version. Each
+// partition's batch goes to its partition actor on the read goroutine, in
+// request order, and the actor forwards it to the upstream leader byte for
+// byte with the client's version, acks, timeout and transactional id,
+// several batches in flight per partition on one ordered connection, so
+// upstream appends them in the order clients sent them. The answer is
+// upstream's, per partition. acks=0 gets no response.
 
 import (
 	"time"

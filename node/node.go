@@ -103,6 +103,7 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 				Budget:      n.budget,
 				MaxBytes:    int64(cfg.Cache.PartitionMaxBytes),
 				IdleTimeout: cfg.Cache.IdleTimeout.D(),
+				MaxInFlight: cfg.Upstream.ProduceInflight,
 				Logger:      log,
 			}),
 			group.Kind: group.Props(group.Config{

@@ -114,3 +114,13 @@ func (b *Batch) ControlType() (typ int16, ok bool) {
 	key := r[n:]
 	return int16(binary.BigEndian.Uint16(key[2:4])), true
 }
+
+// ProducerID is the producer id of the first batch in buf, or -1 when it
+// has none (a non-idempotent producer, or a legacy message set). A broker
+// discards a re-sent batch of a producer with an id as a duplicate.
+func ProducerID(buf []byte) int64 {
+	if len(buf) < headerLenV2 || int8(buf[16]) < 2 {
+		return -1
+	}
+	return int64(binary.BigEndian.Uint64(buf[43:51]))
+}

@@ -41,6 +41,9 @@ type Client struct {
 	versions   *kmsg.ApiVersionsResponse
 
 	streams *Streams
+
+	pipesMu sync.Mutex
+	pipes   map[int32]*pipe // produce connections by broker id; nil once closed
 }
 
 // New connects lazily: no request is issued until one is needed.
@@ -88,7 +91,7 @@ func New(cfg Config) (*Client, error) {
 		main.Close()
 		return nil, fmt.Errorf("upstream: %w", err)
 	}
-	c := &Client{cfg: cfg, log: cfg.Logger, main: main, stream: stream}
+	c := &Client{cfg: cfg, log: cfg.Logger, main: main, stream: stream, pipes: make(map[int32]*pipe)}
 	c.meta = newMetaCache(c, cfg.MetadataTTL)
 	c.streams = newStreams(c)
 	return c, nil
@@ -121,8 +124,10 @@ func MaxRoutedVersion(key int16) int16 {
 	return -1
 }
 
-// Close stops every stream and closes the kgo clients.
+// Close stops every stream and produce connection and closes the kgo
+// clients.
 func (c *Client) Close() {
+	c.closePipes()
 	c.streams.close()
 	c.stream.Close()
 	c.main.Close()

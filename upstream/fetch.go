@@ -53,7 +53,7 @@ func (c *Client) FetchOnce(ctx context.Context, topic string, partition int32, o
 	for _, t := range resp.Topics {
 		for _, p := range t.Partitions {
 			if t.Topic == topic && p.Partition == partition {
-				if retriableLeaderErr(p.ErrorCode) {
+				if RetriableLeaderErr(p.ErrorCode) {
 					c.meta.Invalidate(topic)
 				}
 				return p

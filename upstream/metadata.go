@@ -3,6 +3,8 @@ package upstream
 import (
 	"context"
 	"fmt"
+	"net"
+	"strconv"
 	"sync"
 	"time"
 
@@ -39,13 +41,14 @@ type MetaCache struct {
 
 	mu        sync.RWMutex
 	topics    map[string]*TopicMeta
+	brokers   map[int32]string // node id to host:port, from the last answer naming it
 	clusterID *string
 
 	group singleflight.Group
 }
 
 func newMetaCache(c *Client, ttl time.Duration) *MetaCache {
-	return &MetaCache{c: c, ttl: ttl, topics: make(map[string]*TopicMeta)}
+	return &MetaCache{c: c, ttl: ttl, topics: make(map[string]*TopicMeta), brokers: make(map[int32]string)}
 }
 
 // ClusterID is upstream's cluster id, asking upstream if none is known yet.
@@ -112,6 +115,32 @@ func (m *MetaCache) Partition(ctx context.Context, topic string, partition int32
 	return p, nil
 }
 
+// CachedLeader is the partition's leader as cached, without asking
+// upstream, even past the TTL: a leader that moved answers
+// NOT_LEADER_OR_FOLLOWER, which drops the entry. ok is false when the
+// entry is missing or in error.
+func (m *MetaCache) CachedLeader(topic string, partition int32) (leader int32, ok bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	t, found := m.topics[topic]
+	if !found || partition < 0 || int(partition) >= len(t.Partitions) {
+		return 0, false
+	}
+	p := t.Partitions[partition]
+	if p.Err != 0 || p.Leader < 0 {
+		return 0, false
+	}
+	return p.Leader, true
+}
+
+// BrokerAddr is the host:port upstream last gave for a broker id.
+func (m *MetaCache) BrokerAddr(id int32) (string, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	a, ok := m.brokers[id]
+	return a, ok
+}
+
 // Invalidate drops cached entries so the next lookup asks upstream.
 func (m *MetaCache) Invalidate(topics ...string) {
 	m.mu.Lock()
@@ -155,6 +184,9 @@ func (m *MetaCache) fetchNow(ctx context.Context, names []string, autoCreate boo
 	if resp.ClusterID != nil {
 		id := *resp.ClusterID
 		m.clusterID = &id
+	}
+	for _, b := range resp.Brokers {
+		m.brokers[b.NodeID] = net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port)))
 	}
 	for i := range resp.Topics {
 		rt := &resp.Topics[i]

@@ -4,8 +4,7 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 
 // pinned caps the version kgo negotiates for a request. kgo picks the
 // highest version the broker supports up to MaxVersion, so overriding
-// MaxVersion pins the request, and because the wrapper is not a
-// *kmsg.ProduceRequest kgo leaves a produce request's acks untouched.
+// MaxVersion pins the request.
 type pinned struct {
 	kmsg.Request
 	max int16

@@ -2,7 +2,6 @@ package upstream
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -24,83 +23,59 @@ type ProduceArgs struct {
 // code when upstream could not be reached.
 type ProduceResult = kmsg.ProduceResponseTopicPartition
 
-// produceRetries bounds the re-sends after upstream said the leader moved;
-// such a batch was not appended, so re-sending cannot duplicate it.
-const produceRetries = 3
-
-// Produce sends one batch to the partition's upstream leader and waits for
-// the answer. acks=0 is sent as acks=1: the client is not waiting, and an
-// answer keeps batches of one partition strictly one after another.
-func (c *Client) Produce(ctx context.Context, a *ProduceArgs) ProduceResult {
-	res := kmsg.NewProduceResponseTopicPartition()
-	res.Partition = a.Partition
+// SubmitProduce hands one batch to meshka's produce connection to upstream
+// broker leader and returns without waiting for the answer. Batches
+// submitted for one broker are written in the order SubmitProduce was
+// called, so a caller that submits a partition's batches in order from one
+// goroutine has them appended in that order. done is called exactly once,
+// from a goroutine of the connection's; an error wrapping ErrNotSent means
+// the batch never left meshka. SubmitProduce never blocks: when the
+// connection's queue is full it returns false and done is not called, and
+// the caller tries again later. (A caller that blocked here could stall the
+// connection's reader, which may be handing answers to that very caller.)
+// acks=0 is sent as acks=1: the client is not waiting, and the answer is
+// what lets the partition's next batches follow in order.
+func (c *Client) SubmitProduce(leader int32, a *ProduceArgs, done func(ProduceResult, error)) bool {
 	acks := a.Acks
 	if acks == 0 {
 		acks = 1
 	}
-	for attempt := 0; ; attempt++ {
-		pm, err := c.meta.Partition(ctx, a.Topic, a.Partition)
-		if err == nil {
-			var r ProduceResult
-			r, err = c.produceTo(ctx, pm.Leader, a, acks)
-			if err == nil {
-				if retriableLeaderErr(r.ErrorCode) && attempt < produceRetries {
-					c.meta.Invalidate(a.Topic)
-					sleepCtx(ctx, backoff(attempt))
-					continue
-				}
-				return r
-			}
-		}
-		var ke *kerr.Error
-		if errors.As(err, &ke) {
-			if retriableLeaderErr(ke.Code) && attempt < produceRetries {
-				c.meta.Invalidate(a.Topic)
-				sleepCtx(ctx, backoff(attempt))
-				continue
-			}
-			res.ErrorCode = ke.Code
-			return res
-		}
-		c.log.Warn("upstream produce failed", "topic", a.Topic, "partition", a.Partition, "err", err)
-		res.ErrorCode = kerr.RequestTimedOut.Code
-		return res
+	p := c.pipe(leader)
+	if p == nil {
+		go done(ProduceResult{}, errPipeClosed) // never from the caller's goroutine
+		return true
+	}
+	return p.submit(&produceCall{args: a, acks: acks, done: done})
+}
+
+// pipe returns the produce pipe to broker id, starting it on first use;
+// nil once the client is closed.
+func (c *Client) pipe(id int32) *pipe {
+	c.pipesMu.Lock()
+	defer c.pipesMu.Unlock()
+	if c.pipes == nil {
+		return nil
+	}
+	p, ok := c.pipes[id]
+	if !ok {
+		p = newPipe(c, id)
+		c.pipes[id] = p
+	}
+	return p
+}
+
+func (c *Client) closePipes() {
+	c.pipesMu.Lock()
+	pipes := c.pipes
+	c.pipes = nil
+	c.pipesMu.Unlock()
+	for _, p := range pipes {
+		p.close()
 	}
 }
 
-func (c *Client) produceTo(ctx context.Context, leader int32, a *ProduceArgs, acks int16) (ProduceResult, error) {
-	req := kmsg.NewPtrProduceRequest()
-	req.SetVersion(a.Version)
-	req.Acks = acks
-	req.TimeoutMillis = a.TimeoutMillis
-	req.TransactionID = a.TransactionalID
-	rt := kmsg.NewProduceRequestTopic()
-	rt.Topic = a.Topic
-	rp := kmsg.NewProduceRequestTopicPartition()
-	rp.Partition = a.Partition
-	rp.Records = a.Records
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
-
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout+time.Duration(a.TimeoutMillis)*time.Millisecond)
-	defer cancel()
-	kresp, err := c.main.Broker(int(leader)).Request(ctx, &pinned{Request: req, max: a.Version})
-	if err != nil {
-		return ProduceResult{}, err
-	}
-	resp := kresp.(*kmsg.ProduceResponse)
-	for _, t := range resp.Topics {
-		for _, p := range t.Partitions {
-			if p.Partition == a.Partition {
-				return p, nil
-			}
-		}
-	}
-	return ProduceResult{}, errors.New("upstream produce response is missing the partition")
-}
-
-// retriableLeaderErr is a partition error that means "ask again elsewhere".
-func retriableLeaderErr(code int16) bool {
+// RetriableLeaderErr is a partition error that means "ask again elsewhere".
+func RetriableLeaderErr(code int16) bool {
 	switch code {
 	case kerr.NotLeaderForPartition.Code, kerr.LeaderNotAvailable.Code, kerr.FencedLeaderEpoch.Code:
 		return true
@@ -108,7 +83,9 @@ func retriableLeaderErr(code int16) bool {
 	return false
 }
 
-func backoff(attempt int) time.Duration {
+// Backoff is the wait before retry attempt (0-based): 50ms doubling, at
+// most a second.
+func Backoff(attempt int) time.Duration {
 	d := 50 * time.Millisecond << attempt
 	if d > time.Second {
 		d = time.Second

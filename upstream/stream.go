@@ -133,7 +133,7 @@ func (s *Streams) place(sub *Subscription, attempt int) {
 			return
 		}
 		s.c.log.Debug("stream: partition has no leader yet", "topic", sub.Topic, "partition", sub.Partition, "err", err)
-		sleepCtx(s.ctx, backoff(attempt))
+		sleepCtx(s.ctx, Backoff(attempt))
 		attempt++
 	}
 }

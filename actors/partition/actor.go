@@ -8,7 +8,6 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/meshka/meshka/upstream"
 )
@@ -19,7 +18,8 @@ type Config struct {
 	Budget      *Budget
 	MaxBytes    int64         // per-partition cache bound
 	IdleTimeout time.Duration // stop streaming after this long without a reader
-	MaxQueue    int           // produce batches waiting per partition
+	MaxQueue    int           // produce batches waiting or in flight per partition
+	MaxInFlight int           // produce batches in flight upstream per partition
 	Logger      *slog.Logger
 }
 
@@ -27,6 +27,9 @@ type Config struct {
 func Props(cfg Config) *actor.Props {
 	if cfg.MaxQueue <= 0 {
 		cfg.MaxQueue = 1024
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = 5
 	}
 	return actor.PropsFromProducer(func() actor.Actor { return &Actor{cfg: cfg} },
 		actor.WithMailbox(actor.Bounded(4096)))
@@ -51,8 +54,7 @@ type Actor struct {
 	bootstrap bool
 	idle      *time.Timer
 
-	queue    []*Produce
-	inflight *Produce
+	produceState
 }
 
 // Receive handles one message; protoactor calls it from one goroutine at a
@@ -65,6 +67,11 @@ func (a *Actor) Receive(c actor.Context) {
 		a.produce(m)
 	case *produceDone:
 		a.produceDone(m)
+	case *produceResume:
+		a.produceResume(m)
+	case *produceRetryBusy:
+		a.busy = false
+		a.sendNext()
 	case *Fetch:
 		a.fetch(m)
 	case *chunkMsg:
@@ -98,50 +105,6 @@ func (a *Actor) init(c actor.Context, identity string) {
 	a.self, a.root = c.Self(), c.ActorSystem().Root
 	a.ctx, a.cancel = context.WithCancel(context.Background())
 	a.scheduleIdle()
-}
-
-func (a *Actor) produce(m *Produce) {
-	if len(a.queue) >= a.cfg.MaxQueue {
-		a.reply(m, kerr.RequestTimedOut.Code)
-		return
-	}
-	a.queue = append(a.queue, m)
-	a.sendNext()
-}
-
-// sendNext keeps one batch in flight upstream, so upstream appends this
-// partition's batches in the order they arrived.
-func (a *Actor) sendNext() {
-	if a.inflight != nil || len(a.queue) == 0 {
-		return
-	}
-	m := a.queue[0]
-	a.queue[0] = nil
-	a.queue = a.queue[1:]
-	a.inflight = m
-	go func() {
-		res := a.cfg.Upstream.Produce(a.ctx, &m.Args)
-		a.root.Send(a.self, &produceDone{res: res})
-	}()
-}
-
-func (a *Actor) produceDone(d *produceDone) {
-	m := a.inflight
-	a.inflight = nil
-	if m != nil && m.Reply != nil {
-		m.Reply <- d.res
-	}
-	a.sendNext()
-}
-
-func (a *Actor) reply(m *Produce, code int16) {
-	if m.Reply == nil {
-		return
-	}
-	r := kmsg.NewProduceResponseTopicPartition()
-	r.Partition = m.Args.Partition
-	r.ErrorCode = code
-	m.Reply <- r
 }
 
 func (a *Actor) fetch(m *Fetch) {
@@ -245,14 +208,7 @@ func (a *Actor) stop() {
 	if a.cancel != nil {
 		a.cancel()
 	}
-	code := kerr.NotLeaderForPartition.Code // the client re-routes
-	if a.inflight != nil {
-		a.reply(a.inflight, code)
-	}
-	for _, m := range a.queue {
-		a.reply(m, code)
-	}
-	a.queue, a.inflight = nil, nil
+	a.failProduce(kerr.NotLeaderForPartition.Code) // the client re-routes
 }
 
 // sink hands stream chunks to the actor's mailbox.

@@ -63,8 +63,6 @@ type chunkMsg struct {
 	c   *upstream.Chunk
 }
 
-type produceDone struct{ res upstream.ProduceResult }
-
 type warmAt struct{ offset int64 }
 
 type idleTick struct{}
