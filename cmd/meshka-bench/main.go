@@ -199,5 +199,16 @@ func (b *bench) progress(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "[%6.1fs] %s\n", time.Since(b.start).Seconds(), fmt.Sprintf(format, args...))
 }
 
+// produceRounds is the A/B pairs P1 and P2 run: two more than the rest.
+// Their figures move most between runs on a shared 2-core machine (the
+// producer, kfake and meshka all saturate it), and they are short enough
+// that two more pairs fit the budget.
+func (o options) produceRounds() int {
+	if o.quick {
+		return o.rounds
+	}
+	return o.rounds + 2
+}
+
 // remaining is the time left in the run's budget.
 func (b *bench) remaining() time.Duration { return time.Until(b.deadline) }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,7 +49,7 @@ func runProduce(b *bench) section {
 		}
 	}
 	var direct, meshka []float64
-	for r := 1; r <= b.opts.rounds; r++ {
+	for r := 1; r <= b.opts.produceRounds(); r++ {
 		for _, side := range []string{"direct", "meshka"} {
 			collectGarbage()
 			x := produceOnce(b, up, pl, side, r, dur)
@@ -59,7 +60,7 @@ func runProduce(b *bench) section {
 				s.notes = append(s.notes, fmt.Sprintf("FAILED: round %d %s: %s", r, side, x.err))
 				continue
 			}
-			b.progress("P1 round %d/%d %-6s %7.1f MB/s (%d records acked in %s)", r, b.opts.rounds, side, x.mbps(), x.records, dur)
+			b.progress("P1 round %d/%d %-6s %7.1f MB/s (%d records acked in %s)", r, b.opts.produceRounds(), side, x.mbps(), x.records, dur)
 			if side == "direct" {
 				direct = append(direct, x.mbps())
 			} else {
@@ -84,13 +85,16 @@ func runProduce(b *bench) section {
 		"kfake stores each segment in one in-memory file grown by appending; with its 100 MiB default segments every growth step copies up "+
 			"to 100 MiB on kfake's only goroutine and stalls every client. Produce topics use 8 MiB segments on both sides so those stalls "+
 			"are shorter and fewer.",
-		"What limits it: client, kfake and meshka share 2 cores, and kfake handles every request on one goroutine; a CPU profile of a P1 "+
-			"run puts about 6% of the process's CPU in meshka's code and most of the rest in kfake (40%, mostly copying into its in-memory "+
-			"segments), the producer and the kernel (over half of the process's time is system time: page faults of kfake's growing memory "+
-			"and loopback copies). Through meshka each batch crosses loopback twice (two more kernel copies per byte) and is copied once more "+
-			"by the upstream client's encoder; meshka presents itself as the single leader of all 6 partitions, so the producer's per-broker "+
-			"in-flight limit (5 requests) applies once rather than across kfake's 3 brokers; and each partition actor keeps one batch in flight "+
-			"upstream, so a produce request waits for the slowest of its partitions' upstream round trips.",
+		"What limits it: client, kfake and meshka share 2 cores, and kfake handles every request on one goroutine. A CPU profile of a "+
+			"2-round P1 run (meshka-bench -only P1 -rounds 2 -cpuprofile) put 11% of the whole run's CPU, about a fifth of the meshka runs', "+
+			"in meshka's goroutines, most of it in the kernel: 85% of the read loop is the copy of the producer's requests out of the socket, "+
+			"and the upstream writer's time is writev; kfake took 42%, mostly copying into its in-memory segments. Through meshka every "+
+			"batch crosses loopback twice more (two more kernel copies per byte, in the same 2 cores). meshka keeps up to 5 batches of each "+
+			"partition in flight upstream on one ordered connection per kfake broker and merges the partitions waiting together into one "+
+			"request, as the producer does directly; but it presents itself as the single leader of all 6 partitions, so the producer's "+
+			"per-broker machinery (one goroutine that encodes and compresses its requests, at most 5 requests in flight when idempotent) "+
+			"serves all 6 partitions rather than running once per kfake broker. A meshka cluster spreads leadership over its nodes.",
+		pairedRatios(s.samples),
 	)
 	return s
 }
@@ -202,4 +206,24 @@ func produceOnce(b *bench, up *upstream, pl *payload, side string, round int, du
 		x.err = fmt.Sprintf("%d records failed; first error: %v", errCount, firstErr)
 	}
 	return x
+}
+
+// pairedRatios notes each round's own ratio, the meshka run over the
+// direct run just before it, so a reader sees how far the machine's drift
+// moves the figure between rounds.
+func pairedRatios(samples []sample) string {
+	direct := map[int]float64{}
+	var out []string
+	for _, x := range samples {
+		if x.err != "" || x.round == 0 {
+			continue
+		}
+		if x.side == "direct" {
+			direct[x.round] = x.mbps()
+		} else if d := direct[x.round]; d > 0 {
+			out = append(out, fmt.Sprintf("%.3f", x.mbps()/d))
+		}
+	}
+	return "Each round's own ratio (meshka run ÷ the direct run just before it): " + strings.Join(out, ", ") +
+		". The spread is the machine's drift between runs of a few seconds; the result is the ratio of the two sides' medians."
 }

@@ -174,7 +174,7 @@ func (r report) markdown() string {
 	if len(r.opts.only) > 0 {
 		only = strings.Join(r.opts.only, ",")
 	}
-	w("| run | %s, %d rounds, measurements %s, %s in all |\n\n", mode, r.opts.rounds, only, r.took.Round(time.Second))
+	w("| run | %s, %d rounds (P1 and P2: %d), measurements %s, %s in all |\n\n", mode, r.opts.rounds, r.opts.produceRounds(), only, r.took.Round(time.Second))
 
 	for _, s := range r.sections {
 		w("## %s\n\n", s.title)
