@@ -240,10 +240,11 @@ func (a *Actor) maybeResume() {
 func (a *Actor) produceResume(r *produceResume) {
 	a.resuming, a.paused = false, false
 	var ke *kerr.Error
-	if errors.As(r.err, &ke) {
+	if errors.As(r.err, &ke) && !upstream.RetriableLeaderErr(ke.Code) {
 		// Upstream answered for the partition with an error (the topic
 		// was deleted, say): what waits gets that answer, as a broker
-		// would give it.
+		// would give it. A leader still being elected is waited for,
+		// within each batch's retries.
 		a.failProduce(ke.Code)
 		return
 	}
