@@ -175,26 +175,18 @@ func runLatency(b *bench) section {
 // latencyOnce runs one side of one P2 round.
 func latencyOnce(b *bench, up *upstream, pl *payload, side string, round int, dur time.Duration, rate float64) sample {
 	x := sample{round: round, side: side, extra: map[string]float64{}}
-	topic := fmt.Sprintf("bench-p2-r%d-%s-%d", round, side, time.Now().UnixNano())
 	seeds, stop, err := sideSeeds(b, up, side, nil)
 	if err != nil {
 		x.err = err.Error()
 		return x
 	}
 	defer stop()
-	admin, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := up.createTopic(admin, topic, producePartitions, produceTopicConfigs...); err != nil {
+	topic, drop, err := produceTopic(b, up, "P2", round, side)
+	if err != nil {
 		x.err = err.Error()
 		return x
 	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := up.deleteTopic(ctx, topic); err != nil {
-			b.progress("P2: %v (ignored)", err)
-		}
-	}()
+	defer drop()
 	cl, err := kgo.NewClient(clientOpts(seeds, b.opts.debug, kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(0))...)
 	if err != nil {
 		x.err = err.Error()

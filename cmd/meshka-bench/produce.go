@@ -112,22 +112,14 @@ func collectGarbage() {
 // produceOnce runs one side of one P1 round.
 func produceOnce(b *bench, up *upstream, pl *payload, side string, round int, dur time.Duration) sample {
 	x := sample{round: round, side: side}
-	topic := fmt.Sprintf("bench-p1-r%d-%s-%d", round, side, time.Now().UnixNano())
-	admin, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := up.createTopic(admin, topic, producePartitions, produceTopicConfigs...); err != nil {
+	// Deleting after the node and client are gone keeps the delete out of
+	// the byte count and frees the topic's memory for the next run.
+	topic, drop, err := produceTopic(b, up, "P1", round, side)
+	if err != nil {
 		x.err = err.Error()
 		return x
 	}
-	// Deleting after the node and client are gone keeps the delete out of
-	// the byte count and frees the topic's memory for the next run.
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := up.deleteTopic(ctx, topic); err != nil {
-			b.progress("P1: %v (ignored)", err)
-		}
-	}()
+	defer drop()
 
 	before := up.Sent()
 	seeds := up.addrs()
@@ -226,4 +218,22 @@ func pairedRatios(samples []sample) string {
 	}
 	return "Each round's own ratio (meshka run ÷ the direct run just before it): " + strings.Join(out, ", ") +
 		". The spread is the machine's drift between runs of a few seconds; the result is the ratio of the two sides' medians."
+}
+
+// produceTopic creates the fresh topic one P1 or P2 run produces to, and
+// returns the function that deletes it.
+func produceTopic(b *bench, up *upstream, id string, round int, side string) (string, func(), error) {
+	topic := fmt.Sprintf("bench-%s-r%d-%s-%d", strings.ToLower(id), round, side, time.Now().UnixNano())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := up.createTopic(ctx, topic, producePartitions, produceTopicConfigs...); err != nil {
+		return "", nil, err
+	}
+	return topic, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := up.deleteTopic(ctx, topic); err != nil {
+			b.progress("%s: %v (ignored)", id, err)
+		}
+	}, nil
 }
