@@ -7,9 +7,13 @@ package kafkawire
 // group id as a standalone commit (generation -1, no member), which
 // upstream accepts because no member ever joins the group there. So
 // committed offsets survive any meshka restart and upstream tools read them.
+// The commit goes at the client's version to upstream's coordinator of the
+// group, so a v2-v4 retention time means what the client meant.
 
 import (
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/meshka/meshka/upstream"
 )
 
 func init() { register(8, 0, maxOf(8), handleOffsetCommit) }
@@ -22,30 +26,15 @@ func handleOffsetCommit(c *conn, kreq kmsg.Request) func() (kmsg.Response, error
 			return nil, err
 		}
 		if code != 0 {
-			return offsetCommitError(req, code), nil
+			return upstream.ErrorResponse(req, code), nil
 		}
 		up := *req
 		up.Generation, up.MemberID, up.InstanceID = -1, "", nil
-		kresp, err := c.s.deps.Upstream.Request(c.ctx, &up)
+		kresp, err := c.s.deps.Upstream.Forward(c.ctx, &up)
 		if err != nil {
 			c.s.log.Warn("upstream offset commit failed", "group", req.Group, "err", err)
-			return offsetCommitError(req, errCode(err)), nil
+			return upstream.ErrorResponse(req, errCode(err)), nil
 		}
 		return kresp, nil
 	}
-}
-
-func offsetCommitError(req *kmsg.OffsetCommitRequest, code int16) *kmsg.OffsetCommitResponse {
-	resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
-	for _, t := range req.Topics {
-		rt := kmsg.NewOffsetCommitResponseTopic()
-		rt.Topic = t.Topic
-		for _, p := range t.Partitions {
-			rp := kmsg.NewOffsetCommitResponseTopicPartition()
-			rp.Partition, rp.ErrorCode = p.Partition, code
-			rt.Partitions = append(rt.Partitions, rp)
-		}
-		resp.Topics = append(resp.Topics, rt)
-	}
-	return resp
 }

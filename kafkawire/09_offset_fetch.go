@@ -2,10 +2,10 @@ package kafkawire
 
 // OffsetFetch, key 9.
 //
-// Committed offsets live upstream under the same group id, so the request
-// goes to upstream's group coordinator; kgo batches and splits groups
-// across versions (v8+ asks for several groups) and the answer is
-// re-encoded at the client's version. Members join groups at meshka, never
+// v0-v9. Committed offsets live upstream under the same group id, so the
+// request goes at the client's version to upstream's coordinator of the
+// group; from v8 a request may name several groups, and each goes to its
+// own coordinator, the answers merged. Members join groups at meshka, never
 // upstream, so upstream may not know a group that has no commits yet; a
 // Kafka broker answers that with offset -1 per partition and no error,
 // which is what clients wait for, so meshka answers the same.
@@ -15,7 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-func init() { register(9, 0, maxOf(9), forward(false, noCommitsYet)) }
+func init() { register(9, 0, maxOf(9), forward(noCommitsYet)) }
 
 func noCommitsYet(_ *conn, kreq kmsg.Request, kresp kmsg.Response) {
 	req, resp := kreq.(*kmsg.OffsetFetchRequest), kresp.(*kmsg.OffsetFetchResponse)

@@ -8,7 +8,7 @@ package kafkawire
 import "github.com/twmb/franz-go/pkg/kmsg"
 
 func init() {
-	register(19, 0, maxOf(19), forward(true, func(c *conn, kreq kmsg.Request, _ kmsg.Response) {
+	register(19, 0, maxOf(19), forward(func(c *conn, kreq kmsg.Request, _ kmsg.Response) {
 		req := kreq.(*kmsg.CreateTopicsRequest)
 		for _, t := range req.Topics {
 			c.s.deps.Upstream.Meta().Invalidate(t.Topic)

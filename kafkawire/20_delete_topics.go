@@ -9,7 +9,7 @@ package kafkawire
 import "github.com/twmb/franz-go/pkg/kmsg"
 
 func init() {
-	register(20, 0, maxOf(20), forward(true, func(c *conn, _ kmsg.Request, kresp kmsg.Response) {
+	register(20, 0, maxOf(20), forward(func(c *conn, _ kmsg.Request, kresp kmsg.Response) {
 		for _, t := range kresp.(*kmsg.DeleteTopicsResponse).Topics {
 			if t.Topic != nil {
 				c.s.deps.Upstream.Meta().Invalidate(*t.Topic)

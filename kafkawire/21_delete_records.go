@@ -2,10 +2,10 @@ package kafkawire
 
 // DeleteRecords, key 21.
 //
-// Forwarded to each partition's upstream leader. The partition actors are
-// told the new log start offsets at once, so deleted records stop being
-// served from their caches; deletions made straight upstream reach the
-// caches with their streams' next answer.
+// Forwarded at the client's version to each partition's upstream leader.
+// The partition actors are told the new log start offsets at once, so
+// deleted records stop being served from their caches; deletions made
+// straight upstream reach the caches with their streams' next answer.
 
 import (
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -14,7 +14,7 @@ import (
 )
 
 func init() {
-	register(21, 0, maxOf(21), forward(false, func(c *conn, _ kmsg.Request, kresp kmsg.Response) {
+	register(21, 0, maxOf(21), forward(func(c *conn, _ kmsg.Request, kresp kmsg.Response) {
 		for _, t := range kresp.(*kmsg.DeleteRecordsResponse).Topics {
 			for _, p := range t.Partitions {
 				if p.ErrorCode == 0 {

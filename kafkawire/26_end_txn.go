@@ -2,9 +2,10 @@ package kafkawire
 
 // EndTxn, key 26.
 //
-// Forwarded to upstream's transaction coordinator for the transactional id,
-// which kgo finds (and splits batched requests by). Upstream decides and
-// writes the transaction markers, so read_committed readers, direct or
-// through meshka's caches, see each transaction as upstream decided it.
+// Forwarded at the client's version to upstream's transaction coordinator
+// for the transactional id. The version matters: from v5 (KIP-890) the
+// coordinator bumps the producer epoch on every commit and abort and
+// returns the new one; a client speaking v4 or lower cannot learn it, so
+// sent at v5 its next transaction would be fenced.
 
-func init() { register(26, 0, maxOf(26), forward(false, nil)) }
+func init() { register(26, 0, maxOf(26), forward(nil)) }

@@ -3,11 +3,16 @@ package kafkawire
 // TxnOffsetCommit, key 28.
 //
 // The group actor checks generation and member (v3+, KIP-447); upstream's
-// group coordinator then stores the offsets in the producer's transaction,
-// as a standalone commit like OffsetCommit.
+// coordinator of the group then stores the offsets in the producer's
+// transaction, as a standalone commit like OffsetCommit. It goes at the
+// client's version: from v5 (KIP-890) the coordinator adds the group to the
+// transaction itself, which a client still sending AddOffsetsToTxn must not
+// be told it did; v6 names topics by id, as the client did.
 
 import (
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/meshka/meshka/upstream"
 )
 
 func init() { register(28, 0, maxOf(28), handleTxnOffsetCommit) }
@@ -19,27 +24,16 @@ func handleTxnOffsetCommit(c *conn, kreq kmsg.Request) func() (kmsg.Response, er
 		if err != nil {
 			return nil, err
 		}
-		if code == 0 {
-			up := *req
-			up.Generation, up.MemberID, up.InstanceID = -1, "", nil
-			kresp, err := c.s.deps.Upstream.Request(c.ctx, &up)
-			if err == nil {
-				return kresp, nil
-			}
+		if code != 0 {
+			return upstream.ErrorResponse(req, code), nil
+		}
+		up := *req
+		up.Generation, up.MemberID, up.InstanceID = -1, "", nil
+		kresp, err := c.s.deps.Upstream.Forward(c.ctx, &up)
+		if err != nil {
 			c.s.log.Warn("upstream txn offset commit failed", "group", req.Group, "err", err)
-			code = errCode(err)
+			return upstream.ErrorResponse(req, errCode(err)), nil
 		}
-		resp := req.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
-		for _, t := range req.Topics {
-			rt := kmsg.NewTxnOffsetCommitResponseTopic()
-			rt.Topic = t.Topic
-			for _, p := range t.Partitions {
-				rp := kmsg.NewTxnOffsetCommitResponseTopicPartition()
-				rp.Partition, rp.ErrorCode = p.Partition, code
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			resp.Topics = append(resp.Topics, rt)
-		}
-		return resp, nil
+		return kresp, nil
 	}
 }

@@ -2,6 +2,7 @@ package kafkawire
 
 // AlterConfigs, key 33.
 //
-// Forwarded to upstream and re-encoded at the client's version.
+// Forwarded at the client's version: broker resources to the upstream
+// broker they name, topic resources to any broker.
 
-func init() { register(33, 0, maxOf(33), forward(false, nil)) }
+func init() { register(33, 0, maxOf(33), forward(nil)) }

@@ -8,7 +8,7 @@ package kafkawire
 import "github.com/twmb/franz-go/pkg/kmsg"
 
 func init() {
-	register(37, 0, maxOf(37), forward(true, func(c *conn, kreq kmsg.Request, _ kmsg.Response) {
+	register(37, 0, maxOf(37), forward(func(c *conn, kreq kmsg.Request, _ kmsg.Response) {
 		for _, t := range kreq.(*kmsg.CreatePartitionsRequest).Topics {
 			c.s.deps.Upstream.Meta().Invalidate(t.Topic)
 		}

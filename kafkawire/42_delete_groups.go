@@ -31,9 +31,9 @@ func handleDeleteGroups(c *conn, kreq kmsg.Request) func() (kmsg.Response, error
 				code = askCode
 			}
 			if code == 0 {
-				up := kmsg.NewPtrDeleteGroupsRequest()
+				up := *req
 				up.Groups = []string{id}
-				kresp, err := c.s.deps.Upstream.Request(c.ctx, up)
+				kresp, err := c.s.deps.Upstream.Forward(c.ctx, &up)
 				switch {
 				case err != nil:
 					code = errCode(err)

@@ -45,7 +45,7 @@ func handleOffsetDelete(c *conn, kreq kmsg.Request) func() (kmsg.Response, error
 		}
 		upResp := kmsg.NewPtrOffsetDeleteResponse()
 		if len(up.Topics) > 0 {
-			kresp, err := c.s.deps.Upstream.Request(c.ctx, &up)
+			kresp, err := c.s.deps.Upstream.Forward(c.ctx, &up)
 			if err != nil {
 				resp.ErrorCode = errCode(err)
 				return resp, nil

@@ -44,6 +44,8 @@ type Client struct {
 
 	pipesMu sync.Mutex
 	pipes   map[int32]*pipe // produce connections by broker id; nil once closed
+
+	coords coordinators
 }
 
 // New connects lazily: no request is issued until one is needed.
@@ -63,10 +65,9 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	// Requests that kgo routes itself go at the highest version both sides
-	// know, and the answer is re-encoded at the client's version. That is
-	// only sound below the versions where these requests switched from
-	// topic names to topic ids, so they are capped there.
+	// Forwarded requests go at the client's version, which ApiVersions
+	// keeps within these caps; meshka's own requests go at the highest
+	// version both sides know.
 	versions := kmsgVersions()
 	for key, max := range idlessMax {
 		versions.SetMaxKeyVersion(key, max)
@@ -97,9 +98,9 @@ func New(cfg Config) (*Client, error) {
 	return c, nil
 }
 
-// idlessMax is, for requests kgo routes, the last version that names topics
-// rather than identifying them by id: OffsetCommit and OffsetFetch (v10
-// switched). Handlers advertise no higher.
+// idlessMax is the last version of OffsetCommit and OffsetFetch that names
+// topics rather than identifying them by id (v10 switched); meshka's
+// handlers read topic names, so they advertise no higher.
 var idlessMax = map[int16]int16{8: 9, 9: 9}
 
 // kmsgVersions is every key kmsg knows at its newest version: kversion's
@@ -115,8 +116,8 @@ func kmsgVersions() *kversion.Versions {
 	return vs
 }
 
-// MaxRoutedVersion is the highest version meshka forwards for key through
-// kgo's routing, or -1 when uncapped.
+// MaxRoutedVersion is the highest version meshka forwards for key, or -1
+// when only kmsg and upstream bound it.
 func MaxRoutedVersion(key int16) int16 {
 	if v, ok := idlessMax[key]; ok {
 		return v
@@ -163,28 +164,14 @@ func (c *Client) ApiVersions(ctx context.Context) (*kmsg.ApiVersionsResponse, er
 	return resp, nil
 }
 
-// Request forwards req with kgo's routing: sharded by partition leader,
-// to the controller, or to a coordinator, as the request kind needs. kgo
-// issues the highest version both sides support; kmsg fields added in later
-// versions default as Kafka specifies, and the caller re-encodes the
-// response at its client's version.
+// Request sends a request of meshka's own (metadata, offsets, group
+// listings) with kgo's routing: sharded by partition leader, to the
+// controller, or to a coordinator, at the highest version both sides
+// support. Clients' requests go through Forward instead.
 func (c *Client) Request(ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
 	ctx, cancel := c.timeout(ctx)
 	defer cancel()
 	return c.main.Request(ctx, req)
-}
-
-// RequestPinned forwards req to the controller at exactly the version the
-// client used, for admin requests whose fields changed meaning between
-// versions (DeleteTopics names vs ids, for one).
-func (c *Client) RequestPinned(ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
-	ctx, cancel := c.timeout(ctx)
-	defer cancel()
-	var pr kmsg.Request = &pinned{Request: req, max: req.GetVersion()}
-	if _, ok := req.(kmsg.AdminRequest); ok {
-		pr = &pinnedAdmin{pinned{Request: req, max: req.GetVersion()}}
-	}
-	return c.main.Request(ctx, pr)
 }
 
 func (c *Client) timeout(ctx context.Context) (context.Context, context.CancelFunc) {

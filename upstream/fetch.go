@@ -2,7 +2,6 @@ package upstream
 
 import (
 	"context"
-	"errors"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -19,7 +18,7 @@ func (c *Client) FetchOnce(ctx context.Context, topic string, partition int32, o
 	out.HighWatermark, out.LastStableOffset, out.LogStartOffset = -1, -1, -1
 	pm, err := c.meta.Partition(ctx, topic, partition)
 	if err != nil {
-		out.ErrorCode = errCode(err)
+		out.ErrorCode = ErrCode(err)
 		return out
 	}
 	req := kmsg.NewPtrFetchRequest()
@@ -42,7 +41,7 @@ func (c *Client) FetchOnce(ctx context.Context, topic string, partition int32, o
 	kresp, err := c.main.Broker(int(pm.Leader)).Request(ctx, &pinned{Request: req, max: min(version, streamFetchVersion)})
 	if err != nil {
 		c.meta.Invalidate(topic)
-		out.ErrorCode = errCode(err)
+		out.ErrorCode = ErrCode(err)
 		return out
 	}
 	resp := kresp.(*kmsg.FetchResponse)
@@ -62,16 +61,6 @@ func (c *Client) FetchOnce(ctx context.Context, topic string, partition int32, o
 	}
 	out.ErrorCode = kerr.UnknownServerError.Code
 	return out
-}
-
-// errCode turns an error into the Kafka code a client should see: Kafka's
-// own code when there is one, otherwise a retriable timeout.
-func errCode(err error) int16 {
-	var ke *kerr.Error
-	if errors.As(err, &ke) {
-		return ke.Code
-	}
-	return kerr.RequestTimedOut.Code
 }
 
 // CachedApiVersions is upstream's ApiVersions answer if one was received,

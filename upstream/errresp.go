@@ -1,13 +1,26 @@
-package kafkawire
+package upstream
 
 import (
+	"errors"
+
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// errorResponse builds the response a broker gives when it cannot serve any
+// ErrCode is the Kafka error code a client should see for err: Kafka's own
+// when there is one, else a retriable timeout (upstream unreachable).
+func ErrCode(err error) int16 {
+	var ke *kerr.Error
+	if errors.As(err, &ke) {
+		return ke.Code
+	}
+	return kerr.RequestTimedOut.Code
+}
+
+// ErrorResponse builds the response a broker gives when it cannot serve any
 // part of req: code on every topic, partition or resource the request
 // named, so the client sees a Kafka error rather than a closed connection.
-func errorResponse(kreq kmsg.Request, code int16) kmsg.Response {
+func ErrorResponse(kreq kmsg.Request, code int16) kmsg.Response {
 	kresp := kreq.ResponseKind()
 	switch req := kreq.(type) {
 	case *kmsg.ListOffsetsRequest:
@@ -36,10 +49,53 @@ func errorResponse(kreq kmsg.Request, code int16) kmsg.Response {
 		}
 	case *kmsg.OffsetFetchRequest:
 		resp := kresp.(*kmsg.OffsetFetchResponse)
-		resp.ErrorCode = code
+		resp.ErrorCode = code // v2-v7; before v2 only partitions carry errors
+		for _, t := range req.Topics {
+			rt := kmsg.NewOffsetFetchResponseTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				rp := kmsg.NewOffsetFetchResponseTopicPartition()
+				rp.Partition, rp.Offset, rp.LeaderEpoch, rp.ErrorCode = p, -1, -1, code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
 		for _, g := range req.Groups {
 			rg := kmsg.NewOffsetFetchResponseGroup()
 			rg.Group, rg.ErrorCode = g.Group, code
+			resp.Groups = append(resp.Groups, rg)
+		}
+	case *kmsg.OffsetCommitRequest:
+		resp := kresp.(*kmsg.OffsetCommitResponse)
+		for _, t := range req.Topics {
+			rt := kmsg.NewOffsetCommitResponseTopic()
+			rt.Topic, rt.TopicID = t.Topic, t.TopicID
+			for _, p := range t.Partitions {
+				rp := kmsg.NewOffsetCommitResponseTopicPartition()
+				rp.Partition, rp.ErrorCode = p.Partition, code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+	case *kmsg.TxnOffsetCommitRequest:
+		resp := kresp.(*kmsg.TxnOffsetCommitResponse)
+		for _, t := range req.Topics {
+			rt := kmsg.NewTxnOffsetCommitResponseTopic()
+			rt.Topic, rt.TopicID = t.Topic, t.TopicID
+			for _, p := range t.Partitions {
+				rp := kmsg.NewTxnOffsetCommitResponseTopicPartition()
+				rp.Partition, rp.ErrorCode = p.Partition, code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+	case *kmsg.OffsetDeleteRequest:
+		kresp.(*kmsg.OffsetDeleteResponse).ErrorCode = code
+	case *kmsg.DeleteGroupsRequest:
+		resp := kresp.(*kmsg.DeleteGroupsResponse)
+		for _, id := range req.Groups {
+			rg := kmsg.NewDeleteGroupsResponseGroup()
+			rg.Group, rg.ErrorCode = id, code
 			resp.Groups = append(resp.Groups, rg)
 		}
 	case *kmsg.AddOffsetsToTxnRequest:
