@@ -9,6 +9,11 @@ package kafkawire
 // the metadata cache. Topic auto-creation is upstream's decision: the
 // client's AllowAutoTopicCreation (implied before v4) is passed on.
 // v13 (top-level error code, KIP-1102 rebootstrap) is not handled yet.
+//
+// While upstream cannot be reached, the answer comes within a few seconds
+// anyway: the named topics with LEADER_NOT_AVAILABLE, which clients retry
+// and report as the cluster being unavailable, and a request for every
+// topic names those meshka has seen.
 
 import (
 	"context"
@@ -29,7 +34,9 @@ func handleMetadata(c *conn, kreq kmsg.Request) func() (kmsg.Response, error) {
 	}
 }
 
-func (s *Server) metadata(ctx context.Context, req *kmsg.MetadataRequest) *kmsg.MetadataResponse {
+// metadata answers req; client is the asking connection's context.
+func (s *Server) metadata(client context.Context, req *kmsg.MetadataRequest) *kmsg.MetadataResponse {
+	ctx := client
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
 	self := s.deps.Registry.Self()
 	for _, n := range s.deps.Registry.Nodes() {
@@ -38,6 +45,10 @@ func (s *Server) metadata(ctx context.Context, req *kmsg.MetadataRequest) *kmsg.
 		resp.Brokers = append(resp.Brokers, b)
 	}
 	resp.ControllerID = self.ID
+	// Bounded: while upstream is unreachable the client gets its answer
+	// in time, with errors it retries on, rather than a timeout.
+	ctx, done := s.upstreamWaitCtx(ctx)
+	defer done()
 	resp.ClusterID, _ = s.deps.Upstream.Meta().ClusterID(ctx)
 
 	var names []string // nil asks for every topic
@@ -62,7 +73,14 @@ func (s *Server) metadata(ctx context.Context, req *kmsg.MetadataRequest) *kmsg.
 		topics, err = s.deps.Upstream.Meta().Topics(ctx, names, autoCreate)
 	}
 	if err != nil {
-		s.log.Warn("metadata from upstream failed", "err", err)
+		if client.Err() == nil {
+			s.upstreamTrouble("Metadata", err)
+		}
+		if names == nil {
+			// Every topic was asked for: name the ones meshka has
+			// seen, each unavailable, rather than an empty cluster.
+			names = s.deps.Upstream.Meta().KnownTopics()
+		}
 		for _, n := range names {
 			rt := kmsg.NewMetadataResponseTopic()
 			rt.Topic = kmsg.StringPtr(n)

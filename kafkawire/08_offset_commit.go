@@ -32,7 +32,9 @@ func handleOffsetCommit(c *conn, kreq kmsg.Request) func() (kmsg.Response, error
 		up.Generation, up.MemberID, up.InstanceID = -1, "", nil
 		kresp, err := c.s.deps.Upstream.Forward(c.ctx, &up)
 		if err != nil {
-			c.s.log.Warn("upstream offset commit failed", "group", req.Group, "err", err)
+			if c.ctx.Err() == nil {
+				c.s.upstreamTrouble("OffsetCommit", err)
+			}
 			return upstream.ErrorResponse(req, errCode(err)), nil
 		}
 		return kresp, nil

@@ -44,7 +44,9 @@ func handleListGroups(c *conn, kreq kmsg.Request) func() (kmsg.Response, error) 
 		up := kmsg.NewPtrListGroupsRequest()
 		kresp, err := c.s.deps.Upstream.Request(c.ctx, up)
 		if err != nil {
-			c.s.log.Warn("upstream list groups failed", "err", err)
+			if c.ctx.Err() == nil {
+				c.s.upstreamTrouble("ListGroups", err)
+			}
 			return resp, nil
 		}
 		for _, g := range kresp.(*kmsg.ListGroupsResponse).Groups {

@@ -12,6 +12,7 @@ package kafkawire
 
 import (
 	"context"
+	"errors"
 	"sort"
 	"time"
 
@@ -31,11 +32,18 @@ func handleApiVersions(c *conn, kreq kmsg.Request) func() (kmsg.Response, error)
 			resp.ErrorCode = kerr.InvalidRequest.Code
 			return resp, nil
 		}
-		ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
-		defer cancel()
-		up, err := c.s.deps.Upstream.ApiVersions(ctx)
-		if err != nil {
-			return nil, err // the client reconnects and asks again
+		up := c.s.upstreamVersions(c)
+		if up == nil {
+			// Upstream cannot be asked now. Answering from meshka's own
+			// ranges keeps the client talking: its next request,
+			// Metadata, then says the cluster is unavailable, where a
+			// closed connection makes librdkafka blame its own
+			// security.protocol or a broker older than 0.10. The first
+			// request at a version upstream turns out to lack closes
+			// the connection, and the client's new ApiVersions gets the
+			// intersection.
+			resp.ApiKeys = advertised(func(key int16) (int16, int16, bool) { return apis[key].min, apis[key].max, true })
+			return resp, nil
 		}
 		upRange := make(map[int16]kmsg.ApiVersionsResponseApiKey, len(up.ApiKeys))
 		for _, k := range up.ApiKeys {
@@ -74,6 +82,47 @@ func advertised(upstream func(key int16) (min, max int16, ok bool)) []kmsg.ApiVe
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ApiKey < out[j].ApiKey })
 	return out
+}
+
+// How long a client's ApiVersions or Metadata waits for an upstream that
+// has not answered yet before meshka answers without it; shorter once
+// upstream is known to be unreachable. Both stay well inside clients'
+// request timeouts (librdkafka's ApiVersions timeout is 10 s).
+const (
+	upstreamWait     = 3 * time.Second
+	upstreamDownWait = 250 * time.Millisecond
+)
+
+// upstreamWaitCtx bounds a wait on upstream for a client's request; done
+// tells upstream's health when the bound, not the client, ended the wait.
+func (s *Server) upstreamWaitCtx(client context.Context) (ctx context.Context, done func()) {
+	d := upstreamWait
+	if s.deps.Upstream.Unreachable() != nil {
+		d = upstreamDownWait
+	}
+	ctx, cancel := context.WithTimeout(client, d)
+	return ctx, func() {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) && client.Err() == nil {
+			s.deps.Upstream.NoteSilence(d)
+		}
+		cancel()
+	}
+}
+
+// upstreamVersions is upstream's ApiVersions answer, or nil when upstream
+// cannot give it within upstreamWait; the cause is logged once per
+// interval, not once per connection.
+func (s *Server) upstreamVersions(c *conn) *kmsg.ApiVersionsResponse {
+	if up := s.deps.Upstream.CachedApiVersions(); up != nil {
+		return up
+	}
+	ctx, done := s.upstreamWaitCtx(c.ctx)
+	up, err := s.deps.Upstream.ApiVersions(ctx)
+	done()
+	if err != nil && c.ctx.Err() == nil {
+		s.upstreamTrouble("ApiVersions", err)
+	}
+	return up
 }
 
 // upstreamRange is upstream's version range for key, once upstream has

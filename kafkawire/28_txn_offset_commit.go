@@ -31,7 +31,9 @@ func handleTxnOffsetCommit(c *conn, kreq kmsg.Request) func() (kmsg.Response, er
 		up.Generation, up.MemberID, up.InstanceID = -1, "", nil
 		kresp, err := c.s.deps.Upstream.Forward(c.ctx, &up)
 		if err != nil {
-			c.s.log.Warn("upstream txn offset commit failed", "group", req.Group, "err", err)
+			if c.ctx.Err() == nil {
+				c.s.upstreamTrouble("TxnOffsetCommit", err)
+			}
 			return upstream.ErrorResponse(req, errCode(err)), nil
 		}
 		return kresp, nil

@@ -15,7 +15,9 @@ func forward(after func(c *conn, req kmsg.Request, resp kmsg.Response)) handler 
 		return func() (kmsg.Response, error) {
 			resp, err := c.s.deps.Upstream.Forward(c.ctx, req)
 			if err != nil {
-				c.s.log.Warn("upstream request failed", "api", kmsg.NameForKey(req.Key()), "client", c.remote, "err", err)
+				if c.ctx.Err() == nil {
+					c.s.upstreamTrouble(kmsg.NameForKey(req.Key()), err)
+				}
 				resp = upstream.ErrorResponse(req, errCode(err))
 			}
 			if after != nil {

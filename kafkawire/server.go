@@ -12,6 +12,7 @@ import (
 
 	"github.com/meshka/meshka/actors/partition"
 	"github.com/meshka/meshka/cluster"
+	"github.com/meshka/meshka/internal/ratelog"
 	"github.com/meshka/meshka/upstream"
 )
 
@@ -46,6 +47,22 @@ type Server struct {
 	stopping chan struct{}
 
 	groups groupIDs
+
+	trouble *ratelog.Limiter // upstream trouble: one line per interval
+}
+
+// troubleInterval is how often the same upstream trouble is logged.
+const troubleInterval = 10 * time.Second
+
+// upstreamTrouble logs, at most once per interval, that a client's request
+// could not get what it needed from upstream, with the cause meshka last
+// saw when it tried to reach upstream.
+func (s *Server) upstreamTrouble(what string, err error) {
+	if cause := s.deps.Upstream.Unreachable(); cause != nil {
+		s.trouble.Warn("upstream", "upstream unreachable; clients are told the cluster is unavailable", "request", what, "err", cause)
+		return
+	}
+	s.trouble.Warn("upstream:"+what, "upstream request failed", "request", what, "err", err)
 }
 
 // New returns a server; Serve starts it.
@@ -62,7 +79,8 @@ func New(cfg Config, deps Deps) *Server {
 	if deps.Logger == nil {
 		deps.Logger = slog.Default()
 	}
-	return &Server{cfg: cfg, deps: deps, log: deps.Logger, conns: make(map[*conn]struct{}), stopping: make(chan struct{})}
+	return &Server{cfg: cfg, deps: deps, log: deps.Logger, conns: make(map[*conn]struct{}), stopping: make(chan struct{}),
+		trouble: ratelog.New(deps.Logger, troubleInterval)}
 }
 
 // Serve accepts connections on ln until Shutdown. It returns nil after a

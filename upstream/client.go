@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/kversion"
+	"golang.org/x/sync/singleflight"
 )
 
 // Config is what the upstream side needs from meshka's configuration.
@@ -39,6 +40,14 @@ type Client struct {
 
 	versionsMu sync.Mutex
 	versions   *kmsg.ApiVersionsResponse
+	asks       singleflight.Group // one upstream ApiVersions at a time
+
+	// life ends at Close: asks shared by many callers run on it rather
+	// than on the context of whichever caller came first.
+	life    context.Context
+	endLife context.CancelFunc
+
+	health health
 
 	streams *Streams
 
@@ -93,6 +102,7 @@ func New(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("upstream: %w", err)
 	}
 	c := &Client{cfg: cfg, log: cfg.Logger, main: main, stream: stream, pipes: make(map[int32]*pipe)}
+	c.life, c.endLife = context.WithCancel(context.Background())
 	c.meta = newMetaCache(c, cfg.MetadataTTL)
 	c.streams = newStreams(c)
 	return c, nil
@@ -128,6 +138,7 @@ func MaxRoutedVersion(key int16) int16 {
 // Close stops every stream and produce connection and closes the kgo
 // clients.
 func (c *Client) Close() {
+	c.endLife()
 	c.closePipes()
 	c.streams.close()
 	c.stream.Close()
@@ -141,28 +152,54 @@ func (c *Client) Meta() *MetaCache { return c.meta }
 func (c *Client) Streams() *Streams { return c.streams }
 
 // ApiVersions returns upstream's ApiVersions answer, asking once and caching
-// it; a failed ask is retried on the next call. The result is shared and
-// must not be modified.
+// it; a failed ask is retried on the next call. Callers arriving while an
+// ask is on its way wait for it (or for their ctx), so an unreachable
+// upstream costs one ask at a time, not one per caller. The result is
+// shared and must not be modified.
 func (c *Client) ApiVersions(ctx context.Context) (*kmsg.ApiVersionsResponse, error) {
-	c.versionsMu.Lock()
-	defer c.versionsMu.Unlock()
-	if c.versions != nil {
-		return c.versions, nil
+	if v := c.CachedApiVersions(); v != nil {
+		return v, nil
 	}
-	req := kmsg.NewPtrApiVersionsRequest()
-	req.ClientSoftwareName = "meshka"
-	req.ClientSoftwareVersion = "1"
-	kresp, err := c.main.Request(ctx, req)
-	if err != nil {
-		return nil, fmt.Errorf("upstream: api versions: %w", err)
+	ch := c.asks.DoChan("versions", func() (any, error) {
+		ctx, cancel := c.timeout(c.life)
+		defer cancel()
+		req := kmsg.NewPtrApiVersionsRequest()
+		req.ClientSoftwareName = "meshka"
+		req.ClientSoftwareVersion = "1"
+		kresp, err := c.main.Request(ctx, req)
+		if err != nil {
+			c.health.failed(err)
+			return nil, fmt.Errorf("upstream: api versions: %w", err)
+		}
+		c.health.answered()
+		resp := kresp.(*kmsg.ApiVersionsResponse)
+		if resp.ErrorCode != 0 {
+			return nil, fmt.Errorf("upstream: api versions: error code %d", resp.ErrorCode)
+		}
+		c.versionsMu.Lock()
+		c.versions = resp
+		c.versionsMu.Unlock()
+		return resp, nil
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(*kmsg.ApiVersionsResponse), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
-	resp := kresp.(*kmsg.ApiVersionsResponse)
-	if resp.ErrorCode != 0 {
-		return nil, fmt.Errorf("upstream: api versions: error code %d", resp.ErrorCode)
-	}
-	c.versions = resp
-	return resp, nil
 }
+
+// Unreachable is the error of the last failed attempt to reach upstream
+// when no attempt has succeeded since, else nil. Safe for concurrent use;
+// never blocks.
+func (c *Client) Unreachable() error { return c.health.unreachable() }
+
+// NoteSilence tells the client a caller waited d for upstream and got no
+// answer, so Unreachable reports upstream down until an answer comes.
+func (c *Client) NoteSilence(d time.Duration) { c.health.silent(d) }
 
 // Request sends a request of meshka's own (metadata, offsets, group
 // listings) with kgo's routing: sharded by partition leader, to the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -141,6 +142,18 @@ func (m *MetaCache) BrokerAddr(id int32) (string, bool) {
 	return a, ok
 }
 
+// KnownTopics names the topics in the cache, fresh or not, sorted.
+func (m *MetaCache) KnownTopics() []string {
+	m.mu.RLock()
+	out := make([]string, 0, len(m.topics))
+	for n := range m.topics {
+		out = append(out, n)
+	}
+	m.mu.RUnlock()
+	sort.Strings(out)
+	return out
+}
+
 // Invalidate drops cached entries so the next lookup asks upstream.
 func (m *MetaCache) Invalidate(topics ...string) {
 	m.mu.Lock()
@@ -150,15 +163,30 @@ func (m *MetaCache) Invalidate(topics ...string) {
 	}
 }
 
+// fetch asks upstream for the named topics. Callers asking for the same
+// topics at once share one request, which runs on the client's lifetime,
+// not on the first caller's context, so a caller that gives up does not
+// fail the others; each caller waits only as long as its own ctx allows.
 func (m *MetaCache) fetch(ctx context.Context, names []string, autoCreate bool) ([]*TopicMeta, error) {
 	key := fmt.Sprint(autoCreate, names == nil, names)
-	v, err, _ := m.group.Do(key, func() (any, error) {
-		return m.fetchNow(ctx, names, autoCreate)
+	ch := m.group.DoChan(key, func() (any, error) {
+		ts, err := m.fetchNow(m.c.life, names, autoCreate)
+		if err != nil {
+			m.c.health.failed(err)
+		} else {
+			m.c.health.answered()
+		}
+		return ts, err
 	})
-	if err != nil {
-		return nil, err
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.([]*TopicMeta), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
-	return v.([]*TopicMeta), nil
 }
 
 func (m *MetaCache) fetchNow(ctx context.Context, names []string, autoCreate bool) ([]*TopicMeta, error) {

@@ -115,16 +115,24 @@ var (
 		func(t *kmsg.ListOffsetsResponseTopic) *[]kmsg.ListOffsetsResponseTopicPartition { return &t.Partitions }}
 	deleteRecordsReq = topicList[kmsg.DeleteRecordsRequestTopic, kmsg.DeleteRecordsRequestTopicPartition]{
 		func(t *kmsg.DeleteRecordsRequestTopic) string { return t.Topic },
-		func(t *kmsg.DeleteRecordsRequestTopic) *[]kmsg.DeleteRecordsRequestTopicPartition { return &t.Partitions }}
+		func(t *kmsg.DeleteRecordsRequestTopic) *[]kmsg.DeleteRecordsRequestTopicPartition {
+			return &t.Partitions
+		}}
 	deleteRecordsResp = topicList[kmsg.DeleteRecordsResponseTopic, kmsg.DeleteRecordsResponseTopicPartition]{
 		func(t *kmsg.DeleteRecordsResponseTopic) string { return t.Topic },
-		func(t *kmsg.DeleteRecordsResponseTopic) *[]kmsg.DeleteRecordsResponseTopicPartition { return &t.Partitions }}
+		func(t *kmsg.DeleteRecordsResponseTopic) *[]kmsg.DeleteRecordsResponseTopicPartition {
+			return &t.Partitions
+		}}
 	epochReq = topicList[kmsg.OffsetForLeaderEpochRequestTopic, kmsg.OffsetForLeaderEpochRequestTopicPartition]{
 		func(t *kmsg.OffsetForLeaderEpochRequestTopic) string { return t.Topic },
-		func(t *kmsg.OffsetForLeaderEpochRequestTopic) *[]kmsg.OffsetForLeaderEpochRequestTopicPartition { return &t.Partitions }}
+		func(t *kmsg.OffsetForLeaderEpochRequestTopic) *[]kmsg.OffsetForLeaderEpochRequestTopicPartition {
+			return &t.Partitions
+		}}
 	epochResp = topicList[kmsg.OffsetForLeaderEpochResponseTopic, kmsg.OffsetForLeaderEpochResponseTopicPartition]{
 		func(t *kmsg.OffsetForLeaderEpochResponseTopic) string { return t.Topic },
-		func(t *kmsg.OffsetForLeaderEpochResponseTopic) *[]kmsg.OffsetForLeaderEpochResponseTopicPartition { return &t.Partitions }}
+		func(t *kmsg.OffsetForLeaderEpochResponseTopic) *[]kmsg.OffsetForLeaderEpochResponseTopicPartition {
+			return &t.Partitions
+		}}
 )
 
 // byLeader splits a partition request by upstream leader, sends each part

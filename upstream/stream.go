@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -309,8 +310,17 @@ func (f *fetcher) handle(subs []*Subscription, offsets []int64, resp *kmsg.Fetch
 			c := &Chunk{Err: rp.ErrorCode, HighWatermark: rp.HighWatermark, LastStableOffset: rp.LastStableOffset, LogStartOffset: rp.LogStartOffset}
 			if rp.ErrorCode == 0 {
 				batches, _, err := records.Split(rp.RecordBatches, nil)
-				if err != nil {
-					f.s.c.log.Warn("stream: corrupt batch from upstream", "topic", sub.Topic, "partition", sub.Partition, "offset", offsets[i], "err", err)
+				if len(batches) == 0 && len(rp.RecordBatches) > 0 {
+					// Bytes but no whole batch at the offset: upstream
+					// sends the first batch whole however large (KIP-74),
+					// so what it holds there is damaged. Asking again
+					// would get the same bytes forever and leave every
+					// reader waiting; the readers are told instead.
+					if err == nil {
+						err = fmt.Errorf("%d bytes hold no complete batch", len(rp.RecordBatches))
+					}
+					f.s.c.log.Warn("stream: corrupt data from upstream; readers get CORRUPT_MESSAGE", "topic", sub.Topic, "partition", sub.Partition, "offset", offsets[i], "err", err)
+					c.Err = kerr.CorruptMessage.Code
 				}
 				c.Batches = batches
 			}
