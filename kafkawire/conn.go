@@ -17,6 +17,7 @@ type inflight struct {
 	key, version int16
 	corrID       int32
 	finish       func() (kmsg.Response, error)
+	read         time.Time // set only when debug logging is on
 }
 
 // conn is one client connection: a read goroutine that decodes and hands
@@ -43,6 +44,10 @@ func newConn(s *Server, nc net.Conn) *conn {
 
 func (c *conn) serve() {
 	defer c.s.forget(c)
+	if c.s.debug {
+		c.s.log.Debug("Kafka connection opened", "client", c.remote)
+		defer func() { c.s.log.Debug("Kafka connection closed", "client", c.remote, "client_id", c.clientID) }()
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -158,7 +163,11 @@ func (c *conn) decode(frame []byte) (*inflight, error) {
 	if err := req.ReadFrom(body); err != nil {
 		return nil, fmt.Errorf("decoding %s v%d: %w", kmsg.NameForKey(h.key), h.version, err)
 	}
-	return &inflight{key: h.key, version: h.version, corrID: h.corrID, finish: a.fn(c, req)}, nil
+	item := &inflight{key: h.key, version: h.version, corrID: h.corrID, finish: a.fn(c, req)}
+	if c.s.debug {
+		item.read = time.Now()
+	}
+	return item, nil
 }
 
 // flushBytes is how much a write goroutine gathers before writing while
@@ -176,6 +185,10 @@ func (c *conn) writeLoop() {
 	}()
 	for item := range c.queue {
 		resp, err := item.finish()
+		if c.s.debug {
+			c.s.log.Debug("Kafka request answered", "client", c.remote, "client_id", c.clientID, "api", kmsg.NameForKey(item.key),
+				"version", item.version, "correlation_id", item.corrID, "took", time.Since(item.read), "no_answer", resp == nil && err == nil)
+		}
 		if err != nil {
 			if c.ctx.Err() == nil {
 				c.fail("request failed", err)

@@ -49,6 +49,7 @@ type Server struct {
 	groups groupIDs
 
 	trouble *ratelog.Limiter // upstream trouble: one line per interval
+	debug   bool             // debug logging on: per-connection and per-request lines
 }
 
 // troubleInterval is how often the same upstream trouble is logged.
@@ -80,7 +81,7 @@ func New(cfg Config, deps Deps) *Server {
 		deps.Logger = slog.Default()
 	}
 	return &Server{cfg: cfg, deps: deps, log: deps.Logger, conns: make(map[*conn]struct{}), stopping: make(chan struct{}),
-		trouble: ratelog.New(deps.Logger, troubleInterval)}
+		trouble: ratelog.New(deps.Logger, troubleInterval), debug: deps.Logger.Enabled(context.Background(), slog.LevelDebug)}
 }
 
 // Serve accepts connections on ln until Shutdown. It returns nil after a

@@ -9,6 +9,7 @@ import (
 	"github.com/asynkron/protoactor-go/cluster"
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/meshka/meshka/internal/ratelog"
 	"github.com/meshka/meshka/upstream"
 )
 
@@ -21,6 +22,9 @@ type Config struct {
 	MaxQueue    int           // produce batches waiting or in flight per partition
 	MaxInFlight int           // produce batches in flight upstream per partition
 	Logger      *slog.Logger
+	// Notices, when set, keeps a line that every partition of a topic
+	// would log alike (a deleted topic's streams ending) to one per topic.
+	Notices *ratelog.Limiter
 }
 
 // Props builds the actor props for the partition kind.
@@ -30,6 +34,12 @@ func Props(cfg Config) *actor.Props {
 	}
 	if cfg.MaxInFlight <= 0 {
 		cfg.MaxInFlight = 5
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Notices == nil {
+		cfg.Notices = ratelog.New(cfg.Logger, 10*time.Second)
 	}
 	return actor.PropsFromProducer(func() actor.Actor { return &Actor{cfg: cfg} },
 		actor.WithMailbox(actor.Bounded(4096)))
@@ -125,6 +135,7 @@ func (a *Actor) startStream(offset int64) {
 	a.stopStream()
 	a.cache = NewLog(offset, a.cfg.MaxBytes, a.cfg.Budget)
 	a.sub = a.cfg.Upstream.Streams().Subscribe(a.topic, a.partition, offset, sink{a.root, a.self})
+	a.log.Debug("partition stream started", "offset", offset)
 }
 
 func (a *Actor) stopStream() {
@@ -144,7 +155,9 @@ func (a *Actor) chunk(m *chunkMsg) {
 	}
 	a.cache.Append(m.c)
 	if m.c.Err != 0 {
-		a.log.Info("partition stream stopped by upstream", "err", kerr.ErrorForCode(m.c.Err))
+		err := kerr.ErrorForCode(m.c.Err)
+		a.log.Debug("partition stream stopped by upstream", "err", err)
+		a.cfg.Notices.Log(slog.LevelInfo, "stream-stopped/"+a.topic+"/"+err.Error(), "partition streams stopped by upstream", "topic", a.topic, "err", err)
 		if a.bootstrap {
 			a.stopStream()
 			a.warm()

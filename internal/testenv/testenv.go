@@ -21,6 +21,7 @@ import (
 
 // Env is one upstream cluster and one meshka node in front of it.
 type Env struct {
+	log      *slog.Logger // the node's; Logger() unless StartLogged
 	Upstream *kfake.Cluster
 	Node     *node.Node
 	// UpstreamSent counts every byte the upstream brokers wrote to any
@@ -43,6 +44,18 @@ func Start(tb testing.TB, opts ...Option) *Env {
 // kfake.SeedTopics for topics that must exist before the node starts.
 func StartWith(tb testing.TB, upstreamOpts []kfake.Opt, opts ...Option) *Env {
 	tb.Helper()
+	return start(tb, nil, upstreamOpts, opts)
+}
+
+// StartLogged is Start with the node logging to log, for tests of what
+// meshka logs.
+func StartLogged(tb testing.TB, log *slog.Logger, opts ...Option) *Env {
+	tb.Helper()
+	return start(tb, log, nil, opts)
+}
+
+func start(tb testing.TB, startLog *slog.Logger, upstreamOpts []kfake.Opt, opts []Option) *Env {
+	tb.Helper()
 	sent := new(atomic.Int64)
 	up, err := embedded.Start(embedded.Config{Brokers: 3, Partitions: 3}, append(upstreamOpts, kfake.ListenFn(countnet.ListenFn(sent)))...)
 	if err != nil {
@@ -56,7 +69,10 @@ func StartWith(tb testing.TB, upstreamOpts []kfake.Opt, opts ...Option) *Env {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	e := &Env{Upstream: up, UpstreamSent: sent, Config: cfg}
+	e := &Env{Upstream: up, UpstreamSent: sent, Config: cfg, log: startLog}
+	if e.log == nil {
+		e.log = Logger()
+	}
 	e.startNode(tb)
 	tb.Cleanup(func() { e.stopNode() })
 	return e
@@ -64,7 +80,7 @@ func StartWith(tb testing.TB, upstreamOpts []kfake.Opt, opts ...Option) *Env {
 
 func (e *Env) startNode(tb testing.TB) {
 	tb.Helper()
-	n, err := node.Start(e.Config, node.Options{Logger: Logger()})
+	n, err := node.Start(e.Config, node.Options{Logger: e.log})
 	if err != nil {
 		tb.Fatal(err)
 	}
