@@ -70,9 +70,30 @@ func TestLoadErrors(t *testing.T) {
 			want:    []wantErr{{2, 12, "dev.brokers", "expected an integer, got 1.5"}},
 		},
 		{
+			// The key's range, not int32's, is what the operator must meet.
 			name:    "int overflowing int32",
 			content: "dev:\n  partitions: 3000000000\n",
-			want:    []wantErr{{2, 15, "dev.partitions", "must be between -2147483648 and 2147483647, got 3000000000"}},
+			want:    []wantErr{{2, 15, "dev.partitions", "must be between 1 and 1000, got 3000000000"}},
+		},
+		{
+			name:    "node.id below its range",
+			content: "node:\n  id: -1\n",
+			want:    []wantErr{{2, 7, "node.id", "must be between 0 and 2147483647, got -1"}},
+		},
+		{
+			name:    "node.id above int32",
+			content: "node:\n  id: 2147483648\n",
+			want:    []wantErr{{2, 7, "node.id", "must be between 0 and 2147483647, got 2147483648"}},
+		},
+		{
+			name:    "node.id below int32",
+			content: "node:\n  id: -3000000000\n",
+			want:    []wantErr{{2, 7, "node.id", "must be between 0 and 2147483647, got -3000000000"}},
+		},
+		{
+			name:    "node.id beyond int64",
+			content: "node:\n  id: 99999999999999999999\n",
+			want:    []wantErr{{2, 7, "node.id", "must be between 0 and 2147483647, got 99999999999999999999"}},
 		},
 		{
 			name:    "list for string",

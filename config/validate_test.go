@@ -1,6 +1,7 @@
 package config
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -115,4 +116,47 @@ func TestValidateRun(t *testing.T) {
 	if errs := c.ValidateRun(); len(errs) != 0 {
 		t.Fatalf("unexpected errors: %v", errs)
 	}
+}
+
+// TestEveryIntegerKeyHasARange keeps intRanges complete: a key missing from
+// it would be told its Go type's limits when a value overflows the type,
+// and a different range when validation rejects a smaller value.
+func TestEveryIntegerKeyHasARange(t *testing.T) {
+	keys := leafKeys(reflect.TypeFor[Config](), "")
+	for path, typ := range keys {
+		switch typ.Kind() {
+		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		default:
+			continue
+		}
+		if reflect.PointerTo(typ).Implements(unmarshalerType) {
+			continue // Duration and Size parse themselves
+		}
+		if _, ok := intRanges[path]; !ok {
+			t.Errorf("integer key %s has no entry in intRanges", path)
+		}
+	}
+	for path := range intRanges {
+		if _, ok := keys[path]; !ok {
+			t.Errorf("intRanges names %s, which is not a key", path)
+		}
+	}
+}
+
+// leafKeys maps the dotted path of every key that holds a value, not a
+// section, to its Go type.
+func leafKeys(t reflect.Type, prefix string) map[string]reflect.Type {
+	out := map[string]reflect.Type{}
+	for _, f := range fields(t) {
+		path := join(prefix, f.name)
+		ft := t.Field(f.index).Type
+		if ft.Kind() == reflect.Struct {
+			for p, lt := range leafKeys(ft, path) {
+				out[p] = lt
+			}
+			continue
+		}
+		out[path] = ft
+	}
+	return out
 }
