@@ -131,6 +131,21 @@ func TestLoadErrors(t *testing.T) {
 			want:    []wantErr{{3, 28, "kafka.max_inflight_per_conn", "must be between 1 and 1024, got 0"}},
 		},
 		{
+			name:    "listen on all interfaces without advertise",
+			content: "node:\n  id: 1\n  listen: \"0.0.0.0:9092\"\n",
+			want:    []wantErr{{3, 11, "node.listen", "listens on all interfaces (0.0.0.0); set node.advertise"}},
+		},
+		{
+			name:    "listen on all interfaces, advertise left empty",
+			content: "node:\n  listen: \"[::]:9092\"\n  advertise: \"\"\n",
+			want:    []wantErr{{2, 11, "node.listen", "listens on all interfaces (::)"}},
+		},
+		{
+			name:    "listen with an empty host",
+			content: "node: {listen: \":9092\"}\n",
+			want:    []wantErr{{1, 16, "node.listen", "listens on all interfaces (empty host)"}},
+		},
+		{
 			name:    "validation error on a list element",
 			content: "cache:\n  bootstrap: [ok, \"not ok\"]\n",
 			want:    []wantErr{{2, 19, "cache.bootstrap[1]", `invalid topic name "not ok"`}},

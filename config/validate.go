@@ -18,11 +18,15 @@ func (c *Config) Validate() Errors {
 	var v validator
 
 	v.intRange("node.id", int64(c.Node.ID))
-	v.hostPort("node.listen", c.Node.Listen, addrRules{})
+	listenOK := v.hostPort("node.listen", c.Node.Listen, addrRules{})
 	if c.Node.Advertise != "" {
 		// Clients dial this address, so it needs a real host. Port 0 stays
 		// allowed: it stands for whatever port the listener was given.
 		v.hostPort("node.advertise", c.Node.Advertise, addrRules{needHost: true})
+	} else if what := allInterfaces(c.Node.Listen); listenOK && what != "" {
+		// Without an advertised address clients are told the listen
+		// address, and 0.0.0.0 or an empty host is not one they can dial.
+		v.add("node.listen", "listens on all interfaces (%s); set node.advertise (or --advertise) to the host:port clients should connect to", what)
 	}
 
 	v.nonEmpty("cluster.name", c.Cluster.Name)
@@ -156,11 +160,13 @@ type addrRules struct {
 	noZeroPort  bool // port 0 cannot be dialled
 }
 
-func (v *validator) hostPort(path, addr string, r addrRules) {
+// hostPort reports whether addr passed.
+func (v *validator) hostPort(path, addr string, r addrRules) bool {
+	before := len(v.errs)
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		v.add(path, "must be host:port, e.g. \"127.0.0.1:9092\", got %q", addr)
-		return
+		return false
 	}
 	if r.needHost && host == "" {
 		v.add(path, "must name a host, e.g. \"kafka.example.com:9092\", got %q", addr)
@@ -169,7 +175,7 @@ func (v *validator) hostPort(path, addr string, r addrRules) {
 		if !r.emptyPortOK {
 			v.add(path, "must include a port, got %q", addr)
 		}
-		return
+		return len(v.errs) == before
 	}
 	lo := 0
 	if r.noZeroPort {
@@ -180,6 +186,23 @@ func (v *validator) hostPort(path, addr string, r addrRules) {
 	if err != nil || strings.TrimLeft(port, "0123456789") != "" || n < lo || n > 65535 {
 		v.add(path, "port must be a number between %d and 65535, got %q", lo, port)
 	}
+	return len(v.errs) == before
+}
+
+// allInterfaces names the wildcard host of a listen address ("0.0.0.0",
+// "::" or "empty host"), or returns "" when addr names one interface.
+func allInterfaces(addr string) string {
+	host, _, err := net.SplitHostPort(addr)
+	switch {
+	case err != nil:
+		return ""
+	case host == "":
+		return "empty host"
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		return host
+	}
+	return ""
 }
 
 // checkTopic applies Kafka's own topic name rules, so a typo is caught

@@ -17,7 +17,19 @@ func TestValidate(t *testing.T) {
 		{"defaults", func(*Config) {}, "", ""},
 		{"node.id negative", func(c *Config) { c.Node.ID = -1 }, "node.id", "must be between 0 and 2147483647, got -1"},
 		{"node.id max", func(c *Config) { c.Node.ID = 2147483647 }, "", ""},
-		{"listen any host", func(c *Config) { c.Node.Listen = ":9092" }, "", ""},
+		{"listen empty host", func(c *Config) { c.Node.Listen = ":9092" }, "node.listen", "listens on all interfaces (empty host); set node.advertise"},
+		{"listen 0.0.0.0", func(c *Config) { c.Node.Listen = "0.0.0.0:9092" }, "node.listen", "listens on all interfaces (0.0.0.0); set node.advertise (or --advertise) to the host:port clients should connect to"},
+		{"listen [::]", func(c *Config) { c.Node.Listen = "[::]:9092" }, "node.listen", "listens on all interfaces (::)"},
+		{"listen 0.0.0.0 advertised", func(c *Config) {
+			c.Node.Listen = "0.0.0.0:9092"
+			c.Node.Advertise = "proxy.example.com:9092"
+		}, "", ""},
+		{"listen empty host advertised", func(c *Config) {
+			c.Node.Listen = ":0"
+			c.Node.Advertise = "proxy.example.com:0"
+		}, "", ""},
+		{"listen wildcard with a bad port is one error", func(c *Config) { c.Node.Listen = "0.0.0.0:x" }, "node.listen", "port must be a number"},
+		{"listen named host", func(c *Config) { c.Node.Listen = "localhost:9092" }, "", ""},
 		{"listen ipv6", func(c *Config) { c.Node.Listen = "[::1]:9092" }, "", ""},
 		{"listen port 0", func(c *Config) { c.Node.Listen = "127.0.0.1:0" }, "", ""},
 		{"listen no port", func(c *Config) { c.Node.Listen = "127.0.0.1" }, "node.listen", `must be host:port, e.g. "127.0.0.1:9092", got "127.0.0.1"`},
