@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -18,9 +17,6 @@ import (
 	"github.com/meshka/meshka/embedded"
 	"github.com/meshka/meshka/node"
 )
-
-// version is set at build time with -ldflags "-X main.version=…".
-var version = ""
 
 const usage = `meshka: a Kafka edge mesh.
 
@@ -163,14 +159,4 @@ func serve(args []string, dev bool, stderr io.Writer) int {
 		log.Warn("shutdown bound reached; remaining connections closed", "err", err)
 	}
 	return code
-}
-
-func buildVersion() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "dev"
 }
