@@ -145,7 +145,9 @@ func Default() Config {
 	}
 }
 
-// AdvertiseAddr is the address clients are told to connect to.
+// AdvertiseAddr is the address clients are told to connect to. Validate
+// refuses a listen address on all interfaces without an advertised one, so
+// for a valid Config this is an address clients can dial.
 func (c *Config) AdvertiseAddr() string {
 	if c.Node.Advertise != "" {
 		return c.Node.Advertise

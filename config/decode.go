@@ -200,15 +200,20 @@ func (d *decoder) scalar(n *yaml.Node, v reflect.Value, path string) {
 		v.SetBool(b)
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		// Shifting the int64 limits right keeps their sign, giving the
-		// limits of the narrower type.
+		// limits of the narrower type. A key's own range, when it has one,
+		// is what the operator must stay within, so that is what a number
+		// too large for the type is told.
 		lo, hi := int64(math.MinInt64)>>(64-v.Type().Bits()), int64(math.MaxInt64)>>(64-v.Type().Bits())
+		if r, ok := intRanges[path]; ok {
+			lo, hi = r.lo, r.hi
+		}
 		var i int64
 		if tag != "!!int" || n.Decode(&i) != nil {
 			d.fail(n, path, "%s", notInteger(n, lo, hi))
 			return
 		}
 		if v.OverflowInt(i) {
-			d.fail(n, path, "must be between %d and %d, got %d", lo, hi, i)
+			d.fail(n, path, "%s", outOfRange(lo, hi, strconv.FormatInt(i, 10)))
 			return
 		}
 		v.SetInt(i)
@@ -231,7 +236,7 @@ func (d *decoder) scalar(n *yaml.Node, v reflect.Value, path string) {
 
 func notInteger(n *yaml.Node, lo, hi int64) string {
 	if n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) == 0 && integerText.MatchString(n.Value) {
-		return fmt.Sprintf("must be between %d and %d, got %s", lo, hi, n.Value)
+		return outOfRange(lo, hi, n.Value)
 	}
 	return fmt.Sprintf("expected an integer, got %s", describe(n))
 }

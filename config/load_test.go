@@ -70,9 +70,30 @@ func TestLoadErrors(t *testing.T) {
 			want:    []wantErr{{2, 12, "dev.brokers", "expected an integer, got 1.5"}},
 		},
 		{
+			// The key's range, not int32's, is what the operator must meet.
 			name:    "int overflowing int32",
 			content: "dev:\n  partitions: 3000000000\n",
-			want:    []wantErr{{2, 15, "dev.partitions", "must be between -2147483648 and 2147483647, got 3000000000"}},
+			want:    []wantErr{{2, 15, "dev.partitions", "must be between 1 and 1000, got 3000000000"}},
+		},
+		{
+			name:    "node.id below its range",
+			content: "node:\n  id: -1\n",
+			want:    []wantErr{{2, 7, "node.id", "must be between 0 and 2147483647, got -1"}},
+		},
+		{
+			name:    "node.id above int32",
+			content: "node:\n  id: 2147483648\n",
+			want:    []wantErr{{2, 7, "node.id", "must be between 0 and 2147483647, got 2147483648"}},
+		},
+		{
+			name:    "node.id below int32",
+			content: "node:\n  id: -3000000000\n",
+			want:    []wantErr{{2, 7, "node.id", "must be between 0 and 2147483647, got -3000000000"}},
+		},
+		{
+			name:    "node.id beyond int64",
+			content: "node:\n  id: 99999999999999999999\n",
+			want:    []wantErr{{2, 7, "node.id", "must be between 0 and 2147483647, got 99999999999999999999"}},
 		},
 		{
 			name:    "list for string",
@@ -108,6 +129,21 @@ func TestLoadErrors(t *testing.T) {
 			name:    "validation error carries the value position",
 			content: "# comment\nkafka:\n  max_inflight_per_conn:   0\n",
 			want:    []wantErr{{3, 28, "kafka.max_inflight_per_conn", "must be between 1 and 1024, got 0"}},
+		},
+		{
+			name:    "listen on all interfaces without advertise",
+			content: "node:\n  id: 1\n  listen: \"0.0.0.0:9092\"\n",
+			want:    []wantErr{{3, 11, "node.listen", "listens on all interfaces (0.0.0.0); set node.advertise"}},
+		},
+		{
+			name:    "listen on all interfaces, advertise left empty",
+			content: "node:\n  listen: \"[::]:9092\"\n  advertise: \"\"\n",
+			want:    []wantErr{{2, 11, "node.listen", "listens on all interfaces (::)"}},
+		},
+		{
+			name:    "listen with an empty host",
+			content: "node: {listen: \":9092\"}\n",
+			want:    []wantErr{{1, 16, "node.listen", "listens on all interfaces (empty host)"}},
 		},
 		{
 			name:    "validation error on a list element",

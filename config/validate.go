@@ -17,12 +17,16 @@ import (
 func (c *Config) Validate() Errors {
 	var v validator
 
-	v.intRange("node.id", int64(c.Node.ID), 0, math.MaxInt32)
-	v.hostPort("node.listen", c.Node.Listen, addrRules{})
+	v.intRange("node.id", int64(c.Node.ID))
+	listenOK := v.hostPort("node.listen", c.Node.Listen, addrRules{})
 	if c.Node.Advertise != "" {
 		// Clients dial this address, so it needs a real host. Port 0 stays
 		// allowed: it stands for whatever port the listener was given.
 		v.hostPort("node.advertise", c.Node.Advertise, addrRules{needHost: true})
+	} else if what := allInterfaces(c.Node.Listen); listenOK && what != "" {
+		// Without an advertised address clients are told the listen
+		// address, and 0.0.0.0 or an empty host is not one they can dial.
+		v.add("node.listen", "listens on all interfaces (%s); set node.advertise (or --advertise) to the host:port clients should connect to", what)
 	}
 
 	v.nonEmpty("cluster.name", c.Cluster.Name)
@@ -37,10 +41,10 @@ func (c *Config) Validate() Errors {
 	}
 	v.durationRange("upstream.request_timeout", c.Upstream.RequestTimeout, time.Second, 10*time.Minute)
 	v.durationRange("upstream.metadata_ttl", c.Upstream.MetadataTTL, 100*time.Millisecond, time.Hour)
-	v.intRange("upstream.produce_inflight", int64(c.Upstream.ProduceInflight), 1, 5)
+	v.intRange("upstream.produce_inflight", int64(c.Upstream.ProduceInflight))
 
 	v.sizeRange("kafka.max_frame_bytes", c.Kafka.MaxFrameBytes, KiB, GiB)
-	v.intRange("kafka.max_inflight_per_conn", int64(c.Kafka.MaxInflightPerConn), 1, 1024)
+	v.intRange("kafka.max_inflight_per_conn", int64(c.Kafka.MaxInflightPerConn))
 	v.durationRange("kafka.fetch_max_wait_cap", c.Kafka.FetchMaxWaitCap, 0, 5*time.Minute)
 	v.durationRange("kafka.shutdown_timeout", c.Kafka.ShutdownTimeout, 0, 10*time.Minute)
 
@@ -58,7 +62,7 @@ func (c *Config) Validate() Errors {
 		v.add("groups.max_session_timeout", "must be at least groups.min_session_timeout (%s), got %s",
 			c.Groups.MinSessionTimeout, c.Groups.MaxSessionTimeout)
 	}
-	v.intRange("groups.max_size", int64(c.Groups.MaxSize), 0, 1<<20)
+	v.intRange("groups.max_size", int64(c.Groups.MaxSize))
 	first := map[string]int{}
 	for i, topic := range c.Cache.Bootstrap {
 		path := fmt.Sprintf("cache.bootstrap[%d]", i)
@@ -77,8 +81,8 @@ func (c *Config) Validate() Errors {
 	v.oneOf("log.format", c.Log.Format, "text", "json")
 
 	v.nonEmpty("dev.data_dir", c.Dev.DataDir)
-	v.intRange("dev.brokers", int64(c.Dev.Brokers), 1, 9)
-	v.intRange("dev.partitions", int64(c.Dev.Partitions), 1, 1000)
+	v.intRange("dev.brokers", int64(c.Dev.Brokers))
+	v.intRange("dev.partitions", int64(c.Dev.Partitions))
 
 	return v.errs
 }
@@ -94,15 +98,35 @@ func (c *Config) ValidateRun() Errors {
 	return errs
 }
 
+// intRanges bounds every integer key. The decoder reads it too, so a number
+// too large for the key's Go type gets the key's own range in its message,
+// the same as a number that merely fails validation.
+var intRanges = map[string]struct{ lo, hi int64 }{
+	"node.id":                     {0, math.MaxInt32},
+	"upstream.produce_inflight":   {1, 5},
+	"kafka.max_inflight_per_conn": {1, 1024},
+	"groups.max_size":             {0, 1 << 20},
+	"dev.brokers":                 {1, 9},
+	"dev.partitions":              {1, 1000},
+}
+
+func outOfRange(lo, hi int64, got string) string {
+	return fmt.Sprintf("must be between %d and %d, got %s", lo, hi, got)
+}
+
 type validator struct{ errs Errors }
 
 func (v *validator) add(path, format string, args ...any) {
 	v.errs = append(v.errs, Error{Path: path, Msg: fmt.Sprintf(format, args...)})
 }
 
-func (v *validator) intRange(path string, got, lo, hi int64) {
-	if got < lo || got > hi {
-		v.add(path, "must be between %d and %d, got %d", lo, hi, got)
+func (v *validator) intRange(path string, got int64) {
+	r, ok := intRanges[path]
+	if !ok {
+		panic("config: no range for integer key " + path)
+	}
+	if got < r.lo || got > r.hi {
+		v.add(path, "%s", outOfRange(r.lo, r.hi, strconv.FormatInt(got, 10)))
 	}
 }
 
@@ -136,11 +160,13 @@ type addrRules struct {
 	noZeroPort  bool // port 0 cannot be dialled
 }
 
-func (v *validator) hostPort(path, addr string, r addrRules) {
+// hostPort reports whether addr passed.
+func (v *validator) hostPort(path, addr string, r addrRules) bool {
+	before := len(v.errs)
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		v.add(path, "must be host:port, e.g. \"127.0.0.1:9092\", got %q", addr)
-		return
+		return false
 	}
 	if r.needHost && host == "" {
 		v.add(path, "must name a host, e.g. \"kafka.example.com:9092\", got %q", addr)
@@ -149,7 +175,7 @@ func (v *validator) hostPort(path, addr string, r addrRules) {
 		if !r.emptyPortOK {
 			v.add(path, "must include a port, got %q", addr)
 		}
-		return
+		return len(v.errs) == before
 	}
 	lo := 0
 	if r.noZeroPort {
@@ -160,6 +186,23 @@ func (v *validator) hostPort(path, addr string, r addrRules) {
 	if err != nil || strings.TrimLeft(port, "0123456789") != "" || n < lo || n > 65535 {
 		v.add(path, "port must be a number between %d and 65535, got %q", lo, port)
 	}
+	return len(v.errs) == before
+}
+
+// allInterfaces names the wildcard host of a listen address ("0.0.0.0",
+// "::" or "empty host"), or returns "" when addr names one interface.
+func allInterfaces(addr string) string {
+	host, _, err := net.SplitHostPort(addr)
+	switch {
+	case err != nil:
+		return ""
+	case host == "":
+		return "empty host"
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		return host
+	}
+	return ""
 }
 
 // checkTopic applies Kafka's own topic name rules, so a typo is caught

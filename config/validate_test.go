@@ -1,6 +1,7 @@
 package config
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +17,19 @@ func TestValidate(t *testing.T) {
 		{"defaults", func(*Config) {}, "", ""},
 		{"node.id negative", func(c *Config) { c.Node.ID = -1 }, "node.id", "must be between 0 and 2147483647, got -1"},
 		{"node.id max", func(c *Config) { c.Node.ID = 2147483647 }, "", ""},
-		{"listen any host", func(c *Config) { c.Node.Listen = ":9092" }, "", ""},
+		{"listen empty host", func(c *Config) { c.Node.Listen = ":9092" }, "node.listen", "listens on all interfaces (empty host); set node.advertise"},
+		{"listen 0.0.0.0", func(c *Config) { c.Node.Listen = "0.0.0.0:9092" }, "node.listen", "listens on all interfaces (0.0.0.0); set node.advertise (or --advertise) to the host:port clients should connect to"},
+		{"listen [::]", func(c *Config) { c.Node.Listen = "[::]:9092" }, "node.listen", "listens on all interfaces (::)"},
+		{"listen 0.0.0.0 advertised", func(c *Config) {
+			c.Node.Listen = "0.0.0.0:9092"
+			c.Node.Advertise = "proxy.example.com:9092"
+		}, "", ""},
+		{"listen empty host advertised", func(c *Config) {
+			c.Node.Listen = ":0"
+			c.Node.Advertise = "proxy.example.com:0"
+		}, "", ""},
+		{"listen wildcard with a bad port is one error", func(c *Config) { c.Node.Listen = "0.0.0.0:x" }, "node.listen", "port must be a number"},
+		{"listen named host", func(c *Config) { c.Node.Listen = "localhost:9092" }, "", ""},
 		{"listen ipv6", func(c *Config) { c.Node.Listen = "[::1]:9092" }, "", ""},
 		{"listen port 0", func(c *Config) { c.Node.Listen = "127.0.0.1:0" }, "", ""},
 		{"listen no port", func(c *Config) { c.Node.Listen = "127.0.0.1" }, "node.listen", `must be host:port, e.g. "127.0.0.1:9092", got "127.0.0.1"`},
@@ -115,4 +128,47 @@ func TestValidateRun(t *testing.T) {
 	if errs := c.ValidateRun(); len(errs) != 0 {
 		t.Fatalf("unexpected errors: %v", errs)
 	}
+}
+
+// TestEveryIntegerKeyHasARange keeps intRanges complete: a key missing from
+// it would be told its Go type's limits when a value overflows the type,
+// and a different range when validation rejects a smaller value.
+func TestEveryIntegerKeyHasARange(t *testing.T) {
+	keys := leafKeys(reflect.TypeFor[Config](), "")
+	for path, typ := range keys {
+		switch typ.Kind() {
+		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		default:
+			continue
+		}
+		if reflect.PointerTo(typ).Implements(unmarshalerType) {
+			continue // Duration and Size parse themselves
+		}
+		if _, ok := intRanges[path]; !ok {
+			t.Errorf("integer key %s has no entry in intRanges", path)
+		}
+	}
+	for path := range intRanges {
+		if _, ok := keys[path]; !ok {
+			t.Errorf("intRanges names %s, which is not a key", path)
+		}
+	}
+}
+
+// leafKeys maps the dotted path of every key that holds a value, not a
+// section, to its Go type.
+func leafKeys(t reflect.Type, prefix string) map[string]reflect.Type {
+	out := map[string]reflect.Type{}
+	for _, f := range fields(t) {
+		path := join(prefix, f.name)
+		ft := t.Field(f.index).Type
+		if ft.Kind() == reflect.Struct {
+			for p, lt := range leafKeys(ft, path) {
+				out[p] = lt
+			}
+			continue
+		}
+		out[path] = ft
+	}
+	return out
 }

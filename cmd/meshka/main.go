@@ -3,72 +3,86 @@
 package main
 
 import (
-	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
-	"os/signal"
-	"runtime/debug"
 	"strings"
-	"syscall"
 
 	"github.com/meshka/meshka/config"
-	"github.com/meshka/meshka/embedded"
-	"github.com/meshka/meshka/node"
 )
-
-// version is set at build time with -ldflags "-X main.version=…".
-var version = ""
-
-const usage = `meshka: a Kafka edge mesh.
-
-Usage:
-  meshka dev    [--config FILE] [--listen HOST:PORT] [--data-dir DIR]
-  meshka run    [--config FILE] [--listen HOST:PORT] [--advertise HOST:PORT] [--upstream HOST:PORT[,HOST:PORT...]]
-  meshka config check FILE
-  meshka version
-
-dev runs one node with an embedded Kafka-compatible upstream persisted in
-DIR (default ./.meshka-dev); run puts a node in front of a real cluster.
-Flags override the configuration file.
-`
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// run is the whole command line; it returns the exit status: 0 on
+// success, 1 when the work failed, 2 when the command line was wrong.
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		topCommand().usage(stderr)
 		return 2
 	}
 	switch args[0] {
 	case "dev":
-		return serve(args[1:], true, stderr)
+		return serve(devCommand(), args[1:], true, stdout, stderr)
 	case "run":
-		return serve(args[1:], false, stderr)
+		return serve(runCommand(), args[1:], false, stdout, stderr)
 	case "config":
-		if len(args) != 3 || args[1] != "check" {
-			fmt.Fprint(stderr, usage)
-			return 2
-		}
-		return configCheck(args[2], stdout, stderr)
+		return configCmd(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
-		fmt.Fprintln(stdout, "meshka", buildVersion())
-		return 0
+		return versionCmd(args[1:], stdout, stderr)
 	case "help", "--help", "-h":
-		fmt.Fprint(stdout, usage)
-		return 0
+		return help(args[1:], stdout, stderr)
 	}
-	fmt.Fprintf(stderr, "meshka: unknown command %q\n\n%s", args[0], usage)
-	return 2
+	if strings.HasPrefix(args[0], "-") {
+		return topCommand().fail(stderr, "unknown flag %s", args[0])
+	}
+	return topCommand().fail(stderr, "unknown command %q", args[0])
 }
 
-func configCheck(path string, stdout, stderr io.Writer) int {
-	if _, err := config.Load(path); err != nil {
+// help serves "meshka help [COMMAND]", the way "COMMAND --help" does.
+func help(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		topCommand().usage(stdout)
+		return 0
+	}
+	switch strings.Join(args, " ") {
+	case "dev", "run", "config", "config check", "version":
+		return run(append(args, "--help"), stdout, stderr)
+	}
+	return topCommand().fail(stderr, "no help for %q", strings.Join(args, " "))
+}
+
+func configCmd(args []string, stdout, stderr io.Writer) int {
+	c := configCommand()
+	if len(args) > 0 && args[0] == "check" {
+		// check parses its own arguments, so "config check --help" is its
+		// help, not a file name.
+		return configCheck(args[1:], stdout, stderr)
+	}
+	rest, code, ok := c.start(args, stdout, stderr)
+	switch {
+	case !ok:
+		return code
+	case len(rest) == 0:
+		return c.fail(stderr, "missing subcommand")
+	}
+	return c.fail(stderr, "unknown subcommand %q", rest[0])
+}
+
+func configCheck(args []string, stdout, stderr io.Writer) int {
+	c := configCheckCommand()
+	rest, code, ok := c.start(args, stdout, stderr)
+	if !ok {
+		return code
+	}
+	switch {
+	case len(rest) == 0:
+		return c.fail(stderr, "missing FILE")
+	case len(rest) > 1:
+		return c.fail(stderr, "unexpected argument %q", rest[1])
+	}
+	if _, err := config.Load(rest[0]); err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
@@ -76,112 +90,15 @@ func configCheck(path string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func serve(args []string, dev bool, stderr io.Writer) int {
-	name := "run"
-	if dev {
-		name = "dev"
+func versionCmd(args []string, stdout, stderr io.Writer) int {
+	c := versionCommand()
+	rest, code, ok := c.start(args, stdout, stderr)
+	if !ok {
+		return code
 	}
-	fs := flag.NewFlagSet("meshka "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	file := fs.String("config", "", "configuration file (YAML)")
-	listen := fs.String("listen", "", "Kafka listener host:port")
-	var advertise, upstreams, dataDir *string
-	if dev {
-		dataDir = fs.String("data-dir", "", "directory the embedded upstream persists to")
-	} else {
-		advertise = fs.String("advertise", "", "host:port clients are told to connect to")
-		upstreams = fs.String("upstream", "", "upstream seed brokers, comma separated")
+	if len(rest) > 0 {
+		return c.fail(stderr, "unexpected argument %q", rest[0])
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "meshka %s: unexpected argument %q\n", name, fs.Arg(0))
-		return 2
-	}
-
-	cfg := config.Default()
-	if *file != "" {
-		var err error
-		if cfg, err = config.Load(*file); err != nil {
-			fmt.Fprintln(stderr, err)
-			return 1
-		}
-	}
-	if *listen != "" {
-		cfg.Node.Listen = *listen
-	}
-	if advertise != nil && *advertise != "" {
-		cfg.Node.Advertise = *advertise
-	}
-	if upstreams != nil && *upstreams != "" {
-		cfg.Upstream.Brokers = strings.Split(*upstreams, ",")
-	}
-	if dataDir != nil && *dataDir != "" {
-		cfg.Dev.DataDir = *dataDir
-	}
-	log := newLogger(cfg.Log, stderr)
-
-	if dev {
-		up, err := embedded.Start(embedded.Config{Brokers: cfg.Dev.Brokers, Partitions: cfg.Dev.Partitions, DataDir: cfg.Dev.DataDir, ClusterID: "meshka-dev"})
-		if err != nil {
-			log.Error("cannot start the embedded upstream", "err", err)
-			return 1
-		}
-		defer up.Close()
-		cfg.Upstream.Brokers = up.ListenAddrs()
-		log.Info("embedded upstream started", "brokers", cfg.Upstream.Brokers, "data_dir", cfg.Dev.DataDir)
-	} else if len(cfg.Upstream.Brokers) == 0 {
-		fmt.Fprintln(stderr, "meshka run: no upstream brokers: pass --upstream HOST:PORT or set upstream.brokers")
-		return 2
-	}
-
-	n, err := node.Start(cfg, node.Options{Logger: log})
-	if err != nil {
-		var errs config.Errors
-		if errors.As(err, &errs) {
-			fmt.Fprintln(stderr, err)
-		} else {
-			log.Error("cannot start meshka", "err", err)
-		}
-		return 1
-	}
-
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sig)
-	code := 0
-	select {
-	case s := <-sig:
-		log.Info("shutting down", "signal", s.String(), "timeout", cfg.Kafka.ShutdownTimeout.D())
-	case err := <-n.Done():
-		log.Error("kafka listener failed", "err", err)
-		code = 1
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.Kafka.ShutdownTimeout.D())
-	defer cancel()
-	if err := n.Shutdown(ctx); err != nil {
-		log.Warn("shutdown bound reached; remaining connections closed", "err", err)
-	}
-	return code
-}
-
-func newLogger(c config.Log, w io.Writer) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(c.Level))
-	opts := &slog.HandlerOptions{Level: level}
-	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
-}
-
-func buildVersion() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "dev"
+	fmt.Fprintln(stdout, "meshka", buildVersion())
+	return 0
 }

@@ -1,0 +1,85 @@
+package main
+
+import "github.com/meshka/meshka/config"
+
+// The commands are built afresh for each call, since parsing stores the
+// flag values in them.
+
+func topCommand() *command {
+	return &command{
+		name:     "meshka",
+		synopsis: "COMMAND [flags]",
+		about:    "meshka is a Kafka edge mesh: Kafka clients connect to it as to a broker.",
+		commands: []string{
+			"dev                run one node in front of an embedded upstream, for development",
+			"run                run a node in front of an upstream Kafka cluster",
+			"config check FILE  check a configuration file",
+			"version            print meshka's version",
+		},
+		footer: `Run "meshka COMMAND --help" for the flags of a command.`,
+	}
+}
+
+func serveFlags(dev bool) []*flagDef {
+	d := config.Default()
+	fs := []*flagDef{
+		{name: "config", arg: "FILE", usage: "YAML configuration file; keys it leaves out keep their defaults"},
+		{name: "listen", arg: "HOST:PORT", usage: "address the Kafka listener binds to; sets node.listen", def: d.Node.Listen},
+		{name: "advertise", arg: "HOST:PORT", usage: "address clients are told to connect to; sets node.advertise", def: "the listen address"},
+	}
+	if dev {
+		return append(fs, &flagDef{name: "data-dir", arg: "DIR", usage: "where the embedded upstream keeps its data; sets dev.data_dir", def: d.Dev.DataDir})
+	}
+	return append(fs, &flagDef{name: "upstream", arg: "BROKERS", usage: "upstream seed brokers, host:port separated by commas; sets upstream.brokers"})
+}
+
+func devCommand() *command {
+	return &command{
+		name:     "meshka dev",
+		synopsis: "[flags]",
+		about: "dev runs one meshka node in front of an embedded Kafka-compatible upstream\n" +
+			"that keeps its data in the data dir, which one meshka at a time may use.\n" +
+			"Flags override the configuration file.",
+		flags: serveFlags(true),
+	}
+}
+
+func runCommand() *command {
+	return &command{
+		name:     "meshka run",
+		synopsis: "[flags]",
+		about: "run starts a meshka node in front of an upstream Kafka cluster and serves\n" +
+			"until SIGINT or SIGTERM, then drains within kafka.shutdown_timeout.\n" +
+			"Flags override the configuration file.",
+		flags: serveFlags(false),
+	}
+}
+
+func configCommand() *command {
+	return &command{
+		name:     "meshka config",
+		synopsis: "check FILE",
+		about:    "config has one subcommand, check.",
+		commands: []string{"check FILE  print every problem in FILE with its line and column, or ok"},
+	}
+}
+
+func configCheckCommand() *command {
+	return &command{
+		name:     "meshka config check",
+		synopsis: "FILE",
+		about: "check reads FILE as run and dev do, environment expansion included, and\n" +
+			"prints every problem as file:line:column: key: message (exit status 1),\n" +
+			"or ok (exit status 0).",
+	}
+}
+
+func versionCommand() *command {
+	return &command{
+		name:     "meshka version",
+		synopsis: "",
+		about: "version prints the version meshka was built as: the one the build linked\n" +
+			"in, else the commit it was built from (-dirty with uncommitted changes),\n" +
+			"else dev.",
+	}
+}
