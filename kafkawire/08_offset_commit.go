@@ -21,7 +21,7 @@ func init() { register(8, 0, maxOf(8), handleOffsetCommit) }
 func handleOffsetCommit(c *conn, kreq kmsg.Request) func() (kmsg.Response, error) {
 	req := kreq.(*kmsg.OffsetCommitRequest)
 	return func() (kmsg.Response, error) {
-		code, err := c.checkCommit(req.Group, req.Generation, req.MemberID, req.InstanceID)
+		code, err := c.checkCommit(req.Group, req.Generation, req.MemberID, req.InstanceID, false)
 		if err != nil {
 			return nil, err
 		}

@@ -20,7 +20,7 @@ func init() { register(28, 0, maxOf(28), handleTxnOffsetCommit) }
 func handleTxnOffsetCommit(c *conn, kreq kmsg.Request) func() (kmsg.Response, error) {
 	req := kreq.(*kmsg.TxnOffsetCommitRequest)
 	return func() (kmsg.Response, error) {
-		code, err := c.checkCommit(req.Group, req.Generation, req.MemberID, req.InstanceID)
+		code, err := c.checkCommit(req.Group, req.Generation, req.MemberID, req.InstanceID, true)
 		if err != nil {
 			return nil, err
 		}

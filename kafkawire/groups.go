@@ -100,12 +100,12 @@ func ask[T any](c *conn, id string, msg any, ch <-chan T, d time.Duration) (T, i
 
 // checkCommit asks the group whether a commit from this generation and
 // member may be stored. A group id that is empty is INVALID_GROUP_ID.
-func (c *conn) checkCommit(id string, generation int32, member string, instance *string) (int16, error) {
+func (c *conn) checkCommit(id string, generation int32, member string, instance *string, transactional bool) (int16, error) {
 	if id == "" {
 		return kerr.InvalidGroupID.Code, nil
 	}
 	ch := make(chan int16, 1)
-	code, askCode, err := ask(c, id, &group.CheckCommit{Generation: generation, MemberID: member, InstanceID: instance, Reply: ch}, ch, groupWait)
+	code, askCode, err := ask(c, id, &group.CheckCommit{Generation: generation, MemberID: member, InstanceID: instance, Transactional: transactional, Reply: ch}, ch, groupWait)
 	if askCode != 0 {
 		return askCode, err
 	}

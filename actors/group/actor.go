@@ -58,7 +58,7 @@ func (a *Actor) Receive(c actor.Context) {
 	case *Leave:
 		a.deliver(a.group.Leave(now, m.Req, m.Reply))
 	case *CheckCommit:
-		trySend(m.Reply, a.group.CheckCommit(now, m.Generation, m.MemberID, m.InstanceID))
+		trySend(m.Reply, a.group.CheckCommit(now, m.Generation, m.MemberID, m.InstanceID, m.Transactional))
 	case *CheckOffsetDelete:
 		trySend(m.Reply, a.group.CheckOffsetDelete(m.Topics))
 	case *Describe:

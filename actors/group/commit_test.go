@@ -8,13 +8,13 @@ import (
 
 func TestCheckCommit(t *testing.T) {
 	h := newHarness(t, Config{})
-	if code := h.g.CheckCommit(h.now, 3, "old-member", nil); code != codeIllegalGeneration {
+	if code := h.g.CheckCommit(h.now, 3, "old-member", nil, false); code != codeIllegalGeneration {
 		t.Fatalf("member commit to a group this node does not have: %d", code)
 	}
 	if h.g.State() != Dead {
 		t.Fatalf("a refused commit created the group: %s", h.g.State())
 	}
-	if code := h.g.CheckCommit(h.now, -1, "", nil); code != 0 {
+	if code := h.g.CheckCommit(h.now, -1, "", nil, false); code != 0 {
 		t.Fatalf("standalone commit to a new group: %d", code)
 	}
 	if s := h.g.Summary(); s.State != "Empty" || s.ProtocolType != "" || s.Group != "g" {
@@ -37,19 +37,27 @@ func TestCheckCommit(t *testing.T) {
 		{"unknown instance id", gen, a, str("pod-9"), codeUnknownMember},
 	}
 	for _, c := range cases {
-		if code := h.g.CheckCommit(h.now, c.gen, c.member, c.instance); code != c.want {
+		if code := h.g.CheckCommit(h.now, c.gen, c.member, c.instance, false); code != c.want {
 			t.Errorf("%s: %d, want %d", c.name, code, c.want)
 		}
 	}
+	// A transactional commit naming no member (TxnOffsetCommit before v3,
+	// or a producer outside the group) is Kafka's exception to that.
+	if code := h.g.CheckCommit(h.now, -1, "", nil, true); code != 0 {
+		t.Errorf("transactional commit with no member while members own the offsets: %d, want 0", code)
+	}
+	if code := h.g.CheckCommit(h.now, gen, "ghost", nil, true); code != codeUnknownMember {
+		t.Errorf("transactional commit naming an unknown member: %d, want %d", code, codeUnknownMember)
+	}
 
 	none(t, h.join(joinReq(3, "", nil, rangeProto("t1")), "c", "c"), "c")
-	if code := h.g.CheckCommit(h.now, gen, a, nil); code != 0 {
+	if code := h.g.CheckCommit(h.now, gen, a, nil, false); code != 0 {
 		t.Fatalf("commit while preparing a rebalance (Kafka accepts it): %d", code)
 	}
 	h.join(joinReq(9, a, nil, rangeProto("t1")), "a", "a")
 	out := h.join(joinReq(9, ids[1], nil, rangeProto("t1")), "b", "b")
 	gen = only[*kmsg.JoinGroupResponse](t, out, "b").Generation
-	if code := h.g.CheckCommit(h.now, gen, a, nil); code != codeRebalanceInProgress {
+	if code := h.g.CheckCommit(h.now, gen, a, nil, false); code != codeRebalanceInProgress {
 		t.Fatalf("commit before the new assignment: %d", code)
 	}
 
@@ -61,10 +69,10 @@ func TestCheckCommit(t *testing.T) {
 	if h.g.State() != Empty {
 		t.Fatalf("state %s", h.g.State())
 	}
-	if code := h.g.CheckCommit(h.now, -1, a, nil); code != 0 {
+	if code := h.g.CheckCommit(h.now, -1, a, nil, false); code != 0 {
 		t.Fatalf("generation -1 to an Empty group: %d", code)
 	}
-	if code := h.g.CheckCommit(h.now, gen, a, nil); code != codeUnknownMember {
+	if code := h.g.CheckCommit(h.now, gen, a, nil, false); code != codeUnknownMember {
 		t.Fatalf("former member to an Empty group: %d", code)
 	}
 }

@@ -41,8 +41,12 @@ func (g *Group) heartbeat(now time.Time, req *kmsg.HeartbeatRequest) int16 {
 
 // CheckCommit says whether an offset commit from this generation and member
 // may be stored (0) or the error code to answer it with. A valid commit
-// also counts as the member being alive.
-func (g *Group) CheckCommit(now time.Time, generation int32, memberID string, instanceID *string) int16 {
+// also counts as the member being alive. A transactional commit
+// (TxnOffsetCommit) that names no generation or member is accepted even
+// while the group has members, as Kafka's coordinator does: before v3 the
+// request has no such fields, and producers that commit for a group they
+// are not a member of (sarama, kafkajs) send none.
+func (g *Group) CheckCommit(now time.Time, generation int32, memberID string, instanceID *string, transactional bool) int16 {
 	standalone := generation < 0 && memberID == "" && instanceID == nil
 	switch {
 	case g.state == Dead:
@@ -57,6 +61,8 @@ func (g *Group) CheckCommit(now time.Time, generation int32, memberID string, in
 		// over from before a restart or a move learns to rejoin.
 		return kerr.IllegalGeneration.Code
 	case generation < 0 && g.state == Empty:
+		return 0
+	case standalone && transactional:
 		return 0
 	case standalone:
 		// Offsets of a group under management belong to its members.

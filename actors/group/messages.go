@@ -62,10 +62,11 @@ type Leave struct {
 // generation and member may be stored upstream. Reply gets a Kafka error
 // code, 0 when it may.
 type CheckCommit struct {
-	Generation int32
-	MemberID   string
-	InstanceID *string
-	Reply      chan<- int16
+	Generation    int32
+	MemberID      string
+	InstanceID    *string
+	Transactional bool // a TxnOffsetCommit
+	Reply         chan<- int16
 }
 
 // CheckOffsetDelete asks, per topic, whether the group's committed offsets

@@ -70,7 +70,7 @@ func TestStaticMemberRestartKeepsAssignment(t *testing.T) {
 	if sr := only[*kmsg.SyncGroupResponse](t, h.g.Sync(h.now, old, "old"), "old"); sr.ErrorCode != codeFencedInstance {
 		t.Fatalf("old member's sync: %+v", sr)
 	}
-	if code := h.g.CheckCommit(h.now, gen, s, inst); code != codeFencedInstance {
+	if code := h.g.CheckCommit(h.now, gen, s, inst, false); code != codeFencedInstance {
 		t.Fatalf("old member's commit: %d", code)
 	}
 	if code := h.heartbeat(gen, s, nil); code != codeUnknownMember {
