@@ -43,6 +43,8 @@ const (
 	matrixPlain   = 100 // records per partition in (a)
 	matrixTxnRecs = 10  // records per partition in each of A, B and the input
 	matrixEnd     = "end"
+	// How long offsets committed in a transaction may take to show.
+	matrixSettle = 10 * time.Second
 )
 
 // matrixNames are one run's topics, groups and transactional id.
@@ -200,8 +202,8 @@ func runMatrix(t *testing.T, name string, c matrixClient, direct bool) {
 	checkPartitions(t, "(c) read_committed of "+n.out, c.readCommitted(t, ctx, seeds, n.out), want)
 	// The offsets sent in the transaction, as clients see them (through
 	// the same address) and as upstream stores them.
-	checkGroupAtEnd(t, ctx, via, n.etl, n.in, matrixTxnRecs)
-	checkGroupAtEnd(t, ctx, up, n.etl, n.in, matrixTxnRecs)
+	checkGroupSettles(t, ctx, matrixSettle, via, n.etl, n.in, matrixTxnRecs)
+	checkGroupSettles(t, ctx, matrixSettle, up, n.etl, n.in, matrixTxnRecs)
 }
 
 // checkPartitions fails unless got holds exactly want's values in want's
@@ -259,11 +261,19 @@ func checkPartitions(t *testing.T, what string, got, want map[int32][]string) {
 }
 
 // checkGroupAtEnd fails unless the group's committed offsets on topic,
-// read through cl, are the end offsets, perPart in every partition. It
-// waits (bounded by ctx) for offsets committed in a transaction to become
-// visible, which in Kafka follows the transaction's markers.
+// read through cl, are the end offsets, perPart in every partition.
 func checkGroupAtEnd(t *testing.T, ctx context.Context, cl *kgo.Client, group, topic string, perPart int64) {
 	t.Helper()
+	checkGroupSettles(t, ctx, 0, cl, group, topic, perPart)
+}
+
+// checkGroupSettles is checkGroupAtEnd for offsets committed in a
+// transaction, which Kafka makes visible once the transaction's markers are
+// written, after EndTxn answered: a mismatch is asked again until settle
+// has passed.
+func checkGroupSettles(t *testing.T, ctx context.Context, settle time.Duration, cl *kgo.Client, group, topic string, perPart int64) {
+	t.Helper()
+	until := time.Now().Add(settle)
 	end := endOffsets(t, ctx, cl, topic)
 	want := map[int32]int64{}
 	for p := int32(0); p < matrixParts; p++ {
@@ -272,11 +282,13 @@ func checkGroupAtEnd(t *testing.T, ctx context.Context, cl *kgo.Client, group, t
 	if !maps.Equal(end, want) {
 		t.Fatalf("%s: end offsets %v, want %v", topic, end, want)
 	}
-	var got map[int32]int64
 	for {
-		got = committedOrNone(t, ctx, cl, group, topic)
+		got := committedOrNone(t, ctx, cl, group, topic)
 		if maps.Equal(got, end) {
 			return
+		}
+		if !time.Now().Before(until) {
+			t.Fatalf("group %s: committed offsets on %s %v, want the end offsets %v", group, topic, got, end)
 		}
 		select {
 		case <-ctx.Done():
@@ -539,6 +551,15 @@ func saramaMessages(topic string, rs []matrixRec) []*sarama.ProducerMessage {
 	return out
 }
 
+// saramaClose closes a sarama producer or consumer, failing the test on
+// an error.
+func saramaClose(t *testing.T, what string, c interface{ Close() error }) {
+	t.Helper()
+	if err := c.Close(); err != nil {
+		t.Errorf("close sarama %s: %v", what, err)
+	}
+}
+
 // saramaSendErr names the first failed record of a SendMessages error.
 func saramaSendErr(err error) error {
 	var perrs sarama.ProducerErrors
@@ -554,7 +575,7 @@ func (s saramaMatrix) produce(t *testing.T, ctx context.Context, seeds []string,
 	if err != nil {
 		t.Fatalf("sarama producer: %v", err)
 	}
-	defer p.Close()
+	defer saramaClose(t, "producer", p)
 	if err := p.SendMessages(saramaMessages(topic, rs)); err != nil {
 		t.Fatalf("produce to %s: %v", topic, saramaSendErr(err))
 	}
@@ -717,7 +738,7 @@ func (s saramaMatrix) transactions(t *testing.T, ctx context.Context, seeds []st
 	if err != nil {
 		t.Fatalf("sarama transactional producer: %v", err)
 	}
-	defer p.Close()
+	defer saramaClose(t, "producer", p)
 
 	send := func(name string, rs []matrixRec) {
 		t.Helper()
@@ -774,7 +795,7 @@ func (s saramaMatrix) readCommitted(t *testing.T, ctx context.Context, seeds []s
 	if err != nil {
 		t.Fatalf("sarama consumer: %v", err)
 	}
-	defer consumer.Close()
+	defer saramaClose(t, "consumer", consumer)
 	r := newSentinelReader()
 	for p := int32(0); p < matrixParts; p++ {
 		pc, err := consumer.ConsumePartition(topic, p, sarama.OffsetOldest)

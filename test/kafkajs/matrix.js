@@ -100,15 +100,15 @@ function checkPartitions(what, got, want) {
   if (problems.length) throw new Mismatch(`${what}:\n${problems.join('\n')}`)
 }
 
-// checkGroupAtEnd throws unless the group's committed offsets on topic are
-// the end offsets, perPart in every partition. Offsets committed in a
-// transaction become visible after its markers, so a mismatch is asked
-// again for a while before it counts.
-async function checkGroupAtEnd(admin, groupId, topic, perPart) {
-  const until = Date.now() + 10000
+// checkGroupSettles is checkGroupAtEnd for offsets committed in a
+// transaction, which Kafka makes visible once the transaction's markers are
+// written, after EndTxn answered: a mismatch is asked again until settleMs
+// has passed.
+async function checkGroupSettles(settleMs, admin, groupId, topic, perPart) {
+  const until = Date.now() + settleMs
   for (;;) {
     try {
-      return await groupAtEnd(admin, groupId, topic, perPart)
+      return await checkGroupAtEnd(admin, groupId, topic, perPart)
     } catch (e) {
       if (!(e instanceof Mismatch) || Date.now() > until) throw e
       await new Promise(resolve => setTimeout(resolve, 100))
@@ -116,7 +116,9 @@ async function checkGroupAtEnd(admin, groupId, topic, perPart) {
   }
 }
 
-async function groupAtEnd(admin, groupId, topic, perPart) {
+// checkGroupAtEnd throws unless the group's committed offsets on topic are
+// the end offsets, perPart in every partition.
+async function checkGroupAtEnd(admin, groupId, topic, perPart) {
   const ends = await admin.fetchTopicOffsets(topic)
   const end = {}
   for (const o of ends) end[o.partition] = o.high
@@ -281,7 +283,7 @@ async function main() {
   const want = byPartition(recsA)
   for (const r of inputs) want[r.partition].push(`C-${r.value}`)
   checkPartitions(`(c) read_committed of ${names.out}`, got, want)
-  await checkGroupAtEnd(admin, names.etl, names.in, TXN)
+  await checkGroupSettles(10000, admin, names.etl, names.in, TXN)
   log(`(c) read_committed saw exactly A then C; ${names.etl}'s offsets are the input's end`)
 
   await producer.disconnect()
