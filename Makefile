@@ -1,5 +1,5 @@
 # meshka: `make run` starts a node with an embedded upstream; `make test`
-# runs every test.
+# runs every test (installing test/kafkajs's packages first when npm is there).
 GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X main.version=$(VERSION)
@@ -18,8 +18,18 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
-test: lint
+test: lint test/kafkajs/node_modules
 	$(GO) test -race -timeout 20m -count=1 $(PKGS)
+
+# kafkajs for TestKafkajs, installed from the lock file. Without npm the
+# test skips (outside CI), so make test still runs everything else.
+test/kafkajs/node_modules: test/kafkajs/package.json test/kafkajs/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  echo "npm ci --prefix test/kafkajs"; \
+	  npm ci --prefix test/kafkajs --no-audit --no-fund && touch $@; \
+	else \
+	  echo "npm is not installed: TestKafkajs will skip (install Node.js and npm to run it)"; \
+	fi
 
 bench:
 	$(GO) run ./cmd/meshka-bench -out BENCHMARKS.md
