@@ -59,6 +59,30 @@ type Kafka struct {
 	// cannot pin a fetch goroutine for arbitrarily long.
 	FetchMaxWaitCap Duration `yaml:"fetch_max_wait_cap"`
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+
+	// MaxConnections bounds the node's open client connections; past it a
+	// new connection is closed at once. 0 derives the bound from the
+	// process's open-file limit, leaving room for upstream connections.
+	MaxConnections int `yaml:"max_connections"`
+	// MaxConnectionsPerIP bounds connections from one remote address; 0
+	// means none (clients behind one load balancer share its address).
+	MaxConnectionsPerIP int `yaml:"max_connections_per_ip"`
+	// IdleTimeout closes a connection with nothing in flight for this
+	// long, as Kafka's connections.max.idle.ms; 0 never does.
+	IdleTimeout Duration `yaml:"idle_timeout"`
+	// RequestReadTimeout is how long a request, once its first bytes
+	// arrived, may take to arrive whole before the connection is closed.
+	RequestReadTimeout Duration `yaml:"request_read_timeout"`
+	// WriteTimeout closes a connection whose answers the client does not
+	// read for this long: a slow consumer.
+	WriteTimeout Duration `yaml:"write_timeout"`
+	// MaxRequestMemory bounds, for the whole node, the bytes of requests
+	// being read or waiting for their answers; when it is spent,
+	// connections stop being read until answers free some.
+	MaxRequestMemory Size `yaml:"max_request_memory"`
+	// MaxResponseMemory bounds, for the whole node, the bytes of answers
+	// read from upstream for clients and not yet written to them.
+	MaxResponseMemory Size `yaml:"max_response_memory"`
 }
 
 // Cache sizes the in-memory record cache that lets many consumers share one
@@ -123,6 +147,11 @@ func Default() Config {
 			MaxInflightPerConn: 32,
 			FetchMaxWaitCap:    Duration(30 * time.Second),
 			ShutdownTimeout:    Duration(10 * time.Second),
+			IdleTimeout:        Duration(10 * time.Minute),
+			RequestReadTimeout: Duration(30 * time.Second),
+			WriteTimeout:       Duration(30 * time.Second),
+			MaxRequestMemory:   256 * MiB,
+			MaxResponseMemory:  256 * MiB,
 		},
 		Cache: Cache{
 			PartitionMaxBytes: 64 * MiB,

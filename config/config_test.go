@@ -57,6 +57,9 @@ func TestDefault(t *testing.T) {
 		{"kafka.max_inflight_per_conn", c.Kafka.MaxInflightPerConn, 32},
 		{"kafka.fetch_max_wait_cap", c.Kafka.FetchMaxWaitCap.D(), 30 * time.Second},
 		{"kafka.shutdown_timeout", c.Kafka.ShutdownTimeout.D(), 10 * time.Second},
+		{"kafka.idle_timeout", c.Kafka.IdleTimeout.D(), 10 * time.Minute},
+		{"kafka.request_read_timeout", c.Kafka.RequestReadTimeout.D(), 30 * time.Second},
+		{"kafka.write_timeout", c.Kafka.WriteTimeout.D(), 30 * time.Second},
 		{"cache.partition_max_bytes", c.Cache.PartitionMaxBytes, 64 * MiB},
 		{"cache.node_max_bytes", c.Cache.NodeMaxBytes, GiB},
 		{"cache.idle_timeout", c.Cache.IdleTimeout.D(), 60 * time.Second},
@@ -105,6 +108,13 @@ kafka:
   max_inflight_per_conn: 64
   fetch_max_wait_cap: 2m
   shutdown_timeout: 0s
+  max_connections: 5000
+  max_connections_per_ip: 100
+  idle_timeout: 0s
+  request_read_timeout: 5s
+  write_timeout: 1m
+  max_request_memory: 64MiB
+  max_response_memory: 2GiB
 cache:
   partition_max_bytes: 128MiB
   node_max_bytes: 4gib
@@ -138,10 +148,17 @@ func fullConfig() Config {
 			ProduceInflight: 2,
 		},
 		Kafka: Kafka{
-			MaxFrameBytes:      8 * MiB,
-			MaxInflightPerConn: 64,
-			FetchMaxWaitCap:    Duration(2 * time.Minute),
-			ShutdownTimeout:    0,
+			MaxFrameBytes:       8 * MiB,
+			MaxInflightPerConn:  64,
+			FetchMaxWaitCap:     Duration(2 * time.Minute),
+			ShutdownTimeout:     0,
+			MaxConnections:      5000,
+			MaxConnectionsPerIP: 100,
+			IdleTimeout:         0,
+			RequestReadTimeout:  Duration(5 * time.Second),
+			WriteTimeout:        Duration(time.Minute),
+			MaxRequestMemory:    64 * MiB,
+			MaxResponseMemory:   2 * GiB,
 		},
 		Cache: Cache{
 			PartitionMaxBytes: 128 * MiB,

@@ -47,6 +47,18 @@ func (c *Config) Validate() Errors {
 	v.intRange("kafka.max_inflight_per_conn", int64(c.Kafka.MaxInflightPerConn))
 	v.durationRange("kafka.fetch_max_wait_cap", c.Kafka.FetchMaxWaitCap, 0, 5*time.Minute)
 	v.durationRange("kafka.shutdown_timeout", c.Kafka.ShutdownTimeout, 0, 10*time.Minute)
+	v.intRange("kafka.max_connections", int64(c.Kafka.MaxConnections))
+	v.intRange("kafka.max_connections_per_ip", int64(c.Kafka.MaxConnectionsPerIP))
+	v.durationRange("kafka.idle_timeout", c.Kafka.IdleTimeout, 0, 24*time.Hour)
+	v.durationRange("kafka.request_read_timeout", c.Kafka.RequestReadTimeout, time.Second, 10*time.Minute)
+	v.durationRange("kafka.write_timeout", c.Kafka.WriteTimeout, time.Second, 10*time.Minute)
+	v.sizeRange("kafka.max_request_memory", c.Kafka.MaxRequestMemory, MiB, 1024*GiB)
+	if c.Kafka.MaxRequestMemory < c.Kafka.MaxFrameBytes {
+		// A request larger than the whole budget could never be read.
+		v.add("kafka.max_request_memory", "must be at least kafka.max_frame_bytes (%s), got %s",
+			c.Kafka.MaxFrameBytes, c.Kafka.MaxRequestMemory)
+	}
+	v.sizeRange("kafka.max_response_memory", c.Kafka.MaxResponseMemory, MiB, 1024*GiB)
 
 	v.sizeRange("cache.partition_max_bytes", c.Cache.PartitionMaxBytes, 64*KiB, 64*GiB)
 	if c.Cache.NodeMaxBytes < c.Cache.PartitionMaxBytes {
@@ -102,12 +114,14 @@ func (c *Config) ValidateRun() Errors {
 // too large for the key's Go type gets the key's own range in its message,
 // the same as a number that merely fails validation.
 var intRanges = map[string]struct{ lo, hi int64 }{
-	"node.id":                     {0, math.MaxInt32},
-	"upstream.produce_inflight":   {1, 5},
-	"kafka.max_inflight_per_conn": {1, 1024},
-	"groups.max_size":             {0, 1 << 20},
-	"dev.brokers":                 {1, 9},
-	"dev.partitions":              {1, 1000},
+	"node.id":                      {0, math.MaxInt32},
+	"upstream.produce_inflight":    {1, 5},
+	"kafka.max_inflight_per_conn":  {1, 1024},
+	"kafka.max_connections":        {0, 1 << 24},
+	"kafka.max_connections_per_ip": {0, 1 << 24},
+	"groups.max_size":              {0, 1 << 20},
+	"dev.brokers":                  {1, 9},
+	"dev.partitions":               {1, 1000},
 }
 
 func outOfRange(lo, hi int64, got string) string {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -18,6 +19,7 @@ type inflight struct {
 	corrID       int32
 	finish       func() (kmsg.Response, error)
 	read         time.Time // set only when debug logging is on
+	held         int64     // request budget its frame holds until answered
 }
 
 // conn is one client connection: a read goroutine that decodes and hands
@@ -34,16 +36,22 @@ type conn struct {
 	ctx    context.Context // ends when the connection dies
 	cancel context.CancelFunc
 
+	release  func()       // the connection's place in the listener's counts
+	pending  atomic.Int32 // requests read and not yet answered
+	stopping atomic.Bool  // Shutdown: read no more requests
+
 	closeOnce sync.Once
 }
 
-func newConn(s *Server, nc net.Conn) *conn {
+func newConn(s *Server, nc net.Conn, release func()) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &conn{s: s, nc: nc, remote: nc.RemoteAddr().String(), queue: make(chan *inflight, s.cfg.MaxInflight), ctx: ctx, cancel: cancel}
+	return &conn{s: s, nc: nc, remote: nc.RemoteAddr().String(), queue: make(chan *inflight, s.cfg.MaxInflight),
+		ctx: ctx, cancel: cancel, release: release}
 }
 
 func (c *conn) serve() {
 	defer c.s.forget(c)
+	defer c.release()
 	if c.s.debug {
 		c.s.log.Debug("Kafka connection opened", "client", c.remote)
 		defer func() { c.s.log.Debug("Kafka connection closed", "client", c.remote, "client_id", c.clientID) }()
@@ -60,7 +68,10 @@ func (c *conn) serve() {
 }
 
 // stopReading ends the read loop; requests already read are still answered.
-func (c *conn) stopReading() { _ = c.nc.SetReadDeadline(time.Unix(1, 0)) }
+func (c *conn) stopReading() {
+	c.stopping.Store(true)
+	_ = c.nc.SetReadDeadline(time.Unix(1, 0))
+}
 
 // kill ends the connection now.
 func (c *conn) kill() {
@@ -79,10 +90,10 @@ func (c *conn) readLoop() {
 	defer close(c.queue)
 	// No read buffer: the size prefix and then exactly the frame are read
 	// straight from the socket, so an idle connection holds no buffer, and
-	// a frame is allocated only once its size is known and checked.
+	// a frame's buffer grows only as its bytes arrive (readFrame).
 	var prefix [4]byte
 	for {
-		if _, err := io.ReadFull(c.nc, prefix[:]); err != nil {
+		if err := c.awaitFrame(prefix[:]); err != nil {
 			c.readEnded(err)
 			return
 		}
@@ -91,25 +102,81 @@ func (c *conn) readLoop() {
 			c.fail("bad frame", err)
 			return
 		}
-		frame := make([]byte, size)
-		if _, err := io.ReadFull(c.nc, frame); err != nil {
-			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-				c.fail("truncated frame", fmt.Errorf("got fewer than the %d bytes announced", size))
-			} else {
+		frame, held, err := c.readFrame(size)
+		if err != nil {
+			c.s.cfg.RequestBudget.Release(held)
+			switch {
+			case errors.Is(err, errReadTimeout):
+				c.fail("slow request", err)
+			case errors.Is(err, io.ErrUnexpectedEOF):
+				c.fail("truncated frame", err)
+			default:
 				c.readEnded(err)
 			}
 			return
 		}
 		item, err := c.decode(frame)
 		if err != nil {
+			c.s.cfg.RequestBudget.Release(held)
 			c.fail("bad request", err)
 			return
 		}
+		item.held = held
+		c.pending.Add(1)
 		select {
 		case c.queue <- item:
 		case <-c.ctx.Done():
+			c.answered(item)
 			return
 		}
+	}
+}
+
+// awaitFrame reads the next size prefix. A connection with nothing in
+// flight that sends nothing for kafka.idle_timeout is closed, as Kafka's
+// connections.max.idle.ms does; one whose requests are still being
+// answered (a long poll) is not idle and waits on. Once the first byte of
+// a prefix is in, the frame has begun and kafka.request_read_timeout
+// applies.
+func (c *conn) awaitFrame(prefix []byte) error {
+	idle := c.s.cfg.IdleTimeout
+	for {
+		var deadline time.Time
+		if idle > 0 {
+			deadline = time.Now().Add(idle)
+		}
+		if err := c.readDeadline(deadline); err != nil {
+			return err
+		}
+		_, err := io.ReadFull(c.nc, prefix[:1])
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() && !c.stopping.Load() {
+			if c.pending.Load() > 0 {
+				continue
+			}
+			c.s.idleClosed.Add(1)
+			if c.s.debug {
+				c.s.log.Debug("closing idle Kafka connection", "client", c.remote, "client_id", c.clientID, "idle", idle)
+			}
+			return io.EOF
+		}
+		if err != nil {
+			return err
+		}
+		if err := c.readDeadline(time.Now().Add(c.s.cfg.RequestReadTimeout)); err != nil {
+			return err
+		}
+		if _, err := io.ReadFull(c.nc, prefix[1:]); err != nil {
+			if errors.As(err, &ne) && ne.Timeout() && !c.stopping.Load() {
+				c.fail("slow request", errReadTimeout)
+				return io.EOF
+			}
+			if errors.Is(err, io.EOF) {
+				return io.ErrUnexpectedEOF
+			}
+			return err
+		}
+		return nil
 	}
 }
 
@@ -120,12 +187,20 @@ func (c *conn) readEnded(err error) {
 		// The client is gone, as a Kafka broker treats a closed read side:
 		// nobody will read answers, so pending long polls end now.
 		c.cancel()
-	case errors.As(err, &ne) && ne.Timeout(): // stopReading at shutdown
+	case errors.Is(err, errStopping), errors.As(err, &ne) && ne.Timeout(): // stopReading at shutdown
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		c.fail("truncated frame", err)
 	default:
 		c.s.log.Debug("Kafka connection read ended", "client", c.remote, "err", err)
 	}
+}
+
+// answered frees what a request held once its answer is written, or will
+// never be.
+func (c *conn) answered(item *inflight) {
+	c.s.cfg.RequestBudget.Release(item.held)
+	item.held = 0
+	c.pending.Add(-1)
 }
 
 // decode parses one frame and starts its handler.
@@ -178,9 +253,13 @@ func (c *conn) writeLoop() {
 	// The outbox is taken from a pool for each run of queued answers and
 	// given back after the write, so an idle connection holds no buffer.
 	var out *outbox
+	var written []*inflight // in the outbox, answered once it is written
 	defer func() {
 		if out != nil {
 			out.release()
+		}
+		for _, item := range written {
+			c.answered(item)
 		}
 	}()
 	for item := range c.queue {
@@ -190,6 +269,7 @@ func (c *conn) writeLoop() {
 				"version", item.version, "correlation_id", item.corrID, "took", time.Since(item.read), "no_answer", resp == nil && err == nil)
 		}
 		if err != nil {
+			c.answered(item)
 			if c.ctx.Err() == nil {
 				c.fail("request failed", err)
 			}
@@ -203,11 +283,18 @@ func (c *conn) writeLoop() {
 			}
 			resp.SetVersion(item.version)
 			out.add(item, resp)
+			written = append(written, item)
+		} else {
+			c.answered(item)
 		}
 		if out != nil && (len(c.queue) == 0 || out.size >= flushBytes) {
-			err := out.flush(c.nc)
+			err := c.flush(out)
 			out.release()
 			out = nil
+			for _, w := range written {
+				c.answered(w)
+			}
+			written = written[:0]
 			if err != nil {
 				c.kill()
 				c.drain()
@@ -217,8 +304,24 @@ func (c *conn) writeLoop() {
 	}
 }
 
+// flush writes the outbox within kafka.write_timeout; a client that reads
+// none of it for that long is a slow consumer and is cut off.
+func (c *conn) flush(out *outbox) error {
+	if d := c.s.cfg.WriteTimeout; d > 0 {
+		_ = c.nc.SetWriteDeadline(time.Now().Add(d))
+	}
+	err := out.flush(c.nc)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		c.s.slowClosed.Add(1)
+		c.fail("slow consumer", fmt.Errorf("answers not read within kafka.write_timeout (%s)", c.s.cfg.WriteTimeout))
+	}
+	return err
+}
+
 // drain empties the queue so the read loop, blocked on a full queue, ends.
 func (c *conn) drain() {
-	for range c.queue {
+	for item := range c.queue {
+		c.answered(item)
 	}
 }

@@ -4,23 +4,31 @@ package kafkawire
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/meshka/meshka/actors/partition"
 	"github.com/meshka/meshka/cluster"
 	"github.com/meshka/meshka/internal/ratelog"
+	"github.com/meshka/meshka/netguard"
 	"github.com/meshka/meshka/upstream"
 )
 
-// Config bounds what one connection may ask of the node.
+// Config bounds what one connection, and all of them together, may ask of
+// the node.
 type Config struct {
 	MaxFrameBytes   int32         // largest request accepted
 	MaxInflight     int           // requests read ahead of their responses
 	FetchMaxWaitCap time.Duration // upper bound on a fetch's long poll
+
+	Limits             netguard.Limits  // connections at once, in all and per address
+	IdleTimeout        time.Duration    // close a connection idle this long; 0: never
+	RequestReadTimeout time.Duration    // a begun request must arrive whole within this
+	WriteTimeout       time.Duration    // answers must be taken by the client within this
+	RequestBudget      *netguard.Budget // bytes of requests read or waiting, node-wide
 }
 
 // Deps are the parts of the node the handlers use.
@@ -40,7 +48,7 @@ type Server struct {
 	log  *slog.Logger
 
 	mu       sync.Mutex
-	ln       net.Listener
+	ln       *netguard.Listener
 	conns    map[*conn]struct{}
 	closing  bool
 	connWG   sync.WaitGroup
@@ -50,6 +58,8 @@ type Server struct {
 
 	trouble *ratelog.Limiter // upstream trouble: one line per interval
 	debug   bool             // debug logging on: per-connection and per-request lines
+
+	idleClosed, slowClosed atomic.Int64 // connections closed idle, and as slow consumers
 }
 
 // troubleInterval is how often the same upstream trouble is logged.
@@ -77,6 +87,12 @@ func New(cfg Config, deps Deps) *Server {
 	if cfg.FetchMaxWaitCap < 0 {
 		cfg.FetchMaxWaitCap = 30 * time.Second
 	}
+	if cfg.RequestReadTimeout <= 0 {
+		cfg.RequestReadTimeout = 30 * time.Second
+	}
+	if cfg.RequestBudget == nil {
+		cfg.RequestBudget = netguard.NewBudget(0)
+	}
 	if deps.Logger == nil {
 		deps.Logger = slog.Default()
 	}
@@ -84,20 +100,21 @@ func New(cfg Config, deps Deps) *Server {
 		trouble: ratelog.New(deps.Logger, troubleInterval), debug: deps.Logger.Enabled(context.Background(), slog.LevelDebug)}
 }
 
-// Serve accepts connections on ln until Shutdown. It returns nil after a
-// Shutdown.
+// Serve accepts connections on ln until Shutdown, within the configured
+// limits; errors accepting are retried (netguard.Listener), so only
+// Shutdown ends it, and then it returns nil.
 func (s *Server) Serve(ln net.Listener) error {
+	gl := netguard.Listen(ln, "kafka", s.cfg.Limits, s.log)
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
-		ln.Close()
+		gl.Close()
 		return nil
 	}
-	s.ln = ln
+	s.ln = gl
 	s.mu.Unlock()
-	var tempDelay time.Duration
 	for {
-		nc, err := ln.Accept()
+		nc, release, err := gl.Accept()
 		if err != nil {
 			s.mu.Lock()
 			closing := s.closing
@@ -105,20 +122,14 @@ func (s *Server) Serve(ln net.Listener) error {
 			if closing {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				tempDelay = min(max(2*tempDelay, 5*time.Millisecond), time.Second)
-				time.Sleep(tempDelay)
-				continue
-			}
 			return err
 		}
-		tempDelay = 0
-		c := newConn(s, nc)
+		c := newConn(s, nc, release)
 		s.mu.Lock()
 		if s.closing {
 			s.mu.Unlock()
 			nc.Close()
+			release()
 			continue
 		}
 		s.conns[c] = struct{}{}
@@ -127,6 +138,22 @@ func (s *Server) Serve(ln net.Listener) error {
 		go c.serve()
 	}
 }
+
+// Listener is the guarded listener Serve accepts on, once it started.
+func (s *Server) Listener() *netguard.Listener {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ln
+}
+
+// RequestBudget is the node-wide budget for request bytes.
+func (s *Server) RequestBudget() *netguard.Budget { return s.cfg.RequestBudget }
+
+// IdleClosed and SlowClosed count the connections closed for being idle
+// past kafka.idle_timeout and for not reading their answers within
+// kafka.write_timeout.
+func (s *Server) IdleClosed() int64 { return s.idleClosed.Load() }
+func (s *Server) SlowClosed() int64 { return s.slowClosed.Load() }
 
 func (s *Server) forget(c *conn) {
 	s.mu.Lock()

@@ -18,6 +18,7 @@ import (
 	"github.com/meshka/meshka/cluster"
 	"github.com/meshka/meshka/config"
 	"github.com/meshka/meshka/kafkawire"
+	"github.com/meshka/meshka/netguard"
 	"github.com/meshka/meshka/upstream"
 )
 
@@ -123,10 +124,19 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 	}
 	n.mesh = mesh
 
+	maxConns := cfg.Kafka.MaxConnections
+	if maxConns == 0 {
+		maxConns = netguard.MaxConnsFromFileLimit()
+	}
 	n.srv = kafkawire.New(kafkawire.Config{
-		MaxFrameBytes:   int32(min(int64(cfg.Kafka.MaxFrameBytes), 1<<31-1)),
-		MaxInflight:     cfg.Kafka.MaxInflightPerConn,
-		FetchMaxWaitCap: cfg.Kafka.FetchMaxWaitCap.D(),
+		MaxFrameBytes:      int32(min(int64(cfg.Kafka.MaxFrameBytes), 1<<31-1)),
+		MaxInflight:        cfg.Kafka.MaxInflightPerConn,
+		FetchMaxWaitCap:    cfg.Kafka.FetchMaxWaitCap.D(),
+		Limits:             netguard.Limits{MaxConns: maxConns, MaxConnsPerIP: cfg.Kafka.MaxConnectionsPerIP},
+		IdleTimeout:        cfg.Kafka.IdleTimeout.D(),
+		RequestReadTimeout: cfg.Kafka.RequestReadTimeout.D(),
+		WriteTimeout:       cfg.Kafka.WriteTimeout.D(),
+		RequestBudget:      netguard.NewBudget(int64(cfg.Kafka.MaxRequestMemory)),
 	}, kafkawire.Deps{Upstream: up, UpstreamName: upstreamName, Mesh: mesh, Registry: n.reg, Logger: log})
 	go func() { n.served <- n.srv.Serve(ln) }()
 
@@ -158,6 +168,9 @@ func advertised(cfg config.Config, bound net.Addr) string {
 
 // Addr is the Kafka listener's bound address.
 func (n *Node) Addr() net.Addr { return n.ln.Addr() }
+
+// Kafka is the node's Kafka listener, for its counters.
+func (n *Node) Kafka() *kafkawire.Server { return n.srv }
 
 // CacheBytes is the bytes all partition caches on the node hold.
 func (n *Node) CacheBytes() int64 { return n.budget.Used() }

@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/meshka/meshka/embedded"
 )
 
@@ -532,6 +534,140 @@ func TestRunDrainsOnSIGTERM(t *testing.T) {
 	for _, line := range strings.Split(p.stderr(), "\n") {
 		if !json.Valid([]byte(line)) {
 			t.Errorf("log line is not JSON: %q", line)
+		}
+	}
+}
+
+// startLimited starts meshka with its open-file limit lowered to nofile, as
+// a tight ulimit in production would have it.
+func startLimited(t *testing.T, nofile int, args ...string) *process {
+	t.Helper()
+	script := fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, nofile)
+	return startMeshka(t, "/bin/sh", append([]string{"-c", script, meshkaBin(t)}, args...)...)
+}
+
+// holdConns opens n connections to addr and keeps them open until the
+// test closes them with the returned func.
+func holdConns(t *testing.T, addr string, n int) func() {
+	t.Helper()
+	var cs []net.Conn
+	for i := 0; i < n; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		cs = append(cs, c)
+	}
+	return func() {
+		for _, c := range cs {
+			c.Close()
+		}
+	}
+}
+
+// Running out of file descriptors does not stop the node: with
+// kafka.max_connections above what the open-file limit allows, accepts
+// fail with EMFILE, are retried with backoff and logged, and once the
+// connections close the node serves a real client again.
+func TestSurvivesFileDescriptorExhaustion(t *testing.T) {
+	ctx := testContext(t)
+	up, err := embedded.Start(embedded.Config{Brokers: 1, Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(up.Close)
+	cfg := filepath.Join(t.TempDir(), "meshka.yaml")
+	if err := os.WriteFile(cfg, []byte("log:\n  format: json\nkafka:\n  max_connections: 100000\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := startLimited(t, 256, "run", "--config", cfg, "--listen", "127.0.0.1:0", "--upstream", strings.Join(up.ListenAddrs(), ","))
+	addr := listenAddr(t, p.waitFor(ctx, `"msg":"meshka node started"`))
+
+	release := holdConns(t, addr, 300)
+	p.waitFor(ctx, "accepting a connection failed; retrying")
+	release()
+	produceAndConsume(t, ctx, addr, "after-emfile")
+	if code := p.exit(ctx, syscall.SIGTERM); code != 0 {
+		t.Fatalf("meshka exited %d on SIGTERM after running out of descriptors, want 0", code)
+	}
+}
+
+// With kafka.max_connections left at 0, the bound comes from the open-file
+// limit, so connections past it are refused before descriptors run out.
+func TestMaxConnectionsFromFileLimit(t *testing.T) {
+	ctx := testContext(t)
+	up, err := embedded.Start(embedded.Config{Brokers: 1, Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(up.Close)
+	p := startLimited(t, 256, "run", "--listen", "127.0.0.1:0", "--upstream", strings.Join(up.ListenAddrs(), ","))
+	line := p.waitFor(ctx, "meshka node started")
+	addr := line[strings.Index(line, "listen=")+len("listen="):]
+	addr = addr[:strings.IndexByte(addr, ' ')]
+
+	release := holdConns(t, addr, 300)
+	p.waitFor(ctx, "connection refused: max_connections reached")
+	if p.logged("accepting a connection failed") {
+		t.Fatal("meshka ran out of descriptors with a bound derived from its open-file limit")
+	}
+	release()
+	produceAndConsume(t, ctx, addr, "after-refusals")
+	if code := p.exit(ctx, syscall.SIGTERM); code != 0 {
+		t.Fatalf("meshka exited %d on SIGTERM, want 0", code)
+	}
+}
+
+// logged reports whether meshka has logged a line holding s so far.
+func (p *process) logged(s string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, l := range p.lines {
+		if strings.Contains(l, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// listenAddr is the listen address of a JSON "meshka node started" line.
+func listenAddr(t *testing.T, line string) string {
+	t.Helper()
+	var started struct{ Listen string }
+	if err := json.Unmarshal([]byte(line), &started); err != nil || started.Listen == "" {
+		t.Fatalf("no listen address in %q: %v", line, err)
+	}
+	return started.Listen
+}
+
+// produceAndConsume writes one record to topic through meshka at addr and
+// reads it back: the node serves real clients.
+func produceAndConsume(t *testing.T, ctx context.Context, addr, topic string) {
+	t.Helper()
+	p, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.AllowAutoTopicCreation(), kgo.DefaultProduceTopic(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if err := p.ProduceSync(ctx, &kgo.Record{Value: []byte("alive")}).FirstErr(); err != nil {
+		t.Fatalf("produce through meshka: %v", err)
+	}
+	c, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for {
+		fs := c.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("consume through meshka: %v", ctx.Err())
+		}
+		fs.EachError(func(topic string, p int32, err error) { t.Fatalf("fetch %s/%d: %v", topic, p, err) })
+		if fs.NumRecords() > 0 {
+			if v := string(fs.Records()[0].Value); v != "alive" {
+				t.Fatalf("consumed %q", v)
+			}
+			return
 		}
 	}
 }
