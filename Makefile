@@ -34,13 +34,17 @@ test/kafkajs/node_modules: test/kafkajs/package.json test/kafkajs/package-lock.j
 bench:
 	$(GO) run ./cmd/meshka-bench -out BENCHMARKS.md
 
-# Runs every fuzz target for FUZZTIME each.
+# Runs every fuzz target for FUZZTIME each, all of them even when one
+# fails, then lists the ones that failed and exits 1 if any did.
 fuzz:
-	@set -e; for pkg in $$($(GO) list $(PKGS)); do \
+	@failed=""; for pkg in $$($(GO) list $(PKGS)); do \
 	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
-	    echo "fuzz $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
+	    echo "fuzz $$pkg $$t"; \
+	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg || failed="$$failed $$pkg.$$t"; \
 	  done; \
-	done
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz targets that failed:$$failed"; exit 1; fi; \
+	echo "every fuzz target passed"
 
 clean:
 	rm -rf bin .meshka-dev

@@ -2,6 +2,7 @@ package test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"maps"
@@ -50,10 +51,15 @@ func (s *seqLog) add(who string, r *kgo.Record) {
 }
 
 // addValue is add for any client's record: its value, partition and offset.
+// A value is a decimal number (produceSeq) or an 8-byte big-endian one
+// (seqProducer).
 func (s *seqLog) addValue(who string, value []byte, partition int32, offset int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	v, err := strconv.Atoi(string(value))
+	if err != nil && len(value) == 8 {
+		v, err = int(binary.BigEndian.Uint64(value)), nil
+	}
 	if err != nil {
 		s.bad = append(s.bad, fmt.Sprintf("%d@%d: value %q", partition, offset, value))
 		return
