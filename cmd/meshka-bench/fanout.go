@@ -88,7 +88,8 @@ func runFanout(b *bench) section {
 		for r := 1; r <= rounds; r++ {
 			roundStart := time.Now()
 			for _, side := range []string{"direct", "meshka"} {
-				x := fanoutOnce(b, up, topic, records, side, n, r, tune)
+				var x sample
+				labelled(fmt.Sprintf("P4 N=%d", n), side, func() { x = fanoutOnce(b, up, topic, records, side, n, r, tune) })
 				s.samples = append(s.samples, x)
 				if x.err != "" {
 					b.failed = true

@@ -6,10 +6,12 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"os"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strings"
 	"time"
@@ -25,6 +27,10 @@ type options struct {
 	// cpuProfile and memProfile, when set, receive pprof profiles of the
 	// whole run (client, meshka and kfake share the process).
 	cpuProfile, memProfile string
+	// execTrace, when set, receives a runtime/trace execution trace of
+	// the whole run (go tool trace): where goroutines wait, not only
+	// where they burn CPU.
+	execTrace string
 }
 
 // measurement is one independently selectable benchmark. A measurement
@@ -45,10 +51,12 @@ type measurement struct {
 var measurements = []measurement{
 	{ids: []string{"P1"}, title: "P1 produce throughput", run: runProduce, order: 1},
 	{ids: []string{"P2"}, title: "P2 produce latency at a fixed rate", run: runLatency, order: 2},
-	{ids: []string{"P5"}, title: "P5 cache serving vs raw loopback TCP", run: runCache, order: 4},
-	{ids: []string{"P6"}, title: "P6 memory per idle connection", run: runConns, order: 5},
-	{ids: []string{"P7"}, title: "P7 group rebalance after a member leaves", run: runRebalance, order: 6},
-	{ids: []string{"MICRO"}, title: "Micro-benchmarks", run: runMicro, order: 7},
+	{ids: []string{"P4_1"}, title: "P4₁ one reader catching up on a cold partition", run: runCatchup, order: 4},
+	{ids: []string{"P4_1T"}, title: "P4₁ₜ one reader tailing a partition", run: runTail, order: 5},
+	{ids: []string{"P5"}, title: "P5 cache serving vs raw loopback TCP", run: runCache, order: 6},
+	{ids: []string{"P6"}, title: "P6 memory per idle connection", run: runConns, order: 7},
+	{ids: []string{"P7"}, title: "P7 group rebalance after a member leaves", run: runRebalance, order: 8},
+	{ids: []string{"MICRO"}, title: "Micro-benchmarks", run: runMicro, order: 9},
 	{ids: []string{"P3", "P4"}, title: "P3/P4 fan-out: upstream bytes and delivered throughput", run: runFanout, order: 3},
 }
 
@@ -65,10 +73,12 @@ func run() int {
 	flag.StringVar(&o.out, "out", "BENCHMARKS.md", "write the markdown report to `FILE`")
 	flag.BoolVar(&o.quick, "quick", false, "shorter runs, for a smoke check (whole run under 90 s)")
 	flag.IntVar(&o.rounds, "rounds", 3, "direct/meshka A/B pairs per measurement")
-	flag.StringVar(&only, "only", "", "comma `LIST` of measurement ids to run (P1 … P7, micro; P3 and P4 come from the same runs, so either runs both); empty runs all")
+	flag.StringVar(&only, "only", "", "comma `LIST` of measurement ids to run: P1, P2, P3, P4, P4_1 (one reader catching up), P4_1t (one reader tailing), P5, P6, P7, micro; "+
+		"P3 and P4 come from the same runs, so either runs both; empty runs all")
 	flag.BoolVar(&o.debug, "debug", false, "log meshka at debug level and franz-go clients at warn level to stderr")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to `FILE`")
 	flag.StringVar(&o.memProfile, "memprofile", "", "write an allocation profile of the whole run to `FILE`")
+	flag.StringVar(&o.execTrace, "trace", "", "write an execution trace of the whole run to `FILE` (large: use with -only and few -rounds)")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "meshka-bench: unexpected arguments %q\n", flag.Args())
@@ -90,7 +100,7 @@ func run() int {
 			continue
 		}
 		if !known[id] {
-			fmt.Fprintf(os.Stderr, "meshka-bench: unknown measurement id %q (known: P1 … P7, micro)\n", id)
+			fmt.Fprintf(os.Stderr, "meshka-bench: unknown measurement id %q (known: P1 … P7, P4_1, P4_1t, micro)\n", id)
 			return 2
 		}
 		o.only = append(o.only, id)
@@ -108,6 +118,19 @@ func run() int {
 			return 1
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if o.execTrace != "" {
+		f, err := os.Create(o.execTrace)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "meshka-bench: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		if err := trace.Start(f); err != nil {
+			fmt.Fprintf(os.Stderr, "meshka-bench: %v\n", err)
+			return 1
+		}
+		defer trace.Stop()
 	}
 	if o.memProfile != "" {
 		defer func() {
@@ -155,6 +178,17 @@ func run() int {
 	return 0
 }
 
+// labelled runs f with pprof labels naming the measurement and side, so a
+// -cpuprofile of the run splits by them (go tool pprof -tagfocus
+// side=meshka), inside a -trace region of the same name. Goroutines
+// started inside inherit the labels: the clients' and the meshka node's
+// do, kfake's (started with the upstream) do not.
+func labelled(id, side string, f func()) {
+	pprof.Do(context.Background(), pprof.Labels("measurement", id, "side", side), func(ctx context.Context) {
+		trace.WithRegion(ctx, id+" "+side, f)
+	})
+}
+
 func writeAllocProfile(path string) error {
 	f, err := os.Create(path)
 	if err != nil {
@@ -185,8 +219,8 @@ type bench struct {
 func newBench(o options) *bench {
 	now := time.Now()
 	// The budgets leave room for compiling (go run) and writing the report
-	// inside the 10 min (default) and 90 s (-quick) limits.
-	budget := 9 * time.Minute
+	// inside the 12 min (default) and 90 s (-quick) limits.
+	budget := 11 * time.Minute
 	if o.quick {
 		budget = 75 * time.Second
 	}
@@ -199,10 +233,10 @@ func (b *bench) progress(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "[%6.1fs] %s\n", time.Since(b.start).Seconds(), fmt.Sprintf(format, args...))
 }
 
-// produceRounds is the A/B pairs P1 and P2 run: two more than the rest.
-// Their figures move most between runs on a shared 2-core machine (the
-// producer, kfake and meshka all saturate it), and they are short enough
-// that two more pairs fit the budget.
+// produceRounds is the A/B pairs P1, P2, P4₁ and P4₁ₜ run: two more than
+// the rest. Their figures move most between runs on a shared 2-core
+// machine (the clients, kfake and meshka all saturate it), and they are
+// short enough that two more pairs fit the budget.
 func (o options) produceRounds() int {
 	if o.quick {
 		return o.rounds

@@ -220,13 +220,19 @@ func pairedRatios(samples []sample) string {
 		". The spread is the machine's drift between runs of a few seconds; the result is the ratio of the two sides' medians."
 }
 
-// produceTopic creates the fresh topic one P1 or P2 run produces to, and
-// returns the function that deletes it.
+// produceTopic creates the fresh topic of producePartitions partitions
+// one P1 or P2 run produces to, and returns the function that deletes it.
 func produceTopic(b *bench, up *upstream, id string, round int, side string) (string, func(), error) {
+	return freshTopic(b, up, id, round, side, producePartitions)
+}
+
+// freshTopic creates a fresh topic of partitions partitions for one run,
+// with produceTopicConfigs, and returns the function that deletes it.
+func freshTopic(b *bench, up *upstream, id string, round int, side string, partitions int32) (string, func(), error) {
 	topic := fmt.Sprintf("bench-%s-r%d-%s-%d", strings.ToLower(id), round, side, time.Now().UnixNano())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := up.createTopic(ctx, topic, producePartitions, produceTopicConfigs...); err != nil {
+	if err := up.createTopic(ctx, topic, partitions, produceTopicConfigs...); err != nil {
 		return "", nil, err
 	}
 	return topic, func() {

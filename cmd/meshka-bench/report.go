@@ -153,7 +153,7 @@ func (r report) markdown() string {
 	w("Each measurement runs the same franz-go workload straight to an in-process kfake upstream (3 brokers) ")
 	w("and through an in-process meshka node in front of it, alternating direct and meshka runs (A B A B …) ")
 	w("so drift on the machine hits both sides alike. Figures are medians over the rounds; the result column is the ratio meshka ÷ direct ")
-	w("unless it shows a unit (P2: the latency meshka adds; P6: meshka's own figure). Client, proxy and upstream share the same machine, so every figure includes ")
+	w("unless it shows a unit (P2, P4₁ₜ: the latency meshka adds; P6: meshka's own figure). Client, proxy and upstream share the same machine, so every figure includes ")
 	w("their competition for its cores, and with anything else running on it (see the load average). ")
 	w("1 MB = 10^6 bytes; 1 MiB = 2^20 bytes. Charts are PNGs in docs/bench/, drawn by the harness.\n\n")
 
@@ -174,7 +174,7 @@ func (r report) markdown() string {
 	if len(r.opts.only) > 0 {
 		only = strings.Join(r.opts.only, ",")
 	}
-	w("| run | %s, %d rounds (P1 and P2: %d), measurements %s, %s in all |\n\n", mode, r.opts.rounds, r.opts.produceRounds(), only, r.took.Round(time.Second))
+	w("| run | %s, %d rounds (P1, P2, P4₁, P4₁ₜ: %d), measurements %s, %s in all |\n\n", mode, r.opts.rounds, r.opts.produceRounds(), only, r.took.Round(time.Second))
 
 	for _, s := range r.sections {
 		w("## %s\n\n", s.title)
