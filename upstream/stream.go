@@ -15,9 +15,20 @@ import (
 // Stream tuning. A stream long-polls like a Kafka consumer: one request per
 // upstream broker carries every partition streamed from it.
 const (
-	streamMaxWait       = 200 * time.Millisecond
-	streamMaxBytes      = 32 << 20
-	streamPartitionMax  = 4 << 20
+	streamMaxWait  = 200 * time.Millisecond
+	streamMaxBytes = 32 << 20
+	// streamPartitionMax is what a consumer asks per partition by default
+	// (franz-go, the Java client and librdkafka all ask 1 MiB): upstream
+	// answers it as it answers them, a reader waiting on a cold cache gets
+	// its first bytes after one such read, and a larger read gained
+	// nothing, since the next one is already on its way while a chunk is
+	// cached (streamDepth).
+	streamPartitionMax = 1 << 20
+	// streamDepth is the chunks of a partition delivered and not yet Done:
+	// with two, the stream asks upstream for the next chunk while the sink
+	// takes the last, so the sink's work is off the path from one upstream
+	// read to the next.
+	streamDepth         = 2
 	streamFetchVersion  = 12 // the last Fetch version that names topics
 	streamRetryInterval = 250 * time.Millisecond
 )
@@ -29,11 +40,17 @@ type Chunk struct {
 	LastStableOffset int64
 	LogStartOffset   int64
 	Batches          []records.Batch // complete batches only
+	// Shared says the batches' buffer holds more than a third again as
+	// many other bytes (other partitions' records, a partial batch cut by
+	// the size limit): a sink keeping the batches should copy them rather
+	// than hold that buffer. Otherwise the buffer is the chunk's alone.
+	Shared bool
 }
 
-// Sink receives a stream's chunks, in offset order, one at a time: the
-// stream sends nothing more for the partition until the sink calls Done.
-// Deliver is called from the stream's goroutine and must not block.
+// Sink receives a stream's chunks, in offset order: the stream delivers at
+// most streamDepth chunks of a partition before the sink has called Done
+// for the first of them. Deliver is called from the stream's goroutine
+// and must not block.
 type Sink interface {
 	Deliver(sub *Subscription, c *Chunk)
 }
@@ -48,7 +65,7 @@ type Subscription struct {
 
 	mu      sync.Mutex
 	offset  int64 // next offset to fetch; owned by the fetcher while subscribed
-	pending bool  // a chunk is delivered and not yet Done
+	pending int   // chunks delivered and not yet Done
 	fresh   bool  // no response seen yet: fetch without waiting
 	stopped bool
 	f       *fetcher
@@ -56,10 +73,11 @@ type Subscription struct {
 	lastHW, lastLSO, lastLogStart int64 // last delivered, to skip empty repeats
 }
 
-// Done tells the stream the sink has taken the last chunk.
+// Done tells the stream the sink has taken one more chunk; it is called
+// once per chunk delivered without an error. Safe for concurrent use.
 func (sub *Subscription) Done() {
 	sub.mu.Lock()
-	sub.pending = false
+	sub.pending = max(sub.pending-1, 0)
 	f := sub.f
 	sub.mu.Unlock()
 	if f != nil {
@@ -204,7 +222,7 @@ func (f *fetcher) ready() (subs []*Subscription, offsets []int64, fresh bool) {
 	}
 	for _, sub := range f.order {
 		sub.mu.Lock()
-		if !sub.pending && !sub.stopped {
+		if sub.pending < streamDepth && !sub.stopped {
 			subs = append(subs, sub)
 			offsets = append(offsets, sub.offset)
 			fresh = fresh || sub.fresh
@@ -290,6 +308,15 @@ func (f *fetcher) handle(subs []*Subscription, offsets []int64, resp *kmsg.Fetch
 	for i, sub := range subs {
 		bySub[key{sub.Topic, sub.Partition}] = i
 	}
+	// A chunk keeps the response's buffer only when its batches fill most
+	// of it: the records of every partition in the response are what the
+	// buffer holds, beside a few bytes of framing each.
+	all := 0
+	for ti := range resp.Topics {
+		for pi := range resp.Topics[ti].Partitions {
+			all += len(resp.Topics[ti].Partitions[pi].RecordBatches)
+		}
+	}
 	var moved []*Subscription
 	for ti := range resp.Topics {
 		rt := &resp.Topics[ti]
@@ -323,6 +350,11 @@ func (f *fetcher) handle(subs []*Subscription, offsets []int64, resp *kmsg.Fetch
 					c.Err = kerr.CorruptMessage.Code
 				}
 				c.Batches = batches
+				own := 0
+				for _, b := range batches {
+					own += len(b.Data)
+				}
+				c.Shared = 4*own < 3*all
 			}
 			sub.mu.Lock()
 			if sub.stopped || sub.offset != offsets[i] {
@@ -337,7 +369,12 @@ func (f *fetcher) handle(subs []*Subscription, offsets []int64, resp *kmsg.Fetch
 			deliver := c.Err != 0 || len(c.Batches) > 0 || sub.lastHW != c.HighWatermark ||
 				sub.lastLSO != c.LastStableOffset || sub.lastLogStart != c.LogStartOffset
 			sub.lastHW, sub.lastLSO, sub.lastLogStart = c.HighWatermark, c.LastStableOffset, c.LogStartOffset
-			sub.pending = deliver
+			switch {
+			case deliver && c.Err != 0:
+				sub.pending = streamDepth // nothing more until Stop
+			case deliver:
+				sub.pending++
+			}
 			sub.mu.Unlock()
 			if deliver {
 				sub.sink.Deliver(sub, c)

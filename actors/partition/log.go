@@ -137,16 +137,22 @@ func (l *Log) Append(c *upstream.Chunk) {
 	// room for them only evicts older ones.
 	l.takeBudget(int64(total))
 	l.size += int64(total)
-	// One copy per chunk: the upstream response buffer holds other
-	// partitions too, and the cache must own exactly what it counts.
-	buf := make([]byte, 0, total)
+	// The cache must hold about what it counts. A chunk whose buffer is
+	// its own is kept as it came; one sharing its buffer with much else
+	// (other partitions of the upstream response) is copied, once.
+	var buf []byte
+	if c.Shared {
+		buf = make([]byte, 0, total)
+	}
 	for _, b := range c.Batches {
 		if b.Last < l.end {
 			continue
 		}
-		off := len(buf)
-		buf = append(buf, b.Data...)
-		b.Data = buf[off:len(buf):len(buf)]
+		if c.Shared {
+			off := len(buf)
+			buf = append(buf, b.Data...)
+			b.Data = buf[off:len(buf):len(buf)]
+		}
 		l.track(&b)
 		if len(l.batches) == l.head && b.Base < l.start {
 			l.start = b.Base

@@ -62,9 +62,9 @@ func logTestEncode(tb testing.TB, base int64, attrs int16, pid int64, recs []kms
 }
 
 // logTestChunk splits the concatenated raw batches as the upstream stream
-// does and wraps them in a chunk. The buffer is reused by nothing else, but
-// Append must copy anyway; logTestChunk scribbles over it afterwards in
-// tests that check that.
+// does and wraps them in a chunk marked Shared, as one of several
+// partitions in an upstream response is: Append must copy it, and
+// TestLogServesFromStart scribbles over the buffer afterwards to check.
 func logTestChunk(tb testing.TB, hw, lso int64, raws ...[]byte) *upstream.Chunk {
 	tb.Helper()
 	var buf []byte
@@ -75,7 +75,7 @@ func logTestChunk(tb testing.TB, hw, lso int64, raws ...[]byte) *upstream.Chunk 
 	if err != nil || len(rest) != 0 || len(bs) != len(raws) {
 		tb.Fatalf("Split: %d batches, %d rest, %v", len(bs), len(rest), err)
 	}
-	return &upstream.Chunk{HighWatermark: hw, LastStableOffset: lso, LogStartOffset: 0, Batches: bs}
+	return &upstream.Chunk{HighWatermark: hw, LastStableOffset: lso, LogStartOffset: 0, Batches: bs, Shared: true}
 }
 
 func logTestClosed(ch <-chan struct{}) bool {
@@ -122,7 +122,8 @@ func TestLogServesFromStart(t *testing.T) {
 	if !logTestClosed(first.Notify) {
 		t.Fatal("a reader waiting for the first answer was not woken")
 	}
-	// The cache must own its copy: the upstream buffer is reused.
+	// The cache must own its copy: the upstream buffer holds other
+	// partitions' records.
 	for i := range ch.Batches {
 		for j := range ch.Batches[i].Data {
 			ch.Batches[i].Data[j] = 0xEE
@@ -139,6 +140,25 @@ func TestLogServesFromStart(t *testing.T) {
 	logTestExpect(t, l.Read(5, 1<<20, ReadUncommitted), c)
 	if l.End() != 6 || l.Size() != int64(len(a)+len(b)+len(c)) || budget.Used() != l.Size() {
 		t.Fatalf("end %d size %d used %d", l.End(), l.Size(), budget.Used())
+	}
+}
+
+// A chunk whose buffer is its own is cached as it came, not copied, and
+// still counted byte for byte.
+func TestLogKeepsOwnChunkBuffer(t *testing.T) {
+	budget := NewBudget(1 << 20)
+	l := NewLog(0, 1<<20, budget)
+	a, b := logTestBatch(t, 0, 2, 0, -1), logTestBatch(t, 2, 3, 0, -1)
+	ch := logTestChunk(t, 5, 5, a, b)
+	ch.Shared = false
+	l.Append(ch)
+	r := l.Read(0, 1<<20, ReadUncommitted)
+	logTestExpect(t, r, a, b)
+	if &r.Batches[0][0] != &ch.Batches[0].Data[0] || &r.Batches[1][0] != &ch.Batches[1].Data[0] {
+		t.Fatal("a chunk with its own buffer was copied")
+	}
+	if l.Size() != int64(len(a)+len(b)) || budget.Used() != l.Size() {
+		t.Fatalf("size %d used %d, want %d", l.Size(), budget.Used(), len(a)+len(b))
 	}
 }
 
