@@ -8,6 +8,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/meshka/meshka/config"
 	"github.com/meshka/meshka/internal/testenv"
 )
 
@@ -83,5 +84,62 @@ func TestFanOutUpstreamBytes(t *testing.T) {
 	t.Logf("one direct reader: %d upstream bytes; %d readers through meshka: %d upstream bytes (%.3fx)", one, readers, many, ratio)
 	if ratio > 1.2 {
 		t.Fatalf("%d readers through meshka drew %.2fx one direct reader's upstream bytes, want <= 1.2", readers, ratio)
+	}
+}
+
+// A reader far behind the end that reads slower than upstream answers,
+// through a cache smaller than its backlog, is read from upstream once:
+// the partition's stream waits for it instead of running ahead and
+// evicting what it has not read yet (which then had to be read through
+// from upstream a second time).
+func TestSlowBacklogReaderReadsUpstreamOnce(t *testing.T) {
+	const cacheBytes = 8 << 20
+	env := testenv.Start(t, func(c *config.Config) {
+		c.Cache.PartitionMaxBytes = cacheBytes
+	})
+	ctx := timeout(t, 3*time.Minute)
+	const topic, n = "slow-backlog", 24 << 10 // 24 MiB of 1 KiB values: three caches' worth
+	createTopic(t, ctx, env.DirectClient(t), topic, 1, nil)
+	p := env.DirectClient(t, kgo.DefaultProduceTopic(topic), kgo.ProducerBatchMaxBytes(64<<10))
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := 0; i < n; i++ {
+		value := make([]byte, 1024)
+		for j := range value {
+			value[j] = byte(rng.Uint32())
+		}
+		p.Produce(ctx, &kgo.Record{Value: value}, nil)
+	}
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+
+	before := env.UpstreamSent.Load()
+	cl := env.Client(t, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().At(0)}}))
+	var got int64
+	for got < n {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("after %d records: %v", got, err)
+		}
+		if err := fs.Err0(); err != nil {
+			t.Fatal(err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if r.Offset != got {
+				t.Fatalf("got offset %d, want %d", r.Offset, got)
+			}
+			got++
+		})
+		// Slower than upstream: the stream would be at the end long
+		// before this reader is, were it not waiting for it.
+		time.Sleep(100 * time.Millisecond)
+	}
+	cl.Close()
+	sent := env.UpstreamSent.Load() - before
+	ratio := float64(sent) / float64(n*1024)
+	t.Logf("upstream sent %d bytes for %d bytes of values (%.3fx)", sent, n*1024, ratio)
+	if ratio > 1.2 {
+		t.Fatalf("upstream sent %.2fx the backlog for one reader, want <= 1.2: what the reader had not read was evicted and read again", ratio)
 	}
 }

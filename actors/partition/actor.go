@@ -60,6 +60,8 @@ type Actor struct {
 
 	cache     *Log
 	sub       *upstream.Subscription
+	unacked   int         // chunks of sub appended and not yet Done: the stream waits for readers
+	pace      *time.Timer // re-checks a waiting stream once its readers may have gone
 	lastRead  time.Time
 	bootstrap bool
 	idle      *time.Timer
@@ -98,6 +100,9 @@ func (a *Actor) Receive(c actor.Context) {
 		}
 	case *idleTick:
 		a.checkIdle()
+	case *paceTick:
+		a.pace = nil
+		a.release()
 	case *actor.Stopping:
 		a.stop()
 	}
@@ -118,7 +123,8 @@ func (a *Actor) init(c actor.Context, identity string) {
 }
 
 func (a *Actor) fetch(m *Fetch) {
-	a.lastRead = time.Now()
+	now := time.Now()
+	a.lastRead = now
 	if a.cache == nil {
 		a.startStream(m.Offset)
 	}
@@ -127,8 +133,29 @@ func (a *Actor) fetch(m *Fetch) {
 		// The stream cannot go on (offset out of range, topic deleted):
 		// report it once and start afresh at the next reader's offset.
 		a.stopStream()
+	} else {
+		a.cache.Saw(m.Offset, now)
+		a.release()
 	}
 	m.Reply <- r
+}
+
+// release lets the stream bring more when the cache is hungry for it,
+// and otherwise makes sure it is asked again once its readers may have
+// gone.
+func (a *Actor) release() {
+	if a.sub == nil || a.unacked == 0 {
+		return
+	}
+	if !a.cache.Hungry(time.Now()) {
+		if a.pace == nil {
+			a.pace = time.AfterFunc(readerFresh, func() { a.root.Send(a.self, &paceTick{}) })
+		}
+		return
+	}
+	for ; a.unacked > 0; a.unacked-- {
+		a.sub.Done()
+	}
 }
 
 func (a *Actor) startStream(offset int64) {
@@ -142,6 +169,11 @@ func (a *Actor) stopStream() {
 	if a.sub != nil {
 		a.sub.Stop()
 		a.sub = nil
+	}
+	a.unacked = 0
+	if a.pace != nil {
+		a.pace.Stop()
+		a.pace = nil
 	}
 	if a.cache != nil {
 		a.cache.Release()
@@ -167,7 +199,8 @@ func (a *Actor) chunk(m *chunkMsg) {
 		a.sub = nil // the cache keeps the error for the next reader
 		return
 	}
-	m.sub.Done()
+	a.unacked++
+	a.release()
 }
 
 // warm starts streaming a bootstrap partition from its current end.

@@ -6,6 +6,7 @@ package partition
 import (
 	"sort"
 	"sync/atomic"
+	"time"
 
 	"github.com/meshka/meshka/records"
 	"github.com/meshka/meshka/upstream"
@@ -79,12 +80,19 @@ type ReadResult struct {
 	Notify           <-chan struct{}
 }
 
+// readerFresh is how long a reader's offset paces the stream after its
+// last read: longer than a reader takes between fetches while it reads,
+// so a reader that stopped reading (gone, or stuck) holds no stream back
+// for long.
+const readerFresh = 10 * time.Second
+
 // Log is the cached tail of one partition: raw batches as upstream sent
 // them, in offset order, with the watermarks of the last upstream answer.
-// It does no I/O; the actor feeds it upstream chunks and asks it reads.
-// Not safe for concurrent use.
+// It does no I/O; the actor feeds it upstream chunks, asks it reads and
+// asks it whether the stream should bring more (Hungry). Not safe for
+// concurrent use.
 type Log struct {
-	batches []records.Batch
+	batches []cached
 	head    int // batches[head:] are live; the prefix is evicted
 
 	start, end int64 // reads in [start, end) are served from memory
@@ -98,14 +106,28 @@ type Log struct {
 
 	size, max int64
 	budget    *Budget
+	appended  int64 // bytes ever appended: the position after the last batch
+
+	// front is the furthest offset a reader asked for, at frontAt; -1
+	// before any reader. The stream runs at most half the cache ahead of
+	// it, so a reader that reads slower than upstream answers is never
+	// overtaken by evictions and read from upstream a second time.
+	front   int64
+	frontAt time.Time
 
 	notify chan struct{}
+}
+
+// cached is a batch with its position in the bytes appended.
+type cached struct {
+	records.Batch
+	pos int64
 }
 
 // NewLog starts an empty cache whose stream begins at offset.
 func NewLog(offset, max int64, budget *Budget) *Log {
 	return &Log{start: offset, end: offset, hw: -1, lso: -1, logStart: -1, max: max, budget: budget,
-		open: make(map[int64]int64), notify: make(chan struct{})}
+		front: -1, open: make(map[int64]int64), notify: make(chan struct{})}
 }
 
 // End is the offset the stream will bring next.
@@ -157,7 +179,8 @@ func (l *Log) Append(c *upstream.Chunk) {
 		if len(l.batches) == l.head && b.Base < l.start {
 			l.start = b.Base
 		}
-		l.batches = append(l.batches, b)
+		l.batches = append(l.batches, cached{Batch: b, pos: l.appended})
+		l.appended += int64(len(b.Data))
 		l.end = b.Next()
 	}
 	// The partition bound keeps the newest batch even when it alone is
@@ -202,7 +225,7 @@ func (l *Log) takeBudget(n int64) {
 
 func (l *Log) evictOne() {
 	b := l.batches[l.head]
-	l.batches[l.head] = records.Batch{}
+	l.batches[l.head] = cached{}
 	l.head++
 	n := int64(len(b.Data))
 	l.size -= n
@@ -242,6 +265,42 @@ func (l *Log) Release() {
 	l.size = 0
 	l.batches, l.head = nil, 0
 	l.wake()
+}
+
+// Saw records that a reader asked for offset at now. The furthest
+// offset asked recently paces the stream (Hungry).
+func (l *Log) Saw(offset int64, now time.Time) {
+	if offset >= l.front || now.Sub(l.frontAt) > readerFresh {
+		l.front, l.frontAt = offset, now
+	}
+}
+
+// Hungry reports whether the stream should bring the next chunk: the cache
+// holds less than half its bound beyond the furthest offset a reader asked
+// for recently, or no reader asked recently. A reader far behind upstream
+// then reads the cache as it fills, and the other half of the cache keeps
+// what it has read for readers just behind it.
+func (l *Log) Hungry(now time.Time) bool {
+	if l.front < 0 || now.Sub(l.frontAt) > readerFresh {
+		return true
+	}
+	return l.ahead(l.front) < max(l.max/2, 1)
+}
+
+// ahead is the cached bytes at or beyond offset.
+func (l *Log) ahead(offset int64) int64 {
+	live := l.batches[l.head:]
+	switch {
+	case offset >= l.end || len(live) == 0:
+		return 0
+	case offset < l.start:
+		return l.size
+	}
+	i := sort.Search(len(live), func(i int) bool { return live[i].Last >= offset })
+	if i == len(live) {
+		return 0
+	}
+	return l.appended - live[i].pos
 }
 
 func (l *Log) wake() {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -466,5 +467,55 @@ func TestLogAbortedTrimmedOnEviction(t *testing.T) {
 	}
 	if len(l.aborted) != 0 {
 		t.Fatalf("still tracking %+v after their batches were evicted", l.aborted)
+	}
+}
+
+// The stream runs at most half the cache ahead of the furthest reader, so
+// a reader slower than upstream is never overtaken by evictions; a reader
+// that stopped reading paces nothing for long.
+func TestLogHungryPacesTheStream(t *testing.T) {
+	one := int64(len(logTestBatch(t, 0, 1, 0, -1)))
+	l := NewLog(0, 8*one, NewBudget(1<<20))
+	now := time.Unix(1000, 0)
+	if !l.Hungry(now) {
+		t.Fatal("no reader yet: the stream must run")
+	}
+	l.Saw(0, now)
+	for i := int64(0); i < 3; i++ {
+		l.Append(logTestChunk(t, 100, 100, logTestBatch(t, i, 1, 0, -1)))
+		if !l.Hungry(now) {
+			t.Fatalf("%d batches ahead of the reader, below half the cache: the stream must run", i+1)
+		}
+	}
+	l.Append(logTestChunk(t, 100, 100, logTestBatch(t, 3, 1, 0, -1)))
+	if l.Hungry(now) {
+		t.Fatal("half the cache ahead of the only reader: the stream must wait")
+	}
+	// A reader behind the furthest one moves nothing.
+	l.Saw(0, now.Add(time.Second))
+	if l.Hungry(now.Add(time.Second)) {
+		t.Fatal("a reader behind the front released the stream")
+	}
+	l.Saw(2, now.Add(time.Second))
+	if !l.Hungry(now.Add(time.Second)) {
+		t.Fatal("the reader moved on: the stream must run again")
+	}
+	for i := int64(4); i < 6; i++ {
+		l.Append(logTestChunk(t, 100, 100, logTestBatch(t, i, 1, 0, -1)))
+	}
+	if l.Hungry(now.Add(time.Second)) {
+		t.Fatal("half the cache ahead of the reader again: the stream must wait")
+	}
+	// Nothing evicted what the reader has not read.
+	if r := l.Read(2, 1<<20, ReadUncommitted); r.Status != Served || len(r.Batches) != 4 {
+		t.Fatalf("reader at 2: status %d, %d batches, want 4 served", r.Status, len(r.Batches))
+	}
+	if !l.Hungry(now.Add(time.Second + readerFresh + time.Millisecond)) {
+		t.Fatal("the reader stopped reading long ago: the stream must run")
+	}
+	// A reader ahead of what the stream has reached wants it to hurry.
+	l.Saw(50, now.Add(2*time.Second))
+	if !l.Hungry(now.Add(2 * time.Second)) {
+		t.Fatal("a reader beyond the cached end: the stream must run")
 	}
 }

@@ -66,3 +66,5 @@ type chunkMsg struct {
 type warmAt struct{ offset int64 }
 
 type idleTick struct{}
+
+type paceTick struct{}
