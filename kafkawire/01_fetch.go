@@ -185,6 +185,14 @@ func (s *Server) fetchRound(ctx context.Context, parts []*fetchPart, isolation i
 		case partition.Failed:
 			p.out.ErrorCode, p.done, failed = r.Err, true, true
 		case partition.ReadThrough:
+			p.notify = r.Notify
+			if r.HighWatermark == p.offset {
+				// Ahead of the stream, at upstream's end when the
+				// stream last asked: nothing to read upstream. The
+				// long poll waits on the cache, which the stream wakes
+				// when upstream has more.
+				continue
+			}
 			limit := min(p.maxBytes, int32(max(int(maxBytes)-total, 1)))
 			total += s.readThrough(ctx, p, limit, isolation, version)
 			failed = failed || p.out.ErrorCode != 0
@@ -214,13 +222,19 @@ const cachedFetchVersion = 4
 
 // readThrough answers a partition straight from upstream. It marks the
 // partition done only when it got data or an error, so an empty answer is
-// asked again in the next round of a long poll.
+// asked again in the next round of a long poll. Upstream's records are
+// written to the client from the buffer they were read into, as cached
+// ones are (splicedFetch), never copied into the response.
 func (s *Server) readThrough(ctx context.Context, p *fetchPart, limit int32, isolation int8, version int16) int {
 	up := s.deps.Upstream.FetchOnce(ctx, p.topic, p.out.Partition, p.offset, limit, isolation, version)
 	up.Partition = p.out.Partition
 	*p.out = up
-	p.done = up.ErrorCode != 0 || len(up.RecordBatches) > 0
-	return len(up.RecordBatches)
+	n := len(up.RecordBatches)
+	p.done = up.ErrorCode != 0 || n > 0
+	if n > 0 {
+		p.batches, p.bytes = [][]byte{up.RecordBatches}, n
+	}
+	return n
 }
 
 // waitAny blocks until a partition without data gets some (true), or the
