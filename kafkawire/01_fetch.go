@@ -138,9 +138,13 @@ func (s *Server) fetch(c *conn, req *kmsg.FetchRequest) (kmsg.Response, error) {
 	return resp, nil
 }
 
-// fetchRound asks every partition without data for what it has, all at
-// once, then collects the answers in request order. It reports the bytes
-// gathered and whether any partition failed (Kafka answers errors at once).
+// fetchRound asks every partition without data for what it has, then
+// collects the answers in request order. It reports the bytes gathered
+// and whether any partition failed (Kafka answers errors at once). A
+// partition whose actor runs here is read from its cache on this
+// goroutine (partition.Feeds); only a partition's first reader asks its
+// actor through the mesh, which activates it, and all such asks go out
+// at once before any answer is awaited.
 func (s *Server) fetchRound(ctx context.Context, parts []*fetchPart, isolation int8, maxBytes int32, version int16) (total int, failed bool, err error) {
 	for _, p := range parts {
 		total += p.bytes
@@ -163,6 +167,10 @@ func (s *Server) fetchRound(ctx context.Context, parts []*fetchPart, isolation i
 			failed = failed || p.out.ErrorCode != 0
 			continue
 		}
+		if r, ok := s.deps.Feeds.Read(p.id, p.offset, max(limit, 1), isolation); ok {
+			failed = s.take(ctx, p, r, isolation, maxBytes, version, &total) || failed
+			continue
+		}
 		msg := &partition.Fetch{Offset: p.offset, MaxBytes: max(limit, 1), Isolation: isolation, Reply: p.reply}
 		if err := s.deps.Mesh.Send(partition.Kind, p.id, msg); err != nil {
 			p.out.ErrorCode, p.done = kerr.NotLeaderForPartition.Code, true
@@ -181,39 +189,47 @@ func (s *Server) fetchRound(ctx context.Context, parts []*fetchPart, isolation i
 		case <-ctx.Done():
 			return 0, false, ctx.Err()
 		}
-		switch r.Status {
-		case partition.Failed:
-			p.out.ErrorCode, p.done, failed = r.Err, true, true
-		case partition.ReadThrough:
-			p.notify = r.Notify
-			if r.HighWatermark == p.offset {
-				// Ahead of the stream, at upstream's end when the
-				// stream last asked: nothing to read upstream. The
-				// long poll waits on the cache, which the stream wakes
-				// when upstream has more.
-				continue
-			}
-			limit := min(p.maxBytes, int32(max(int(maxBytes)-total, 1)))
-			total += s.readThrough(ctx, p, limit, isolation, version)
-			failed = failed || p.out.ErrorCode != 0
-		default:
-			p.out.HighWatermark, p.out.LastStableOffset, p.out.LogStartOffset = r.HighWatermark, r.LastStableOffset, r.LogStartOffset
-			p.notify = r.Notify
-			if r.Bytes > 0 {
-				p.batches, p.bytes, p.done = r.Batches, r.Bytes, true
-				total += r.Bytes
-				for _, a := range r.Aborted {
-					at := kmsg.NewFetchResponseTopicPartitionAbortedTransaction()
-					at.ProducerID, at.FirstOffset = a.ProducerID, a.FirstOffset
-					p.out.AbortedTransactions = append(p.out.AbortedTransactions, at)
-				}
-				if isolation == partition.ReadCommitted && p.out.AbortedTransactions == nil {
-					p.out.AbortedTransactions = []kmsg.FetchResponseTopicPartitionAbortedTransaction{}
-				}
-			}
-		}
+		failed = s.take(ctx, p, r, isolation, maxBytes, version, &total) || failed
 	}
 	return total, failed, nil
+}
+
+// take puts one partition's cache answer into the response, reading
+// through from upstream when the cache says so, and adds its bytes to
+// total. It reports whether the partition failed.
+func (s *Server) take(ctx context.Context, p *fetchPart, r partition.ReadResult, isolation int8, maxBytes int32, version int16, total *int) bool {
+	switch r.Status {
+	case partition.Failed:
+		p.out.ErrorCode, p.done = r.Err, true
+		return true
+	case partition.ReadThrough:
+		p.notify = r.Notify
+		if r.HighWatermark == p.offset {
+			// Ahead of the stream, at upstream's end when the stream
+			// last asked: nothing to read upstream. The long poll
+			// waits on the cache, which the stream wakes when upstream
+			// has more.
+			return false
+		}
+		limit := min(p.maxBytes, int32(max(int(maxBytes)-*total, 1)))
+		*total += s.readThrough(ctx, p, limit, isolation, version)
+		return p.out.ErrorCode != 0
+	}
+	p.out.HighWatermark, p.out.LastStableOffset, p.out.LogStartOffset = r.HighWatermark, r.LastStableOffset, r.LogStartOffset
+	p.notify = r.Notify
+	if r.Bytes > 0 {
+		p.batches, p.bytes, p.done = r.Batches, r.Bytes, true
+		*total += r.Bytes
+		for _, a := range r.Aborted {
+			at := kmsg.NewFetchResponseTopicPartitionAbortedTransaction()
+			at.ProducerID, at.FirstOffset = a.ProducerID, a.FirstOffset
+			p.out.AbortedTransactions = append(p.out.AbortedTransactions, at)
+		}
+		if isolation == partition.ReadCommitted && p.out.AbortedTransactions == nil {
+			p.out.AbortedTransactions = []kmsg.FetchResponseTopicPartitionAbortedTransaction{}
+		}
+	}
+	return false
 }
 
 // cachedFetchVersion is the first Fetch version whose clients read record

@@ -36,6 +36,7 @@ type Deps struct {
 	Upstream     *upstream.Client
 	UpstreamName string // names partition actors: <upstream>/<topic>/<partition>
 	Mesh         *cluster.Mesh
+	Feeds        *partition.Feeds // partition caches read without a message to their actors
 	Registry     *cluster.Registry
 	Logger       *slog.Logger
 }

@@ -95,6 +95,7 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 	n.reg = cluster.NewRegistry(self)
 
 	n.budget = partition.NewBudget(int64(cfg.Cache.NodeMaxBytes))
+	feeds := partition.NewFeeds()
 	mesh, err := cluster.Start(cluster.Config{
 		Name: cfg.Cluster.Name,
 		Bind: cfg.Cluster.Bind,
@@ -102,6 +103,7 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 			partition.Kind: partition.Props(partition.Config{
 				Upstream:    up,
 				Budget:      n.budget,
+				Feeds:       feeds,
 				MaxBytes:    int64(cfg.Cache.PartitionMaxBytes),
 				IdleTimeout: cfg.Cache.IdleTimeout.D(),
 				MaxInFlight: cfg.Upstream.ProduceInflight,
@@ -137,7 +139,7 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 		RequestReadTimeout: cfg.Kafka.RequestReadTimeout.D(),
 		WriteTimeout:       cfg.Kafka.WriteTimeout.D(),
 		RequestBudget:      netguard.NewBudget(int64(cfg.Kafka.MaxRequestMemory)),
-	}, kafkawire.Deps{Upstream: up, UpstreamName: upstreamName, Mesh: mesh, Registry: n.reg, Logger: log})
+	}, kafkawire.Deps{Upstream: up, UpstreamName: upstreamName, Mesh: mesh, Feeds: feeds, Registry: n.reg, Logger: log})
 	go func() { n.served <- n.srv.Serve(ln) }()
 
 	// Learn upstream's versions early, so requests at versions upstream

@@ -17,6 +17,7 @@ import (
 type Config struct {
 	Upstream    *upstream.Client
 	Budget      *Budget
+	Feeds       *Feeds        // where the node's connections find each partition's cache
 	MaxBytes    int64         // per-partition cache bound
 	IdleTimeout time.Duration // stop streaming after this long without a reader
 	MaxQueue    int           // produce batches waiting or in flight per partition
@@ -58,13 +59,9 @@ type Actor struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	cache     *Log
-	sub       *upstream.Subscription
-	unacked   int         // chunks of sub appended and not yet Done: the stream waits for readers
-	pace      *time.Timer // re-checks a waiting stream once its readers may have gone
-	lastRead  time.Time
-	bootstrap bool
-	idle      *time.Timer
+	id   string
+	feed *feed
+	idle *time.Timer
 
 	produceState
 }
@@ -72,6 +69,21 @@ type Actor struct {
 // Receive handles one message; protoactor calls it from one goroutine at a
 // time.
 func (a *Actor) Receive(c actor.Context) {
+	if a.feed == nil {
+		// Not initialised: a bad identity stops the actor at once, but
+		// messages may have been queued before.
+		switch m := c.Message().(type) {
+		case *cluster.ClusterInit:
+			a.init(c, m.Identity.Identity)
+		case *Fetch:
+			m.Reply <- ReadResult{Status: Failed, Err: kerr.UnknownTopicOrPartition.Code, HighWatermark: -1, LastStableOffset: -1, LogStartOffset: -1}
+		case *Produce:
+			(&pendingBatch{m: m}).fail(kerr.UnknownTopicOrPartition.Code)
+		case *actor.Stopping:
+			a.stop()
+		}
+		return
+	}
 	switch m := c.Message().(type) {
 	case *cluster.ClusterInit:
 		a.init(c, m.Identity.Identity)
@@ -86,23 +98,14 @@ func (a *Actor) Receive(c actor.Context) {
 		a.sendNext()
 	case *Fetch:
 		a.fetch(m)
-	case *chunkMsg:
-		a.chunk(m)
 	case *LogStart:
-		if a.cache != nil {
-			a.cache.SetLogStart(m.Offset)
-		}
+		a.feed.setLogStart(m.Offset)
 	case *Warm:
 		a.warm()
 	case *warmAt:
-		if a.sub == nil {
-			a.startStream(m.offset)
-		}
+		a.feed.warmAt(m.offset)
 	case *idleTick:
 		a.checkIdle()
-	case *paceTick:
-		a.pace = nil
-		a.release()
 	case *actor.Stopping:
 		a.stop()
 	}
@@ -115,98 +118,28 @@ func (a *Actor) init(c actor.Context, identity string) {
 		c.Stop(c.Self())
 		return
 	}
-	a.topic, a.partition = topic, partition
+	a.topic, a.partition, a.id = topic, partition, identity
 	a.log = a.cfg.Logger.With("topic", topic, "partition", partition)
 	a.self, a.root = c.Self(), c.ActorSystem().Root
 	a.ctx, a.cancel = context.WithCancel(context.Background())
+	root, self := a.root, a.self
+	a.feed = &feed{topic: topic, partition: partition, up: a.cfg.Upstream, budget: a.cfg.Budget, maxBytes: a.cfg.MaxBytes,
+		log: a.log, notices: a.cfg.Notices, restart: func() { root.Send(self, &Warm{}) }}
+	a.cfg.Feeds.add(identity, a.feed)
 	a.scheduleIdle()
 }
 
+// fetch answers a reader that came through the mesh: the first reader of
+// a partition, which activated the actor; later ones read the feed
+// directly (Feeds).
 func (a *Actor) fetch(m *Fetch) {
-	now := time.Now()
-	a.lastRead = now
-	if a.cache == nil {
-		a.startStream(m.Offset)
-	}
-	r := a.cache.Read(m.Offset, m.MaxBytes, m.Isolation)
-	if r.Status == Failed {
-		// The stream cannot go on (offset out of range, topic deleted):
-		// report it once and start afresh at the next reader's offset.
-		a.stopStream()
-	} else {
-		a.cache.Saw(m.Offset, now)
-		a.release()
-	}
+	r, _ := a.feed.read(m.Offset, m.MaxBytes, m.Isolation)
 	m.Reply <- r
-}
-
-// release lets the stream bring more when the cache is hungry for it,
-// and otherwise makes sure it is asked again once its readers may have
-// gone.
-func (a *Actor) release() {
-	if a.sub == nil || a.unacked == 0 {
-		return
-	}
-	if !a.cache.Hungry(time.Now()) {
-		if a.pace == nil {
-			a.pace = time.AfterFunc(readerFresh, func() { a.root.Send(a.self, &paceTick{}) })
-		}
-		return
-	}
-	for ; a.unacked > 0; a.unacked-- {
-		a.sub.Done()
-	}
-}
-
-func (a *Actor) startStream(offset int64) {
-	a.stopStream()
-	a.cache = NewLog(offset, a.cfg.MaxBytes, a.cfg.Budget)
-	a.sub = a.cfg.Upstream.Streams().Subscribe(a.topic, a.partition, offset, sink{a.root, a.self})
-	a.log.Debug("partition stream started", "offset", offset)
-}
-
-func (a *Actor) stopStream() {
-	if a.sub != nil {
-		a.sub.Stop()
-		a.sub = nil
-	}
-	a.unacked = 0
-	if a.pace != nil {
-		a.pace.Stop()
-		a.pace = nil
-	}
-	if a.cache != nil {
-		a.cache.Release()
-		a.cache = nil
-	}
-}
-
-func (a *Actor) chunk(m *chunkMsg) {
-	if m.sub != a.sub || a.cache == nil {
-		return // from a stream since replaced
-	}
-	a.cache.Append(m.c)
-	if m.c.Err != 0 {
-		err := kerr.ErrorForCode(m.c.Err)
-		a.log.Debug("partition stream stopped by upstream", "err", err)
-		a.cfg.Notices.Log(slog.LevelInfo, "stream-stopped/"+a.topic+"/"+err.Error(), "partition streams stopped by upstream", "topic", a.topic, "err", err)
-		if a.bootstrap {
-			a.stopStream()
-			a.warm()
-			return
-		}
-		a.sub.Stop()
-		a.sub = nil // the cache keeps the error for the next reader
-		return
-	}
-	a.unacked++
-	a.release()
 }
 
 // warm starts streaming a bootstrap partition from its current end.
 func (a *Actor) warm() {
-	a.bootstrap = true
-	if a.sub != nil {
+	if !a.feed.warm() {
 		return
 	}
 	go func() {
@@ -236,9 +169,8 @@ func (a *Actor) scheduleIdle() {
 }
 
 func (a *Actor) checkIdle() {
-	if !a.bootstrap && a.cache != nil && time.Since(a.lastRead) > a.cfg.IdleTimeout {
+	if a.feed.checkIdle(a.cfg.IdleTimeout) {
 		a.log.Debug("partition idle: stream stopped")
-		a.stopStream()
 	}
 	a.scheduleIdle()
 }
@@ -247,7 +179,10 @@ func (a *Actor) stop() {
 	if a.idle != nil {
 		a.idle.Stop()
 	}
-	a.stopStream()
+	if a.feed != nil {
+		a.cfg.Feeds.remove(a.id, a.feed)
+		a.feed.close()
+	}
 	// Cancelling ends the produce and warm-up goroutines promptly; they are
 	// not waited for here, because one may be sending its result to this
 	// very actor's mailbox.
@@ -255,14 +190,4 @@ func (a *Actor) stop() {
 		a.cancel()
 	}
 	a.failProduce(kerr.NotLeaderForPartition.Code) // the client re-routes
-}
-
-// sink hands stream chunks to the actor's mailbox.
-type sink struct {
-	root *actor.RootContext
-	pid  *actor.PID
-}
-
-func (s sink) Deliver(sub *upstream.Subscription, c *upstream.Chunk) {
-	s.root.Send(s.pid, &chunkMsg{sub: sub, c: c})
 }

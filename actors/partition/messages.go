@@ -58,13 +58,6 @@ type LogStart struct{ Offset int64 }
 // Warm keeps the partition streamed with no reader (a bootstrap topic).
 type Warm struct{}
 
-type chunkMsg struct {
-	sub *upstream.Subscription
-	c   *upstream.Chunk
-}
-
 type warmAt struct{ offset int64 }
 
 type idleTick struct{}
-
-type paceTick struct{}
