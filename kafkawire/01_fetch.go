@@ -76,7 +76,7 @@ func (s *Server) fetch(c *conn, req *kmsg.FetchRequest) (kmsg.Response, error) {
 			op.Partition = rp.Partition
 			op.HighWatermark, op.LastStableOffset, op.LogStartOffset = -1, -1, -1
 			p := &fetchPart{topic: rt.Topic, offset: rp.FetchOffset, maxBytes: rp.PartitionMaxBytes, out: op}
-			if code := s.checkPartition(c, rt.Topic, rp.Partition); code != 0 {
+			if code := s.checkFetchPartition(c, rt.Topic, rp.Partition); code != 0 {
 				op.ErrorCode = code
 				p.done = true
 				failedEarly = true
@@ -136,6 +136,22 @@ func (s *Server) fetch(c *conn, req *kmsg.FetchRequest) (kmsg.Response, error) {
 		return &splicedFetch{FetchResponse: resp, parts: spliced}, nil
 	}
 	return resp, nil
+}
+
+// checkFetchPartition is checkPartition without waiting for a metadata
+// refresh once the partition is known: every fetch checks every
+// partition, and a lookup past the metadata TTL held one fetch in each
+// TTL behind a Metadata round trip upstream. A topic deleted or a leader
+// moved since shows in upstream's answer to the stream or the read
+// itself, which passes the error to the client.
+func (s *Server) checkFetchPartition(c *conn, topic string, p int32) int16 {
+	if pm, ok := s.deps.Upstream.Meta().CachedPartition(topic, p); !ok || pm.Err != 0 {
+		return s.checkPartition(c, topic, p)
+	}
+	if s.deps.Registry.Owner(partition.Kind, s.partitionID(topic, p)).ID != s.deps.Registry.Self().ID {
+		return kerr.NotLeaderForPartition.Code
+	}
+	return 0
 }
 
 // fetchRound asks every partition without data for what it has, then

@@ -177,3 +177,61 @@ func TestFetchOffsetOutOfRange(t *testing.T) {
 		t.Fatalf("fetch at the new log start: error %d log start %d", p.ErrorCode, p.LogStartOffset)
 	}
 }
+
+// A topic deleted straight upstream, behind meshka's back, gets
+// UNKNOWN_TOPIC_OR_PARTITION on the next fetches, although meshka's
+// metadata still names it: fetches trust cached metadata past its TTL and
+// learn of the deletion from upstream's answers.
+func TestFetchTopicDeletedUpstream(t *testing.T) {
+	env := testenv.Start(t)
+	ctx := timeout(t, 30*time.Second)
+	const topic = "deleted-upstream"
+	createTopic(t, ctx, env.DirectClient(t), topic, 1, nil)
+	p := env.DirectClient(t, kgo.DefaultProduceTopic(topic))
+	for i := 0; i < 10; i++ {
+		if err := p.ProduceSync(ctx, &kgo.Record{Value: []byte("v")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fetch := func(offset int64) kmsg.FetchResponseTopicPartition {
+		req := kmsg.NewPtrFetchRequest()
+		req.MaxWaitMillis, req.MaxBytes, req.SessionEpoch = 10, 1<<20, -1
+		rt := kmsg.NewFetchRequestTopic()
+		rt.Topic = topic
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.FetchOffset, rp.PartitionMaxBytes = offset, 1<<20
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		kresp, err := env.Client(t).Broker(0).Request(ctx, &fetchV12{req})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return kresp.(*kmsg.FetchResponse).Topics[0].Partitions[0]
+	}
+	if p := fetch(0); p.ErrorCode != 0 || len(p.RecordBatches) == 0 {
+		t.Fatalf("fetch at 0: error %d, %d bytes", p.ErrorCode, len(p.RecordBatches))
+	}
+	if resp, err := kadm.NewClient(env.DirectClient(t)).DeleteTopics(ctx, topic); err != nil || resp.Error() != nil {
+		t.Fatalf("delete topic upstream: %v %v", err, resp.Error())
+	}
+	// The partition's stream learns of it at its next upstream answer;
+	// until then a fetch may still be answered from the cache.
+	for off := int64(0); ; {
+		p := fetch(off)
+		if p.ErrorCode == kerr.UnknownTopicOrPartition.Code {
+			break
+		}
+		if p.ErrorCode != 0 {
+			t.Fatalf("fetch after the delete: error %d, want UNKNOWN_TOPIC_OR_PARTITION", p.ErrorCode)
+		}
+		if ctx.Err() != nil {
+			t.Fatal("fetches never learned the topic was deleted")
+		}
+		off = 10
+	}
+	for i := 0; i < 3; i++ {
+		if p := fetch(0); p.ErrorCode != kerr.UnknownTopicOrPartition.Code {
+			t.Fatalf("fetch %d after the delete was seen: error %d, want UNKNOWN_TOPIC_OR_PARTITION", i, p.ErrorCode)
+		}
+	}
+}

@@ -16,10 +16,16 @@ func (c *Client) FetchOnce(ctx context.Context, topic string, partition int32, o
 	out := kmsg.NewFetchResponseTopicPartition()
 	out.Partition = partition
 	out.HighWatermark, out.LastStableOffset, out.LogStartOffset = -1, -1, -1
-	pm, err := c.meta.Partition(ctx, topic, partition)
-	if err != nil {
-		out.ErrorCode = ErrCode(err)
-		return out
+	// The cached leader, even past the TTL: an answer saying it moved
+	// drops the entry (below), so no read waits for a refresh.
+	leader, ok := c.meta.CachedLeader(topic, partition)
+	if !ok {
+		pm, err := c.meta.Partition(ctx, topic, partition)
+		if err != nil {
+			out.ErrorCode = ErrCode(err)
+			return out
+		}
+		leader = pm.Leader
 	}
 	req := kmsg.NewPtrFetchRequest()
 	req.MaxWaitMillis = 0
@@ -38,7 +44,7 @@ func (c *Client) FetchOnce(ctx context.Context, topic string, partition int32, o
 
 	ctx, cancel := c.timeout(ctx)
 	defer cancel()
-	kresp, err := c.main.Broker(int(pm.Leader)).Request(ctx, &pinned{Request: req, max: min(version, streamFetchVersion)})
+	kresp, err := c.main.Broker(int(leader)).Request(ctx, &pinned{Request: req, max: min(version, streamFetchVersion)})
 	if err != nil {
 		c.meta.Invalidate(topic)
 		out.ErrorCode = ErrCode(err)
@@ -52,7 +58,7 @@ func (c *Client) FetchOnce(ctx context.Context, topic string, partition int32, o
 	for _, t := range resp.Topics {
 		for _, p := range t.Partitions {
 			if t.Topic == topic && p.Partition == partition {
-				if RetriableLeaderErr(p.ErrorCode) {
+				if RetriableLeaderErr(p.ErrorCode) || p.ErrorCode == kerr.UnknownTopicOrPartition.Code {
 					c.meta.Invalidate(topic)
 				}
 				return p

@@ -116,6 +116,22 @@ func (m *MetaCache) Partition(ctx context.Context, topic string, partition int32
 	return p, nil
 }
 
+// CachedPartition is the partition's metadata as cached, without asking
+// upstream, even past the TTL. ok is false when the topic is not cached
+// or has no such partition. For paths that learn of a change from
+// upstream's own answers (a fetch gets NOT_LEADER_OR_FOLLOWER or
+// UNKNOWN_TOPIC_OR_PARTITION, which drop or replace the entry), so they
+// never wait for a refresh.
+func (m *MetaCache) CachedPartition(topic string, partition int32) (PartitionMeta, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	t, found := m.topics[topic]
+	if !found || partition < 0 || int(partition) >= len(t.Partitions) {
+		return PartitionMeta{}, false
+	}
+	return t.Partitions[partition], true
+}
+
 // CachedLeader is the partition's leader as cached, without asking
 // upstream, even past the TTL: a leader that moved answers
 // NOT_LEADER_OR_FOLLOWER, which drops the entry. ok is false when the

@@ -334,6 +334,11 @@ func (f *fetcher) handle(subs []*Subscription, offsets []int64, resp *kmsg.Fetch
 				moved = append(moved, sub)
 				continue
 			}
+			if rp.ErrorCode == kerr.UnknownTopicOrPartition.Code {
+				// Gone upstream: lookups that trust the cache past its
+				// TTL (a fetch's partition check) must ask again.
+				f.s.c.meta.Invalidate(sub.Topic)
+			}
 			c := &Chunk{Err: rp.ErrorCode, HighWatermark: rp.HighWatermark, LastStableOffset: rp.LastStableOffset, LogStartOffset: rp.LogStartOffset}
 			if rp.ErrorCode == 0 {
 				batches, _, err := records.Split(rp.RecordBatches, nil)
