@@ -25,6 +25,8 @@ type machine struct {
 	// load1 is the 1-minute load average when the run started; other
 	// work on the machine shows here (the harness alone adds about 1-2).
 	load1 string
+	// pressure is the CPU pressure when the run started (cpuPressure).
+	pressure string
 }
 
 func readMachine() machine {
@@ -38,6 +40,7 @@ func readMachine() machine {
 		date:      time.Now().UTC(),
 		commit:    gitCommit(),
 		load1:     loadAvg(),
+		pressure:  cpuPressure(),
 	}
 }
 
@@ -50,6 +53,28 @@ func loadAvg() string {
 	}
 	if f := strings.Fields(string(b)); len(f) > 0 {
 		return f[0]
+	}
+	return "unknown"
+}
+
+// cpuPressure is the share of the last minute in which some runnable
+// task waited for a CPU (/proc/pressure/cpu, "some avg60"), "unknown"
+// where the kernel does not report it. On this shared 2-core machine it
+// says how much the run competed with itself and with other work.
+func cpuPressure() string {
+	b, err := os.ReadFile("/proc/pressure/cpu")
+	if err != nil {
+		return "unknown"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(line, "some ") {
+			continue
+		}
+		for _, f := range strings.Fields(line) {
+			if v, ok := strings.CutPrefix(f, "avg60="); ok {
+				return v + "%"
+			}
+		}
 	}
 	return "unknown"
 }

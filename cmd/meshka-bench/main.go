@@ -149,7 +149,11 @@ func run() int {
 		}
 		b.progress("== %s", m.title)
 		start, cuts := time.Now(), b.shutdownCuts
+		load, pressure := loadAvg(), cpuPressure()
 		s := m.run(b)
+		s.notes = append(s.notes, fmt.Sprintf("Machine load during this measurement: load average (1 min) %s at its start, %s at its end; "+
+			"CPU pressure (share of the last minute some task waited for a CPU) %s at its start, %s at its end.",
+			load, loadAvg(), pressure, cpuPressure()))
 		if c := b.shutdownCuts - cuts; c > 0 {
 			s.notes = append(s.notes, fmt.Sprintf("After the measured window, %d meshka node shutdown(s) did not finish within %s and had their connections cut: "+
 				"connections whose clients had already closed still had requests in progress (at 2fdf5b7, a fetch long-polling for franz-go's default "+
@@ -163,7 +167,7 @@ func run() int {
 	}
 	slices.SortStableFunc(rep.sections, func(a, b section) int { return a.order - b.order })
 	rep.took = time.Since(b.start)
-	rep.endLoad = loadAvg()
+	rep.endLoad, rep.endPressure = loadAvg(), cpuPressure()
 	if err := os.WriteFile(o.out, []byte(rep.markdown()), 0o644); err != nil {
 		fmt.Fprintf(os.Stderr, "meshka-bench: %v\n", err)
 		return 1

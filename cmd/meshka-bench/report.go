@@ -138,11 +138,13 @@ func median(xs []float64) float64 {
 }
 
 type report struct {
-	machine  machine
-	endLoad  string
-	opts     options
-	sections []section
-	took     time.Duration
+	machine machine
+	endLoad string
+	// endPressure is the CPU pressure when the run ended.
+	endPressure string
+	opts        options
+	sections    []section
+	took        time.Duration
 }
 
 func (r report) markdown() string {
@@ -166,6 +168,7 @@ func (r report) markdown() string {
 	w("| date | %s |\n", m.date.Format("2006-01-02 15:04 MST"))
 	w("| commit | %s |\n", m.commit)
 	w("| load average (1 min) at start / end | %s / %s |\n", m.load1, r.endLoad)
+	w("| CPU pressure (some, avg60) at start / end | %s / %s |\n", m.pressure, r.endPressure)
 	mode := "default"
 	if r.opts.quick {
 		mode = "-quick"
