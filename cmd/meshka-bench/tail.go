@@ -68,11 +68,12 @@ func runTail(b *bench) section {
 				s.notes = append(s.notes, fmt.Sprintf("FAILED: round %d %s: %s", r, side, x.err))
 				continue
 			}
-			b.progress("P4₁ₜ round %d/%d %-6s p50 %6.3f ms  p99 %6.3f ms  p99.9 %6.3f ms (%.1f MB/s received)",
-				r, rounds, side, x.extra["p50"], x.extra["p99"], x.extra["p99.9"], x.mbps())
+			b.progress("P4₁ₜ round %d/%d %-6s p50 %6.3f ms  p99 %6.3f ms  p99.9 %6.3f ms (%.1f MB/s received; producer ack p99 %.3f ms)",
+				r, rounds, side, x.extra["p50"], x.extra["p99"], x.extra["p99.9"], x.mbps(), x.extra["ack p99"])
 			for _, p := range latencyPercentiles {
 				per[side][p.name] = append(per[side][p.name], x.extra[p.name])
 			}
+			per[side]["ack p99"] = append(per[side]["ack p99"], x.extra["ack p99"])
 		}
 	}
 	what := fmt.Sprintf("end-to-end latency %%s, one reader tailing a partition while a producer writes %.0f MB/s to it: meshka − direct", tailRate/1e6)
@@ -81,12 +82,14 @@ func runTail(b *bench) section {
 			result: added("ms"), target: "≤ +1 ms", check: func(x float64) bool { return x <= 1.0 }},
 		{id: "P4₁ₜ p50", what: fmt.Sprintf(what, "p50"), unit: "ms", direct: per["direct"]["p50"], meshka: per["meshka"]["p50"], result: added("ms")},
 		{id: "P4₁ₜ p99.9", what: fmt.Sprintf(what, "p99.9"), unit: "ms", direct: per["direct"]["p99.9"], meshka: per["meshka"]["p99.9"], result: added("ms")},
+		{id: "P4₁ₜ producer", what: "the producer's own acknowledgement latency p99 in the same runs, meshka run − direct run (it writes straight upstream on both sides: " +
+			"a difference is the machine's, not the reader's path)", unit: "ms", direct: per["direct"]["ack p99"], meshka: per["meshka"]["ack p99"], result: added("ms")},
 	}
-	s.rawHead = []string{"elapsed", "records", "MB/s received", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms"}
+	s.rawHead = []string{"elapsed", "records", "MB/s received", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms", "producer ack p99 ms"}
 	s.raw = func(x sample) []string {
 		return []string{fmt.Sprintf("%.2f s", x.elapsed.Seconds()), fmt.Sprint(x.records), fmt.Sprintf("%.1f", x.mbps()),
 			fmt.Sprintf("%.3f", x.extra["p50"]), fmt.Sprintf("%.3f", x.extra["p90"]), fmt.Sprintf("%.3f", x.extra["p99"]),
-			fmt.Sprintf("%.3f", x.extra["p99.9"]), fmt.Sprintf("%.3f", x.extra["max"])}
+			fmt.Sprintf("%.3f", x.extra["p99.9"]), fmt.Sprintf("%.3f", x.extra["max"]), fmt.Sprintf("%.3f", x.extra["ack p99"])}
 	}
 	s.notes = append(s.notes,
 		fmt.Sprintf("A fresh single-partition topic per run (segment.bytes 8 MiB, as P1's); the reader (franz-go, ConsumePartitions from offset 0, "+
@@ -180,15 +183,29 @@ func tailOnce(b *bench, up *upstream, pl *payload, side string, round int, dur t
 		}
 	}()
 
+	// The producer's own latency (Produce call to acknowledgement) is
+	// part of every record's, on both sides: kept to show how much of a
+	// difference between the sides is the producer's, slowed by what
+	// else the machine runs.
+	ackLat := make([]int64, cap(lat))
 	var (
 		acked    atomic.Int64
+		acks     atomic.Int64
 		errMu    sync.Mutex
 		firstErr error
 		errCount int64
 	)
-	promise := func(_ *kgo.Record, err error) {
+	promise := func(r *kgo.Record, err error) {
 		if err == nil {
+			now := int64(time.Since(start))
 			acked.Add(1)
+			if len(r.Headers) == 1 && len(r.Headers[0].Value) == 8 {
+				if sent := int64(binary.BigEndian.Uint64(r.Headers[0].Value)); sent >= skip {
+					if i := acks.Add(1) - 1; i < int64(len(ackLat)) {
+						ackLat[i] = now - sent
+					}
+				}
+			}
 			return
 		}
 		errMu.Lock()
@@ -237,6 +254,9 @@ wait:
 		x.extra[p.name] = quantileMs(lat, p.q)
 	}
 	x.extra["max"] = quantileMs(lat, 1)
+	al := ackLat[:min(acks.Load(), int64(len(ackLat)))]
+	slices.Sort(al)
+	x.extra["ack p99"] = quantileMs(al, 0.99)
 	errMu.Lock()
 	defer errMu.Unlock()
 	switch {
