@@ -12,8 +12,9 @@ import (
 	"github.com/meshka/meshka/records"
 )
 
-// Stream tuning. A stream long-polls like a Kafka consumer: one request per
-// upstream broker carries every partition streamed from it.
+// Stream tuning. A stream reads like a Kafka consumer: one request per
+// upstream broker carries every partition streamed from it, in one of two
+// lanes (see lane).
 const (
 	streamMaxWait  = 200 * time.Millisecond
 	streamMaxBytes = 32 << 20
@@ -66,7 +67,8 @@ type Subscription struct {
 	mu      sync.Mutex
 	offset  int64 // next offset to fetch; owned by the fetcher while subscribed
 	pending int   // chunks delivered and not yet Done
-	fresh   bool  // no response seen yet: fetch without waiting
+	behind  bool  // upstream has more at offset, or has not answered yet: the catch-up lane asks
+	busy    bool  // in a lane's request now in flight
 	stopped bool
 	f       *fetcher
 
@@ -115,7 +117,7 @@ func newStreams(c *Client) *Streams {
 
 // Subscribe starts streaming the partition from offset into sink.
 func (s *Streams) Subscribe(topic string, partition int32, offset int64, sink Sink) *Subscription {
-	sub := &Subscription{Topic: topic, Partition: partition, s: s, sink: sink, offset: offset, fresh: true, lastHW: -2}
+	sub := &Subscription{Topic: topic, Partition: partition, s: s, sink: sink, offset: offset, behind: true, lastHW: -2}
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); s.place(sub, 0) }()
 	return sub
@@ -162,10 +164,14 @@ func (s *Streams) fetcher(broker int32) *fetcher {
 	defer s.mu.Unlock()
 	f, ok := s.fetchers[broker]
 	if !ok {
-		f = &fetcher{s: s, broker: broker, subs: make(map[*Subscription]struct{}), wakeCh: make(chan struct{}, 1)}
+		f = &fetcher{s: s, broker: broker, subs: make(map[*Subscription]struct{})}
+		for l := range f.wakes {
+			f.wakes[l] = make(chan struct{}, 1)
+		}
 		s.fetchers[broker] = f
-		s.wg.Add(1)
-		go func() { defer s.wg.Done(); f.run() }()
+		s.wg.Add(2)
+		go func() { defer s.wg.Done(); f.run(tailLane) }()
+		go func() { defer s.wg.Done(); f.run(catchUpLane) }()
 	}
 	return f
 }
@@ -175,15 +181,33 @@ func (s *Streams) close() {
 	s.wg.Wait()
 }
 
-// fetcher long-polls one upstream broker for every partition placed on it.
+// lane is one of a fetcher's two request loops, each with at most one
+// request in flight. The tail lane long-polls (streamMaxWait) for the
+// partitions at upstream's end, on the stream client's connection; the
+// catch-up lane asks without waiting for the partitions upstream has more
+// of, and for new ones, on the main client's fetch connection. A broker
+// answers one connection's requests in order, so a partition with data
+// waiting never sits behind a long poll for the others: a new reader's
+// first chunk, the next chunk of a reader far behind, and a stream its
+// readers let go again are asked for at once. (With one loop, a partition
+// that was not ready when a long poll went out waited for it to end, up to
+// streamMaxWait, while other partitions of the broker were idle.)
+type lane int
+
+const (
+	tailLane lane = iota
+	catchUpLane
+)
+
+// fetcher streams every partition placed on one upstream broker.
 type fetcher struct {
 	s      *Streams
 	broker int32
 
-	mu     sync.Mutex
-	subs   map[*Subscription]struct{}
-	order  []*Subscription // rotated each request so no partition starves
-	wakeCh chan struct{}
+	mu    sync.Mutex
+	subs  map[*Subscription]struct{}
+	order []*Subscription // rotated each request so no partition starves
+	wakes [2]chan struct{}
 }
 
 func (f *fetcher) add(sub *Subscription) {
@@ -206,15 +230,19 @@ func (f *fetcher) remove(sub *Subscription) {
 	f.mu.Unlock()
 }
 
+// wake tells both lanes a subscription may be ready.
 func (f *fetcher) wake() {
-	select {
-	case f.wakeCh <- struct{}{}:
-	default:
+	for _, ch := range f.wakes {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
 	}
 }
 
-// ready lists the subscriptions that can take more data, with their offsets.
-func (f *fetcher) ready() (subs []*Subscription, offsets []int64, fresh bool) {
+// ready takes the subscriptions of lane l that can take more data, with
+// their offsets, and marks them busy until idle gives them back.
+func (f *fetcher) ready(l lane) (subs []*Subscription, offsets []int64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if len(f.order) > 1 {
@@ -222,49 +250,63 @@ func (f *fetcher) ready() (subs []*Subscription, offsets []int64, fresh bool) {
 	}
 	for _, sub := range f.order {
 		sub.mu.Lock()
-		if sub.pending < streamDepth && !sub.stopped {
+		if !sub.busy && !sub.stopped && sub.pending < streamDepth && sub.behind == (l == catchUpLane) {
+			sub.busy = true
 			subs = append(subs, sub)
 			offsets = append(offsets, sub.offset)
-			fresh = fresh || sub.fresh
 		}
 		sub.mu.Unlock()
 	}
-	return subs, offsets, fresh
+	return subs, offsets
 }
 
-func (f *fetcher) run() {
+// idle gives a request's subscriptions back, to whichever lane suits them
+// now.
+func (f *fetcher) idle(subs []*Subscription) {
+	for _, sub := range subs {
+		sub.mu.Lock()
+		sub.busy = false
+		sub.mu.Unlock()
+	}
+	f.wake()
+}
+
+func (f *fetcher) run(l lane) {
 	ctx := f.s.ctx
 	for {
-		subs, offsets, fresh := f.ready()
+		subs, offsets := f.ready(l)
 		if len(subs) == 0 {
 			select {
 			case <-ctx.Done():
 				return
-			case <-f.wakeCh:
+			case <-f.wakes[l]:
 				continue
 			}
 		}
-		resp, err := f.fetch(ctx, subs, offsets, fresh)
+		resp, err := f.fetch(ctx, l, subs, offsets)
 		if ctx.Err() != nil {
 			return
 		}
 		if err != nil {
 			f.s.c.log.Warn("stream: upstream fetch failed", "broker", f.broker, "err", err)
 			f.s.c.meta.Invalidate(topicsOf(subs)...)
+			f.idle(subs)
 			f.replaceAll(subs)
 			sleepCtx(ctx, streamRetryInterval)
 			continue
 		}
 		f.handle(subs, offsets, resp)
+		f.idle(subs)
 	}
 }
 
-func (f *fetcher) fetch(ctx context.Context, subs []*Subscription, offsets []int64, fresh bool) (*kmsg.FetchResponse, error) {
+func (f *fetcher) fetch(ctx context.Context, l lane, subs []*Subscription, offsets []int64) (*kmsg.FetchResponse, error) {
 	req := kmsg.NewPtrFetchRequest()
-	req.MaxWaitMillis = int32(streamMaxWait / time.Millisecond)
-	if fresh {
-		req.MaxWaitMillis = 0
+	wait, cl := streamMaxWait, f.s.c.stream
+	if l == catchUpLane {
+		wait, cl = 0, f.s.c.main
 	}
+	req.MaxWaitMillis = int32(wait / time.Millisecond)
 	req.MinBytes = 1
 	req.MaxBytes = streamMaxBytes
 	req.IsolationLevel = 0 // read_uncommitted: the cache serves both levels
@@ -286,9 +328,9 @@ func (f *fetcher) fetch(ctx context.Context, subs []*Subscription, offsets []int
 		rp.PartitionMaxBytes = streamPartitionMax
 		req.Topics[ti].Partitions = append(req.Topics[ti].Partitions, rp)
 	}
-	ctx, cancel := context.WithTimeout(ctx, f.s.c.cfg.RequestTimeout+streamMaxWait)
+	ctx, cancel := context.WithTimeout(ctx, f.s.c.cfg.RequestTimeout+wait)
 	defer cancel()
-	kresp, err := f.s.c.stream.Broker(int(f.broker)).Request(ctx, &pinned{Request: req, max: streamFetchVersion})
+	kresp, err := cl.Broker(int(f.broker)).Request(ctx, &pinned{Request: req, max: streamFetchVersion})
 	if err != nil {
 		return nil, err
 	}
@@ -366,10 +408,12 @@ func (f *fetcher) handle(subs []*Subscription, offsets []int64, resp *kmsg.Fetch
 				sub.mu.Unlock()
 				continue
 			}
-			sub.fresh = false
 			if n := len(c.Batches); n > 0 {
 				sub.offset = c.Batches[n-1].Next()
 			}
+			// Still behind only if this answer moved it on: one that
+			// brought nothing waits in the tail lane's long poll.
+			sub.behind = c.Err == 0 && len(c.Batches) > 0 && c.HighWatermark > sub.offset
 			// An empty answer matters only when it moves a watermark.
 			deliver := c.Err != 0 || len(c.Batches) > 0 || sub.lastHW != c.HighWatermark ||
 				sub.lastLSO != c.LastStableOffset || sub.lastLogStart != c.LogStartOffset
