@@ -59,6 +59,10 @@ func (f *feed) read(offset int64, maxBytes int32, isolation int8) (r ReadResult,
 		f.startLocked(offset)
 	}
 	r = f.cache.Read(offset, maxBytes, isolation)
+	if r.Status == ReadThrough && f.cache.Restart(offset, now) {
+		f.startLocked(offset)
+		r = f.cache.Read(offset, maxBytes, isolation)
+	}
 	if r.Status == Failed {
 		// The stream cannot go on (offset out of range, topic deleted):
 		// report it once and start afresh at the next reader's offset.

@@ -287,6 +287,20 @@ func (l *Log) Hungry(now time.Time) bool {
 	return l.ahead(l.front) < max(l.max/2, 1)
 }
 
+// Restart reports whether a read at offset, below the window and above
+// upstream's log start, should restart the stream there rather than read
+// through: no reader has read the window recently (none asked, the
+// furthest one asked long ago, or it too is below the window). The cache
+// then chases its reader, which is served ahead of its reads like any
+// reader of the stream, instead of reading every fetch through from
+// upstream while the stream keeps a tail nobody reads.
+func (l *Log) Restart(offset int64, now time.Time) bool {
+	if !l.known || offset >= l.start || offset < l.logStart {
+		return false
+	}
+	return l.front < l.start || now.Sub(l.frontAt) > readerFresh
+}
+
 // ahead is the cached bytes at or beyond offset.
 func (l *Log) ahead(offset int64) int64 {
 	live := l.batches[l.head:]

@@ -519,3 +519,33 @@ func TestLogHungryPacesTheStream(t *testing.T) {
 		t.Fatal("a reader beyond the cached end: the stream must run")
 	}
 }
+
+// A read below the window restarts the stream at its offset only when no
+// reader reads the window: the cache chases a lone reader instead of
+// leaving it to read through, and never leaves readers of the window for
+// one behind them.
+func TestLogRestartChasesALoneReader(t *testing.T) {
+	l := NewLog(100, 1<<20, NewBudget(1<<20))
+	now := time.Unix(1000, 0)
+	if l.Restart(0, now) {
+		t.Fatal("before any upstream answer the window is unknown: no restart")
+	}
+	l.Append(logTestChunk(t, 110, 110, logTestBatch(t, 100, 10, 0, -1)))
+	if !l.Restart(0, now) {
+		t.Fatal("nobody reads the window: a reader below it must restart the stream")
+	}
+	l.Saw(105, now)
+	if l.Restart(0, now.Add(time.Second)) {
+		t.Fatal("a reader reads the window: one below it reads through")
+	}
+	if l.Restart(105, now) || l.Restart(110, now) || l.Restart(500, now) {
+		t.Fatal("reads in the window, at its end or beyond it never restart")
+	}
+	if !l.Restart(0, now.Add(readerFresh+time.Second)) {
+		t.Fatal("the window's reader stopped long ago: restart")
+	}
+	l.SetLogStart(50)
+	if l.Restart(10, now.Add(readerFresh+time.Second)) {
+		t.Fatal("below upstream's log start: read through, for OFFSET_OUT_OF_RANGE")
+	}
+}
