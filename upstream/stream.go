@@ -80,10 +80,13 @@ type Subscription struct {
 func (sub *Subscription) Done() {
 	sub.mu.Lock()
 	sub.pending = max(sub.pending-1, 0)
-	f := sub.f
+	f, l := sub.f, tailLane
+	if sub.behind {
+		l = catchUpLane
+	}
 	sub.mu.Unlock()
 	if f != nil {
-		f.wake()
+		f.wakeLane(l)
 	}
 }
 
@@ -232,12 +235,8 @@ func (f *fetcher) remove(sub *Subscription) {
 
 // wake tells both lanes a subscription may be ready.
 func (f *fetcher) wake() {
-	for _, ch := range f.wakes {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
-	}
+	f.wakeLane(tailLane)
+	f.wakeLane(catchUpLane)
 }
 
 // ready takes the subscriptions of lane l that can take more data, with
@@ -260,15 +259,27 @@ func (f *fetcher) ready(l lane) (subs []*Subscription, offsets []int64) {
 	return subs, offsets
 }
 
-// idle gives a request's subscriptions back, to whichever lane suits them
-// now.
-func (f *fetcher) idle(subs []*Subscription) {
+// idle gives lane l's request's subscriptions back, to whichever lane
+// suits them now; the other lane is woken only when one moved to it (l
+// itself asks again at once).
+func (f *fetcher) idle(l lane, subs []*Subscription) {
+	moved := false
 	for _, sub := range subs {
 		sub.mu.Lock()
 		sub.busy = false
+		moved = moved || sub.behind != (l == catchUpLane)
 		sub.mu.Unlock()
 	}
-	f.wake()
+	if moved {
+		f.wakeLane(1 - l)
+	}
+}
+
+func (f *fetcher) wakeLane(l lane) {
+	select {
+	case f.wakes[l] <- struct{}{}:
+	default:
+	}
 }
 
 func (f *fetcher) run(l lane) {
@@ -290,13 +301,13 @@ func (f *fetcher) run(l lane) {
 		if err != nil {
 			f.s.c.log.Warn("stream: upstream fetch failed", "broker", f.broker, "err", err)
 			f.s.c.meta.Invalidate(topicsOf(subs)...)
-			f.idle(subs)
+			f.idle(l, subs)
 			f.replaceAll(subs)
 			sleepCtx(ctx, streamRetryInterval)
 			continue
 		}
 		f.handle(subs, offsets, resp)
-		f.idle(subs)
+		f.idle(l, subs)
 	}
 }
 
