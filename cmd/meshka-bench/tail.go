@@ -17,7 +17,7 @@ import (
 const (
 	tailRate          = 50e6 // bytes/s of record values
 	tailDuration      = 4 * time.Second
-	tailDurationQuick = 2 * time.Second
+	tailDurationQuick = time.Second
 	// tailDrain bounds how long the reader may take, after the producer
 	// has its last acknowledgement, to receive the last record.
 	tailDrain = 30 * time.Second
@@ -47,15 +47,23 @@ func runTail(b *bench) section {
 	defer up.close()
 	pl := newPayload()
 
-	b.progress("P4₁ₜ %.0f MB/s; warm-up (1 s per side, not recorded)", tailRate/1e6)
-	for _, side := range []string{"direct", "meshka"} {
-		collectGarbage()
-		if x := tailOnce(b, up, pl, side, 0, time.Second); x.err != "" {
-			b.progress("P4₁ₜ warm-up %s: %s", side, x.err)
+	warmUp := "one unrecorded 1 s run of each side first"
+	if b.opts.quick {
+		warmUp = "no warm-up run (-quick)"
+	} else {
+		b.progress("P4₁ₜ %.0f MB/s; warm-up (1 s per side, not recorded)", tailRate/1e6)
+		for _, side := range []string{"direct", "meshka"} {
+			collectGarbage()
+			if x := tailOnce(b, up, pl, side, 0, time.Second); x.err != "" {
+				b.progress("P4₁ₜ warm-up %s: %s", side, x.err)
+			}
 		}
 	}
 	per := map[string]map[string][]float64{"direct": {}, "meshka": {}}
 	rounds := b.opts.produceRounds()
+	if b.opts.quick {
+		rounds = 1 // a smoke check: the whole -quick run stays under 90 s
+	}
 	for r := 1; r <= rounds; r++ {
 		for _, side := range []string{"direct", "meshka"} {
 			collectGarbage()
@@ -77,6 +85,9 @@ func runTail(b *bench) section {
 		}
 	}
 	what := fmt.Sprintf("end-to-end latency %%s, one reader tailing a partition while a producer writes %.0f MB/s to it: meshka − direct", tailRate/1e6)
+	if b.opts.quick {
+		what += " (-quick: 1 round)"
+	}
 	s.rows = []row{
 		{id: "P4₁ₜ p99", what: fmt.Sprintf(what, "p99"), unit: "ms", direct: per["direct"]["p99"], meshka: per["meshka"]["p99"],
 			result: added("ms"), target: "≤ +1 ms", check: func(x float64) bool { return x <= 1.0 }},
@@ -95,7 +106,7 @@ func runTail(b *bench) section {
 		fmt.Sprintf("A fresh single-partition topic per run (segment.bytes 8 MiB, as P1's); the reader (franz-go, ConsumePartitions from offset 0, "+
 			"default fetch settings: 5 s max wait, min bytes 1) starts first, then one franz-go producer (defaults, linger 0) writes 1 KiB "+
 			"random values at %.0f MB/s for %s, paced as in P2, straight to upstream on both sides: the figure is the reader's path only. "+
-			"A fresh meshka node per meshka run; one unrecorded 1 s run of each side first.", tailRate/1e6, dur),
+			"A fresh meshka node per meshka run; %s.", tailRate/1e6, dur, warmUp),
 		"Latency is the time the reader's PollFetches returned the record minus the time Produce was called for it (carried in a record "+
 			"header on the process's monotonic clock), for every record produced after the first "+latencySkip.String()+"; "+
 			"it includes the producer's own wait for upstream, the same on both sides. The added latency compares the medians over the "+
