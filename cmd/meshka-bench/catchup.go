@@ -78,6 +78,15 @@ func runCatchup(b *bench) section {
 			int64(def.PartitionMaxBytes)>>20, int64(def.NodeMaxBytes)>>20, backlog/int64(def.PartitionMaxBytes)),
 		"Delivered MB/s = record values received ÷ wall time from creating the client until it has the last record. "+
 			"Run alone with `go run ./cmd/meshka-bench -only P4_1`.",
+		"What limits it: the reader is served from the cache as the partition's stream fills it, and the stream reads the backlog once "+
+			"(upstream MiB ≈ the backlog), 1 MiB per upstream read as the reader asks, with the next read on its way while the last is cached "+
+			"in the buffer it was read into. The stream waits for the reader when half the cache lies ahead of it, so a slower reader is "+
+			"never overtaken by evictions. Once the reader has caught up with the stream it waits on each upstream read, which takes about "+
+			"as long as the direct reader's own (kfake answers both alike, on one goroutine); every byte then crosses loopback twice (kfake to "+
+			"meshka, meshka to the reader) on the same 2 cores as kfake and the reader, which is what the ratio below 1 is, and it moves by "+
+			"several percent with other load on the machine (see the round ratios). At d56f46f (before this work) the reader got 0.51-0.73 "+
+			"of direct: 4 MiB upstream reads took about 10 ms each (kfake builds a multi-batch answer by appending), and the copy into the "+
+			"cache (a quarter of meshka's CPU in the run) and the actor's mailbox sat between one upstream read and the next.",
 		pairedRatios(s.samples),
 	)
 	return s
