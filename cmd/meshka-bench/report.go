@@ -157,7 +157,10 @@ func (r report) markdown() string {
 	w("so drift on the machine hits both sides alike. Figures are medians over the rounds; the result column is the ratio meshka ÷ direct ")
 	w("unless it shows a unit (P2, P4₁ₜ: the latency meshka adds; P6: meshka's own figure). Client, proxy and upstream share the same machine, so every figure includes ")
 	w("their competition for its cores, and with anything else running on it (see the load average). ")
-	w("1 MB = 10^6 bytes; 1 MiB = 2^20 bytes. Charts are PNGs in docs/bench/, drawn by the harness.\n\n")
+	w("1 MB = 10^6 bytes; 1 MiB = 2^20 bytes. Charts are PNGs in docs/bench/, drawn by the harness. ")
+	w("One measurement runs alone with `go run ./cmd/meshka-bench -only ID -out FILE`, ids P1, P2, P3 (or P4: the fan-out runs), ")
+	w("P4_1 (one reader catching up), P4_1t (one reader tailing), P5, P6, P7 and micro, comma-separated for several; ")
+	w("`-cpuprofile` and `-trace` profile a run, labelled by measurement and side (`go tool pprof -tagfocus side=meshka`).\n\n")
 
 	w("## Machine\n\n| | |\n|---|---|\n")
 	m := r.machine
