@@ -84,8 +84,8 @@ func runCatchup(b *bench) section {
 			"never overtaken by evictions. Once the reader has caught up with the stream it waits on each upstream read, which takes about "+
 			"as long as the direct reader's own (kfake answers both alike, on one goroutine); every byte then crosses loopback twice (kfake to "+
 			"meshka, meshka to the reader) on the same 2 cores as kfake and the reader, which is what the ratio below 1 is, and it moves by "+
-			"several percent with other load on the machine (see the round ratios). At d56f46f (before this work) the reader got 0.51-0.73 "+
-			"of direct: 4 MiB upstream reads took about 10 ms each (kfake builds a multi-batch answer by appending), and the copy into the "+
+			"several percent with other load on the machine (see the round ratios). With meshka as of 622332f (before this work) the reader got 0.51-0.81 "+
+			"of direct (0.73 typical): 4 MiB upstream reads took about 10 ms each (kfake builds a multi-batch answer by appending), and the copy into the "+
 			"cache (a quarter of meshka's CPU in the run) and the actor's mailbox sat between one upstream read and the next.",
 		pairedRatios(s.samples),
 	)
