@@ -47,7 +47,8 @@ type fetchPart struct {
 	batches  [][]byte
 	bytes    int
 	notify   <-chan struct{}
-	prefixAt int // where splice found the RecordBatches length prefix
+	prefixAt int   // where splice found the RecordBatches length prefix
+	held     int64 // response budget its read-through records hold
 }
 
 func (s *Server) fetch(c *conn, req *kmsg.FetchRequest) (kmsg.Response, error) {
@@ -96,6 +97,7 @@ func (s *Server) fetch(c *conn, req *kmsg.FetchRequest) (kmsg.Response, error) {
 	for {
 		total, failed, err := s.fetchRound(c.ctx, parts, req.IsolationLevel, maxBytes, req.Version)
 		if err != nil {
+			s.releaseHeld(parts)
 			return nil, err
 		}
 		if failed || failedEarly || total >= int(req.MinBytes) || total > 0 && total >= int(maxBytes) || !time.Now().Before(deadline) {
@@ -103,6 +105,7 @@ func (s *Server) fetch(c *conn, req *kmsg.FetchRequest) (kmsg.Response, error) {
 		}
 		if !waitAny(c.ctx, s.stopping, parts, deadline) {
 			if c.ctx.Err() != nil {
+				s.releaseHeld(parts)
 				return nil, c.ctx.Err()
 			}
 			break
@@ -119,7 +122,9 @@ func (s *Server) fetch(c *conn, req *kmsg.FetchRequest) (kmsg.Response, error) {
 		}
 	}
 	var spliced []*fetchPart
+	var held int64
 	for _, p := range parts {
+		held += p.held
 		switch {
 		case len(p.batches) > 0:
 			// Written from the cache's own buffers when the response
@@ -133,9 +138,19 @@ func (s *Server) fetch(c *conn, req *kmsg.FetchRequest) (kmsg.Response, error) {
 		}
 	}
 	if len(spliced) > 0 {
-		return &splicedFetch{FetchResponse: resp, parts: spliced}, nil
+		return &splicedFetch{FetchResponse: resp, parts: spliced, held: held}, nil
 	}
+	s.cfg.ResponseBudget.Release(held) // nothing held comes without batches; kept for safety
 	return resp, nil
+}
+
+// releaseHeld gives back the response budget of a fetch that will not be
+// answered.
+func (s *Server) releaseHeld(parts []*fetchPart) {
+	for _, p := range parts {
+		s.cfg.ResponseBudget.Release(p.held)
+		p.held = 0
+	}
 }
 
 // checkFetchPartition is checkPartition without waiting for a metadata
@@ -258,10 +273,29 @@ const cachedFetchVersion = 4
 // written to the client from the buffer they were read into, as cached
 // ones are (splicedFetch), never copied into the response.
 func (s *Server) readThrough(ctx context.Context, p *fetchPart, limit int32, isolation int8, version int16) int {
-	up := s.deps.Upstream.FetchOnce(ctx, p.topic, p.out.Partition, p.offset, limit, isolation, version)
+	// Records read through are this connection's alone until written, so
+	// they are paid from the node's response budget: while non-reading
+	// clients hold it, a read-through answers empty and the client asks
+	// again, rather than the node's memory growing.
+	budget := s.cfg.ResponseBudget
+	got := budget.AcquireUpTo(int64(limit))
+	if got == 0 {
+		s.budgetFull.Add(1)
+		return 0
+	}
+	up := s.deps.Upstream.FetchOnce(ctx, p.topic, p.out.Partition, p.offset, int32(got), isolation, version)
 	up.Partition = p.out.Partition
 	*p.out = up
 	n := len(up.RecordBatches)
+	if int64(n) <= got {
+		budget.Release(got - int64(n))
+		got = int64(n)
+	} else {
+		// Upstream sends a first batch whole, however large (KIP-74):
+		// count what it really sent, as far as the budget allows.
+		got += budget.AcquireUpTo(int64(n) - got)
+	}
+	p.held += got
 	p.done = up.ErrorCode != 0 || n > 0
 	if n > 0 {
 		p.batches, p.bytes = [][]byte{up.RecordBatches}, n

@@ -20,7 +20,12 @@ type inflight struct {
 	finish       func() (kmsg.Response, error)
 	read         time.Time // set only when debug logging is on
 	held         int64     // request budget its frame holds until answered
+	respHeld     int64     // response budget its answer holds until written
 }
+
+// holder is an answer that holds part of the node's response budget until
+// it is written.
+type holder interface{ heldBytes() int64 }
 
 // conn is one client connection: a read goroutine that decodes and hands
 // requests on in order, and a write goroutine that finishes and answers
@@ -199,7 +204,8 @@ func (c *conn) readEnded(err error) {
 // never be.
 func (c *conn) answered(item *inflight) {
 	c.s.cfg.RequestBudget.Release(item.held)
-	item.held = 0
+	c.s.cfg.ResponseBudget.Release(item.respHeld)
+	item.held, item.respHeld = 0, 0
 	c.pending.Add(-1)
 }
 
@@ -276,6 +282,9 @@ func (c *conn) writeLoop() {
 			c.kill()
 			c.drain()
 			return
+		}
+		if h, ok := resp.(holder); ok {
+			item.respHeld = h.heldBytes()
 		}
 		if resp != nil {
 			if out == nil {

@@ -222,3 +222,75 @@ func TestConnectionsPerIP(t *testing.T) {
 		t.Fatalf("a connection after one closed: correlation id %d", corr)
 	}
 }
+
+// Fifty connections pipelining Fetches below the partition cache's window
+// and reading none of the answers hold at most the response budget of
+// records read through from upstream; a normal producer and consumer keep
+// working meanwhile.
+func TestNonReadingFetchers(t *testing.T) {
+	env := testenv.Start(t, func(c *config.Config) {
+		c.Cache.PartitionMaxBytes = 64 << 10
+		c.Kafka.MaxResponseMemory = 16 << 20
+		c.Kafka.WriteTimeout = config.Duration(10 * time.Minute) // they hold on; only the budget bounds them
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const topic = "below-window"
+	p := env.Client(t, kgo.AllowAutoTopicCreation(), kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	value := bytes.Repeat([]byte("r"), 64<<10)
+	var rs []*kgo.Record
+	for i := 0; i < 128; i++ { // 8 MiB in partition 0, 128 times the cache
+		rs = append(rs, &kgo.Record{Value: value})
+	}
+	if err := p.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	// A reader at the end keeps the cache's window there, so reads from
+	// the start go through to upstream.
+	tail := env.Client(t, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtEnd()}}))
+	tailCtx, stopTail := context.WithCancel(ctx)
+	defer stopTail()
+	go func() {
+		for tailCtx.Err() == nil {
+			tail.PollFetches(tailCtx)
+		}
+	}()
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+
+	server := env.Node.Kafka()
+	for i := 0; i < 50; i++ {
+		c := dial(t, env)
+		_ = c.SetReadBuffer(4 << 10)
+		for j := int32(0); j < 8; j++ {
+			req := kmsg.NewPtrFetchRequest()
+			req.Version, req.MaxBytes, req.SessionEpoch = 11, 50<<20, -1
+			rt := kmsg.NewFetchRequestTopic()
+			rt.Topic = topic
+			rp := kmsg.NewFetchRequestTopicPartition()
+			rp.PartitionMaxBytes = 50 << 20
+			rt.Partitions = append(rt.Partitions, rp)
+			req.Topics = append(req.Topics, rt)
+			if _, err := c.Write(encode(req, j)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for server.BudgetFull() == 0 {
+		if ctx.Err() != nil {
+			t.Fatalf("the response budget was never spent (%d bytes held): the fetchers did not read through", server.ResponseBudget().Used())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	newHealthProbe(t, env, "nonreading-health").check(t)
+	var during runtime.MemStats
+	runtime.ReadMemStats(&during)
+	if held := server.ResponseBudget().Used(); held > 16<<20+(64<<10)*50 {
+		t.Errorf("read-through answers hold %d bytes, over the 16 MiB budget by more than one batch per connection", held)
+	}
+	// Unbounded, 400 answers of up to 8 MiB each would be held.
+	if grown := int64(during.HeapAlloc) - int64(before.HeapAlloc); grown > 192<<20 {
+		t.Errorf("heap grew %d MiB with 50 non-reading fetchers and a 16 MiB response budget", grown>>20)
+	}
+}

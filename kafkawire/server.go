@@ -29,6 +29,7 @@ type Config struct {
 	RequestReadTimeout time.Duration    // a begun request must arrive whole within this
 	WriteTimeout       time.Duration    // answers must be taken by the client within this
 	RequestBudget      *netguard.Budget // bytes of requests read or waiting, node-wide
+	ResponseBudget     *netguard.Budget // bytes read through from upstream and not yet written, node-wide
 }
 
 // Deps are the parts of the node the handlers use.
@@ -61,6 +62,7 @@ type Server struct {
 	debug   bool             // debug logging on: per-connection and per-request lines
 
 	idleClosed, slowClosed atomic.Int64 // connections closed idle, and as slow consumers
+	budgetFull             atomic.Int64 // read-throughs answered empty: response budget spent
 }
 
 // troubleInterval is how often the same upstream trouble is logged.
@@ -93,6 +95,9 @@ func New(cfg Config, deps Deps) *Server {
 	}
 	if cfg.RequestBudget == nil {
 		cfg.RequestBudget = netguard.NewBudget(0)
+	}
+	if cfg.ResponseBudget == nil {
+		cfg.ResponseBudget = netguard.NewBudget(0)
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.Default()
@@ -147,8 +152,14 @@ func (s *Server) Listener() *netguard.Listener {
 	return s.ln
 }
 
-// RequestBudget is the node-wide budget for request bytes.
-func (s *Server) RequestBudget() *netguard.Budget { return s.cfg.RequestBudget }
+// RequestBudget and ResponseBudget are the node-wide budgets for request
+// bytes and for read-through response bytes.
+func (s *Server) RequestBudget() *netguard.Budget  { return s.cfg.RequestBudget }
+func (s *Server) ResponseBudget() *netguard.Budget { return s.cfg.ResponseBudget }
+
+// BudgetFull counts read-throughs answered empty because the response
+// budget was spent.
+func (s *Server) BudgetFull() int64 { return s.budgetFull.Load() }
 
 // IdleClosed and SlowClosed count the connections closed for being idle
 // past kafka.idle_timeout and for not reading their answers within

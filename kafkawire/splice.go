@@ -15,7 +15,13 @@ type splicedFetch struct {
 	// parts hold the batches, in the response's encoding order; their
 	// RecordBatches are empty until written.
 	parts []*fetchPart
+	// held is the response budget its read-through records hold until
+	// they are written.
+	held int64
 }
+
+// heldBytes is what the response holds of the node's response budget.
+func (f *splicedFetch) heldBytes() int64 { return f.held }
 
 var _ splicer = (*splicedFetch)(nil)
 

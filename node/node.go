@@ -139,6 +139,7 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 		RequestReadTimeout: cfg.Kafka.RequestReadTimeout.D(),
 		WriteTimeout:       cfg.Kafka.WriteTimeout.D(),
 		RequestBudget:      netguard.NewBudget(int64(cfg.Kafka.MaxRequestMemory)),
+		ResponseBudget:     netguard.NewBudget(int64(cfg.Kafka.MaxResponseMemory)),
 	}, kafkawire.Deps{Upstream: up, UpstreamName: upstreamName, Mesh: mesh, Feeds: feeds, Registry: n.reg, Logger: log})
 	go func() { n.served <- n.srv.Serve(ln) }()
 
