@@ -209,8 +209,11 @@ func settledMemory() (int64, runtime.MemStats, int) {
 
 // vmRSS is this process's resident set size in bytes (Linux only; 0
 // elsewhere).
-func vmRSS() int64 {
-	f, err := os.Open("/proc/self/status")
+func vmRSS() int64 { return rssOf("/proc/self/status") }
+
+// rssOf reads VmRSS from a /proc status file, 0 if unreadable.
+func rssOf(status string) int64 {
+	f, err := os.Open(status)
 	if err != nil {
 		return 0
 	}

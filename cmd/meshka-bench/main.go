@@ -56,13 +56,17 @@ var measurements = []measurement{
 	{ids: []string{"P5"}, title: "P5 cache serving vs raw loopback TCP", run: runCache, order: 6},
 	{ids: []string{"P6"}, title: "P6 memory per idle connection", run: runConns, order: 7},
 	{ids: []string{"P7"}, title: "P7 group rebalance after a member leaves", run: runRebalance, order: 8},
-	{ids: []string{"MICRO"}, title: "Micro-benchmarks", run: runMicro, order: 9},
+	{ids: []string{"R1", "R2"}, title: "R1/R2 a normal producer and consumer while hostile clients hold connections", run: runAttack, order: 9},
+	{ids: []string{"MICRO"}, title: "Micro-benchmarks", run: runMicro, order: 10},
 	{ids: []string{"P3", "P4"}, title: "P3/P4 fan-out: upstream bytes and delivered throughput", run: runFanout, order: 3},
 }
 
 func main() {
-	if os.Getenv(childEnv) == "conns" {
+	switch os.Getenv(childEnv) {
+	case "conns":
 		os.Exit(runConnChild())
+	case "node":
+		os.Exit(runNodeChild())
 	}
 	os.Exit(run())
 }
@@ -73,7 +77,7 @@ func run() int {
 	flag.StringVar(&o.out, "out", "BENCHMARKS.md", "write the markdown report to `FILE`")
 	flag.BoolVar(&o.quick, "quick", false, "shorter runs, for a smoke check (whole run under 90 s)")
 	flag.IntVar(&o.rounds, "rounds", 3, "direct/meshka A/B pairs per measurement")
-	flag.StringVar(&only, "only", "", "comma `LIST` of measurement ids to run: P1, P2, P3, P4, P4_1 (one reader catching up), P4_1t (one reader tailing), P5, P6, P7, micro; "+
+	flag.StringVar(&only, "only", "", "comma `LIST` of measurement ids to run: P1, P2, P3, P4, P4_1 (one reader catching up), P4_1t (one reader tailing), P5, P6, P7, R1 (or R2: hostile clients), micro; "+
 		"P3 and P4 come from the same runs, so either runs both; empty runs all")
 	flag.BoolVar(&o.debug, "debug", false, "log meshka at debug level and franz-go clients at warn level to stderr")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to `FILE`")
@@ -100,7 +104,7 @@ func run() int {
 			continue
 		}
 		if !known[id] {
-			fmt.Fprintf(os.Stderr, "meshka-bench: unknown measurement id %q (known: P1 … P7, P4_1, P4_1t, micro)\n", id)
+			fmt.Fprintf(os.Stderr, "meshka-bench: unknown measurement id %q (known: P1 … P7, P4_1, P4_1t, R1, R2, micro)\n", id)
 			return 2
 		}
 		o.only = append(o.only, id)

@@ -116,6 +116,9 @@ type section struct {
 	// samples are not throughput runs.
 	raw     func(x sample) []string
 	rawHead []string
+	// heads, when set, name the two sides' median columns in place of
+	// direct and meshka (R1 compares meshka with itself under attack).
+	heads [2]string
 }
 
 // plot is one PNG of a section.
@@ -159,7 +162,7 @@ func (r report) markdown() string {
 	w("their competition for its cores, and with anything else running on it (see the load average). ")
 	w("1 MB = 10^6 bytes; 1 MiB = 2^20 bytes. Charts are PNGs in docs/bench/, drawn by the harness. ")
 	w("One measurement runs alone with `go run ./cmd/meshka-bench -only ID -out FILE`, ids P1, P2, P3 (or P4: the fan-out runs), ")
-	w("P4_1 (one reader catching up), P4_1t (one reader tailing), P5, P6, P7 and micro, comma-separated for several; ")
+	w("P4_1 (one reader catching up), P4_1t (one reader tailing), P5, P6, P7, R1 (or R2: hostile clients) and micro, comma-separated for several; ")
 	w("`-cpuprofile` and `-trace` profile a run, labelled by measurement and side (`go tool pprof -tagfocus side=meshka`).\n\n")
 
 	w("## Machine\n\n| | |\n|---|---|\n")
@@ -185,7 +188,11 @@ func (r report) markdown() string {
 	for _, s := range r.sections {
 		w("## %s\n\n", s.title)
 		if len(s.rows) > 0 {
-			w("| id | what | direct median | meshka median | result | target | met? |\n")
+			heads := s.heads
+			if heads[0] == "" {
+				heads = [2]string{"direct median", "meshka median"}
+			}
+			w("| id | what | %s | %s | result | target | met? |\n", heads[0], heads[1])
 			w("|---|---|---:|---:|---:|---|---|\n")
 			for _, row := range s.rows {
 				_, res := row.value()
