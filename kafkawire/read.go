@@ -87,4 +87,3 @@ func (c *conn) readDeadline(t time.Time) error {
 
 // errStopping ends the read loop at shutdown.
 var errStopping = errors.New("connection stopping")
-
