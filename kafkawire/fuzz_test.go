@@ -2,14 +2,14 @@ package kafkawire
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
-	"hash/crc32"
 	"sort"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/meshka/meshka/internal/testbatch"
 )
 
 // fuzzMaxFrame is the limit the fuzz targets give checkSize; small enough
@@ -86,13 +86,7 @@ func withVersion(r kmsg.Response, v int16) kmsg.Response {
 
 // fuzzBatch is one record batch built with kmsg, for Produce seeds.
 func fuzzBatch() []byte {
-	rec := kmsg.Record{Value: []byte("fuzz")}
-	rec.Length = int32(len(rec.AppendTo(nil)) - 1)
-	raw := rec.AppendTo(nil)
-	rb := kmsg.RecordBatch{Length: int32(49 + len(raw)), Magic: 2, ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1, NumRecords: 1, Records: raw}
-	out := rb.AppendTo(nil)
-	binary.BigEndian.PutUint32(out[17:21], crc32.Checksum(out[21:], crc32.MakeTable(crc32.Castagnoli)))
-	return out
+	return testbatch.Encode(testbatch.NoProducer(), testbatch.Values("fuzz")...)
 }
 
 // seedRequests are valid requests as a real client frames them.

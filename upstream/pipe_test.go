@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"log/slog"
 	"net"
 	"os"
@@ -19,52 +18,25 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/meshka/meshka/internal/testbatch"
 )
 
 // These tests drive SubmitProduce against a real in-process broker (kfake)
 // with record batches built here, and read what upstream appended back with
 // a franz-go consumer straight to kfake.
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
 // testBatch encodes a magic 2 record batch as a producer without a producer
-// id sends it: offsets from 0, no sequence, one record per value, CRC-32C
-// over everything after the CRC field.
-func testBatch(tb testing.TB, values ...string) []byte {
-	tb.Helper()
-	if len(values) == 0 {
-		tb.Fatal("a batch needs at least one record")
+// id sends it: offsets from 0, no sequence, one record per value.
+func testBatch(values ...string) []byte {
+	recs := testbatch.Values(values...)
+	for i := range recs {
+		recs[i].TimestampDelta64 = int64(i)
 	}
-	var raw []byte
-	for i, v := range values {
-		r := kmsg.Record{OffsetDelta: int32(i), TimestampDelta64: int64(i), Value: []byte(v)}
-		// Length counts the bytes after it; zero encodes as one byte.
-		r.Length = int32(len(r.AppendTo(nil)) - 1)
-		raw = r.AppendTo(raw)
-	}
-	now := time.Now().UnixMilli()
-	rb := kmsg.RecordBatch{
-		FirstOffset:          0,
-		Length:               int32(49 + len(raw)),
-		PartitionLeaderEpoch: -1,
-		Magic:                2,
-		LastOffsetDelta:      int32(len(values) - 1),
-		FirstTimestamp:       now,
-		MaxTimestamp:         now + int64(len(values)-1),
-		ProducerID:           -1,
-		ProducerEpoch:        -1,
-		FirstSequence:        -1,
-		NumRecords:           int32(len(values)),
-		Records:              raw,
-	}
-	out := rb.AppendTo(nil)
-	rb.CRC = int32(crc32.Checksum(out[21:], castagnoli))
-	out = rb.AppendTo(out[:0])
-	var back kmsg.RecordBatch
-	if err := back.ReadFrom(out); err != nil || back.Length != int32(len(out)-12) {
-		tb.Fatalf("test batch does not decode: %v (length %d of %d bytes)", err, back.Length, len(out))
-	}
-	return out
+	hdr := testbatch.NoProducer()
+	hdr.FirstTimestamp = time.Now().UnixMilli()
+	hdr.MaxTimestamp = hdr.FirstTimestamp + int64(len(values)-1)
+	return testbatch.Encode(hdr, recs...)
 }
 
 // pipeEnv is a 3-broker kfake cluster and an upstream Client in front of it.
@@ -335,7 +307,7 @@ func TestPipeKeepsOrderWithManyInFlight(t *testing.T) {
 		}
 		want[i] = int64(len(values))
 		values = append(values, vs...)
-		e.submit(leader, args(topic, 0, 9, testBatch(t, vs...)), r.done(i))
+		e.submit(leader, args(topic, 0, 9, testBatch(vs...)), r.done(i))
 	}
 
 	// Upstream holds the first request unanswered: the pipe writes four
@@ -440,7 +412,7 @@ func TestPipeMergesPartitionsInOrder(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < rounds; i++ {
-				if err := submit(e.c, 1, args(x.topic, x.p, 8, testBatch(t, value(x.p, i))), rs[k].done(i)); err != nil {
+				if err := submit(e.c, 1, args(x.topic, x.p, 8, testBatch(value(x.p, i))), rs[k].done(i)); err != nil {
 					t.Error(err)
 					return
 				}
@@ -532,7 +504,7 @@ func TestPipeMergesWaitingPartitions(t *testing.T) {
 	}
 	for i := 0; i < rounds; i++ {
 		for p := int32(0); p < parts; p++ {
-			e.submit(2, args(topic, p, 9, testBatch(t, value(p, i))), rs[p].done(i))
+			e.submit(2, args(topic, p, 9, testBatch(value(p, i))), rs[p].done(i))
 		}
 	}
 	select {
@@ -596,7 +568,7 @@ func TestPipeRefusesWhenQueueFull(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("still accepting after %d batches", accepted)
 		}
-		if e.c.SubmitProduce(leader, args(topic, 0, 9, testBatch(t, value(0, accepted))), r.done(accepted)) {
+		if e.c.SubmitProduce(leader, args(topic, 0, 9, testBatch(value(0, accepted))), r.done(accepted)) {
 			accepted++
 			continue
 		}
@@ -667,7 +639,7 @@ func TestPipeConnectionLoss(t *testing.T) {
 
 	r := newResults(n + 1)
 	for i := 0; i < n; i++ {
-		e.submit(leader, args(topic, 0, 9, testBatch(t, value(0, i))), r.done(i))
+		e.submit(leader, args(topic, 0, 9, testBatch(value(0, i))), r.done(i))
 	}
 	// Wait for all but the last slot, then send one more on what must be a
 	// healthy connection.
@@ -684,7 +656,7 @@ func TestPipeConnectionLoss(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	e.submit(leader, args(topic, 0, 9, testBatch(t, value(0, n))), r.done(n))
+	e.submit(leader, args(topic, 0, 9, testBatch(value(0, n))), r.done(n))
 	r.wait(t, 30*time.Second)
 
 	if seen.Load() < cutAt {
@@ -760,7 +732,7 @@ func TestPipeSubmitAfterClose(t *testing.T) {
 	leader := e.leader(ctx, topic, 0)
 	// Open the pipe first, so Close has one to stop.
 	r := newResults(1)
-	e.submit(leader, args(topic, 0, 9, testBatch(t, "before")), r.done(0))
+	e.submit(leader, args(topic, 0, 9, testBatch("before")), r.done(0))
 	r.wait(t, 10*time.Second)
 	if r.errs[0] != nil || r.res[0].ErrorCode != 0 {
 		t.Fatalf("before close: err %v, error code %d", r.errs[0], r.res[0].ErrorCode)
@@ -774,7 +746,7 @@ func TestPipeSubmitAfterClose(t *testing.T) {
 		defer close(returned)
 		for i := 0; i < n; i++ {
 			// Brokers with and without a pipe before the close.
-			if !e.c.SubmitProduce(int32(i%4), args(topic, 0, 9, testBatch(t, "after")), after.done(i)) {
+			if !e.c.SubmitProduce(int32(i%4), args(topic, 0, 9, testBatch("after")), after.done(i)) {
 				t.Errorf("submission %d after close refused as if the queue were full", i)
 			}
 		}
@@ -808,7 +780,7 @@ func TestPipeCloseWithBatchesInFlight(t *testing.T) {
 
 	r := newResults(n)
 	for i := 0; i < n; i++ {
-		e.submit(leader, args(topic, 0, 9, testBatch(t, value(0, i))), r.done(i))
+		e.submit(leader, args(topic, 0, 9, testBatch(value(0, i))), r.done(i))
 	}
 	select {
 	case <-arrived:
@@ -871,7 +843,7 @@ func TestPipeSubmitRacingClose(t *testing.T) {
 	p := e.c.pipe(leader) // what SubmitProduce holds before it hands over
 	e.close()
 	for i := 0; i < n; i++ {
-		if !p.submit(&produceCall{args: args(topic, 0, 9, testBatch(t, strconv.Itoa(i))), acks: -1, done: r.done(i)}) {
+		if !p.submit(&produceCall{args: args(topic, 0, 9, testBatch(strconv.Itoa(i))), acks: -1, done: r.done(i)}) {
 			t.Fatalf("submission %d to a closed pipe refused as if its queue were full", i)
 		}
 	}

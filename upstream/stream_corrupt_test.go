@@ -22,7 +22,7 @@ func (s chanSink) Deliver(sub *Subscription, c *Chunk) {
 // forever while they wait.
 func TestStreamCorruptData(t *testing.T) {
 	e := startPipeEnv(t, 1, "damaged")
-	batch := testBatch(t, "a", "b", "c")
+	batch := testBatch("a", "b", "c")
 	damaged := batch[:len(batch)-7]
 	e.cluster.ControlKey(int16(kmsg.Fetch), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
 		e.cluster.KeepControl()
