@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -482,37 +483,15 @@ func decodeProduceResponse(body []byte, r *pipeRequest) (*kmsg.ProduceResponse, 
 	}
 	resp := kmsg.NewPtrProduceResponse()
 	resp.SetVersion(r.version)
-	rest := body[4:]
+	rest := kbin.Reader{Src: body[4:]}
 	if resp.IsFlexible() {
-		var err error
-		if rest, err = skipTags(rest); err != nil {
-			return nil, err
+		kmsg.SkipTags(&rest)
+		if !rest.Ok() {
+			return nil, errors.New("produce answer: bad tagged fields in the header")
 		}
 	}
-	if err := resp.ReadFrom(rest); err != nil {
+	if err := resp.ReadFrom(rest.Src); err != nil {
 		return nil, fmt.Errorf("produce answer: %w", err)
 	}
 	return resp, nil
-}
-
-// skipTags skips a tagged-field section: a count, then per field a tag, a
-// size and that many bytes, all counts unsigned varints.
-func skipTags(b []byte) ([]byte, error) {
-	n, k := binary.Uvarint(b)
-	if k <= 0 {
-		return nil, errors.New("bad tagged fields")
-	}
-	b = b[k:]
-	for ; n > 0; n-- {
-		if _, k = binary.Uvarint(b); k <= 0 {
-			return nil, errors.New("bad tagged fields")
-		}
-		b = b[k:]
-		size, k := binary.Uvarint(b)
-		if k <= 0 || uint64(len(b)-k) < size {
-			return nil, errors.New("bad tagged fields")
-		}
-		b = b[k+int(size):]
-	}
-	return b, nil
 }
