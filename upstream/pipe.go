@@ -164,6 +164,9 @@ func (p *pipe) write() {
 				continue
 			}
 		}
+		if wait := p.c.cfg.slotWait; wait != nil && len(cx.slots) == cap(cx.slots) {
+			wait(p.node)
+		}
 		select {
 		case cx.slots <- struct{}{}:
 		case <-cx.gone:
@@ -249,7 +252,12 @@ func (p *pipe) send(cx *pipeConn, calls []*produceCall) {
 	wait := p.c.cfg.RequestTimeout + time.Duration(max(first.args.TimeoutMillis, 0))*time.Millisecond
 	r := &pipeRequest{corr: p.corr, version: req.Version, calls: calls, deadline: time.Now().Add(wait)}
 	if !cx.push(r) {
-		r.fail(fmt.Errorf("%w: upstream connection closed", ErrNotSent))
+		// The connection failed after the writer took its slot. Nothing
+		// of this request is written, so its calls go on the next
+		// connection, first, once the failure has reached what was on
+		// this one (fail closes gone last).
+		<-cx.gone
+		p.carry = append(calls, p.carry...)
 		return
 	}
 	_ = cx.conn.SetWriteDeadline(time.Now().Add(p.c.cfg.RequestTimeout))
