@@ -5,6 +5,7 @@ package testenv
 import (
 	"context"
 	"log/slog"
+	"net"
 	"os"
 	"sync/atomic"
 	"testing"
@@ -44,20 +45,28 @@ func Start(tb testing.TB, opts ...Option) *Env {
 // kfake.SeedTopics for topics that must exist before the node starts.
 func StartWith(tb testing.TB, upstreamOpts []kfake.Opt, opts ...Option) *Env {
 	tb.Helper()
-	return start(tb, nil, upstreamOpts, opts)
+	return start(tb, nil, upstreamOpts, nil, opts)
+}
+
+// StartWatching is Start with every connection the upstream brokers accept
+// passed through watch, which returns the connection to use: a test can
+// follow what meshka sends upstream before upstream handles it.
+func StartWatching(tb testing.TB, watch func(net.Conn) net.Conn, opts ...Option) *Env {
+	tb.Helper()
+	return start(tb, nil, nil, watch, opts)
 }
 
 // StartLogged is Start with the node logging to log, for tests of what
 // meshka logs.
 func StartLogged(tb testing.TB, log *slog.Logger, opts ...Option) *Env {
 	tb.Helper()
-	return start(tb, log, nil, opts)
+	return start(tb, log, nil, nil, opts)
 }
 
-func start(tb testing.TB, startLog *slog.Logger, upstreamOpts []kfake.Opt, opts []Option) *Env {
+func start(tb testing.TB, startLog *slog.Logger, upstreamOpts []kfake.Opt, watch func(net.Conn) net.Conn, opts []Option) *Env {
 	tb.Helper()
 	sent := new(atomic.Int64)
-	up, err := embedded.Start(embedded.Config{Brokers: 3, Partitions: 3}, append(upstreamOpts, kfake.ListenFn(countnet.ListenFn(sent)))...)
+	up, err := embedded.Start(embedded.Config{Brokers: 3, Partitions: 3}, append(upstreamOpts, kfake.ListenFn(countnet.ListenFn(sent, watch)))...)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -74,7 +83,7 @@ func start(tb testing.TB, startLog *slog.Logger, upstreamOpts []kfake.Opt, opts 
 		e.log = Logger()
 	}
 	e.startNode(tb)
-	tb.Cleanup(func() { e.stopNode() })
+	tb.Cleanup(func() { e.stopNode(tb) })
 	return e
 }
 
@@ -87,13 +96,18 @@ func (e *Env) startNode(tb testing.TB) {
 	e.Node = n
 }
 
-func (e *Env) stopNode() {
+// stopNode drains the node as SIGTERM does. A drain that does not finish
+// within its bound fails the test: some request was never answered.
+func (e *Env) stopNode(tb testing.TB) {
+	tb.Helper()
 	if e.Node == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_ = e.Node.Shutdown(ctx)
+	if err := e.Node.Shutdown(ctx); err != nil {
+		tb.Errorf("meshka node did not drain: %v", err)
+	}
 	e.Node = nil
 }
 
@@ -103,7 +117,7 @@ func (e *Env) stopNode() {
 func (e *Env) RestartNode(tb testing.TB) {
 	tb.Helper()
 	addr := e.Addr()
-	e.stopNode()
+	e.stopNode(tb)
 	e.Config.Node.Listen = addr
 	e.startNode(tb)
 }
