@@ -28,8 +28,8 @@ test: lint test/kafkajs/node_modules
 
 # Runs every test once with coverage of every package (without the race
 # detector, which would make it much slower) and prints, per package, the
-# statements and the share of them that some test runs; cover.log keeps
-# the test output.
+# statements and the share of them that some test runs, the meshka
+# binaries the tests build and run included; cover.log keeps the output.
 cover:
 	@echo "$(GO) test -count=1 -timeout 30m -coverpkg=$(PKGS) -coverprofile=cover.out $(PKGS) >cover.log"
 	@$(GO) test -count=1 -timeout 30m -coverpkg=$(PKGS) -coverprofile=cover.out $(PKGS) >cover.log 2>&1 || \

@@ -23,6 +23,7 @@ import (
 
 	"github.com/meshka/meshka/config"
 	"github.com/meshka/meshka/embedded"
+	"github.com/meshka/meshka/internal/testenv"
 )
 
 // TestKcatScript runs test/kcat/kcat_test.sh against a freshly built meshka
@@ -44,7 +45,7 @@ func TestKcatScript(t *testing.T) {
 
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "meshka")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/meshka/meshka/cmd/meshka")
+	build := exec.CommandContext(ctx, "go", append(append([]string{"build", "-o", bin}, testenv.CoverFlags()...), "github.com/meshka/meshka/cmd/meshka")...)
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}

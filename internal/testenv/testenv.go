@@ -3,10 +3,15 @@
 package testenv
 
 import (
+	"bytes"
 	"context"
+	"flag"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -153,4 +158,80 @@ func Logger() *slog.Logger {
 		level = slog.LevelDebug
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
+// CoverFlags are the go build flags that make a binary a test builds and
+// runs count toward the test's coverage: when the test runs with coverage,
+// the binary is instrumented the same way. Nil without coverage. Run the
+// tests with RunCovered, which gathers what such binaries counted.
+func CoverFlags() []string {
+	mode := testing.CoverMode()
+	if mode == "" {
+		return nil
+	}
+	return []string{"-cover", "-covermode=" + mode, "-coverpkg=github.com/meshka/meshka/..."}
+}
+
+// RunCovered is m.Run for a TestMain whose tests run binaries built with
+// CoverFlags. go test reads only the test binary's own counters, so the
+// binaries write theirs to a directory of their own (GOCOVERDIR, which
+// they inherit), and once the tests have ended these are added, as text,
+// to the test's coverage profile. Without coverage it is m.Run.
+func RunCovered(m *testing.M) int {
+	if testing.CoverMode() == "" {
+		return m.Run()
+	}
+	dir, err := os.MkdirTemp("", "meshka-cover")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "testenv:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if err := os.Setenv("GOCOVERDIR", dir); err != nil {
+		fmt.Fprintln(os.Stderr, "testenv:", err)
+		return 1
+	}
+	code := m.Run()
+	if err := addCoverage(dir); err != nil {
+		fmt.Fprintln(os.Stderr, "testenv: the coverage of the binaries the tests ran:", err)
+		return 1
+	}
+	return code
+}
+
+// addCoverage appends the counters the binaries wrote to dir to the test's
+// coverage profile (-test.coverprofile), when it writes one.
+func addCoverage(dir string) error {
+	f := flag.Lookup("test.coverprofile")
+	if f == nil || f.Value.String() == "" {
+		return nil
+	}
+	profile := f.Value.String()
+	if out := flag.Lookup("test.outputdir"); out != nil && out.Value.String() != "" && !filepath.IsAbs(profile) {
+		profile = filepath.Join(out.Value.String(), profile)
+	}
+	if entries, err := os.ReadDir(dir); err != nil || len(entries) == 0 {
+		return err // no binary ran
+	}
+	text := filepath.Join(dir, "binaries.txt")
+	if out, err := exec.Command("go", "tool", "covdata", "textfmt", "-i="+dir, "-o="+text).CombinedOutput(); err != nil {
+		return fmt.Errorf("go tool covdata: %v\n%s", err, out)
+	}
+	data, err := os.ReadFile(text)
+	if err != nil {
+		return err
+	}
+	// Both start with the same "mode:" line; the blocks follow it.
+	if i := bytes.IndexByte(data, '\n'); i >= 0 {
+		data = data[i+1:]
+	}
+	out, err := os.OpenFile(profile, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := out.Write(data); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }
