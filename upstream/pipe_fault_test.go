@@ -53,6 +53,23 @@ func (e *pipeEnv) values(ctx context.Context, topic string, partition int32) []s
 	return out
 }
 
+// startWired starts a pipeEnv whose connections go through a wire, and
+// sends a first batch of the topic (version version) so its produce
+// connection is up. It returns the partition's leader.
+func startWired(t *testing.T, ctx context.Context, topic string, version int16, adjust func(*Config)) (*pipeEnv, *wire, int32) {
+	t.Helper()
+	w := newWire()
+	e := startPipeEnvWith(t, func(c *Config) {
+		c.Dialer = w.dial
+		if adjust != nil {
+			adjust(c)
+		}
+	}, 1, topic)
+	leader := e.leader(ctx, topic, 0)
+	e.mustProduce(ctx, leader, args(topic, 0, version, testBatch("first")))
+	return e, w, leader
+}
+
 // A broker that cannot be dialed fails the batch as not sent, so it may be
 // sent again without a duplicate; once it can be dialed, the next batch
 // goes through.
@@ -95,12 +112,9 @@ func TestPipeDialFailure(t *testing.T) {
 // goes on a new connection.
 func TestPipeWriteFailure(t *testing.T) {
 	const topic = "write"
-	w := newWire()
-	e := startPipeEnvWith(t, func(c *Config) { c.Dialer = w.dial }, 1, topic)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	leader := e.leader(ctx, topic, 0)
-	e.mustProduce(ctx, leader, args(topic, 0, 9, testBatch("first")))
+	e, w, leader := startWired(t, ctx, topic, 9, nil)
 
 	broken := errors.New("test breaks the write")
 	w.onNextWrite(broken)
@@ -145,12 +159,9 @@ func TestPipeBadAnswers(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			const topic = "answers"
-			w := newWire()
-			e := startPipeEnvWith(t, func(cfg *Config) { cfg.Dialer = w.dial }, 1, topic)
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			leader := e.leader(ctx, topic, 0)
-			e.mustProduce(ctx, leader, args(topic, 0, 8, testBatch("first")))
+			e, w, leader := startWired(t, ctx, topic, 8, nil)
 
 			w.onNextAnswer(c.rewrite)
 			res, err := e.produceOne(ctx, leader, args(topic, 0, 8, testBatch("second")))
@@ -177,12 +188,9 @@ func TestPipeBadAnswers(t *testing.T) {
 // connection is sound and carries the next one.
 func TestPipeAnswerMissingPartition(t *testing.T) {
 	const topic = "missing"
-	w := newWire()
-	e := startPipeEnvWith(t, func(c *Config) { c.Dialer = w.dial }, 1, topic)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	leader := e.leader(ctx, topic, 0)
-	e.mustProduce(ctx, leader, args(topic, 0, 9, testBatch("first")))
+	e, w, leader := startWired(t, ctx, topic, 9, nil)
 
 	e.cluster.ControlKey(int16(kmsg.Produce), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
 		return kreq.ResponseKind(), nil, true // no topics at all
