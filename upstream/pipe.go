@@ -266,13 +266,18 @@ func (p *pipe) send(cx *pipeConn, calls []*produceCall) {
 	}
 }
 
-// failQueued fails every call carried or waiting in the queue.
+// failQueued fails every call carried or waiting in the queue when it is
+// called.
 func (p *pipe) failQueued(err error) {
+	// Only what waits now: a callback may hand its batch straight back
+	// (the partition actor sends it again), and that batch deserves a
+	// try of its own rather than this failure.
+	waiting := len(p.in)
 	for _, c := range p.carry {
 		c.done(ProduceResult{}, err)
 	}
 	p.carry = nil
-	for {
+	for ; waiting > 0; waiting-- {
 		select {
 		case c := <-p.in:
 			c.done(ProduceResult{}, err)

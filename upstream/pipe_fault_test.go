@@ -28,16 +28,10 @@ func (e *pipeEnv) produceOne(ctx context.Context, leader int32, a *ProduceArgs) 
 }
 
 // mustProduce submits one batch and fails the test unless upstream
-// appended it. A batch submitted just after a connection failed may be
-// failed with it as not sent (it reached the pipe while the pipe was still
-// failing what waited); it is then sent once more, as a partition actor
-// sends such a batch again.
+// appended it.
 func (e *pipeEnv) mustProduce(ctx context.Context, leader int32, a *ProduceArgs) {
 	e.t.Helper()
 	res, err := e.produceOne(ctx, leader, a)
-	if errors.Is(err, ErrNotSent) {
-		res, err = e.produceOne(ctx, leader, a)
-	}
 	if err != nil || res.ErrorCode != 0 {
 		e.t.Fatalf("produce %s/%d: err %v, error code %d", a.Topic, a.Partition, err, res.ErrorCode)
 	}
