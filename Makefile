@@ -6,7 +6,7 @@ LDFLAGS  := -X main.version=$(VERSION)
 FUZZTIME ?= 30s
 PKGS     := ./...
 
-.PHONY: build run test lint bench fuzz clean
+.PHONY: build run test lint cover bench fuzz clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/meshka ./cmd/meshka
@@ -18,8 +18,23 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
+# A test that cannot run here skips; the last lines of the run say which.
 test: lint test/kafkajs/node_modules
-	$(GO) test -race -timeout 20m -count=1 $(PKGS)
+	@echo "$(GO) test -race -timeout 20m -count=1 $(PKGS)"; status=0; \
+	$(GO) test -race -timeout 20m -count=1 $(PKGS) || status=$$?; \
+	command -v kcat >/dev/null 2>&1 || echo "kcat is not installed: TestKcatScript was skipped"; \
+	{ command -v node && command -v npm; } >/dev/null 2>&1 || echo "node or npm is not installed: TestKafkajs was skipped"; \
+	exit $$status
+
+# Runs every test once with coverage of every package (without the race
+# detector, which would make it much slower) and prints, per package, the
+# statements and the share of them that some test runs, the meshka
+# binaries the tests build and run included; cover.log keeps the output.
+cover:
+	@echo "$(GO) test -count=1 -timeout 30m -coverpkg=$(PKGS) -coverprofile=cover.out $(PKGS) >cover.log"
+	@$(GO) test -count=1 -timeout 30m -coverpkg=$(PKGS) -coverprofile=cover.out $(PKGS) >cover.log 2>&1 || \
+	  { grep -E '^(---|FAIL|panic)' cover.log; echo "tests failed: see cover.log"; exit 1; }
+	@awk -f .ci/cover.awk cover.out
 
 # kafkajs for TestKafkajs, installed from the lock file. Without npm the
 # test skips (outside CI), so make test still runs everything else.
@@ -47,4 +62,4 @@ fuzz:
 	echo "every fuzz target passed"
 
 clean:
-	rm -rf bin .meshka-dev
+	rm -rf bin .meshka-dev cover.out cover.log

@@ -58,6 +58,12 @@ func TestValidate(t *testing.T) {
 		{"frame small", func(c *Config) { c.Kafka.MaxFrameBytes = 1023 }, "kafka.max_frame_bytes", "must be between 1KiB and 1GiB, got 1023B"},
 		{"frame big", func(c *Config) { c.Kafka.MaxFrameBytes, c.Kafka.MaxRequestMemory = GiB+1, 2*GiB }, "kafka.max_frame_bytes", "got 1073741825B"},
 		{"request memory below a frame", func(c *Config) { c.Kafka.MaxRequestMemory = 50 * MiB }, "kafka.max_request_memory", "must be at least kafka.max_frame_bytes (100MiB), got 50MiB"},
+		{"max session below min", func(c *Config) {
+			c.Groups.MinSessionTimeout, c.Groups.MaxSessionTimeout = Duration(10*time.Second), Duration(9*time.Second)
+		}, "groups.max_session_timeout", "must be at least groups.min_session_timeout (10s), got 9s"},
+		{"max session equal to min", func(c *Config) {
+			c.Groups.MinSessionTimeout, c.Groups.MaxSessionTimeout = Duration(10*time.Second), Duration(10*time.Second)
+		}, "", ""},
 		{"read timeout zero", func(c *Config) { c.Kafka.RequestReadTimeout = 0 }, "kafka.request_read_timeout", "must be between 1s and 10m"},
 		{"per-ip negative", func(c *Config) { c.Kafka.MaxConnectionsPerIP = -1 }, "kafka.max_connections_per_ip", "must be between 0 and 16777216"},
 		{"inflight zero", func(c *Config) { c.Kafka.MaxInflightPerConn = 0 }, "kafka.max_inflight_per_conn", "must be between 1 and 1024, got 0"},

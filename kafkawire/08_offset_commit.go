@@ -20,23 +20,23 @@ func init() { register(8, 0, maxOf(8), handleOffsetCommit) }
 
 func handleOffsetCommit(c *conn, kreq kmsg.Request) func() (kmsg.Response, error) {
 	req := kreq.(*kmsg.OffsetCommitRequest)
+	up := *req
+	up.Generation, up.MemberID, up.InstanceID = -1, "", nil
 	return func() (kmsg.Response, error) {
-		code, err := c.checkCommit(req.Group, req.Generation, req.MemberID, req.InstanceID, false)
-		if err != nil {
-			return nil, err
-		}
-		if code != 0 {
-			return upstream.ErrorResponse(req, code), nil
-		}
-		up := *req
-		up.Generation, up.MemberID, up.InstanceID = -1, "", nil
-		kresp, err := c.s.deps.Upstream.Forward(c.ctx, &up)
-		if err != nil {
-			if c.ctx.Err() == nil {
-				c.s.upstreamTrouble("OffsetCommit", err)
-			}
-			return upstream.ErrorResponse(req, errCode(err)), nil
-		}
-		return kresp, nil
+		return c.commit(req, &up, req.Group, req.Generation, req.MemberID, req.InstanceID, false)
 	}
+}
+
+// commit stores a client's commit (req) upstream as up, a standalone commit,
+// once the group actor has checked its generation and member, as Kafka's
+// coordinator would; OffsetCommit and TxnOffsetCommit share it.
+func (c *conn) commit(req, up kmsg.Request, group string, generation int32, member string, instance *string, transactional bool) (kmsg.Response, error) {
+	code, err := c.checkCommit(group, generation, member, instance, transactional)
+	if err != nil {
+		return nil, err
+	}
+	if code != 0 {
+		return upstream.ErrorResponse(req, code), nil
+	}
+	return c.forward(req, up), nil
 }

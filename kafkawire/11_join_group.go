@@ -9,7 +9,6 @@ package kafkawire
 import (
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/meshka/meshka/actors/group"
@@ -21,18 +20,11 @@ func handleJoinGroup(c *conn, kreq kmsg.Request) func() (kmsg.Response, error) {
 	req := kreq.(*kmsg.JoinGroupRequest)
 	ch := make(chan *kmsg.JoinGroupResponse, 1)
 	host, _, _ := splitHost(c.remote)
-	code := c.s.sendGroup(req.Group, &group.Join{Req: req, ClientID: c.clientID, ClientHost: "/" + host, Reply: ch})
-	return func() (kmsg.Response, error) {
-		if code == 0 {
-			wait := time.Duration(max(req.RebalanceTimeoutMillis, req.SessionTimeoutMillis)) * time.Millisecond
-			resp, ok, err := await(c, ch, wait+groupWait)
-			if err != nil || ok {
-				return resp, err
-			}
-			code = kerr.CoordinatorNotAvailable.Code
-		}
-		resp := req.ResponseKind().(*kmsg.JoinGroupResponse)
-		resp.ErrorCode, resp.Generation, resp.MemberID = code, -1, req.MemberID
-		return resp, nil
-	}
+	wait := time.Duration(max(req.RebalanceTimeoutMillis, req.SessionTimeoutMillis)) * time.Millisecond
+	return groupCall(c, req.Group, &group.Join{Req: req, ClientID: c.clientID, ClientHost: "/" + host, Reply: ch}, ch, wait+groupWait,
+		func(code int16) *kmsg.JoinGroupResponse {
+			resp := req.ResponseKind().(*kmsg.JoinGroupResponse)
+			resp.ErrorCode, resp.Generation, resp.MemberID = code, -1, req.MemberID
+			return resp
+		})
 }

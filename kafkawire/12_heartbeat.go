@@ -15,16 +15,9 @@ func init() { register(12, 0, 4, handleHeartbeat) }
 func handleHeartbeat(c *conn, kreq kmsg.Request) func() (kmsg.Response, error) {
 	req := kreq.(*kmsg.HeartbeatRequest)
 	ch := make(chan *kmsg.HeartbeatResponse, 1)
-	code := c.s.sendGroup(req.Group, &group.Heartbeat{Req: req, Reply: ch})
-	return func() (kmsg.Response, error) {
-		if code == 0 {
-			resp, ok, err := await(c, ch, groupWait)
-			if err != nil || ok {
-				return resp, err
-			}
-		}
+	return groupCall(c, req.Group, &group.Heartbeat{Req: req, Reply: ch}, ch, groupWait, func(code int16) *kmsg.HeartbeatResponse {
 		resp := req.ResponseKind().(*kmsg.HeartbeatResponse)
-		resp.ErrorCode = coordinatorGone(code)
-		return resp, nil
-	}
+		resp.ErrorCode = code
+		return resp
+	})
 }

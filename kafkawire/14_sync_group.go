@@ -8,7 +8,6 @@ package kafkawire
 import (
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/meshka/meshka/actors/group"
@@ -23,17 +22,9 @@ const syncWait = 30 * time.Minute
 func handleSyncGroup(c *conn, kreq kmsg.Request) func() (kmsg.Response, error) {
 	req := kreq.(*kmsg.SyncGroupRequest)
 	ch := make(chan *kmsg.SyncGroupResponse, 1)
-	code := c.s.sendGroup(req.Group, &group.Sync{Req: req, Reply: ch})
-	return func() (kmsg.Response, error) {
-		if code == 0 {
-			resp, ok, err := await(c, ch, syncWait)
-			if err != nil || ok {
-				return resp, err
-			}
-			code = kerr.CoordinatorNotAvailable.Code
-		}
+	return groupCall(c, req.Group, &group.Sync{Req: req, Reply: ch}, ch, syncWait, func(code int16) *kmsg.SyncGroupResponse {
 		resp := req.ResponseKind().(*kmsg.SyncGroupResponse)
 		resp.ErrorCode = code
-		return resp, nil
-	}
+		return resp
+	})
 }

@@ -6,7 +6,7 @@ package kafkawire
 // its own range and upstream's, and nothing upstream lacks. Minimum versions
 // are never raised above upstream's: librdkafka quietly stops compressing
 // when it sees Produce's minimum rise. A version meshka does not know gets
-// the v0 answer with UNSUPPORTED_VERSION (see conn.decode), from which the
+// the v0 answer with UNSUPPORTED_VERSION (see parseRequest), from which the
 // client retries lower. Upstream's supported and finalized features are
 // passed on so clients choose the same protocol variants they would direct.
 
@@ -125,10 +125,9 @@ func (s *Server) upstreamVersions(c *conn) *kmsg.ApiVersionsResponse {
 	return up
 }
 
-// upstreamRange is upstream's version range for key, once upstream has
-// answered an ApiVersions request.
-func (s *Server) upstreamRange(key int16) (lo, hi int16, ok bool) {
-	up := s.deps.Upstream.CachedApiVersions()
+// versionRange is upstream's version range for key in its ApiVersions
+// answer up; not ok when up is nil (not asked yet) or lacks key.
+func versionRange(up *kmsg.ApiVersionsResponse, key int16) (lo, hi int16, ok bool) {
 	if up == nil {
 		return 0, 0, false
 	}

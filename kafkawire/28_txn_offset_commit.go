@@ -9,33 +9,15 @@ package kafkawire
 // transaction itself, which a client still sending AddOffsetsToTxn must not
 // be told it did; v6 names topics by id, as the client did.
 
-import (
-	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/meshka/meshka/upstream"
-)
+import "github.com/twmb/franz-go/pkg/kmsg"
 
 func init() { register(28, 0, maxOf(28), handleTxnOffsetCommit) }
 
 func handleTxnOffsetCommit(c *conn, kreq kmsg.Request) func() (kmsg.Response, error) {
 	req := kreq.(*kmsg.TxnOffsetCommitRequest)
+	up := *req
+	up.Generation, up.MemberID, up.InstanceID = -1, "", nil
 	return func() (kmsg.Response, error) {
-		code, err := c.checkCommit(req.Group, req.Generation, req.MemberID, req.InstanceID, true)
-		if err != nil {
-			return nil, err
-		}
-		if code != 0 {
-			return upstream.ErrorResponse(req, code), nil
-		}
-		up := *req
-		up.Generation, up.MemberID, up.InstanceID = -1, "", nil
-		kresp, err := c.s.deps.Upstream.Forward(c.ctx, &up)
-		if err != nil {
-			if c.ctx.Err() == nil {
-				c.s.upstreamTrouble("TxnOffsetCommit", err)
-			}
-			return upstream.ErrorResponse(req, errCode(err)), nil
-		}
-		return kresp, nil
+		return c.commit(req, &up, req.Group, req.Generation, req.MemberID, req.InstanceID, true)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/meshka/meshka/actors/group"
+	"github.com/meshka/meshka/internal/answer"
 )
 
 func init() { register(47, 0, maxOf(47), handleOffsetDelete) }
@@ -38,9 +39,12 @@ func handleOffsetDelete(c *conn, kreq kmsg.Request) func() (kmsg.Response, error
 		}
 		up := *req
 		up.Topics = nil
+		var held []kmsg.OffsetDeleteRequestTopic // refused by the group
 		for _, t := range req.Topics {
 			if refused[t.Topic] == 0 {
 				up.Topics = append(up.Topics, t)
+			} else {
+				held = append(held, t)
 			}
 		}
 		upResp := kmsg.NewPtrOffsetDeleteResponse()
@@ -56,18 +60,12 @@ func handleOffsetDelete(c *conn, kreq kmsg.Request) func() (kmsg.Response, error
 				return resp, nil
 			}
 		}
-		for _, t := range req.Topics {
-			if rc := refused[t.Topic]; rc != 0 {
-				rt := kmsg.NewOffsetDeleteResponseTopic()
-				rt.Topic = t.Topic
-				for _, p := range t.Partitions {
-					rp := kmsg.NewOffsetDeleteResponseTopicPartition()
-					rp.Partition, rp.ErrorCode = p.Partition, rc
-					rt.Partitions = append(rt.Partitions, rp)
-				}
-				resp.Topics = append(resp.Topics, rt)
-			}
-		}
+		resp.Topics = answer.Each(held, func(rt *kmsg.OffsetDeleteResponseTopic, t *kmsg.OffsetDeleteRequestTopic) {
+			rt.Topic = t.Topic
+			rt.Partitions = answer.Each(t.Partitions, func(rp *kmsg.OffsetDeleteResponseTopicPartition, p *kmsg.OffsetDeleteRequestTopicPartition) {
+				rp.Partition, rp.ErrorCode = p.Partition, refused[t.Topic]
+			})
+		})
 		resp.Topics = append(resp.Topics, upResp.Topics...)
 		return resp, nil
 	}

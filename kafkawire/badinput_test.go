@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"net"
 	"sync/atomic"
@@ -19,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/meshka/meshka/config"
+	"github.com/meshka/meshka/internal/testbatch"
 	"github.com/meshka/meshka/internal/testenv"
 )
 
@@ -406,17 +406,6 @@ func pipeline(t *testing.T, env *testenv.Env, probe *healthProbe, ids []int32) {
 	}
 }
 
-// fuzzConnBatch is a record batch built with kmsg for the Produce seed.
-func fuzzConnBatch() []byte {
-	rec := kmsg.Record{Value: []byte("fuzz")}
-	rec.Length = int32(len(rec.AppendTo(nil)) - 1)
-	raw := rec.AppendTo(nil)
-	rb := kmsg.RecordBatch{Length: int32(49 + len(raw)), Magic: 2, ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1, NumRecords: 1, Records: raw}
-	out := rb.AppendTo(nil)
-	binary.BigEndian.PutUint32(out[17:21], crc32.Checksum(out[21:], crc32.MakeTable(crc32.Castagnoli)))
-	return out
-}
-
 // FuzzConn writes each input to a fresh connection of one running node and
 // checks, every few inputs, that a healthy client is still served. The node
 // runs in this process, so a panic anywhere in meshka fails the target.
@@ -436,7 +425,7 @@ func FuzzConn(f *testing.F) {
 	pt := kmsg.NewProduceRequestTopic()
 	pt.Topic = "fuzz"
 	pp := kmsg.NewProduceRequestTopicPartition()
-	pp.Records = fuzzConnBatch()
+	pp.Records = testbatch.Encode(testbatch.NoProducer(), testbatch.Values("fuzz")...)
 	pt.Partitions = []kmsg.ProduceRequestTopicPartition{pp}
 	pr.Topics = []kmsg.ProduceRequestTopic{pt}
 	fe := kmsg.NewPtrFetchRequest()

@@ -1,28 +1,24 @@
 package kafkawire
 
 import (
-	"encoding/binary"
-	"hash/crc32"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/meshka/meshka/internal/testbatch"
 )
 
 // benchBatch is a magic 2 record batch of n records with size-byte values,
 // CRC included, built with kmsg so the bytes are what clients send.
 func benchBatch(base int64, n, size int) []byte {
-	var raw []byte
+	recs := make([]kmsg.Record, n)
 	val := make([]byte, size)
-	for i := range n {
-		rec := kmsg.Record{OffsetDelta: int32(i), Value: val}
-		rec.Length = int32(len(rec.AppendTo(nil)) - 1)
-		raw = rec.AppendTo(raw)
+	for i := range recs {
+		recs[i].Value = val
 	}
-	rb := kmsg.RecordBatch{FirstOffset: base, Length: int32(49 + len(raw)), Magic: 2, LastOffsetDelta: int32(n - 1),
-		ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1, NumRecords: int32(n), Records: raw}
-	out := rb.AppendTo(nil)
-	binary.BigEndian.PutUint32(out[17:21], crc32.Checksum(out[21:], crc32.MakeTable(crc32.Castagnoli)))
-	return out
+	hdr := testbatch.NoProducer()
+	hdr.FirstOffset, hdr.PartitionLeaderEpoch = base, 0
+	return testbatch.Encode(hdr, recs...)
 }
 
 // BenchmarkDecodeProduce is what the read goroutine does with one Produce

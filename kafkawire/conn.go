@@ -211,44 +211,60 @@ func (c *conn) answered(item *inflight) {
 
 // decode parses one frame and starts its handler.
 func (c *conn) decode(frame []byte) (*inflight, error) {
-	h, err := parseHeader(frame)
-	if err != nil {
-		return nil, err
-	}
+	h, req, err := parseRequest(frame, c.s.deps.Upstream.CachedApiVersions())
 	if c.clientID == "" && h.clientID != "" {
 		c.clientID = h.clientID
 	}
+	if err != nil {
+		return nil, err
+	}
+	if req == nil {
+		// Answered with the v0 fallback so the client can retry lower.
+		return &inflight{key: h.key, version: 0, corrID: h.corrID, finish: now(apiVersionsFallback(), nil)}, nil
+	}
+	item := &inflight{key: h.key, version: h.version, corrID: h.corrID, finish: apis[h.key].fn(c, req)}
+	if c.s.debug {
+		item.read = time.Now()
+	}
+	return item, nil
+}
+
+// parseRequest decodes a frame for a key and version meshka handles and,
+// once upstream has answered ApiVersions (up; nil before), a version
+// upstream takes. A nil request with no error is an ApiVersions version
+// meshka does not know, which gets the v0 fallback answer. It keeps
+// nothing and does no I/O, so the fuzz targets run exactly this.
+func parseRequest(frame []byte, up *kmsg.ApiVersionsResponse) (header, kmsg.Request, error) {
+	h, err := parseHeader(frame)
+	if err != nil {
+		return h, nil, err
+	}
 	a, ok := apis[h.key]
 	if !ok {
-		return nil, fmt.Errorf("unsupported API key %d (%s)", h.key, kmsg.NameForKey(h.key))
+		return h, nil, fmt.Errorf("unsupported API key %d (%s)", h.key, kmsg.NameForKey(h.key))
 	}
 	if h.version < a.min || h.version > a.max {
 		if h.key == apiVersionsKey {
-			// Answered with the v0 fallback so the client can retry lower.
-			return &inflight{key: h.key, version: 0, corrID: h.corrID, finish: now(apiVersionsFallback(), nil)}, nil
+			return h, nil, nil
 		}
-		return nil, fmt.Errorf("unsupported %s version %d (meshka handles %d to %d)", kmsg.NameForKey(h.key), h.version, a.min, a.max)
+		return h, nil, fmt.Errorf("unsupported %s version %d (meshka handles %d to %d)", kmsg.NameForKey(h.key), h.version, a.min, a.max)
 	}
-	if lo, hi, ok := c.s.upstreamRange(h.key); ok && h.key != apiVersionsKey && (h.version < lo || h.version > hi) {
+	if lo, hi, ok := versionRange(up, h.key); ok && h.key != apiVersionsKey && (h.version < lo || h.version > hi) {
 		// Not advertised: upstream cannot take this version.
-		return nil, fmt.Errorf("unsupported %s version %d (upstream handles %d to %d)", kmsg.NameForKey(h.key), h.version, lo, hi)
+		return h, nil, fmt.Errorf("unsupported %s version %d (upstream handles %d to %d)", kmsg.NameForKey(h.key), h.version, lo, hi)
 	}
 	req := kmsg.RequestForKey(h.key)
 	req.SetVersion(h.version)
 	body := h.body
 	if req.IsFlexible() {
 		if body, err = skipTags(body); err != nil {
-			return nil, err
+			return h, nil, err
 		}
 	}
 	if err := req.ReadFrom(body); err != nil {
-		return nil, fmt.Errorf("decoding %s v%d: %w", kmsg.NameForKey(h.key), h.version, err)
+		return h, nil, fmt.Errorf("decoding %s v%d: %w", kmsg.NameForKey(h.key), h.version, err)
 	}
-	item := &inflight{key: h.key, version: h.version, corrID: h.corrID, finish: a.fn(c, req)}
-	if c.s.debug {
-		item.read = time.Now()
-	}
-	return item, nil
+	return h, req, nil
 }
 
 // flushBytes is how much a write goroutine gathers before writing while

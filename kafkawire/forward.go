@@ -13,19 +13,27 @@ import (
 func forward(after func(c *conn, req kmsg.Request, resp kmsg.Response)) handler {
 	return func(c *conn, req kmsg.Request) func() (kmsg.Response, error) {
 		return func() (kmsg.Response, error) {
-			resp, err := c.s.deps.Upstream.Forward(c.ctx, req)
-			if err != nil {
-				if c.ctx.Err() == nil {
-					c.s.upstreamTrouble(kmsg.NameForKey(req.Key()), err)
-				}
-				resp = upstream.ErrorResponse(req, errCode(err))
-			}
+			resp := c.forward(req, req)
 			if after != nil {
 				after(c, req, resp)
 			}
 			return resp, nil
 		}
 	}
+}
+
+// forward sends up, the client's request as it goes upstream, and returns
+// upstream's answer; when nothing could be sent, the answer a broker gives
+// to req, the client's request, with the error on every part of it.
+func (c *conn) forward(req, up kmsg.Request) kmsg.Response {
+	resp, err := c.s.deps.Upstream.Forward(c.ctx, up)
+	if err != nil {
+		if c.ctx.Err() == nil {
+			c.s.upstreamTrouble(kmsg.NameForKey(req.Key()), err)
+		}
+		return upstream.ErrorResponse(req, errCode(err))
+	}
+	return resp
 }
 
 // maxOf is the newest version a pass-through handler takes: kmsg's newest,

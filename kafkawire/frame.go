@@ -4,6 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kbin"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // minRequestSize is the smallest request header: key, version, correlation
@@ -78,23 +81,13 @@ func parseHeader(frame []byte) (header, error) {
 	return h, nil
 }
 
-// skipTags drops a flexible header's tagged fields from the body.
+// skipTags drops a flexible header's tagged fields from the body, read by
+// kmsg as every other part of a request is.
 func skipTags(b []byte) ([]byte, error) {
-	count, n := binary.Uvarint(b)
-	if n <= 0 {
+	r := kbin.Reader{Src: b}
+	kmsg.SkipTags(&r)
+	if !r.Ok() {
 		return nil, errTruncated
 	}
-	b = b[n:]
-	for i := uint64(0); i < count; i++ {
-		if _, n = binary.Uvarint(b); n <= 0 {
-			return nil, errTruncated
-		}
-		b = b[n:]
-		size, n := binary.Uvarint(b)
-		if n <= 0 || size > uint64(len(b)-n) {
-			return nil, errTruncated
-		}
-		b = b[n+int(size):]
-	}
-	return b, nil
+	return r.Src, nil
 }

@@ -2,69 +2,75 @@ package kafkawire
 
 import (
 	"bytes"
-	"encoding/binary"
+	"context"
 	"fmt"
-	"hash/crc32"
 	"sort"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/meshka/meshka/internal/testbatch"
 )
 
 // fuzzMaxFrame is the limit the fuzz targets give checkSize; small enough
 // that the fuzzer reaches it.
 const fuzzMaxFrame = 1 << 20
 
-// decodeFrame is conn.decode up to the point where it calls the handler,
-// which needs a running node. It returns the decoded request, or the
-// fallback response meshka writes for an unknown ApiVersions version.
-func decodeFrame(frame []byte) (kmsg.Request, kmsg.Response, error) {
-	h, err := parseHeader(frame)
+// upstreamVersions is a real upstream's ApiVersions answer (a kfake
+// cluster's), asked once per test binary. Decoding against it is what a
+// connection does once upstream has answered, so versions upstream lacks
+// (Produce below v3) are refused as they are in service.
+var upstreamVersions = sync.OnceValues(func() (*kmsg.ApiVersionsResponse, error) {
+	up, err := kfake.NewCluster(kfake.NumBrokers(1))
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	a, ok := apis[h.key]
-	if !ok {
-		return nil, nil, fmt.Errorf("unsupported API key %d", h.key)
+	defer up.Close()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(up.ListenAddrs()...))
+	if err != nil {
+		return nil, err
 	}
-	if h.version < a.min || h.version > a.max {
-		if h.key == apiVersionsKey {
-			return nil, apiVersionsFallback(), nil
-		}
-		return nil, nil, fmt.Errorf("unsupported version %d", h.version)
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	resp, err := kmsg.NewPtrApiVersionsRequest().RequestWith(ctx, cl)
+	if err != nil {
+		return nil, fmt.Errorf("kfake's ApiVersions: %w", err)
 	}
-	req := kmsg.RequestForKey(h.key)
-	req.SetVersion(h.version)
-	body := h.body
-	if req.IsFlexible() {
-		if body, err = skipTags(body); err != nil {
-			return nil, nil, err
-		}
+	return resp, nil
+})
+
+func realUpstream(tb testing.TB) *kmsg.ApiVersionsResponse {
+	tb.Helper()
+	up, err := upstreamVersions()
+	if err != nil {
+		tb.Fatal(err)
 	}
-	if err := req.ReadFrom(body); err != nil {
-		return nil, nil, err
-	}
-	return req, nil, nil
+	return up
 }
 
-// checkFrame runs one frame through the connection's steps and checks
-// what the steps promise each other.
-func checkFrame(t *testing.T, frame []byte) {
-	h, err := parseHeader(frame)
-	if err == nil {
-		// The body is the tail of the frame, after the client id.
-		if len(h.body)+len(h.clientID)+minRequestSize != len(frame) {
-			t.Fatalf("header %d + client id %d + body %d bytes != frame %d", minRequestSize, len(h.clientID), len(h.body), len(frame))
-		}
-	}
-	req, fallback, err := decodeFrame(frame)
+// checkFrame runs one frame through parseRequest, the connection's own
+// decoding, and checks what the steps promise each other.
+func checkFrame(t *testing.T, frame []byte, up *kmsg.ApiVersionsResponse) {
+	h, req, err := parseRequest(frame, up)
 	if err != nil {
 		return
 	}
-	if fallback != nil {
+	// The body is the tail of the frame, after the client id.
+	if len(h.body)+len(h.clientID)+minRequestSize != len(frame) {
+		t.Fatalf("header %d + client id %d + body %d bytes != frame %d", minRequestSize, len(h.clientID), len(h.body), len(frame))
+	}
+	if req == nil {
+		if h.key != apiVersionsKey || h.version >= apis[h.key].min && h.version <= apis[h.key].max {
+			t.Fatalf("fallback answer for %s v%d, which meshka handles", kmsg.NameForKey(h.key), h.version)
+		}
 		// The fallback must be encodable as a v0 answer a client can read.
-		out := appendResponse(nil, &inflight{key: apiVersionsKey, version: 0, corrID: h.corrID}, withVersion(fallback, 0))
+		out := appendResponse(nil, &inflight{key: apiVersionsKey, version: 0, corrID: h.corrID}, withVersion(apiVersionsFallback(), 0))
 		var back kmsg.ApiVersionsResponse
 		if err := back.ReadFrom(out[8:]); err != nil || back.ErrorCode != kerr.UnsupportedVersion.Code {
 			t.Fatalf("fallback does not read back as v0 UNSUPPORTED_VERSION: %v, code %d", err, back.ErrorCode)
@@ -73,6 +79,12 @@ func checkFrame(t *testing.T, frame []byte) {
 	}
 	if req.Key() != h.key || req.GetVersion() != h.version {
 		t.Fatalf("decoded %d v%d from a header naming %d v%d", req.Key(), req.GetVersion(), h.key, h.version)
+	}
+	if a := apis[h.key]; h.version < a.min || h.version > a.max {
+		t.Fatalf("decoded %s v%d, outside meshka's %d to %d", kmsg.NameForKey(h.key), h.version, a.min, a.max)
+	}
+	if lo, hi, ok := versionRange(up, h.key); ok && h.key != apiVersionsKey && (h.version < lo || h.version > hi) {
+		t.Fatalf("decoded %s v%d, outside upstream's %d to %d", kmsg.NameForKey(h.key), h.version, lo, hi)
 	}
 	// Whatever decoded must re-encode without panicking: handlers forward
 	// some requests upstream as they are.
@@ -86,13 +98,7 @@ func withVersion(r kmsg.Response, v int16) kmsg.Response {
 
 // fuzzBatch is one record batch built with kmsg, for Produce seeds.
 func fuzzBatch() []byte {
-	rec := kmsg.Record{Value: []byte("fuzz")}
-	rec.Length = int32(len(rec.AppendTo(nil)) - 1)
-	raw := rec.AppendTo(nil)
-	rb := kmsg.RecordBatch{Length: int32(49 + len(raw)), Magic: 2, ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1, NumRecords: 1, Records: raw}
-	out := rb.AppendTo(nil)
-	binary.BigEndian.PutUint32(out[17:21], crc32.Checksum(out[21:], crc32.MakeTable(crc32.Castagnoli)))
-	return out
+	return testbatch.Encode(testbatch.NoProducer(), testbatch.Values("fuzz")...)
 }
 
 // seedRequests are valid requests as a real client frames them.
@@ -134,8 +140,12 @@ func seedRequests() [][]byte {
 	av99 := kmsg.NewPtrApiVersionsRequest()
 	av99.Version = 99
 
+	// Produce v2 is meshka's but below upstream's range.
+	old := kmsg.NewPtrProduceRequest()
+	old.Version, old.Acks, old.TimeoutMillis, old.Topics = 2, -1, 1000, pr.Topics
+
 	var out [][]byte
-	for i, r := range []kmsg.Request{av, md, pr, fe, av99} {
+	for i, r := range []kmsg.Request{av, md, pr, fe, av99, old} {
 		out = append(out, f.AppendRequest(nil, r, int32(i+1)))
 	}
 	return out
@@ -152,6 +162,7 @@ func FuzzFrame(f *testing.F) {
 	f.Add([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
 	f.Add([]byte{0x16, 0x03, 0x01, 0x00, 0xa5, 0x01, 0x00, 0x00, 0xa1, 0x03, 0x03})
 	f.Add([]byte{0, 0, 0, 10, 3, 231, 0, 0, 0, 0, 0, 1, 255, 255})
+	up := realUpstream(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) < 4 {
 			return
@@ -163,12 +174,12 @@ func FuzzFrame(f *testing.F) {
 			}
 			if int(size) <= len(data)-4 {
 				// What the connection does: exactly size bytes are the frame.
-				checkFrame(t, data[4:4+size])
+				checkFrame(t, data[4:4+size], up)
 			}
 		}
 		// Also decode the remainder as a frame whatever the prefix says, so
 		// the fuzzer need not keep the prefix consistent to reach decode.
-		checkFrame(t, data[4:])
+		checkFrame(t, data[4:], up)
 	})
 }
 
@@ -213,17 +224,20 @@ func FuzzRequestBody(f *testing.F) {
 
 // Every registered key and version must decode what kmsg encodes for it,
 // framed as a client frames it, and refuse every strict truncation of it
-// rather than act on a partial request.
+// rather than act on a partial request. Once upstream has answered
+// ApiVersions, a version outside upstream's range is refused instead.
 func TestDecodeEveryRegisteredVersion(t *testing.T) {
+	up := realUpstream(t)
 	f := kmsg.NewRequestFormatter(kmsg.FormatterClientID("t"))
+	refused := 0
 	for _, kv := range registered() {
 		req := kmsg.RequestForKey(kv.key)
 		req.SetVersion(kv.version)
 		full := f.AppendRequest(nil, req, 5)
 		frame := full[4:]
-		got, fallback, err := decodeFrame(frame)
-		if err != nil || fallback != nil {
-			t.Errorf("%s v%d: %v (fallback %v)", kmsg.NameForKey(kv.key), kv.version, err, fallback != nil)
+		_, got, err := parseRequest(frame, nil)
+		if err != nil || got == nil {
+			t.Errorf("%s v%d: %v (fallback %v)", kmsg.NameForKey(kv.key), kv.version, err, got == nil)
 			continue
 		}
 		if !bytes.Equal(got.AppendTo(nil), req.AppendTo(nil)) {
@@ -231,10 +245,25 @@ func TestDecodeEveryRegisteredVersion(t *testing.T) {
 		}
 		bodyStart := len(frame) - len(req.AppendTo(nil))
 		for cut := bodyStart; cut < len(frame); cut++ {
-			if _, _, err := decodeFrame(frame[:cut]); err == nil {
+			if _, _, err := parseRequest(frame[:cut], nil); err == nil {
 				t.Errorf("%s v%d: a body cut to %d of %d bytes decoded", kmsg.NameForKey(kv.key), kv.version, cut-bodyStart, len(frame)-bodyStart)
 				break
 			}
 		}
+
+		lo, hi, listed := versionRange(up, kv.key)
+		want := !listed || kv.key == apiVersionsKey || kv.version >= lo && kv.version <= hi
+		_, got, err = parseRequest(frame, up)
+		switch {
+		case want && (err != nil || got == nil):
+			t.Errorf("%s v%d, within upstream's %d to %d: %v", kmsg.NameForKey(kv.key), kv.version, lo, hi, err)
+		case !want && err == nil:
+			t.Errorf("%s v%d decoded though upstream handles %d to %d", kmsg.NameForKey(kv.key), kv.version, lo, hi)
+		case !want:
+			refused++
+		}
+	}
+	if refused == 0 {
+		t.Fatal("upstream takes every version meshka registers: the upstream range check was not exercised")
 	}
 }

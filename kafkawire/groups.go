@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/meshka/meshka/actors/group"
 )
@@ -78,6 +79,28 @@ func await[T any](c *conn, ch <-chan T, d time.Duration) (v T, ok bool, err erro
 		return v, false, nil
 	case <-c.ctx.Done():
 		return v, false, c.ctx.Err()
+	}
+}
+
+// groupCall sends msg to the group's actor now, on the read goroutine, so
+// one connection's group requests reach the actor in the order they came,
+// and returns the handler's finish: the actor's reply on ch, waited for up
+// to d. When the actor cannot be reached, or does not reply in time
+// (COORDINATOR_NOT_AVAILABLE), refuse builds the answer for that code.
+func groupCall[R kmsg.Response](c *conn, id string, msg any, ch <-chan R, d time.Duration, refuse func(code int16) R) func() (kmsg.Response, error) {
+	code := c.s.sendGroup(id, msg)
+	return func() (kmsg.Response, error) {
+		if code == 0 {
+			resp, ok, err := await(c, ch, d)
+			switch {
+			case err != nil:
+				return nil, err
+			case ok:
+				return resp, nil
+			}
+			code = kerr.CoordinatorNotAvailable.Code
+		}
+		return refuse(code), nil
 	}
 }
 

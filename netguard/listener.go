@@ -115,8 +115,10 @@ func (l *Listener) Accept() (net.Conn, func(), error) {
 		delay = 0
 		ip := remoteIP(nc.RemoteAddr())
 		if why := l.admit(ip); why != "" {
-			nc.Close()
+			// Counted before the close, so whoever sees the connection
+			// closed sees it counted.
 			l.refused.Add(1)
+			nc.Close()
 			l.warn.Warn("refused/"+why, "connection refused: "+why, "listener", l.name, "client", nc.RemoteAddr().String())
 			continue
 		}

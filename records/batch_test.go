@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"slices"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/meshka/meshka/internal/testbatch"
 	"github.com/meshka/meshka/records"
 )
 
@@ -18,8 +20,6 @@ const (
 	attrControl       = 0x20
 )
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
 // encodeBatch builds a magic 2 record batch with franz-go's encoders, so the
 // bytes are what a real client or broker puts on the wire, CRC included.
 func encodeBatch(tb testing.TB, base int64, attrs int16, pid int64, recs ...kmsg.Record) []byte {
@@ -27,45 +27,18 @@ func encodeBatch(tb testing.TB, base int64, attrs int16, pid int64, recs ...kmsg
 	if len(recs) == 0 {
 		tb.Fatal("a batch needs at least one record")
 	}
-	var raw []byte
+	recs = slices.Clone(recs)
 	for i := range recs {
-		r := recs[i]
-		r.OffsetDelta = int32(i)
-		r.TimestampDelta64 = int64(i)
-		// Length covers what follows it; a zero length encodes as one byte.
-		r.Length = 0
-		r.Length = int32(len(r.AppendTo(nil)) - 1)
-		raw = r.AppendTo(raw)
+		recs[i].TimestampDelta64 = int64(i)
 	}
-	rb := kmsg.RecordBatch{
+	return testbatch.Encode(kmsg.RecordBatch{
 		FirstOffset:          base,
-		Length:               int32(49 + len(raw)),
 		PartitionLeaderEpoch: 7,
-		Magic:                2,
 		Attributes:           attrs,
-		LastOffsetDelta:      int32(len(recs) - 1),
 		FirstTimestamp:       1_700_000_000_000,
 		MaxTimestamp:         1_700_000_000_000 + int64(len(recs)-1),
 		ProducerID:           pid,
-		ProducerEpoch:        0,
-		FirstSequence:        0,
-		NumRecords:           int32(len(recs)),
-		Records:              raw,
-	}
-	out := rb.AppendTo(nil)
-	rb.CRC = int32(crc32.Checksum(out[21:], castagnoli))
-	out = rb.AppendTo(out[:0])
-
-	// Check the helper against kmsg's decoder so a mistake here cannot
-	// hide behind a matching mistake in records.
-	var back kmsg.RecordBatch
-	if err := back.ReadFrom(out); err != nil {
-		tb.Fatalf("kmsg cannot read the batch it encoded: %v", err)
-	}
-	if back.Length != int32(len(out)-12) || uint32(back.CRC) != crc32.Checksum(out[21:], castagnoli) {
-		tb.Fatalf("encoded batch has length %d (want %d) or a bad CRC", back.Length, len(out)-12)
-	}
-	return out
+	}, recs...)
 }
 
 func valueRecords(n int) []kmsg.Record {

@@ -27,7 +27,7 @@ func TestBootstrapTopicStaysWarm(t *testing.T) {
 			for j := range v {
 				v[j] = byte(rng.Uint32())
 			}
-			p.Produce(ctx, &kgo.Record{Value: v}, nil)
+			p.Produce(ctx, &kgo.Record{Value: v}, failed(t))
 		}
 		if err := p.Flush(ctx); err != nil {
 			t.Fatal(err)

@@ -43,8 +43,6 @@ const (
 	matrixPlain   = 100 // records per partition in (a)
 	matrixTxnRecs = 10  // records per partition in each of A, B and the input
 	matrixEnd     = "end"
-	// How long offsets committed in a transaction may take to show.
-	matrixSettle = 10 * time.Second
 )
 
 // matrixNames are one run's topics, groups and transactional id.
@@ -202,8 +200,8 @@ func runMatrix(t *testing.T, name string, c matrixClient, direct bool) {
 	checkPartitions(t, "(c) read_committed of "+n.out, c.readCommitted(t, ctx, seeds, n.out), want)
 	// The offsets sent in the transaction, as clients see them (through
 	// the same address) and as upstream stores them.
-	checkGroupSettles(t, ctx, matrixSettle, via, n.etl, n.in, matrixTxnRecs)
-	checkGroupSettles(t, ctx, matrixSettle, up, n.etl, n.in, matrixTxnRecs)
+	checkGroupSettles(t, ctx, via, n.etl, n.in, matrixTxnRecs)
+	checkGroupSettles(t, ctx, up, n.etl, n.in, matrixTxnRecs)
 }
 
 // checkPartitions fails unless got holds exactly want's values in want's
@@ -264,31 +262,21 @@ func checkPartitions(t *testing.T, what string, got, want map[int32][]string) {
 // read through cl, are the end offsets, perPart in every partition.
 func checkGroupAtEnd(t *testing.T, ctx context.Context, cl *kgo.Client, group, topic string, perPart int64) {
 	t.Helper()
-	checkGroupSettles(t, ctx, 0, cl, group, topic, perPart)
+	if got, end := groupAtEnd(t, ctx, cl, group, topic, perPart); !maps.Equal(got, end) {
+		t.Fatalf("group %s: committed offsets on %s %v, want the end offsets %v", group, topic, got, end)
+	}
 }
 
 // checkGroupSettles is checkGroupAtEnd for offsets committed in a
 // transaction, which Kafka makes visible once the transaction's markers are
-// written, after EndTxn answered: a mismatch is asked again until settle
-// has passed.
-func checkGroupSettles(t *testing.T, ctx context.Context, settle time.Duration, cl *kgo.Client, group, topic string, perPart int64) {
+// written, after EndTxn answered: a mismatch is asked again until they
+// show, for as long as ctx allows.
+func checkGroupSettles(t *testing.T, ctx context.Context, cl *kgo.Client, group, topic string, perPart int64) {
 	t.Helper()
-	until := time.Now().Add(settle)
-	end := endOffsets(t, ctx, cl, topic)
-	want := map[int32]int64{}
-	for p := int32(0); p < matrixParts; p++ {
-		want[p] = perPart
-	}
-	if !maps.Equal(end, want) {
-		t.Fatalf("%s: end offsets %v, want %v", topic, end, want)
-	}
 	for {
-		got := committedOrNone(t, ctx, cl, group, topic)
+		got, end := groupAtEnd(t, ctx, cl, group, topic, perPart)
 		if maps.Equal(got, end) {
 			return
-		}
-		if !time.Now().Before(until) {
-			t.Fatalf("group %s: committed offsets on %s %v, want the end offsets %v", group, topic, got, end)
 		}
 		select {
 		case <-ctx.Done():
@@ -296,6 +284,21 @@ func checkGroupSettles(t *testing.T, ctx context.Context, settle time.Duration, 
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// groupAtEnd is the group's committed offsets on topic and the topic's end
+// offsets, which must be perPart in every partition.
+func groupAtEnd(t *testing.T, ctx context.Context, cl *kgo.Client, group, topic string, perPart int64) (committed, end map[int32]int64) {
+	t.Helper()
+	end = endOffsets(t, ctx, cl, topic)
+	want := map[int32]int64{}
+	for p := int32(0); p < matrixParts; p++ {
+		want[p] = perPart
+	}
+	if !maps.Equal(end, want) {
+		t.Fatalf("%s: end offsets %v, want %v", topic, end, want)
+	}
+	return committedOrNone(t, ctx, cl, group, topic), end
 }
 
 // committedOrNone is committed, where a group upstream has never heard of

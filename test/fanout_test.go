@@ -27,7 +27,7 @@ func TestFanOutUpstreamBytes(t *testing.T) {
 		for j := range value {
 			value[j] = byte(rng.Uint32())
 		}
-		p.Produce(ctx, &kgo.Record{Value: value}, nil)
+		p.Produce(ctx, &kgo.Record{Value: value}, failed(t))
 	}
 	if err := p.Flush(ctx); err != nil {
 		t.Fatal(err)

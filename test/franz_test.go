@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -63,7 +64,7 @@ func TestFranzCodecs(t *testing.T) {
 					t.Fatalf("record %d: timestamp %v changed", i, r.Timestamp)
 				}
 			}
-			for _, b := range upstreamBatches(t, env, topic, 3) {
+			for _, b := range upstreamBatches(t, env.Upstream, topic, 3) {
 				if got := b.Attrs & 0x7; got != c.attr {
 					t.Fatalf("upstream batch at %d has codec %d, producer used %d", b.Base, got, c.attr)
 				}
@@ -98,13 +99,17 @@ func sameRecords(t *testing.T, a, b []*kgo.Record) {
 }
 
 // upstreamBatches reads every raw batch of a topic straight from upstream.
-func upstreamBatches(t *testing.T, env *testenv.Env, topic string, partitions int32) []records.Batch {
+func upstreamBatches(t *testing.T, up *kfake.Cluster, topic string, partitions int32) []records.Batch {
 	t.Helper()
 	ctx := timeout(t, 30*time.Second)
-	cl := env.DirectClient(t)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(up.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
 	var out []records.Batch
 	for p := int32(0); p < partitions; p++ {
-		leader := env.Upstream.LeaderFor(topic, p)
+		leader := up.LeaderFor(topic, p)
 		offset := int64(0)
 		for {
 			req := kmsg.NewPtrFetchRequest()

@@ -19,9 +19,9 @@ func TestGroupOffsetDeleteAndStateFilter(t *testing.T) {
 	ctx := timeout(t, 60*time.Second)
 	const topic, group = "odel", "odel-g"
 	createTopic(t, ctx, env.Client(t), topic, 2, nil)
-	p := env.Client(t, kgo.DefaultProduceTopic(topic))
+	p := env.Client(t, kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	for i := 0; i < 20; i++ {
-		if err := p.ProduceSync(ctx, &kgo.Record{Value: []byte("v")}).FirstErr(); err != nil {
+		if err := p.ProduceSync(ctx, &kgo.Record{Partition: int32(i % 2), Value: []byte("v")}).FirstErr(); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -29,6 +29,9 @@ func TestGroupOffsetDeleteAndStateFilter(t *testing.T) {
 	consumeN(t, ctx, c, 20)
 	if err := c.CommitUncommittedOffsets(ctx); err != nil {
 		t.Fatal(err)
+	}
+	if got := committed(t, ctx, env.DirectClient(t), group, topic); got[0] != 10 || got[1] != 10 {
+		t.Fatalf("upstream holds offsets %v for %s, want 10 for both partitions", got, group)
 	}
 	adm := kadm.NewClient(env.Client(t))
 
@@ -47,9 +50,9 @@ func TestGroupOffsetDeleteAndStateFilter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for p, e := range refused[topic] {
-		if e != kerr.GroupSubscribedToTopic {
-			t.Fatalf("partition %d: %v, want GROUP_SUBSCRIBED_TO_TOPIC", p, e)
+	for p := int32(0); p < 2; p++ {
+		if e, ok := refused[topic][p]; !ok || e != kerr.GroupSubscribedToTopic {
+			t.Fatalf("partition %d: %v (answered: %v), want GROUP_SUBSCRIBED_TO_TOPIC", p, e, ok)
 		}
 	}
 	c.Close() // leaves the group: now Empty
@@ -58,16 +61,18 @@ func TestGroupOffsetDeleteAndStateFilter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for p, e := range deleted[topic] {
-		if e != nil {
-			t.Fatalf("partition %d: %v after the group emptied", p, e)
+	for p := int32(0); p < 2; p++ {
+		if e, ok := deleted[topic][p]; !ok || e != nil {
+			t.Fatalf("partition %d: %v (answered: %v) after the group emptied, want deleted", p, e, ok)
 		}
 	}
 	left, err := kadm.NewClient(env.DirectClient(t)).FetchOffsets(ctx, group)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o, ok := left.Lookup(topic, 0); ok && o.At >= 0 {
-		t.Fatalf("offset %d still stored upstream after OffsetDelete", o.At)
+	for p := int32(0); p < 2; p++ {
+		if o, ok := left.Lookup(topic, p); ok && o.At >= 0 {
+			t.Fatalf("partition %d: offset %d still stored upstream after OffsetDelete", p, o.At)
+		}
 	}
 }

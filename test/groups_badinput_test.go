@@ -3,6 +3,8 @@ package test
 import (
 	"bytes"
 	"context"
+	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -214,6 +216,69 @@ func TestGroupBadInput(t *testing.T) {
 	wantCode(t, "heartbeat of the live member afterwards", m.heartbeat(t, ctx, b, m.memberID, m.generation), 0)
 }
 
+// txnCommitCodes sends a TxnOffsetCommit (v3, which carries the member
+// and generation, KIP-447) of offset 1 for partition 0 of topic and returns
+// the partitions' error codes.
+func txnCommitCodes(t *testing.T, ctx context.Context, b *kgo.Broker, group, memberID string, generation int32, topic string) []int16 {
+	t.Helper()
+	req := kmsg.NewPtrTxnOffsetCommitRequest()
+	req.Version = 3
+	req.TransactionalID, req.ProducerID, req.ProducerEpoch = "bad-txn", 1, 0
+	req.Group, req.MemberID, req.Generation = group, memberID, generation
+	rt := kmsg.NewTxnOffsetCommitRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+	rp.Partition, rp.Offset = 0, 1
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	kresp, err := b.Request(ctx, &atVersion{req, 3})
+	if err != nil {
+		t.Fatalf("txn offset commit for %q: %v", group, err)
+	}
+	var codes []int16
+	for _, rt := range kresp.(*kmsg.TxnOffsetCommitResponse).Topics {
+		for _, rp := range rt.Partitions {
+			codes = append(codes, rp.ErrorCode)
+		}
+	}
+	return codes
+}
+
+// A TxnOffsetCommit the group refuses is answered with the group's error on
+// every partition, as Kafka's coordinator answers it, and nothing reaches
+// upstream: no offset is stored there.
+func TestGroupTxnOffsetCommitRefused(t *testing.T) {
+	env := testenv.Start(t)
+	ctx := timeout(t, 40*time.Second)
+	const topic = "group-badtxn"
+	cl := env.Client(t)
+	createTopic(t, ctx, cl, topic, 1, nil)
+	var upstreamCommits atomic.Int64
+	env.Upstream.ControlKey(int16(kmsg.TxnOffsetCommit), func(kmsg.Request) (kmsg.Response, error, bool) {
+		env.Upstream.KeepControl()
+		upstreamCommits.Add(1)
+		return nil, nil, false
+	})
+	b := cl.Broker(0)
+	m, _ := joinRaw(t, ctx, b, "bad-txn-live", topic, consumerMetadata(topic, nil))
+
+	wantCodes(t, "txn commit with a wrong generation", txnCommitCodes(t, ctx, b, m.group, m.memberID, m.generation+1, topic), kerr.IllegalGeneration.Code)
+	wantCodes(t, "txn commit of an unknown member", txnCommitCodes(t, ctx, b, m.group, "no-such-member", m.generation, topic), kerr.UnknownMemberID.Code)
+	wantCodes(t, "txn commit with an empty group id", txnCommitCodes(t, ctx, b, "", "", -1, topic), kerr.InvalidGroupID.Code)
+	wantCodes(t, "txn commit to a group meshka never saw, with a generation", txnCommitCodes(t, ctx, b, "bad-txn-none", "m", 3, topic), kerr.IllegalGeneration.Code)
+	if n := upstreamCommits.Load(); n != 0 {
+		t.Fatalf("upstream got %d TxnOffsetCommit requests for refused commits", n)
+	}
+	for _, g := range []string{m.group, "bad-txn-none"} {
+		// Upstream never heard of the group: nothing was committed.
+		got, err := fetchCommitted(ctx, env.DirectClient(t), g, topic)
+		if !errors.Is(err, kerr.GroupIDNotFound) {
+			t.Errorf("upstream's offsets of %s after refused commits: %v, %v; want GROUP_ID_NOT_FOUND", g, got, err)
+		}
+	}
+	wantCode(t, "heartbeat of the live member afterwards", m.heartbeat(t, ctx, b, m.memberID, m.generation), 0)
+}
+
 // A JoinGroup whose protocol metadata is 2 MiB (well under the 100 MiB frame
 // limit) is answered, and the leader gets the metadata back byte for byte;
 // meshka keeps serving other clients afterwards.
@@ -230,21 +295,20 @@ func TestGroupOversizedJoinMetadata(t *testing.T) {
 	meta := consumerMetadata(topic, big)
 
 	b := cl.Broker(0)
+	// meshka keeps no group state upstream, so no record size bounds the
+	// metadata: the join goes as any other (KIP-394's MEMBER_ID_REQUIRED
+	// round first) and the leader gets the metadata back.
 	resp := requestJoin(t, ctx, b, joinRequest("bad-big", "", 60_000, meta))
-	switch resp.ErrorCode {
-	case kerr.MemberIDRequired.Code:
-		resp = requestJoin(t, ctx, b, joinRequest("bad-big", resp.MemberID, 60_000, meta))
-		if resp.ErrorCode != 0 {
-			t.Errorf("join with 2 MiB metadata: error %d (%v)", resp.ErrorCode, kerr.ErrorForCode(resp.ErrorCode))
-			break
-		}
-		if len(resp.Members) != 1 || !bytes.Equal(resp.Members[0].ProtocolMetadata, meta) {
-			t.Errorf("leader got %d members; want itself with its %d bytes of metadata unchanged", len(resp.Members), len(meta))
-		}
-	default:
-		// A coordinator may refuse metadata this large; it must say
-		// so with an error rather than drop the connection.
-		t.Logf("join with 2 MiB metadata refused: error %d (%v)", resp.ErrorCode, kerr.ErrorForCode(resp.ErrorCode))
+	if resp.ErrorCode != kerr.MemberIDRequired.Code || resp.MemberID == "" {
+		t.Fatalf("first join with 2 MiB metadata: error %d (%v), member id %q; want MEMBER_ID_REQUIRED with an id",
+			resp.ErrorCode, kerr.ErrorForCode(resp.ErrorCode), resp.MemberID)
+	}
+	resp = requestJoin(t, ctx, b, joinRequest("bad-big", resp.MemberID, 60_000, meta))
+	if resp.ErrorCode != 0 {
+		t.Fatalf("join with 2 MiB metadata: error %d (%v)", resp.ErrorCode, kerr.ErrorForCode(resp.ErrorCode))
+	}
+	if len(resp.Members) != 1 || !bytes.Equal(resp.Members[0].ProtocolMetadata, meta) {
+		t.Errorf("leader got %d members; want itself with its %d bytes of metadata unchanged", len(resp.Members), len(meta))
 	}
 
 	// A new client, on new connections, still gets served: a group

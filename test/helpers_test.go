@@ -49,3 +49,14 @@ func consumeN(t *testing.T, ctx context.Context, cl *kgo.Client, n int) []*kgo.R
 }
 
 func fromStart() kgo.Opt { return kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()) }
+
+// failed is a produce callback that fails the test for a record upstream
+// did not take. Produce calls it from the client's goroutines, where
+// t.Errorf is safe.
+func failed(t *testing.T) func(*kgo.Record, error) {
+	return func(r *kgo.Record, err error) {
+		if err != nil {
+			t.Errorf("produce to %s/%d: %v", r.Topic, r.Partition, err)
+		}
+	}
+}

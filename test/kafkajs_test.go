@@ -71,7 +71,7 @@ func runKafkajs(t *testing.T, direct bool) {
 	n := newMatrixNames(prefix)
 	up := env.DirectClient(t)
 	checkGroupAtEnd(t, ctx, up, n.group, n.plain, matrixPlain)
-	checkGroupSettles(t, ctx, matrixSettle, up, n.etl, n.in, matrixTxnRecs)
+	checkGroupSettles(t, ctx, up, n.etl, n.in, matrixTxnRecs)
 	want := byPartition(matrixRecs("A", matrixTxnRecs))
 	for _, r := range matrixRecs("in", matrixTxnRecs) {
 		want[r.p] = append(want[r.p], transform(r).v)

@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -294,38 +296,156 @@ func TestProduceUpstreamConnectionDrop(t *testing.T) {
 	checkSequence(t, ctx, env, topic, parts, n)
 }
 
-// Upstream holds one Produce request carrying a batch of partition 0 for a
-// moment, so the batches of partition 0 after it are written behind it on
-// meshka's connection, then refuses it with NOT_LEADER_OR_FOLLOWER. The
-// later batches then find a gap upstream; meshka must send them again
-// after the refused one rather than pass that gap on: the producer is
-// never told of a sequence gap, and every record lands once, in order.
+// wireSequences follows the Produce requests upstream reads from meshka on
+// its sockets, before kfake handles them, and keeps the highest first
+// sequence number of any batch of one partition of one topic.
+type wireSequences struct {
+	topic     string
+	partition int32
+
+	mu      sync.Mutex
+	max     int32
+	changed chan struct{} // closed, and replaced, whenever max grows
+}
+
+func newWireSequences(topic string, partition int32) *wireSequences {
+	return &wireSequences{topic: topic, partition: partition, max: -1, changed: make(chan struct{})}
+}
+
+func (w *wireSequences) watch(c net.Conn) net.Conn { return &sequenceConn{Conn: c, w: w} }
+
+// above waits until a batch with a first sequence above seq has been read,
+// or ctx ends (false).
+func (w *wireSequences) above(ctx context.Context, seq int32) bool {
+	for {
+		w.mu.Lock()
+		max, changed := w.max, w.changed
+		w.mu.Unlock()
+		if max > seq {
+			return true
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+func (w *wireSequences) request(frame []byte) {
+	r := kbin.Reader{Src: frame}
+	key, version := r.Int16(), r.Int16()
+	r.Int32()          // correlation id
+	r.NullableString() // client id
+	if key != int16(kmsg.Produce) || !r.Ok() {
+		return
+	}
+	req := kmsg.NewPtrProduceRequest()
+	req.SetVersion(version)
+	if req.IsFlexible() {
+		kmsg.SkipTags(&r)
+	}
+	if req.ReadFrom(r.Src) != nil {
+		return
+	}
+	if seq, ok := firstSequence(req, w.topic, w.partition); ok {
+		w.mu.Lock()
+		if seq > w.max {
+			w.max = seq
+			close(w.changed)
+			w.changed = make(chan struct{})
+		}
+		w.mu.Unlock()
+	}
+}
+
+// sequenceConn hands every whole request frame upstream reads to its
+// wireSequences; the bytes themselves pass untouched.
+type sequenceConn struct {
+	net.Conn
+	w   *wireSequences
+	buf []byte
+}
+
+func (c *sequenceConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	c.buf = append(c.buf, b[:n]...)
+	for len(c.buf) >= 4 {
+		size := 4 + int(binary.BigEndian.Uint32(c.buf))
+		if len(c.buf) < size {
+			break
+		}
+		c.w.request(c.buf[4:size])
+		c.buf = c.buf[size:]
+	}
+	return n, err
+}
+
+// firstSequence is the first sequence number of the request's batch for
+// the topic's partition.
+func firstSequence(req *kmsg.ProduceRequest, topic string, partition int32) (int32, bool) {
+	for _, rt := range req.Topics {
+		for _, rp := range rt.Partitions {
+			if rt.Topic != topic || rp.Partition != partition {
+				continue
+			}
+			var b kmsg.RecordBatch
+			if b.ReadFrom(rp.Records) != nil {
+				return 0, false
+			}
+			return b.FirstSequence, true
+		}
+	}
+	return 0, false
+}
+
+// Upstream holds one Produce request carrying a batch of partition 0 until
+// meshka has written a later batch of partition 0 behind it on the same
+// connection (seen on the wire), then refuses it with
+// NOT_LEADER_OR_FOLLOWER. The later batches then find a gap upstream;
+// meshka must send them again after the refused one rather than pass that
+// gap on: the producer is never told of a sequence gap, and every record
+// lands once, in order.
 func TestProduceRefusedBatchKeepsSequence(t *testing.T) {
-	env := testenv.Start(t)
-	ctx := timeout(t, time.Minute)
 	const topic, parts, n = "refused-once", 3, 10_000
+	wire := newWireSequences(topic, 0)
+	env := testenv.StartWatching(t, wire.watch)
+	ctx := timeout(t, time.Minute)
 	createTopic(t, ctx, env.DirectClient(t), topic, parts, nil)
+	// Partition 0 alone on its broker: every request on that connection is
+	// partition 0's, so the one behind the held request is a later batch.
+	for p, broker := range []int32{0, 1, 1} {
+		if err := env.Upstream.MoveTopicPartition(topic, int32(p), broker); err != nil {
+			t.Fatal(err)
+		}
+	}
 	s := newSeqProducer(t, env, topic, parts, kgo.ProducerLinger(0), kgo.ProducerBatchMaxBytes(smallBatch), kgo.MaxBufferedRecords(2_000))
-	var armed, refused atomic.Bool
-	var behind atomic.Int64 // Produce requests for partition 0 upstream got after the refused one
+	var armed atomic.Bool
+	var mu sync.Mutex
+	refusedSeq := int32(-1)
+	behind, retried := 0, false // requests of partition 0 after the refused one, before its retry
 	env.Upstream.ControlKey(int16(kmsg.Produce), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
 		req := kreq.(*kmsg.ProduceRequest)
-		has0 := false
-		for _, rt := range req.Topics {
-			for _, rp := range rt.Partitions {
-				has0 = has0 || rt.Topic == topic && rp.Partition == 0
-			}
-		}
+		seq, has0 := firstSequence(req, topic, 0)
 		if !has0 || !armed.Load() {
 			return nil, nil, false
 		}
-		if refused.Load() {
-			behind.Add(1)
+		mu.Lock()
+		defer mu.Unlock()
+		if refusedSeq >= 0 {
+			switch {
+			case seq == refusedSeq:
+				retried = true
+			case !retried && seq > refusedSeq:
+				behind++
+			}
 			return nil, nil, false
 		}
-		refused.Store(true)
+		refusedSeq = seq
 		env.Upstream.KeepControl() // count what follows
-		time.Sleep(100 * time.Millisecond)
+		if !wire.above(ctx, seq) {
+			t.Errorf("meshka wrote no batch of partition 0 behind the held one: %v", ctx.Err())
+		}
 		resp := req.ResponseKind().(*kmsg.ProduceResponse)
 		for _, rt := range req.Topics {
 			st := kmsg.NewProduceResponseTopic()
@@ -347,9 +467,13 @@ func TestProduceRefusedBatchKeepsSequence(t *testing.T) {
 		s.produce(ctx)
 	}
 	s.finish(ctx)
-	if !refused.Load() {
+	mu.Lock()
+	if refusedSeq < 0 {
 		t.Fatal("no request for partition 0 was refused")
 	}
-	t.Logf("%d requests for partition 0 reached upstream after the refused one", behind.Load())
+	if behind == 0 || !retried {
+		t.Fatalf("%d requests of partition 0 reached upstream behind the refused one before its retry (retried: %v); the scenario needs at least one", behind, retried)
+	}
+	mu.Unlock()
 	checkSequence(t, ctx, env, topic, parts, n)
 }

@@ -1,6 +1,7 @@
 package test
 
 import (
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -232,6 +233,55 @@ func TestFetchTopicDeletedUpstream(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		if p := fetch(0); p.ErrorCode != kerr.UnknownTopicOrPartition.Code {
 			t.Fatalf("fetch %d after the delete was seen: error %d, want UNKNOWN_TOPIC_OR_PARTITION", i, p.ErrorCode)
+		}
+	}
+}
+
+// ListOffsets v0 (offsets before a time, as a list) reaches upstream at v0
+// and its answer comes back as upstream gave it: a v0 client asking for the
+// latest and the earliest offset gets them in OldStyleOffsets.
+func TestListOffsetsV0(t *testing.T) {
+	env := testenv.Start(t)
+	ctx := timeout(t, 30*time.Second)
+	const topic = "times-v0"
+	createTopic(t, ctx, env.Client(t), topic, 1, nil)
+	p := env.Client(t, kgo.DefaultProduceTopic(topic))
+	for i := 0; i < 5; i++ {
+		if err := p.ProduceSync(ctx, &kgo.Record{Value: []byte("v")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list := func(cl *kgo.Client, broker int32, ts int64) kmsg.ListOffsetsResponseTopicPartition {
+		req := kmsg.NewPtrListOffsetsRequest()
+		req.Version = 0
+		rt := kmsg.NewListOffsetsRequestTopic()
+		rt.Topic = topic
+		rp := kmsg.NewListOffsetsRequestTopicPartition()
+		rp.Timestamp, rp.MaxNumOffsets = ts, 1
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		kresp, err := cl.Broker(int(broker)).Request(ctx, &atVersion{req, 0})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp := kresp.(*kmsg.ListOffsetsResponse)
+		if resp.Version != 0 || len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+			t.Fatalf("ListOffsets v0 answered at v%d with %+v", resp.Version, resp.Topics)
+		}
+		return resp.Topics[0].Partitions[0]
+	}
+	leader := env.Upstream.LeaderFor(topic, 0)
+	for _, c := range []struct {
+		ts   int64
+		want int64
+	}{{-1, 5}, {-2, 0}} {
+		got := list(env.Client(t), 0, c.ts)
+		direct := list(env.DirectClient(t), leader, c.ts)
+		if got.ErrorCode != 0 || !slices.Equal(got.OldStyleOffsets, []int64{c.want}) {
+			t.Errorf("ListOffsets v0 at %d through meshka: error %d, offsets %v; want [%d]", c.ts, got.ErrorCode, got.OldStyleOffsets, c.want)
+		}
+		if !slices.Equal(got.OldStyleOffsets, direct.OldStyleOffsets) {
+			t.Errorf("ListOffsets v0 at %d: %v through meshka, %v straight from upstream", c.ts, got.OldStyleOffsets, direct.OldStyleOffsets)
 		}
 	}
 }

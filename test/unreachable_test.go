@@ -146,3 +146,114 @@ func TestUpstreamUnreachable(t *testing.T) {
 		t.Fatalf("read %d records", len(got))
 	}
 }
+
+// Requests meshka forwards, while upstream cannot be reached, are answered
+// as a broker answers what it cannot serve: the retriable
+// REQUEST_TIMED_OUT on every topic, partition or resource they name, on a
+// connection that stays open.
+func TestForwardUpstreamUnreachable(t *testing.T) {
+	ctx := timeout(t, 60*time.Second)
+	var brokers []string
+	for _, p := range freePorts(t, 3) {
+		brokers = append(brokers, net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+	}
+	logs := &syncBuffer{}
+	cfg := config.Default()
+	cfg.Node.Listen = "127.0.0.1:0"
+	cfg.Upstream.Brokers = brokers
+	cfg.Upstream.RequestTimeout = config.Duration(time.Second)
+	cfg.Kafka.ShutdownTimeout = config.Duration(5 * time.Second)
+	n, err := node.Start(cfg, node.Options{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Shutdown(context.Background()) })
+	cl, err := kgo.NewClient(kgo.SeedBrokers(n.Addr().String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	// Metadata names meshka as broker 0, so requests can go to it by id.
+	if _, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, cl); err != nil {
+		t.Fatal(err)
+	}
+	b := cl.Broker(0)
+	const want = 7 // REQUEST_TIMED_OUT
+	codes := func(what string, got []int16, entries int) {
+		t.Helper()
+		if len(got) != entries {
+			t.Errorf("%s: %d error codes %v, want %d", what, len(got), got, entries)
+			return
+		}
+		for _, c := range got {
+			if c != want {
+				t.Errorf("%s: error codes %v, want all %d (REQUEST_TIMED_OUT)", what, got, want)
+				return
+			}
+		}
+	}
+
+	ct := kmsg.NewPtrCreateTopicsRequest()
+	for _, name := range []string{"fwd-a", "fwd-b"} {
+		rt := kmsg.NewCreateTopicsRequestTopic()
+		rt.Topic, rt.NumPartitions, rt.ReplicationFactor = name, 1, 1
+		ct.Topics = append(ct.Topics, rt)
+	}
+	kresp, err := b.Request(ctx, ct)
+	if err != nil {
+		t.Fatalf("CreateTopics: %v", err)
+	}
+	var got []int16
+	for _, rt := range kresp.(*kmsg.CreateTopicsResponse).Topics {
+		got = append(got, rt.ErrorCode)
+	}
+	codes("CreateTopics", got, 2)
+
+	dc := kmsg.NewPtrDescribeConfigsRequest()
+	r := kmsg.NewDescribeConfigsRequestResource()
+	r.ResourceType, r.ResourceName = kmsg.ConfigResourceTypeTopic, "fwd-a"
+	dc.Resources = append(dc.Resources, r)
+	if kresp, err = b.Request(ctx, dc); err != nil {
+		t.Fatalf("DescribeConfigs: %v", err)
+	}
+	got = nil
+	for _, rr := range kresp.(*kmsg.DescribeConfigsResponse).Resources {
+		got = append(got, rr.ErrorCode)
+	}
+	codes("DescribeConfigs", got, 1)
+
+	ip := kmsg.NewPtrInitProducerIDRequest()
+	ip.TransactionalID = kmsg.StringPtr("fwd-txn")
+	ip.TransactionTimeoutMillis = 60_000
+	if kresp, err = b.Request(ctx, ip); err != nil {
+		t.Fatalf("InitProducerID: %v", err)
+	}
+	codes("InitProducerID", []int16{kresp.(*kmsg.InitProducerIDResponse).ErrorCode}, 1)
+
+	// A standalone commit passes the group's check, then cannot be stored.
+	oc := kmsg.NewPtrOffsetCommitRequest()
+	oc.Group, oc.Generation = "fwd-group", -1
+	ot := kmsg.NewOffsetCommitRequestTopic()
+	ot.Topic = "fwd-a"
+	for p := int32(0); p < 2; p++ {
+		op := kmsg.NewOffsetCommitRequestTopicPartition()
+		op.Partition, op.Offset = p, 1
+		ot.Partitions = append(ot.Partitions, op)
+	}
+	oc.Topics = append(oc.Topics, ot)
+	if kresp, err = b.Request(ctx, offsetCommitV8{oc}); err != nil {
+		t.Fatalf("OffsetCommit: %v", err)
+	}
+	got = nil
+	for _, rt := range kresp.(*kmsg.OffsetCommitResponse).Topics {
+		for _, rp := range rt.Partitions {
+			got = append(got, rp.ErrorCode)
+		}
+	}
+	codes("OffsetCommit", got, 2)
+
+	// The same connection still answers.
+	if _, err := b.Request(ctx, kmsg.NewPtrApiVersionsRequest()); err != nil {
+		t.Fatalf("ApiVersions after the failed forwards: %v", err)
+	}
+}

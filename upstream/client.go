@@ -26,6 +26,10 @@ type Config struct {
 	Logger         *slog.Logger
 	// Dialer, when set, replaces the network dial (tests count bytes with it).
 	Dialer func(ctx context.Context, network, host string) (net.Conn, error)
+
+	// slotWait, set by tests, is called from a produce pipe's writer when
+	// it has a request ready and every slot of its connection is taken.
+	slotWait func(broker int32)
 }
 
 // Client holds two kgo clients: main carries metadata, admin, produce and

@@ -5,6 +5,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/meshka/meshka/internal/answer"
 )
 
 // ErrCode is the Kafka error code a client should see for err: Kafka's own
@@ -24,80 +26,51 @@ func ErrorResponse(kreq kmsg.Request, code int16) kmsg.Response {
 	kresp := kreq.ResponseKind()
 	switch req := kreq.(type) {
 	case *kmsg.ListOffsetsRequest:
-		resp := kresp.(*kmsg.ListOffsetsResponse)
-		for _, t := range req.Topics {
-			rt := kmsg.NewListOffsetsResponseTopic()
+		kresp.(*kmsg.ListOffsetsResponse).Topics = answer.Each(req.Topics, func(rt *kmsg.ListOffsetsResponseTopic, t *kmsg.ListOffsetsRequestTopic) {
 			rt.Topic = t.Topic
-			for _, p := range t.Partitions {
-				rp := kmsg.NewListOffsetsResponseTopicPartition()
+			rt.Partitions = answer.Each(t.Partitions, func(rp *kmsg.ListOffsetsResponseTopicPartition, p *kmsg.ListOffsetsRequestTopicPartition) {
 				rp.Partition, rp.ErrorCode = p.Partition, code
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			resp.Topics = append(resp.Topics, rt)
-		}
+			})
+		})
 	case *kmsg.OffsetForLeaderEpochRequest:
-		resp := kresp.(*kmsg.OffsetForLeaderEpochResponse)
-		for _, t := range req.Topics {
-			rt := kmsg.NewOffsetForLeaderEpochResponseTopic()
+		kresp.(*kmsg.OffsetForLeaderEpochResponse).Topics = answer.Each(req.Topics, func(rt *kmsg.OffsetForLeaderEpochResponseTopic, t *kmsg.OffsetForLeaderEpochRequestTopic) {
 			rt.Topic = t.Topic
-			for _, p := range t.Partitions {
-				rp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
+			rt.Partitions = answer.Each(t.Partitions, func(rp *kmsg.OffsetForLeaderEpochResponseTopicPartition, p *kmsg.OffsetForLeaderEpochRequestTopicPartition) {
 				rp.Partition, rp.ErrorCode = p.Partition, code
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			resp.Topics = append(resp.Topics, rt)
-		}
+			})
+		})
 	case *kmsg.OffsetFetchRequest:
 		resp := kresp.(*kmsg.OffsetFetchResponse)
 		resp.ErrorCode = code // v2-v7; before v2 only partitions carry errors
-		for _, t := range req.Topics {
-			rt := kmsg.NewOffsetFetchResponseTopic()
+		resp.Topics = answer.Each(req.Topics, func(rt *kmsg.OffsetFetchResponseTopic, t *kmsg.OffsetFetchRequestTopic) {
 			rt.Topic = t.Topic
-			for _, p := range t.Partitions {
-				rp := kmsg.NewOffsetFetchResponseTopicPartition()
-				rp.Partition, rp.Offset, rp.LeaderEpoch, rp.ErrorCode = p, -1, -1, code
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			resp.Topics = append(resp.Topics, rt)
-		}
-		for _, g := range req.Groups {
-			rg := kmsg.NewOffsetFetchResponseGroup()
+			rt.Partitions = answer.Each(t.Partitions, func(rp *kmsg.OffsetFetchResponseTopicPartition, p *int32) {
+				rp.Partition, rp.Offset, rp.ErrorCode = *p, -1, code
+			})
+		})
+		resp.Groups = answer.Each(req.Groups, func(rg *kmsg.OffsetFetchResponseGroup, g *kmsg.OffsetFetchRequestGroup) {
 			rg.Group, rg.ErrorCode = g.Group, code
-			resp.Groups = append(resp.Groups, rg)
-		}
+		})
 	case *kmsg.OffsetCommitRequest:
-		resp := kresp.(*kmsg.OffsetCommitResponse)
-		for _, t := range req.Topics {
-			rt := kmsg.NewOffsetCommitResponseTopic()
+		kresp.(*kmsg.OffsetCommitResponse).Topics = answer.Each(req.Topics, func(rt *kmsg.OffsetCommitResponseTopic, t *kmsg.OffsetCommitRequestTopic) {
 			rt.Topic, rt.TopicID = t.Topic, t.TopicID
-			for _, p := range t.Partitions {
-				rp := kmsg.NewOffsetCommitResponseTopicPartition()
+			rt.Partitions = answer.Each(t.Partitions, func(rp *kmsg.OffsetCommitResponseTopicPartition, p *kmsg.OffsetCommitRequestTopicPartition) {
 				rp.Partition, rp.ErrorCode = p.Partition, code
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			resp.Topics = append(resp.Topics, rt)
-		}
+			})
+		})
 	case *kmsg.TxnOffsetCommitRequest:
-		resp := kresp.(*kmsg.TxnOffsetCommitResponse)
-		for _, t := range req.Topics {
-			rt := kmsg.NewTxnOffsetCommitResponseTopic()
+		kresp.(*kmsg.TxnOffsetCommitResponse).Topics = answer.Each(req.Topics, func(rt *kmsg.TxnOffsetCommitResponseTopic, t *kmsg.TxnOffsetCommitRequestTopic) {
 			rt.Topic, rt.TopicID = t.Topic, t.TopicID
-			for _, p := range t.Partitions {
-				rp := kmsg.NewTxnOffsetCommitResponseTopicPartition()
+			rt.Partitions = answer.Each(t.Partitions, func(rp *kmsg.TxnOffsetCommitResponseTopicPartition, p *kmsg.TxnOffsetCommitRequestTopicPartition) {
 				rp.Partition, rp.ErrorCode = p.Partition, code
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			resp.Topics = append(resp.Topics, rt)
-		}
+			})
+		})
 	case *kmsg.OffsetDeleteRequest:
 		kresp.(*kmsg.OffsetDeleteResponse).ErrorCode = code
 	case *kmsg.DeleteGroupsRequest:
-		resp := kresp.(*kmsg.DeleteGroupsResponse)
-		for _, id := range req.Groups {
-			rg := kmsg.NewDeleteGroupsResponseGroup()
-			rg.Group, rg.ErrorCode = id, code
-			resp.Groups = append(resp.Groups, rg)
-		}
+		kresp.(*kmsg.DeleteGroupsResponse).Groups = answer.Each(req.Groups, func(rg *kmsg.DeleteGroupsResponseGroup, g *string) {
+			rg.Group, rg.ErrorCode = *g, code
+		})
 	case *kmsg.AddOffsetsToTxnRequest:
 		kresp.(*kmsg.AddOffsetsToTxnResponse).ErrorCode = code
 	case *kmsg.EndTxnRequest:
@@ -105,77 +78,48 @@ func ErrorResponse(kreq kmsg.Request, code int16) kmsg.Response {
 	case *kmsg.AddPartitionsToTxnRequest:
 		resp := kresp.(*kmsg.AddPartitionsToTxnResponse)
 		resp.ErrorCode = code
-		for _, t := range req.Topics {
-			rt := kmsg.NewAddPartitionsToTxnResponseTopic()
+		resp.Topics = answer.Each(req.Topics, func(rt *kmsg.AddPartitionsToTxnResponseTopic, t *kmsg.AddPartitionsToTxnRequestTopic) {
 			rt.Topic = t.Topic
-			for _, p := range t.Partitions {
-				rp := kmsg.NewAddPartitionsToTxnResponseTopicPartition()
-				rp.Partition, rp.ErrorCode = p, code
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			resp.Topics = append(resp.Topics, rt)
-		}
+			rt.Partitions = answer.Each(t.Partitions, func(rp *kmsg.AddPartitionsToTxnResponseTopicPartition, p *int32) {
+				rp.Partition, rp.ErrorCode = *p, code
+			})
+		})
 	case *kmsg.InitProducerIDRequest:
 		kresp.(*kmsg.InitProducerIDResponse).ErrorCode = code
 	case *kmsg.CreateTopicsRequest:
-		resp := kresp.(*kmsg.CreateTopicsResponse)
-		for _, t := range req.Topics {
-			rt := kmsg.NewCreateTopicsResponseTopic()
+		kresp.(*kmsg.CreateTopicsResponse).Topics = answer.Each(req.Topics, func(rt *kmsg.CreateTopicsResponseTopic, t *kmsg.CreateTopicsRequestTopic) {
 			rt.Topic, rt.ErrorCode = t.Topic, code
-			resp.Topics = append(resp.Topics, rt)
-		}
+		})
 	case *kmsg.DeleteTopicsRequest:
 		resp := kresp.(*kmsg.DeleteTopicsResponse)
-		for _, n := range req.TopicNames {
-			rt := kmsg.NewDeleteTopicsResponseTopic()
-			rt.Topic, rt.ErrorCode = kmsg.StringPtr(n), code
-			resp.Topics = append(resp.Topics, rt)
-		}
-		for _, t := range req.Topics {
-			rt := kmsg.NewDeleteTopicsResponseTopic()
+		resp.Topics = append(answer.Each(req.TopicNames, func(rt *kmsg.DeleteTopicsResponseTopic, n *string) {
+			rt.Topic, rt.ErrorCode = kmsg.StringPtr(*n), code
+		}), answer.Each(req.Topics, func(rt *kmsg.DeleteTopicsResponseTopic, t *kmsg.DeleteTopicsRequestTopic) {
 			rt.Topic, rt.TopicID, rt.ErrorCode = t.Topic, t.TopicID, code
-			resp.Topics = append(resp.Topics, rt)
-		}
+		})...)
 	case *kmsg.DeleteRecordsRequest:
-		resp := kresp.(*kmsg.DeleteRecordsResponse)
-		for _, t := range req.Topics {
-			rt := kmsg.NewDeleteRecordsResponseTopic()
+		kresp.(*kmsg.DeleteRecordsResponse).Topics = answer.Each(req.Topics, func(rt *kmsg.DeleteRecordsResponseTopic, t *kmsg.DeleteRecordsRequestTopic) {
 			rt.Topic = t.Topic
-			for _, p := range t.Partitions {
-				rp := kmsg.NewDeleteRecordsResponseTopicPartition()
+			rt.Partitions = answer.Each(t.Partitions, func(rp *kmsg.DeleteRecordsResponseTopicPartition, p *kmsg.DeleteRecordsRequestTopicPartition) {
 				rp.Partition, rp.ErrorCode = p.Partition, code
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			resp.Topics = append(resp.Topics, rt)
-		}
+			})
+		})
 	case *kmsg.CreatePartitionsRequest:
-		resp := kresp.(*kmsg.CreatePartitionsResponse)
-		for _, t := range req.Topics {
-			rt := kmsg.NewCreatePartitionsResponseTopic()
+		kresp.(*kmsg.CreatePartitionsResponse).Topics = answer.Each(req.Topics, func(rt *kmsg.CreatePartitionsResponseTopic, t *kmsg.CreatePartitionsRequestTopic) {
 			rt.Topic, rt.ErrorCode = t.Topic, code
-			resp.Topics = append(resp.Topics, rt)
-		}
+		})
 	case *kmsg.DescribeConfigsRequest:
-		resp := kresp.(*kmsg.DescribeConfigsResponse)
-		for _, r := range req.Resources {
-			rr := kmsg.NewDescribeConfigsResponseResource()
+		kresp.(*kmsg.DescribeConfigsResponse).Resources = answer.Each(req.Resources, func(rr *kmsg.DescribeConfigsResponseResource, r *kmsg.DescribeConfigsRequestResource) {
 			rr.ResourceType, rr.ResourceName, rr.ErrorCode = r.ResourceType, r.ResourceName, code
-			resp.Resources = append(resp.Resources, rr)
-		}
+		})
 	case *kmsg.AlterConfigsRequest:
-		resp := kresp.(*kmsg.AlterConfigsResponse)
-		for _, r := range req.Resources {
-			rr := kmsg.NewAlterConfigsResponseResource()
+		kresp.(*kmsg.AlterConfigsResponse).Resources = answer.Each(req.Resources, func(rr *kmsg.AlterConfigsResponseResource, r *kmsg.AlterConfigsRequestResource) {
 			rr.ResourceType, rr.ResourceName, rr.ErrorCode = r.ResourceType, r.ResourceName, code
-			resp.Resources = append(resp.Resources, rr)
-		}
+		})
 	case *kmsg.IncrementalAlterConfigsRequest:
-		resp := kresp.(*kmsg.IncrementalAlterConfigsResponse)
-		for _, r := range req.Resources {
-			rr := kmsg.NewIncrementalAlterConfigsResponseResource()
+		kresp.(*kmsg.IncrementalAlterConfigsResponse).Resources = answer.Each(req.Resources, func(rr *kmsg.IncrementalAlterConfigsResponseResource, r *kmsg.IncrementalAlterConfigsRequestResource) {
 			rr.ResourceType, rr.ResourceName, rr.ErrorCode = r.ResourceType, r.ResourceName, code
-			resp.Resources = append(resp.Resources, rr)
-		}
+		})
 	}
 	return kresp
 }

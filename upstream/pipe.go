@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -163,6 +164,9 @@ func (p *pipe) write() {
 				continue
 			}
 		}
+		if wait := p.c.cfg.slotWait; wait != nil && len(cx.slots) == cap(cx.slots) {
+			wait(p.node)
+		}
 		select {
 		case cx.slots <- struct{}{}:
 		case <-cx.gone:
@@ -248,7 +252,12 @@ func (p *pipe) send(cx *pipeConn, calls []*produceCall) {
 	wait := p.c.cfg.RequestTimeout + time.Duration(max(first.args.TimeoutMillis, 0))*time.Millisecond
 	r := &pipeRequest{corr: p.corr, version: req.Version, calls: calls, deadline: time.Now().Add(wait)}
 	if !cx.push(r) {
-		r.fail(fmt.Errorf("%w: upstream connection closed", ErrNotSent))
+		// The connection failed after the writer took its slot. Nothing
+		// of this request is written, so its calls go on the next
+		// connection, first, once the failure has reached what was on
+		// this one (fail closes gone last).
+		<-cx.gone
+		p.carry = append(calls, p.carry...)
 		return
 	}
 	_ = cx.conn.SetWriteDeadline(time.Now().Add(p.c.cfg.RequestTimeout))
@@ -257,13 +266,18 @@ func (p *pipe) send(cx *pipeConn, calls []*produceCall) {
 	}
 }
 
-// failQueued fails every call carried or waiting in the queue.
+// failQueued fails every call carried or waiting in the queue when it is
+// called.
 func (p *pipe) failQueued(err error) {
+	// Only what waits now: a callback may hand its batch straight back
+	// (the partition actor sends it again), and that batch deserves a
+	// try of its own rather than this failure.
+	waiting := len(p.in)
 	for _, c := range p.carry {
 		c.done(ProduceResult{}, err)
 	}
 	p.carry = nil
-	for {
+	for ; waiting > 0; waiting-- {
 		select {
 		case c := <-p.in:
 			c.done(ProduceResult{}, err)
@@ -482,37 +496,15 @@ func decodeProduceResponse(body []byte, r *pipeRequest) (*kmsg.ProduceResponse, 
 	}
 	resp := kmsg.NewPtrProduceResponse()
 	resp.SetVersion(r.version)
-	rest := body[4:]
+	rest := kbin.Reader{Src: body[4:]}
 	if resp.IsFlexible() {
-		var err error
-		if rest, err = skipTags(rest); err != nil {
-			return nil, err
+		kmsg.SkipTags(&rest)
+		if !rest.Ok() {
+			return nil, errors.New("produce answer: bad tagged fields in the header")
 		}
 	}
-	if err := resp.ReadFrom(rest); err != nil {
+	if err := resp.ReadFrom(rest.Src); err != nil {
 		return nil, fmt.Errorf("produce answer: %w", err)
 	}
 	return resp, nil
-}
-
-// skipTags skips a tagged-field section: a count, then per field a tag, a
-// size and that many bytes, all counts unsigned varints.
-func skipTags(b []byte) ([]byte, error) {
-	n, k := binary.Uvarint(b)
-	if k <= 0 {
-		return nil, errors.New("bad tagged fields")
-	}
-	b = b[k:]
-	for ; n > 0; n-- {
-		if _, k = binary.Uvarint(b); k <= 0 {
-			return nil, errors.New("bad tagged fields")
-		}
-		b = b[k:]
-		size, k := binary.Uvarint(b)
-		if k <= 0 || uint64(len(b)-k) < size {
-			return nil, errors.New("bad tagged fields")
-		}
-		b = b[k+int(size):]
-	}
-	return b, nil
 }

@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -22,7 +23,7 @@ func (s chanSink) Deliver(sub *Subscription, c *Chunk) {
 // forever while they wait.
 func TestStreamCorruptData(t *testing.T) {
 	e := startPipeEnv(t, 1, "damaged")
-	batch := testBatch(t, "a", "b", "c")
+	batch := testBatch("a", "b", "c")
 	damaged := batch[:len(batch)-7]
 	e.cluster.ControlKey(int16(kmsg.Fetch), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
 		e.cluster.KeepControl()
@@ -45,7 +46,8 @@ func TestStreamCorruptData(t *testing.T) {
 	sink := make(chanSink, 16)
 	sub := e.c.Streams().Subscribe("damaged", 0, 0, sink)
 	defer sub.Stop()
-	deadline := time.After(30 * time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	for {
 		select {
 		case c := <-sink:
@@ -59,7 +61,7 @@ func TestStreamCorruptData(t *testing.T) {
 				t.Fatalf("stream ended with %v, want CORRUPT_MESSAGE", kerr.ErrorForCode(c.Err))
 			}
 			return
-		case <-deadline:
+		case <-ctx.Done():
 			t.Fatal("no chunk ended the stream: readers would wait forever")
 		}
 	}

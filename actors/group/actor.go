@@ -26,7 +26,7 @@ type Actor struct {
 
 	self     *actor.PID
 	root     *actor.RootContext
-	timer    *time.Timer
+	timer    func() bool // stops the timer; nil when none is set
 	timerAt  time.Time
 	timerSeq uint64 // tells the current timer's tick from one a stopped timer sent
 }
@@ -102,7 +102,7 @@ func (a *Actor) schedule(now time.Time) {
 		return
 	}
 	if a.timer != nil {
-		a.timer.Stop()
+		a.timer()
 		a.timer, a.timerAt = nil, time.Time{}
 	}
 	if !ok {
@@ -110,7 +110,7 @@ func (a *Actor) schedule(now time.Time) {
 	}
 	a.timerSeq++
 	root, self, t := a.root, a.self, &tick{seq: a.timerSeq}
-	a.timer = time.AfterFunc(max(at.Sub(now), 0), func() { root.Send(self, t) })
+	a.timer = a.cfg.AfterFunc(max(at.Sub(now), 0), func() { root.Send(self, t) })
 	a.timerAt = at
 }
 
@@ -185,7 +185,7 @@ func (a *Actor) refuse(msg any) {
 
 func (a *Actor) stop() {
 	if a.timer != nil {
-		a.timer.Stop()
+		a.timer()
 		a.timer = nil
 	}
 	if a.group != nil {

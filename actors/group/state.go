@@ -23,7 +23,11 @@ type Config struct {
 	MaxSessionTimeout     time.Duration // group.max.session.timeout.ms; default 30m
 	MaxSize               int           // group.max.size; 0 is unlimited
 	Logger                *slog.Logger
-	Now                   func() time.Time // nil is time.Now
+	// Now and AfterFunc are the actor's clock: nil is time.Now and
+	// time.AfterFunc. AfterFunc runs f once d has passed and returns what
+	// stops it (as a time.Timer's Stop); tests drive a fake clock.
+	Now       func() time.Time
+	AfterFunc func(d time.Duration, f func()) (stop func() bool)
 }
 
 func (c Config) withDefaults() Config {
@@ -38,6 +42,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.AfterFunc == nil {
+		c.AfterFunc = func(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }
 	}
 	return c
 }

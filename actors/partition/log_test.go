@@ -3,13 +3,13 @@ package partition
 import (
 	"bytes"
 	"fmt"
-	"hash/crc32"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/meshka/meshka/internal/testbatch"
 	"github.com/meshka/meshka/records"
 	"github.com/meshka/meshka/upstream"
 )
@@ -23,7 +23,7 @@ func logTestBatch(tb testing.TB, base int64, n int, attrs int16, pid int64) []by
 	for i := range recs {
 		recs[i] = kmsg.Record{Value: []byte(fmt.Sprintf("v%d-%d", base, i))}
 	}
-	return logTestEncode(tb, base, attrs, pid, recs)
+	return logTestEncode(base, attrs, pid, recs)
 }
 
 // logTestMarker encodes a transaction marker: a control batch with one
@@ -35,31 +35,12 @@ func logTestMarker(tb testing.TB, offset, pid int64, commit bool) []byte {
 		key.Type = kmsg.ControlRecordKeyTypeCommit
 	}
 	val := kmsg.EndTxnMarker{CoordinatorEpoch: 1}
-	return logTestEncode(tb, offset, 0x30, pid, []kmsg.Record{{Key: key.AppendTo(nil), Value: val.AppendTo(nil)}})
+	return logTestEncode(offset, 0x30, pid, []kmsg.Record{{Key: key.AppendTo(nil), Value: val.AppendTo(nil)}})
 }
 
-func logTestEncode(tb testing.TB, base int64, attrs int16, pid int64, recs []kmsg.Record) []byte {
-	var raw []byte
-	for i := range recs {
-		r := recs[i]
-		r.OffsetDelta = int32(i)
-		r.Length = 0
-		r.Length = int32(len(r.AppendTo(nil)) - 1) // a zero length is one byte
-		raw = r.AppendTo(raw)
-	}
-	rb := kmsg.RecordBatch{
-		FirstOffset: base, Length: int32(49 + len(raw)), PartitionLeaderEpoch: 1, Magic: 2,
-		Attributes: attrs, LastOffsetDelta: int32(len(recs) - 1), FirstTimestamp: 1, MaxTimestamp: 1,
-		ProducerID: pid, NumRecords: int32(len(recs)), Records: raw,
-	}
-	out := rb.AppendTo(nil)
-	rb.CRC = int32(crc32.Checksum(out[21:], crc32.MakeTable(crc32.Castagnoli)))
-	out = rb.AppendTo(out[:0])
-	var back kmsg.RecordBatch
-	if err := back.ReadFrom(out); err != nil || int(back.Length) != len(out)-12 {
-		tb.Fatalf("encoded batch does not read back: %v", err)
-	}
-	return out
+func logTestEncode(base int64, attrs int16, pid int64, recs []kmsg.Record) []byte {
+	return testbatch.Encode(kmsg.RecordBatch{FirstOffset: base, PartitionLeaderEpoch: 1, Attributes: attrs,
+		FirstTimestamp: 1, MaxTimestamp: 1, ProducerID: pid}, recs...)
 }
 
 // logTestChunk splits the concatenated raw batches as the upstream stream

@@ -95,6 +95,10 @@ func (a *Actor) sendNext() {
 	for !a.paused && len(a.queue) > 0 && len(a.sent) < a.cfg.MaxInFlight {
 		leader, ok := a.cfg.Upstream.Meta().CachedLeader(a.topic, a.partition)
 		if !ok {
+			// No leader known, or upstream said it has none (one is being
+			// elected): the resume asks upstream afresh rather than the
+			// cache, which would keep that answer for its whole TTL.
+			a.cfg.Upstream.Meta().Invalidate(a.topic)
 			a.queue[0].attempt++
 			a.pause()
 			return

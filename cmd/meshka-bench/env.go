@@ -34,7 +34,7 @@ type upstream struct {
 
 func startUpstream(debug bool) (*upstream, error) {
 	u := &upstream{debug: debug}
-	c, err := embedded.Start(embedded.Config{Brokers: 3, Partitions: 1}, kfake.ListenFn(countnet.ListenFn(&u.sent)))
+	c, err := embedded.Start(embedded.Config{Brokers: 3, Partitions: 1}, kfake.ListenFn(countnet.ListenFn(&u.sent, nil)))
 	if err != nil {
 		return nil, err
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/meshka/meshka/embedded"
+	"github.com/meshka/meshka/internal/testenv"
 )
 
 // These tests run the meshka binary as users and unit files do: exit
@@ -39,7 +40,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binDir = dir
-	code := m.Run()
+	code := testenv.RunCovered(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -61,7 +62,7 @@ func goBuild(t *testing.T, name, srcDir string, flags ...string) string {
 	b := v.(*build)
 	b.once.Do(func() {
 		b.path = filepath.Join(binDir, name)
-		args := append([]string{"build", "-trimpath", "-o", b.path}, flags...)
+		args := append(append([]string{"build", "-trimpath", "-o", b.path}, testenv.CoverFlags()...), flags...)
 		cmd := exec.Command("go", append(args, ".")...)
 		cmd.Dir = srcDir
 		if out, err := cmd.CombinedOutput(); err != nil {

@@ -9,26 +9,32 @@ import (
 )
 
 // ListenFn returns a listen function (as kfake.ListenFn takes) whose
-// accepted connections add every byte written to sent.
-func ListenFn(sent *atomic.Int64) func(network, address string) (net.Listener, error) {
+// accepted connections add every byte written to sent. watch, when not
+// nil, is given each accepted connection first and returns the one to
+// use, so a test can also follow what clients send.
+func ListenFn(sent *atomic.Int64, watch func(net.Conn) net.Conn) func(network, address string) (net.Listener, error) {
 	return func(network, address string) (net.Listener, error) {
 		ln, err := net.Listen(network, address)
 		if err != nil {
 			return nil, err
 		}
-		return &listener{Listener: ln, sent: sent}, nil
+		return &listener{Listener: ln, sent: sent, watch: watch}, nil
 	}
 }
 
 type listener struct {
 	net.Listener
-	sent *atomic.Int64
+	sent  *atomic.Int64
+	watch func(net.Conn) net.Conn
 }
 
 func (l *listener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
+	}
+	if l.watch != nil {
+		c = l.watch(c)
 	}
 	return &conn{Conn: c, sent: l.sent}, nil
 }

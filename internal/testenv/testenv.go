@@ -3,9 +3,15 @@
 package testenv
 
 import (
+	"bytes"
 	"context"
+	"flag"
+	"fmt"
 	"log/slog"
+	"net"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -44,20 +50,28 @@ func Start(tb testing.TB, opts ...Option) *Env {
 // kfake.SeedTopics for topics that must exist before the node starts.
 func StartWith(tb testing.TB, upstreamOpts []kfake.Opt, opts ...Option) *Env {
 	tb.Helper()
-	return start(tb, nil, upstreamOpts, opts)
+	return start(tb, nil, upstreamOpts, nil, opts)
+}
+
+// StartWatching is Start with every connection the upstream brokers accept
+// passed through watch, which returns the connection to use: a test can
+// follow what meshka sends upstream before upstream handles it.
+func StartWatching(tb testing.TB, watch func(net.Conn) net.Conn, opts ...Option) *Env {
+	tb.Helper()
+	return start(tb, nil, nil, watch, opts)
 }
 
 // StartLogged is Start with the node logging to log, for tests of what
 // meshka logs.
 func StartLogged(tb testing.TB, log *slog.Logger, opts ...Option) *Env {
 	tb.Helper()
-	return start(tb, log, nil, opts)
+	return start(tb, log, nil, nil, opts)
 }
 
-func start(tb testing.TB, startLog *slog.Logger, upstreamOpts []kfake.Opt, opts []Option) *Env {
+func start(tb testing.TB, startLog *slog.Logger, upstreamOpts []kfake.Opt, watch func(net.Conn) net.Conn, opts []Option) *Env {
 	tb.Helper()
 	sent := new(atomic.Int64)
-	up, err := embedded.Start(embedded.Config{Brokers: 3, Partitions: 3}, append(upstreamOpts, kfake.ListenFn(countnet.ListenFn(sent)))...)
+	up, err := embedded.Start(embedded.Config{Brokers: 3, Partitions: 3}, append(upstreamOpts, kfake.ListenFn(countnet.ListenFn(sent, watch)))...)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -74,7 +88,7 @@ func start(tb testing.TB, startLog *slog.Logger, upstreamOpts []kfake.Opt, opts 
 		e.log = Logger()
 	}
 	e.startNode(tb)
-	tb.Cleanup(func() { e.stopNode() })
+	tb.Cleanup(func() { e.stopNode(tb) })
 	return e
 }
 
@@ -87,13 +101,18 @@ func (e *Env) startNode(tb testing.TB) {
 	e.Node = n
 }
 
-func (e *Env) stopNode() {
+// stopNode drains the node as SIGTERM does. A drain that does not finish
+// within its bound fails the test: some request was never answered.
+func (e *Env) stopNode(tb testing.TB) {
+	tb.Helper()
 	if e.Node == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_ = e.Node.Shutdown(ctx)
+	if err := e.Node.Shutdown(ctx); err != nil {
+		tb.Errorf("meshka node did not drain: %v", err)
+	}
 	e.Node = nil
 }
 
@@ -103,7 +122,7 @@ func (e *Env) stopNode() {
 func (e *Env) RestartNode(tb testing.TB) {
 	tb.Helper()
 	addr := e.Addr()
-	e.stopNode()
+	e.stopNode(tb)
 	e.Config.Node.Listen = addr
 	e.startNode(tb)
 }
@@ -139,4 +158,80 @@ func Logger() *slog.Logger {
 		level = slog.LevelDebug
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
+// CoverFlags are the go build flags that make a binary a test builds and
+// runs count toward the test's coverage: when the test runs with coverage,
+// the binary is instrumented the same way. Nil without coverage. Run the
+// tests with RunCovered, which gathers what such binaries counted.
+func CoverFlags() []string {
+	mode := testing.CoverMode()
+	if mode == "" {
+		return nil
+	}
+	return []string{"-cover", "-covermode=" + mode, "-coverpkg=github.com/meshka/meshka/..."}
+}
+
+// RunCovered is m.Run for a TestMain whose tests run binaries built with
+// CoverFlags. go test reads only the test binary's own counters, so the
+// binaries write theirs to a directory of their own (GOCOVERDIR, which
+// they inherit), and once the tests have ended these are added, as text,
+// to the test's coverage profile. Without coverage it is m.Run.
+func RunCovered(m *testing.M) int {
+	if testing.CoverMode() == "" {
+		return m.Run()
+	}
+	dir, err := os.MkdirTemp("", "meshka-cover")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "testenv:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if err := os.Setenv("GOCOVERDIR", dir); err != nil {
+		fmt.Fprintln(os.Stderr, "testenv:", err)
+		return 1
+	}
+	code := m.Run()
+	if err := addCoverage(dir); err != nil {
+		fmt.Fprintln(os.Stderr, "testenv: the coverage of the binaries the tests ran:", err)
+		return 1
+	}
+	return code
+}
+
+// addCoverage appends the counters the binaries wrote to dir to the test's
+// coverage profile (-test.coverprofile), when it writes one.
+func addCoverage(dir string) error {
+	f := flag.Lookup("test.coverprofile")
+	if f == nil || f.Value.String() == "" {
+		return nil
+	}
+	profile := f.Value.String()
+	if out := flag.Lookup("test.outputdir"); out != nil && out.Value.String() != "" && !filepath.IsAbs(profile) {
+		profile = filepath.Join(out.Value.String(), profile)
+	}
+	if entries, err := os.ReadDir(dir); err != nil || len(entries) == 0 {
+		return err // no binary ran
+	}
+	text := filepath.Join(dir, "binaries.txt")
+	if out, err := exec.Command("go", "tool", "covdata", "textfmt", "-i="+dir, "-o="+text).CombinedOutput(); err != nil {
+		return fmt.Errorf("go tool covdata: %v\n%s", err, out)
+	}
+	data, err := os.ReadFile(text)
+	if err != nil {
+		return err
+	}
+	// Both start with the same "mode:" line; the blocks follow it.
+	if i := bytes.IndexByte(data, '\n'); i >= 0 {
+		data = data[i+1:]
+	}
+	out, err := os.OpenFile(profile, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := out.Write(data); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }
