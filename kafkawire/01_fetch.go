@@ -115,12 +115,18 @@ func (s *Server) fetch(c *conn, req *kmsg.FetchRequest) (kmsg.Response, error) {
 	// Kafka always reports them (kcat's -e relies on the high watermark),
 	// so a cold partition is read straight from upstream instead.
 	if c.ctx.Err() == nil {
+		total := 0
+		for _, p := range parts {
+			total += p.bytes
+		}
 		for _, p := range parts {
 			if !p.done && p.out.HighWatermark < 0 && p.out.ErrorCode == 0 {
-				s.readThrough(c.ctx, p, p.maxBytes, req.IsolationLevel, req.Version)
+				limit := min(p.maxBytes, int32(max(int(maxBytes)-total, 1)))
+				total += s.readThrough(c.ctx, p, limit, req.IsolationLevel, req.Version)
 			}
 		}
 	}
+	s.fitMaxBytes(parts, maxBytes)
 	var spliced []*fetchPart
 	var held int64
 	for _, p := range parts {
@@ -142,6 +148,31 @@ func (s *Server) fetch(c *conn, req *kmsg.FetchRequest) (kmsg.Response, error) {
 	}
 	s.cfg.ResponseBudget.Release(held) // nothing held comes without batches; kept for safety
 	return resp, nil
+}
+
+// fitMaxBytes applies MaxBytes to the whole response as a Kafka broker
+// does: the first partition with records keeps them (a first batch comes
+// whatever its size, so a reader always makes progress); after it, a
+// partition's records come only if they fit in what MaxBytes leaves, in
+// request order. Reads are asked for no more than what is left, but a
+// read's first batch comes whole and reads asked at once (a partition's
+// first reader, a cold cache) cannot know each other's sizes, so this is
+// where the bound is kept. A partition left out keeps its watermarks and
+// its records' response budget is given back.
+func (s *Server) fitMaxBytes(parts []*fetchPart, maxBytes int32) {
+	kept := 0
+	for _, p := range parts {
+		if p.bytes == 0 {
+			continue
+		}
+		if kept > 0 && kept+p.bytes > int(maxBytes) {
+			s.cfg.ResponseBudget.Release(p.held)
+			p.held, p.batches, p.bytes = 0, nil, 0
+			p.out.RecordBatches, p.out.AbortedTransactions = nil, nil
+			continue
+		}
+		kept += p.bytes
+	}
 }
 
 // releaseHeld gives back the response budget of a fetch that will not be
@@ -180,16 +211,12 @@ func (s *Server) fetchRound(ctx context.Context, parts []*fetchPart, isolation i
 	for _, p := range parts {
 		total += p.bytes
 	}
-	budget := int(maxBytes) - total
 	asked := make([]bool, len(parts))
 	for i, p := range parts {
 		if p.done {
 			continue
 		}
-		limit := p.maxBytes
-		if int(limit) > budget {
-			limit = int32(max(budget, 0))
-		}
+		limit := min(p.maxBytes, int32(max(int(maxBytes)-total, 0)))
 		if limit <= 0 && total > 0 {
 			continue // the response is full; Kafka leaves later partitions empty
 		}

@@ -70,7 +70,6 @@ func TestFetchUnknownSession(t *testing.T) {
 // one batch in all, from partition 0, whether their caches are cold or
 // warm.
 func TestFetchMaxBytesAcrossPartitions(t *testing.T) {
-	t.Skip("meshka gives every partition of a Fetch the whole MaxBytes (12 KiB asked: 24 KiB answered from warm caches, more from cold ones): fixed by the Fetch rewrite under way; unskip it then")
 	env := testenv.Start(t)
 	ctx := timeout(t, 60*time.Second)
 	const topic, parts, per = "budget", 3, 4
