@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/meshka/meshka/actors/partition"
+	"github.com/meshka/meshka/internal/answer"
 	"github.com/meshka/meshka/upstream"
 )
 
@@ -31,25 +32,17 @@ func handleProduce(c *conn, kreq kmsg.Request) func() (kmsg.Response, error) {
 		ch chan upstream.ProduceResult
 	}
 	var waits []wait
-	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
-	for ti := range req.Topics {
-		rt := &req.Topics[ti]
-		out := &resp.Topics[ti]
-		*out = kmsg.NewProduceResponseTopic()
+	resp.Topics = answer.Each(req.Topics, func(out *kmsg.ProduceResponseTopic, rt *kmsg.ProduceRequestTopic) {
 		out.Topic = rt.Topic
-		out.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
-		for pi := range rt.Partitions {
-			rp := &rt.Partitions[pi]
-			op := &out.Partitions[pi]
-			*op = kmsg.NewProduceResponseTopicPartition()
+		out.Partitions = answer.Each(rt.Partitions, func(op *kmsg.ProduceResponseTopicPartition, rp *kmsg.ProduceRequestTopicPartition) {
 			op.Partition = rp.Partition
 			if code := c.s.checkPartition(c, rt.Topic, rp.Partition); code != 0 {
 				op.ErrorCode = code
-				continue
+				return
 			}
 			if rp.Records == nil {
 				op.ErrorCode = kerr.InvalidRecord.Code
-				continue
+				return
 			}
 			var ch chan upstream.ProduceResult
 			if req.Acks != 0 {
@@ -71,8 +64,8 @@ func handleProduce(c *conn, kreq kmsg.Request) func() (kmsg.Response, error) {
 					waits = waits[:len(waits)-1]
 				}
 			}
-		}
-	}
+		})
+	})
 	if req.Acks == 0 {
 		return now(nil, nil)
 	}

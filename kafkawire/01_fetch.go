@@ -24,6 +24,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/meshka/meshka/actors/partition"
+	"github.com/meshka/meshka/internal/answer"
 )
 
 func init() { register(1, 0, 12, handleFetch) }
@@ -63,17 +64,9 @@ func (s *Server) fetch(c *conn, req *kmsg.FetchRequest) (kmsg.Response, error) {
 	}
 	var parts []*fetchPart
 	failedEarly := false // Kafka answers a partition error at once
-	resp.Topics = make([]kmsg.FetchResponseTopic, len(req.Topics))
-	for ti := range req.Topics {
-		rt := &req.Topics[ti]
-		out := &resp.Topics[ti]
-		*out = kmsg.NewFetchResponseTopic()
+	resp.Topics = answer.Each(req.Topics, func(out *kmsg.FetchResponseTopic, rt *kmsg.FetchRequestTopic) {
 		out.Topic = rt.Topic
-		out.Partitions = make([]kmsg.FetchResponseTopicPartition, len(rt.Partitions))
-		for pi := range rt.Partitions {
-			rp := &rt.Partitions[pi]
-			op := &out.Partitions[pi]
-			*op = kmsg.NewFetchResponseTopicPartition()
+		out.Partitions = answer.Each(rt.Partitions, func(op *kmsg.FetchResponseTopicPartition, rp *kmsg.FetchRequestTopicPartition) {
 			op.Partition = rp.Partition
 			op.HighWatermark, op.LastStableOffset, op.LogStartOffset = -1, -1, -1
 			p := &fetchPart{topic: rt.Topic, offset: rp.FetchOffset, maxBytes: rp.PartitionMaxBytes, out: op}
@@ -86,8 +79,8 @@ func (s *Server) fetch(c *conn, req *kmsg.FetchRequest) (kmsg.Response, error) {
 				p.reply = make(chan partition.ReadResult, 1)
 			}
 			parts = append(parts, p)
-		}
-	}
+		})
+	})
 
 	wait := time.Duration(req.MaxWaitMillis) * time.Millisecond
 	if wait > s.cfg.FetchMaxWaitCap {
