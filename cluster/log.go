@@ -2,7 +2,9 @@ package cluster
 
 import (
 	"context"
+	"log"
 	"log/slog"
+	"strings"
 )
 
 // levelFloor drops records below a level, for libraries that log chattily.
@@ -21,4 +23,30 @@ func (h levelFloor) WithAttrs(a []slog.Attr) slog.Handler {
 
 func (h levelFloor) WithGroup(g string) slog.Handler {
 	return levelFloor{h.Handler.WithGroup(g), h.min}
+}
+
+// newStdLogger turns memberlist's log lines ("[WARN] memberlist: …") into
+// slog records: warnings and errors at their level, its chatty debug and
+// info lines at debug.
+func newStdLogger(l *slog.Logger) *log.Logger {
+	return log.New(stdWriter{l}, "", 0)
+}
+
+type stdWriter struct{ l *slog.Logger }
+
+func (w stdWriter) Write(p []byte) (int, error) {
+	line := strings.TrimSpace(string(p))
+	level := slog.LevelInfo
+	for prefix, l := range map[string]slog.Level{"[DEBUG]": slog.LevelDebug, "[INFO]": slog.LevelInfo, "[WARN]": slog.LevelWarn, "[ERR]": slog.LevelError} {
+		if strings.HasPrefix(line, prefix) {
+			level, line = l, strings.TrimSpace(strings.TrimPrefix(line, prefix))
+			break
+		}
+	}
+	if level >= slog.LevelWarn {
+		w.l.Log(context.Background(), level, line)
+	} else {
+		w.l.Debug(line)
+	}
+	return len(p), nil
 }

@@ -1,50 +1,69 @@
-// Package cluster runs meshka's actor cluster: membership, placement of
-// actors by identity, and the registry of nodes that Kafka metadata names.
+// Package cluster runs meshka's actor cluster: membership (memberlist),
+// placement of actors by identity over the live members, their activation
+// on the owning node, and the registry of nodes that Kafka metadata names.
 package cluster
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"strconv"
 	"sync"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/asynkron/protoactor-go/cluster"
-	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
 	"github.com/asynkron/protoactor-go/remote"
 )
 
 // Config says how this node joins the mesh.
 type Config struct {
-	Name   string                  // cluster name; nodes with the same name form one mesh
-	Bind   string                  // host:port for actor remoting
-	Kinds  map[string]*actor.Props // actor kinds this node hosts
+	// Gossip is the membership; its Self names the cluster, the node id
+	// and the advertised Kafka address (the remoting address is filled in).
+	Gossip GossipConfig
+	// Remote is the host:port actor remoting binds (port 0 picks one;
+	// empty: no remoting); AdvertiseRemote what peers dial instead, behind
+	// NAT. No message crosses nodes yet; the mesh API's will.
+	Remote          string
+	AdvertiseRemote string
+	Kinds           map[string]*actor.Props // actor kinds this node hosts
+	// Spread names the kinds whose identities are spread evenly, as a
+	// topic's partitions are (see Spreader); the rest are placed by
+	// rendezvous hashing alone.
+	Spread map[string]Spreader
 	Logger *slog.Logger
 }
 
-// Mesh is this node's membership in the actor cluster. Safe for concurrent
-// use; Send never blocks on the network for node-local actors.
-type Mesh struct {
-	system *actor.ActorSystem
-	cl     *cluster.Cluster
+// Activate is the first message of every activation: the kind and
+// identity it serves. Nothing is delivered to an activation before it.
+type Activate struct{ Kind, Identity string }
 
-	mu   sync.RWMutex
-	pids map[key]*actor.PID
+// ErrNotOwner is Send's error for an actor another node owns in this
+// node's view: a Kafka client is told NOT_LEADER_OR_FOLLOWER or
+// NOT_COORDINATOR and asks again where the metadata now points.
+var ErrNotOwner = errors.New("cluster: another node owns the actor")
+
+// Mesh is this node's part of the actor cluster: it activates on this
+// node the actors this node owns, in its current view of the members, and
+// stops those it no longer owns when the view changes. Safe for
+// concurrent use; Send never blocks on the network.
+type Mesh struct {
+	system  *actor.ActorSystem
+	remote  *remote.Remote
+	members *Membership
+	kinds   map[string]*actor.Props
+	spread  map[string]Spreader
+	log     *slog.Logger
+
+	mu      sync.Mutex
+	local   map[key]*actor.PID
+	byPID   map[string]key
+	seq     uint64
+	stopped bool
 }
 
 type key struct{ kind, identity string }
 
-// Start joins (today: forms) the cluster and activates actors on demand.
+// Start starts actor remoting and joins the cluster.
 func Start(cfg Config) (*Mesh, error) {
-	host, portStr, err := net.SplitHostPort(cfg.Bind)
-	if err != nil {
-		return nil, fmt.Errorf("cluster bind %q: %w", cfg.Bind, err)
-	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil {
-		return nil, fmt.Errorf("cluster bind %q: bad port", cfg.Bind)
-	}
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.Default()
@@ -52,57 +71,99 @@ func Start(cfg Config) (*Mesh, error) {
 	// protoactor logs its own lifecycle at info; keep it to warnings.
 	quiet := slog.New(levelFloor{logger.Handler(), slog.LevelWarn}).With("component", "actors")
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quiet }))
-	kinds := make([]*cluster.Kind, 0, len(cfg.Kinds))
+	m := &Mesh{system: system, kinds: map[string]*actor.Props{}, spread: cfg.Spread, log: logger.With("component", "cluster"),
+		local: map[key]*actor.PID{}, byPID: map[string]key{}}
 	for name, props := range cfg.Kinds {
-		kinds = append(kinds, cluster.NewKind(name, props))
+		m.kinds[name] = props.Configure(actor.WithReceiverMiddleware(m.track))
 	}
-	rc := remote.Configure(host, port)
-	cc := cluster.Configure(cfg.Name, singleNode{}, disthash.New(), rc, cluster.WithKinds(kinds...))
-	cl := cluster.New(system, cc)
-	if err := startMember(cl); err != nil {
+	if cfg.Remote != "" {
+		host, port, err := splitHostPort("cluster.remote", cfg.Remote)
+		if err != nil {
+			return nil, err
+		}
+		var opts []remote.ConfigOption
+		if cfg.AdvertiseRemote != "" {
+			opts = append(opts, remote.WithAdvertisedHost(cfg.AdvertiseRemote))
+		}
+		m.remote = remote.NewRemote(system, remote.Configure(host, port, opts...))
+		if err := startRemote(m.remote); err != nil {
+			return nil, fmt.Errorf("cluster.remote %s: %w", cfg.Remote, err)
+		}
+		cfg.Gossip.Self.Remote = system.Address()
+	}
+	if cfg.Gossip.Logger == nil {
+		cfg.Gossip.Logger = logger
+	}
+	members, err := JoinMembership(cfg.Gossip)
+	if err != nil {
+		m.stopRemote()
 		return nil, err
 	}
-	m := &Mesh{system: system, cl: cl, pids: make(map[key]*actor.PID)}
-	system.EventStream.Subscribe(func(evt any) {
-		if t, ok := evt.(*cluster.ActivationTerminating); ok && t.ClusterIdentity != nil {
-			m.mu.Lock()
-			delete(m.pids, key{t.ClusterIdentity.Kind, t.ClusterIdentity.Identity})
-			m.mu.Unlock()
-		}
-	})
+	m.members = members
+	members.Subscribe(m.placeAgain)
 	return m, nil
 }
 
-// startMember turns protoactor's panics on a failed start into an error.
-func startMember(cl *cluster.Cluster) (err error) {
+// startRemote turns protoactor's panics on a failed bind into an error.
+func startRemote(r *remote.Remote) (err error) {
 	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("cluster start: %v", r)
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%v", p)
 		}
 	}()
-	cl.StartMember()
+	r.Start()
 	return nil
 }
+
+func (m *Mesh) stopRemote() {
+	if m.remote != nil {
+		m.remote.Shutdown(true)
+	}
+}
+
+// Members is the membership this mesh places by.
+func (m *Mesh) Members() *Membership { return m.members }
 
 // System is the actor system, for sending to PIDs.
 func (m *Mesh) System() *actor.ActorSystem { return m.system }
 
-// PID resolves the actor with this identity, activating it if needed.
+// Owner is the member that hosts the actor of kind and identity in the
+// current view (false when the view is empty: this node has left).
+func (m *Mesh) Owner(kind, identity string) (Member, bool) {
+	return place(m.members.View(), kind, identity, m.spread[kind])
+}
+
+// PID resolves the actor with this identity, activating it here if this
+// node owns it; ErrNotOwner when another node does.
 func (m *Mesh) PID(kind, identity string) (*actor.PID, error) {
+	owner, ok := m.Owner(kind, identity)
+	if !ok || owner.Name != m.members.Name() {
+		return nil, fmt.Errorf("%w: %s %q is node %d's", ErrNotOwner, kind, identity, owner.NodeID)
+	}
 	k := key{kind, identity}
-	m.mu.RLock()
-	pid := m.pids[k]
-	m.mu.RUnlock()
-	if pid != nil {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if pid := m.local[k]; pid != nil {
 		return pid, nil
 	}
-	pid = m.cl.Get(identity, kind)
-	if pid == nil {
-		return nil, fmt.Errorf("cluster: no %s actor for %q", kind, identity)
+	if m.stopped {
+		return nil, fmt.Errorf("cluster: node stopping, no %s actor for %q", kind, identity)
 	}
-	m.mu.Lock()
-	m.pids[k] = pid
-	m.mu.Unlock()
+	props := m.kinds[kind]
+	if props == nil {
+		return nil, fmt.Errorf("cluster: no actor kind %q on this node", kind)
+	}
+	// A name of its own per activation: an earlier one of the same
+	// identity may still be stopping.
+	m.seq++
+	pid, err := m.system.Root.SpawnNamed(props, fmt.Sprintf("%s/%s#%d", kind, identity, m.seq))
+	if err != nil {
+		return nil, fmt.Errorf("cluster: activating %s %q: %w", kind, identity, err)
+	}
+	// Sent before the PID is published, so Activate comes first.
+	m.system.Root.Send(pid, &Activate{Kind: kind, Identity: identity})
+	m.local[k] = pid
+	m.byPID[pid.Id] = k
 	return pid, nil
 }
 
@@ -117,7 +178,79 @@ func (m *Mesh) Send(kind, identity string, msg any) error {
 	return nil
 }
 
-// Stop stops every actor on this node and leaves the cluster.
+// track forgets an activation once it has stopped, whatever stopped it,
+// so the next message activates a new one.
+func (m *Mesh) track(next actor.ReceiverFunc) actor.ReceiverFunc {
+	return func(c actor.ReceiverContext, env *actor.MessageEnvelope) {
+		next(c, env)
+		if _, ok := env.Message.(*actor.Stopped); ok {
+			m.mu.Lock()
+			if k, ok := m.byPID[c.Self().Id]; ok {
+				delete(m.byPID, c.Self().Id)
+				if pid := m.local[k]; pid != nil && pid.Id == c.Self().Id {
+					delete(m.local, k)
+				}
+			}
+			m.mu.Unlock()
+		}
+	}
+}
+
+// placeAgain stops, after what is already in their mailboxes, the
+// activations this node no longer owns in the new view. Requests that
+// reach this node after the change are refused (ErrNotOwner) and the
+// clients go to the new owner, which activates the actor there; what the
+// old activation still does goes to upstream, which stays the truth.
+func (m *Mesh) placeAgain(v *View) {
+	self := m.members.Name()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	moved := 0
+	for k, pid := range m.local {
+		if o, ok := place(v, k.kind, k.identity, m.spread[k.kind]); ok && o.Name == self {
+			continue
+		}
+		delete(m.local, k)
+		m.system.Root.Poison(pid)
+		moved++
+	}
+	if moved > 0 {
+		m.log.Info("actors moved to other nodes", "stopped here", moved, "members", len(v.Members))
+	}
+}
+
+// Leave tells the peers this node is going, waiting at most timeout for
+// the news to spread; they take its actors at once. From then on this
+// node's own view holds only the others, so its remaining clients are
+// sent to them, and its actors stop once their mailboxes are done.
+func (m *Mesh) Leave(timeout time.Duration) { m.members.Leave(timeout) }
+
+// Crash stops gossiping without a word, as a killed node would; the peers
+// find out by failure detection. For tests.
+func (m *Mesh) Crash() { m.members.Crash() }
+
+// Stop stops every actor on this node and actor remoting, leaving the
+// cluster first (within 5 s) unless Leave or Crash did.
 func (m *Mesh) Stop() {
-	m.cl.Shutdown(false)
+	m.members.Leave(5 * time.Second)
+	m.mu.Lock()
+	m.stopped = true
+	pids := make([]*actor.PID, 0, len(m.local))
+	for k, pid := range m.local {
+		pids = append(pids, pid)
+		delete(m.local, k)
+	}
+	m.mu.Unlock()
+	for _, pid := range pids {
+		m.system.Root.StopFuture(pid).Wait()
+	}
+	m.stopRemote()
+}
+
+// Active reports whether an activation of kind and identity runs on this
+// node now.
+func (m *Mesh) Active(kind, identity string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.local[key{kind, identity}] != nil
 }

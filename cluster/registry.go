@@ -27,22 +27,58 @@ func ParseNode(id int32, advertise string) (Node, error) {
 }
 
 // Registry is the set of meshka nodes that Metadata, FindCoordinator and
-// DescribeCluster name, and which node hosts which actor. Safe for
-// concurrent use; never blocks.
+// DescribeCluster name, and which node hosts which actor: both read from
+// the membership's current view, the one the mesh activates actors by.
+// Safe for concurrent use; never blocks.
 type Registry struct {
 	self Node
+	mesh *Mesh // nil: a registry of this node alone
 }
 
-// NewRegistry starts a registry that knows only this node.
-func NewRegistry(self Node) *Registry { return &Registry{self: self} }
+// NewRegistry is the registry of the mesh's members and placement (nil:
+// of self alone).
+func NewRegistry(self Node, mesh *Mesh) *Registry {
+	return &Registry{self: self, mesh: mesh}
+}
 
 // Self is this node.
 func (r *Registry) Self() Node { return r.self }
 
-// Nodes lists every live node.
-func (r *Registry) Nodes() []Node { return []Node{r.self} }
+// Nodes lists the live nodes by id.
+func (r *Registry) Nodes() []Node {
+	if r.mesh == nil {
+		return []Node{r.self}
+	}
+	ms := r.mesh.Members().View().Members
+	out := make([]Node, 0, len(ms))
+	for _, m := range ms {
+		if n, err := m.node(); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
 
-// Owner is the node hosting the actor of this kind and identity. With one
-// member that is this node; the gossip membership places by the same
-// identities, so callers need not change when nodes join.
-func (r *Registry) Owner(kind, identity string) Node { return r.self }
+// Controller is the node Metadata names as the controller: the live node
+// with the lowest id, so every node names the same one.
+func (r *Registry) Controller() Node {
+	if ns := r.Nodes(); len(ns) > 0 {
+		return ns[0]
+	}
+	return r.self
+}
+
+// Owner is the node hosting the actor of this kind and identity in the
+// current view. In an empty view (a node that has left the cluster and
+// knows no other) nobody owns it: node id -1, which matches no node.
+func (r *Registry) Owner(kind, identity string) Node {
+	if r.mesh == nil {
+		return r.self
+	}
+	if m, ok := r.mesh.Owner(kind, identity); ok {
+		if n, err := m.node(); err == nil {
+			return n
+		}
+	}
+	return Node{ID: -1, Host: r.self.Host, Port: r.self.Port}
+}

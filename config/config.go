@@ -30,11 +30,33 @@ type Node struct {
 	Advertise string `yaml:"advertise"`
 }
 
-// Cluster configures actor remoting between meshka nodes.
+// Cluster configures how meshka nodes find each other and talk: the
+// memberlist gossip (membership and failure detection) and the actor
+// remoting between nodes.
 type Cluster struct {
+	// Name must be the same on every node of one mesh; a node of another
+	// cluster is refused.
 	Name string `yaml:"name"`
-	// Bind uses port 0 by default so several nodes can share a host in tests.
+	// Bind is the memberlist gossip address, TCP and UDP.
 	Bind string `yaml:"bind"`
+	// Remote is the actor remoting address; port 0 picks one, which the
+	// node gossips.
+	Remote string `yaml:"remote"`
+	// Join lists seeds, host:port; a name resolving to several addresses
+	// joins them all. Empty forms a new cluster.
+	Join []string `yaml:"join"`
+	// AdvertiseBind and AdvertiseRemote are what peers dial instead of
+	// Bind and Remote, behind NAT or in containers.
+	AdvertiseBind   string `yaml:"advertise_bind"`
+	AdvertiseRemote string `yaml:"advertise_remote"`
+	// ProbeInterval is how often each node probes a random peer;
+	// SuspicionTimeout how long a peer that stopped answering is suspected
+	// before it is declared dead and its actors move.
+	ProbeInterval    Duration `yaml:"probe_interval"`
+	SuspicionTimeout Duration `yaml:"suspicion_timeout"`
+	// LeaveTimeout bounds how long a stopping node waits for its leave to
+	// spread before it stops serving.
+	LeaveTimeout Duration `yaml:"leave_timeout"`
 }
 
 // Upstream describes the real Kafka cluster behind the proxy.
@@ -120,6 +142,10 @@ type Log struct {
 
 // Dev configures the embedded upstream started by `meshka dev`.
 type Dev struct {
+	// Nodes is how many meshka nodes dev runs in one process, node i with
+	// id node.id + i on every configured port + i, all joined in one
+	// cluster in front of the one embedded upstream.
+	Nodes      int    `yaml:"nodes"`
 	DataDir    string `yaml:"data_dir"`
 	Brokers    int    `yaml:"brokers"`
 	Partitions int32  `yaml:"partitions"`
@@ -133,8 +159,12 @@ func Default() Config {
 			Listen: "127.0.0.1:9092",
 		},
 		Cluster: Cluster{
-			Name: "meshka",
-			Bind: "127.0.0.1:0",
+			Name:             "meshka",
+			Bind:             "127.0.0.1:7946",
+			Remote:           "127.0.0.1:0",
+			ProbeInterval:    Duration(time.Second),
+			SuspicionTimeout: Duration(4 * time.Second),
+			LeaveTimeout:     Duration(2 * time.Second),
 		},
 		Upstream: Upstream{
 			ClientID:        "meshka",
@@ -167,6 +197,7 @@ func Default() Config {
 			Format: "text",
 		},
 		Dev: Dev{
+			Nodes:      1,
 			DataDir:    "./.meshka-dev",
 			Brokers:    3,
 			Partitions: 3,

@@ -47,7 +47,13 @@ func TestDefault(t *testing.T) {
 		{"node.listen", c.Node.Listen, "127.0.0.1:9092"},
 		{"node.advertise", c.Node.Advertise, ""},
 		{"cluster.name", c.Cluster.Name, "meshka"},
-		{"cluster.bind", c.Cluster.Bind, "127.0.0.1:0"},
+		{"cluster.bind", c.Cluster.Bind, "127.0.0.1:7946"},
+		{"cluster.remote", c.Cluster.Remote, "127.0.0.1:0"},
+		{"cluster.join", len(c.Cluster.Join), 0},
+		{"cluster.probe_interval", c.Cluster.ProbeInterval.D(), time.Second},
+		{"cluster.suspicion_timeout", c.Cluster.SuspicionTimeout.D(), 4 * time.Second},
+		{"cluster.leave_timeout", c.Cluster.LeaveTimeout.D(), 2 * time.Second},
+		{"dev.nodes", c.Dev.Nodes, 1},
 		{"upstream.brokers", len(c.Upstream.Brokers), 0},
 		{"upstream.client_id", c.Upstream.ClientID, "meshka"},
 		{"upstream.request_timeout", c.Upstream.RequestTimeout.D(), 30 * time.Second},
@@ -97,6 +103,13 @@ node:
 cluster:
   name: edge
   bind: "10.0.0.5:6000"
+  remote: "10.0.0.5:6001"
+  join: ["seed-0.mesh:6000", "seed-1.mesh:6000"]
+  advertise_bind: "203.0.113.5:16000"
+  advertise_remote: "203.0.113.5:16001"
+  probe_interval: 500ms
+  suspicion_timeout: 3s
+  leave_timeout: 1s
 upstream:
   brokers: ["k1:9092", "k2:9092"]
   client_id: edge-proxy
@@ -131,6 +144,7 @@ log:
   level: debug
   format: json
 dev:
+  nodes: 3
   data_dir: /var/lib/meshka-dev
   brokers: 1
   partitions: 12
@@ -138,8 +152,13 @@ dev:
 
 func fullConfig() Config {
 	return Config{
-		Node:    Node{ID: 7, Listen: "0.0.0.0:19092", Advertise: "proxy.example.com:9094"},
-		Cluster: Cluster{Name: "edge", Bind: "10.0.0.5:6000"},
+		Node: Node{ID: 7, Listen: "0.0.0.0:19092", Advertise: "proxy.example.com:9094"},
+		Cluster: Cluster{
+			Name: "edge", Bind: "10.0.0.5:6000", Remote: "10.0.0.5:6001",
+			Join:          []string{"seed-0.mesh:6000", "seed-1.mesh:6000"},
+			AdvertiseBind: "203.0.113.5:16000", AdvertiseRemote: "203.0.113.5:16001",
+			ProbeInterval: Duration(500 * time.Millisecond), SuspicionTimeout: Duration(3 * time.Second), LeaveTimeout: Duration(time.Second),
+		},
 		Upstream: Upstream{
 			Brokers:         []string{"k1:9092", "k2:9092"},
 			ClientID:        "edge-proxy",
@@ -173,7 +192,7 @@ func fullConfig() Config {
 			MaxSize:               50,
 		},
 		Log: Log{Level: "debug", Format: "json"},
-		Dev: Dev{DataDir: "/var/lib/meshka-dev", Brokers: 1, Partitions: 12},
+		Dev: Dev{Nodes: 3, DataDir: "/var/lib/meshka-dev", Brokers: 1, Partitions: 12},
 	}
 }
 
@@ -253,6 +272,9 @@ func TestExampleFileShowsTheDefaults(t *testing.T) {
 	}
 	if len(cfg.Cache.Bootstrap) == 0 {
 		cfg.Cache.Bootstrap = nil
+	}
+	if len(cfg.Cluster.Join) == 0 {
+		cfg.Cluster.Join = nil
 	}
 	if want := Default(); !reflect.DeepEqual(cfg, want) {
 		t.Errorf("%s no longer shows the defaults:\ngot  %+v\nwant %+v", path, cfg, want)

@@ -30,7 +30,25 @@ func (c *Config) Validate() Errors {
 	}
 
 	v.nonEmpty("cluster.name", c.Cluster.Name)
-	v.hostPort("cluster.bind", c.Cluster.Bind, addrRules{emptyPortOK: true})
+	v.hostPort("cluster.bind", c.Cluster.Bind, addrRules{})
+	remoteOK := c.Cluster.Remote == "" || v.hostPort("cluster.remote", c.Cluster.Remote, addrRules{})
+	if c.Cluster.AdvertiseBind != "" {
+		v.hostPort("cluster.advertise_bind", c.Cluster.AdvertiseBind, addrRules{needHost: true, noZeroPort: true})
+	}
+	if c.Cluster.AdvertiseRemote != "" {
+		v.hostPort("cluster.advertise_remote", c.Cluster.AdvertiseRemote, addrRules{needHost: true, noZeroPort: true})
+	} else if what := allInterfaces(c.Cluster.Remote); remoteOK && what != "" {
+		v.add("cluster.remote", "listens on all interfaces (%s); set cluster.advertise_remote to the host:port other nodes should dial", what)
+	}
+	for i, j := range c.Cluster.Join {
+		v.hostPort(fmt.Sprintf("cluster.join[%d]", i), j, addrRules{needHost: true, noZeroPort: true})
+	}
+	v.durationRange("cluster.probe_interval", c.Cluster.ProbeInterval, 10*time.Millisecond, time.Minute)
+	v.durationRange("cluster.suspicion_timeout", c.Cluster.SuspicionTimeout, 10*time.Millisecond, 10*time.Minute)
+	if c.Cluster.SuspicionTimeout < c.Cluster.ProbeInterval {
+		v.add("cluster.suspicion_timeout", "must be at least cluster.probe_interval (%s), got %s", c.Cluster.ProbeInterval, c.Cluster.SuspicionTimeout)
+	}
+	v.durationRange("cluster.leave_timeout", c.Cluster.LeaveTimeout, 0, time.Minute)
 
 	for i, b := range c.Upstream.Brokers {
 		v.hostPort(fmt.Sprintf("upstream.brokers[%d]", i), b, addrRules{needHost: true, noZeroPort: true})
@@ -92,6 +110,7 @@ func (c *Config) Validate() Errors {
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	v.oneOf("log.format", c.Log.Format, "text", "json")
 
+	v.intRange("dev.nodes", int64(c.Dev.Nodes))
 	v.nonEmpty("dev.data_dir", c.Dev.DataDir)
 	v.intRange("dev.brokers", int64(c.Dev.Brokers))
 	v.intRange("dev.partitions", int64(c.Dev.Partitions))
@@ -120,6 +139,7 @@ var intRanges = map[string]struct{ lo, hi int64 }{
 	"kafka.max_connections":        {0, 1 << 24},
 	"kafka.max_connections_per_ip": {0, 1 << 24},
 	"groups.max_size":              {0, 1 << 20},
+	"dev.nodes":                    {1, 9},
 	"dev.brokers":                  {1, 9},
 	"dev.partitions":               {1, 1000},
 }

@@ -38,13 +38,12 @@ func handleMetadata(c *conn, kreq kmsg.Request) func() (kmsg.Response, error) {
 func (s *Server) metadata(client context.Context, req *kmsg.MetadataRequest) *kmsg.MetadataResponse {
 	ctx := client
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
-	self := s.deps.Registry.Self()
 	for _, n := range s.deps.Registry.Nodes() {
 		b := kmsg.NewMetadataResponseBroker()
 		b.NodeID, b.Host, b.Port = n.ID, n.Host, n.Port
 		resp.Brokers = append(resp.Brokers, b)
 	}
-	resp.ControllerID = self.ID
+	resp.ControllerID = s.deps.Registry.Controller().ID
 	// Bounded: while upstream is unreachable the client gets its answer
 	// in time, with errors it retries on, rather than a timeout.
 	ctx, done := s.upstreamWaitCtx(ctx)
@@ -114,9 +113,13 @@ func (s *Server) metadataTopic(t *upstream.TopicMeta) kmsg.MetadataResponseTopic
 		rp.Leader = -1
 		if p.Leader >= 0 {
 			owner := s.deps.Registry.Owner(partition.Kind, s.partitionID(t.Name, p.Partition))
-			rp.Leader = owner.ID
-			rp.Replicas = []int32{owner.ID}
-			rp.ISR = []int32{owner.ID}
+			if owner.ID >= 0 {
+				rp.Leader = owner.ID
+				rp.Replicas = []int32{owner.ID}
+				rp.ISR = []int32{owner.ID}
+			} else if rp.ErrorCode == 0 {
+				rp.ErrorCode = kerr.LeaderNotAvailable.Code // no live node: this one has left
+			}
 		}
 		rt.Partitions = append(rt.Partitions, rp)
 	}

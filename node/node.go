@@ -92,13 +92,23 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 		up.Close()
 		return nil, err
 	}
-	n.reg = cluster.NewRegistry(self)
-
 	n.budget = partition.NewBudget(int64(cfg.Cache.NodeMaxBytes))
 	feeds := partition.NewFeeds()
 	mesh, err := cluster.Start(cluster.Config{
-		Name: cfg.Cluster.Name,
-		Bind: cfg.Cluster.Bind,
+		Gossip: cluster.GossipConfig{
+			Self: cluster.Member{
+				Cluster: cfg.Cluster.Name,
+				NodeID:  cfg.Node.ID,
+				Kafka:   net.JoinHostPort(self.Host, strconv.Itoa(int(self.Port))),
+			},
+			Bind:             cfg.Cluster.Bind,
+			Advertise:        cfg.Cluster.AdvertiseBind,
+			Join:             cfg.Cluster.Join,
+			ProbeInterval:    cfg.Cluster.ProbeInterval.D(),
+			SuspicionTimeout: cfg.Cluster.SuspicionTimeout.D(),
+		},
+		Remote:          cfg.Cluster.Remote,
+		AdvertiseRemote: cfg.Cluster.AdvertiseRemote,
 		Kinds: map[string]*actor.Props{
 			partition.Kind: partition.Props(partition.Config{
 				Upstream:    up,
@@ -117,6 +127,7 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 				Logger:                log,
 			}),
 		},
+		Spread: map[string]cluster.Spreader{partition.Kind: spreadPartitions},
 		Logger: log,
 	})
 	if err != nil {
@@ -125,6 +136,7 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 		return nil, err
 	}
 	n.mesh = mesh
+	n.reg = cluster.NewRegistry(self, mesh)
 
 	maxConns := cfg.Kafka.MaxConnections
 	if maxConns == 0 {
@@ -152,8 +164,19 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 		go func() { defer n.wg.Done(); n.warm(topic) }()
 	}
 	log.Info("meshka node started", "node", self.ID, "listen", ln.Addr().String(),
-		"advertise", net.JoinHostPort(self.Host, strconv.Itoa(int(self.Port))), "upstream", cfg.Upstream.Brokers)
+		"advertise", net.JoinHostPort(self.Host, strconv.Itoa(int(self.Port))), "upstream", cfg.Upstream.Brokers,
+		"gossip", n.GossipAddr(), "members", len(n.reg.Nodes()))
 	return n, nil
+}
+
+// spreadPartitions places a topic's partitions evenly over the nodes, as
+// a Kafka cluster spreads leadership.
+func spreadPartitions(identity string) (string, int, bool) {
+	up, topic, p, err := partition.ParseIdentity(identity)
+	if err != nil {
+		return "", 0, false
+	}
+	return up + "/" + topic, int(p), true
 }
 
 // advertised is the configured advertised address, with the bound port
@@ -226,9 +249,12 @@ func (n *Node) warm(topic string) {
 	}
 }
 
-// Shutdown stops accepting, answers the requests already read within ctx,
-// then stops the actors and closes upstream connections.
+// Shutdown leaves the cluster first (the other nodes take this node's
+// partitions and groups, and this node sends its clients to them), then
+// stops accepting, answers the requests already read within ctx, stops
+// the actors and closes upstream connections.
 func (n *Node) Shutdown(ctx context.Context) error {
+	n.mesh.Leave(n.cfg.Cluster.LeaveTimeout.D())
 	err := n.srv.Shutdown(ctx)
 	n.cancel()
 	n.wg.Wait()
@@ -237,3 +263,34 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	n.log.Info("meshka node stopped")
 	return err
 }
+
+// Crash stops the node as a killed process would, for tests: no word to
+// the other nodes, which find out by failure detection; every client
+// connection cut at once, answered or not.
+func (n *Node) Crash() {
+	n.mesh.Crash()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	n.srv.Shutdown(ctx)
+	n.cancel()
+	n.wg.Wait()
+	n.mesh.Stop()
+	n.up.Close()
+}
+
+// PartitionActive reports whether the actor of topic's partition p is
+// active on this node.
+func (n *Node) PartitionActive(topic string, p int32) bool {
+	return n.mesh.Active(partition.Kind, partition.Identity(upstreamName, topic, p))
+}
+
+// GroupActive reports whether the actor of group id is active on this node.
+func (n *Node) GroupActive(id string) bool {
+	return n.mesh.Active(group.Kind, group.Identity(upstreamName, id))
+}
+
+// GossipAddr is the node's memberlist address, which other nodes join at.
+func (n *Node) GossipAddr() string { return n.mesh.Members().Self().Gossip }
+
+// Registry is the node's view of the cluster as Kafka clients see it.
+func (n *Node) Registry() *cluster.Registry { return n.reg }

@@ -23,6 +23,7 @@ var quiet = Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 func testConfig() config.Config {
 	cfg := config.Default()
 	cfg.Node.Listen = "127.0.0.1:0"
+	cfg.Cluster.Bind = "127.0.0.1:0"
 	// Never dialled by these tests that do not start an upstream: the
 	// upstream is contacted lazily.
 	cfg.Upstream.Brokers = []string{"127.0.0.1:9"}

@@ -73,6 +73,7 @@ func TestUpstreamUnreachable(t *testing.T) {
 	logs := &syncBuffer{}
 	cfg := config.Default()
 	cfg.Node.Listen = "127.0.0.1:0"
+	cfg.Cluster.Bind = "127.0.0.1:0"
 	cfg.Upstream.Brokers = brokers
 	cfg.Kafka.ShutdownTimeout = config.Duration(5 * time.Second)
 	n, err := node.Start(cfg, node.Options{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})

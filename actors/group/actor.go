@@ -5,9 +5,10 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/asynkron/protoactor-go/cluster"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/meshka/meshka/cluster"
 )
 
 // Props builds the actor props for the group kind.
@@ -35,8 +36,8 @@ type Actor struct {
 // time.
 func (a *Actor) Receive(c actor.Context) {
 	switch m := c.Message().(type) {
-	case *cluster.ClusterInit:
-		a.init(c, m.Identity.Identity)
+	case *cluster.Activate:
+		a.init(c, m.Identity)
 		return
 	case *actor.Stopping:
 		a.stop()

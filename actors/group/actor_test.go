@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/asynkron/protoactor-go/cluster"
+	"github.com/meshka/meshka/cluster"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -99,7 +99,7 @@ func TestActorTimerExpiresMember(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The cluster sends this on activation; here the test stands in for it.
-	system.Root.Send(pid, &cluster.ClusterInit{Identity: cluster.NewClusterIdentity(Identity("up", "g"), Kind)})
+	system.Root.Send(pid, &cluster.Activate{Kind: Kind, Identity: Identity("up", "g")})
 
 	join := func(client string, session time.Duration) <-chan *kmsg.JoinGroupResponse {
 		req := joinReq(3, "", nil, rangeProto("t1"))

@@ -6,9 +6,9 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/asynkron/protoactor-go/cluster"
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/meshka/meshka/cluster"
 	"github.com/meshka/meshka/internal/ratelog"
 	"github.com/meshka/meshka/upstream"
 )
@@ -73,8 +73,8 @@ func (a *Actor) Receive(c actor.Context) {
 		// Not initialised: a bad identity stops the actor at once, but
 		// messages may have been queued before.
 		switch m := c.Message().(type) {
-		case *cluster.ClusterInit:
-			a.init(c, m.Identity.Identity)
+		case *cluster.Activate:
+			a.init(c, m.Identity)
 		case *Fetch:
 			m.Reply <- ReadResult{Status: Failed, Err: kerr.UnknownTopicOrPartition.Code, HighWatermark: -1, LastStableOffset: -1, LogStartOffset: -1}
 		case *Produce:
@@ -85,8 +85,8 @@ func (a *Actor) Receive(c actor.Context) {
 		return
 	}
 	switch m := c.Message().(type) {
-	case *cluster.ClusterInit:
-		a.init(c, m.Identity.Identity)
+	case *cluster.Activate:
+		a.init(c, m.Identity)
 	case *Produce:
 		a.produce(m)
 	case *produceDone:

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/asynkron/protoactor-go/cluster"
+	"github.com/meshka/meshka/cluster"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -78,7 +78,7 @@ func startProduceEnv(t *testing.T, o produceOpts) *produceEnv {
 		t.Fatal(err)
 	}
 	// The cluster sends this on activation; here the test stands in for it.
-	system.Root.Send(pid, &cluster.ClusterInit{Identity: cluster.NewClusterIdentity(partition.Identity("up", produceTopic, 0), partition.Kind)})
+	system.Root.Send(pid, &cluster.Activate{Kind: partition.Kind, Identity: partition.Identity("up", produceTopic, 0)})
 	return &produceEnv{t: t, ctx: ctx, cluster: c, up: up, root: system.Root, pid: pid, direct: direct}
 }
 

@@ -359,6 +359,7 @@ func (c *nodeChild) stop() {
 func runNodeChild() int {
 	cfg := config.Default()
 	cfg.Node.Listen = "127.0.0.1:0"
+	cfg.Cluster.Bind = "127.0.0.1:0"
 	cfg.Upstream.Brokers = strings.Split(os.Getenv("MESHKA_BENCH_UPSTREAM"), ",")
 	cfg.Kafka.ShutdownTimeout = config.Duration(2 * time.Second)
 	// The hostile connections make one warning each as they are closed;

@@ -111,6 +111,7 @@ func (u *upstream) deleteTopic(ctx context.Context, name string) error {
 func (u *upstream) startNode(tune func(*config.Config)) (*node.Node, error) {
 	cfg := config.Default()
 	cfg.Node.Listen = "127.0.0.1:0"
+	cfg.Cluster.Bind = "127.0.0.1:0"
 	cfg.Upstream.Brokers = u.addrs()
 	cfg.Kafka.ShutdownTimeout = config.Duration(5 * time.Second)
 	if tune != nil {

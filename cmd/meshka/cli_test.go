@@ -464,7 +464,7 @@ func TestDevLocksItsDataDir(t *testing.T) {
 	bin := meshkaBin(t)
 	ctx := testContext(t)
 	data := filepath.Join(t.TempDir(), "data")
-	args := []string{"dev", "--listen", "127.0.0.1:0", "--data-dir", data}
+	args := []string{"dev", "--listen", "127.0.0.1:0", "--cluster-bind", "127.0.0.1:0", "--data-dir", data}
 
 	first := startMeshka(t, bin, args...)
 	first.waitFor(ctx, "meshka node started")
@@ -511,7 +511,7 @@ func TestRunDrainsOnSIGTERM(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	p := startMeshka(t, bin, "run", "--config", cfg, "--listen", "127.0.0.1:0", "--upstream", strings.Join(up.ListenAddrs(), ","))
+	p := startMeshka(t, bin, "run", "--config", cfg, "--listen", "127.0.0.1:0", "--cluster-bind", "127.0.0.1:0", "--upstream", strings.Join(up.ListenAddrs(), ","))
 	var started struct{ Listen string }
 	if err := json.Unmarshal([]byte(p.waitFor(ctx, `"msg":"meshka node started"`)), &started); err != nil {
 		t.Fatal(err)
@@ -582,7 +582,7 @@ func TestSurvivesFileDescriptorExhaustion(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte("log:\n  format: json\nkafka:\n  max_connections: 100000\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := startLimited(t, 256, "run", "--config", cfg, "--listen", "127.0.0.1:0", "--upstream", strings.Join(up.ListenAddrs(), ","))
+	p := startLimited(t, 256, "run", "--config", cfg, "--listen", "127.0.0.1:0", "--cluster-bind", "127.0.0.1:0", "--upstream", strings.Join(up.ListenAddrs(), ","))
 	addr := listenAddr(t, p.waitFor(ctx, `"msg":"meshka node started"`))
 
 	release := holdConns(t, addr, 300)
@@ -603,7 +603,7 @@ func TestMaxConnectionsFromFileLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(up.Close)
-	p := startLimited(t, 256, "run", "--listen", "127.0.0.1:0", "--upstream", strings.Join(up.ListenAddrs(), ","))
+	p := startLimited(t, 256, "run", "--listen", "127.0.0.1:0", "--cluster-bind", "127.0.0.1:0", "--upstream", strings.Join(up.ListenAddrs(), ","))
 	line := p.waitFor(ctx, "meshka node started")
 	addr := line[strings.Index(line, "listen=")+len("listen="):]
 	addr = addr[:strings.IndexByte(addr, ' ')]
@@ -692,7 +692,7 @@ func TestKillAndRestartUnderIdempotentProducer(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	args := []string{"run", "--listen", addr, "--upstream", strings.Join(up.ListenAddrs(), ",")}
+	args := []string{"run", "--listen", addr, "--cluster-bind", "127.0.0.1:0", "--upstream", strings.Join(up.ListenAddrs(), ",")}
 	p := startMeshka(t, meshkaBin(t), args...)
 	p.waitFor(ctx, "meshka node started")
 

@@ -27,8 +27,17 @@ func serveFlags(dev bool) []*flagDef {
 		{name: "listen", arg: "HOST:PORT", usage: "address the Kafka listener binds to; sets node.listen", def: d.Node.Listen},
 		{name: "advertise", arg: "HOST:PORT", usage: "address clients are told to connect to; sets node.advertise", def: "the listen address"},
 	}
+	fs = append(fs,
+		&flagDef{name: "node-id", arg: "N", usage: "this node's broker id, unique in the cluster; sets node.id", def: "0"},
+		&flagDef{name: "cluster-bind", arg: "HOST:PORT", usage: "gossip address (TCP and UDP) other nodes join at; sets cluster.bind", def: d.Cluster.Bind},
+		&flagDef{name: "cluster-remote", arg: "HOST:PORT", usage: "actor remoting address, port 0 picks one; sets cluster.remote", def: d.Cluster.Remote},
+		&flagDef{name: "join", arg: "HOST:PORT[,HOST:PORT…]", usage: "seeds to join, by their cluster-bind addresses; none forms a new cluster; sets cluster.join"},
+	)
 	if dev {
-		return append(fs, &flagDef{name: "data-dir", arg: "DIR", usage: "where the embedded upstream keeps its data; sets dev.data_dir", def: d.Dev.DataDir})
+		return append(fs,
+			&flagDef{name: "data-dir", arg: "DIR", usage: "where the embedded upstream keeps its data; sets dev.data_dir", def: d.Dev.DataDir},
+			&flagDef{name: "nodes", arg: "N", usage: "run N meshka nodes (1-9) in front of the one upstream, node i on every port + i with id node.id + i; sets dev.nodes", def: "1"},
+		)
 	}
 	return append(fs, &flagDef{name: "upstream", arg: "BROKERS", usage: "upstream seed brokers, host:port separated by commas; sets upstream.brokers"})
 }
@@ -37,8 +46,9 @@ func devCommand() *command {
 	return &command{
 		name:     "meshka dev",
 		synopsis: "[flags]",
-		about: "dev runs one meshka node in front of an embedded Kafka-compatible upstream\n" +
-			"that keeps its data in the data dir, which one meshka at a time may use.\n" +
+		about: "dev runs meshka in front of an embedded Kafka-compatible upstream that keeps\n" +
+			"its data in the data dir, which one meshka at a time may use: one node, or a\n" +
+			"cluster of --nodes N in one process.\n" +
 			"Flags override the configuration file.",
 		flags: serveFlags(true),
 	}

@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -18,10 +21,15 @@ import (
 // flagKeys names the configuration key each overriding flag sets, so a
 // problem with the result can be blamed on the flag.
 var flagKeys = map[string]string{
-	"listen":    "node.listen",
-	"advertise": "node.advertise",
-	"upstream":  "upstream.brokers",
-	"data-dir":  "dev.data_dir",
+	"listen":         "node.listen",
+	"advertise":      "node.advertise",
+	"node-id":        "node.id",
+	"cluster-bind":   "cluster.bind",
+	"cluster-remote": "cluster.remote",
+	"join":           "cluster.join",
+	"upstream":       "upstream.brokers",
+	"data-dir":       "dev.data_dir",
+	"nodes":          "dev.nodes",
 }
 
 // serve is `meshka dev` and `meshka run`: configuration, then for dev the
@@ -42,7 +50,10 @@ func serve(c *command, args []string, dev bool, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
-	override(c, &cfg)
+	if err := override(c, &cfg); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", c.name, err)
+		return 1
+	}
 	if errs := cfg.Validate(); len(errs) > 0 {
 		for _, e := range errs {
 			fmt.Fprintf(stderr, "%s: %s%v\n", c.name, blame(c, e.Path), e)
@@ -80,29 +91,93 @@ func serve(c *command, args []string, dev bool, stdout, stderr io.Writer) int {
 		log.Info("embedded upstream started", "brokers", cfg.Upstream.Brokers, "data_dir", cfg.Dev.DataDir)
 	}
 
-	n, err := node.Start(cfg, node.Options{Logger: log})
+	nodes, err := startNodes(cfg, dev, log)
 	if err != nil {
 		log.Error("cannot start meshka", "err", err)
 		return 1
+	}
+	done := make(chan error, len(nodes))
+	for _, n := range nodes {
+		go func() { done <- <-n.Done() }()
 	}
 	code = 0
 	select {
 	case s := <-sig:
 		log.Info("shutting down", "signal", s.String(), "timeout", cfg.Kafka.ShutdownTimeout.D())
-	case err := <-n.Done():
+	case err := <-done:
 		log.Error("kafka listener failed", "err", err)
 		code = 1
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Kafka.ShutdownTimeout.D())
 	defer cancel()
-	if err := n.Shutdown(ctx); err != nil {
-		log.Warn("shutdown bound reached; remaining connections closed", "err", err)
+	// Last first: each leaves while the others still gossip, so its leave
+	// is heard, and they take over its clients.
+	for i := len(nodes) - 1; i >= 0; i-- {
+		if err := nodes[i].Shutdown(ctx); err != nil {
+			log.Warn("shutdown bound reached; remaining connections closed", "err", err)
+		}
 	}
 	return code
 }
 
+// startNodes starts the node cfg describes, or for dev --nodes N, N nodes
+// joined in one cluster: node i with id node.id + i, its Kafka listener
+// and gossip address on their ports + i (port 0 stays 0), joining node 0.
+func startNodes(cfg config.Config, dev bool, log *slog.Logger) ([]*node.Node, error) {
+	count := 1
+	if dev {
+		count = cfg.Dev.Nodes
+	}
+	var nodes []*node.Node
+	for i := 0; i < count; i++ {
+		c := cfg
+		if count > 1 {
+			c.Node.ID = cfg.Node.ID + int32(i)
+			c.Node.Listen = portPlus(cfg.Node.Listen, i)
+			if cfg.Node.Advertise != "" {
+				c.Node.Advertise = portPlus(cfg.Node.Advertise, i)
+			}
+			c.Cluster.Bind = portPlus(cfg.Cluster.Bind, i)
+			// No remoting between nodes of one process: protoactor's
+			// remote.Start sets grpc's process-wide logger, a data race
+			// with the remote of a node already serving; and no message
+			// crosses nodes yet.
+			c.Cluster.Remote = ""
+			if i > 0 {
+				c.Cluster.Join = append([]string{nodes[0].GossipAddr()}, cfg.Cluster.Join...)
+			}
+		}
+		l := log
+		if count > 1 {
+			l = log.With("node", c.Node.ID)
+		}
+		n, err := node.Start(c, node.Options{Logger: l})
+		if err != nil {
+			for _, n := range nodes {
+				n.Shutdown(context.Background())
+			}
+			return nil, err
+		}
+		nodes = append(nodes, n)
+	}
+	return nodes, nil
+}
+
+// portPlus is addr with i added to its port; port 0 stays 0.
+func portPlus(addr string, i int) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p == 0 {
+		return addr
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p+i))
+}
+
 // override applies the flags given to the keys they set.
-func override(c *command, cfg *config.Config) {
+func override(c *command, cfg *config.Config) error {
 	for _, f := range c.flags {
 		if !f.set {
 			continue
@@ -112,12 +187,36 @@ func override(c *command, cfg *config.Config) {
 			cfg.Node.Listen = f.value
 		case "advertise":
 			cfg.Node.Advertise = f.value
+		case "node-id":
+			n, err := strconv.ParseInt(f.value, 10, 32)
+			if err != nil {
+				return fmt.Errorf("--node-id %s: node.id: must be a whole number from 0 to 2147483647", f.value)
+			}
+			cfg.Node.ID = int32(n)
+		case "cluster-bind":
+			cfg.Cluster.Bind = f.value
+		case "cluster-remote":
+			cfg.Cluster.Remote = f.value
+		case "join":
+			cfg.Cluster.Join = nil
+			for _, s := range strings.Split(f.value, ",") {
+				if s = strings.TrimSpace(s); s != "" {
+					cfg.Cluster.Join = append(cfg.Cluster.Join, s)
+				}
+			}
 		case "upstream":
 			cfg.Upstream.Brokers = strings.Split(f.value, ",")
 		case "data-dir":
 			cfg.Dev.DataDir = f.value
+		case "nodes":
+			n, err := strconv.Atoi(f.value)
+			if err != nil {
+				return fmt.Errorf("--nodes %s: dev.nodes: must be a whole number from 1 to 9", f.value)
+			}
+			cfg.Dev.Nodes = n
 		}
 	}
+	return nil
 }
 
 // blame names the flag that set the key at path, as "--flag VALUE: ", or

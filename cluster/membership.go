@@ -1,0 +1,384 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// GossipConfig says how a node finds its peers and watches them.
+type GossipConfig struct {
+	// Self is what this node tells its peers: cluster name, node id,
+	// advertised Kafka and remoting addresses.
+	Self Member
+	// Bind is the memberlist address (TCP and UDP); port 0 picks one.
+	Bind string
+	// Advertise is the address peers reach Bind at; empty means Bind,
+	// with the port it was given.
+	Advertise string
+	// Join lists seeds; a name resolving to several addresses joins them
+	// all. Empty forms a new cluster.
+	Join []string
+	// ProbeInterval is how often a random peer is probed; a peer that
+	// misses probes is suspected, and declared dead after
+	// SuspicionTimeout unless it refutes it.
+	ProbeInterval    time.Duration
+	SuspicionTimeout time.Duration
+	Logger           *slog.Logger
+}
+
+// ErrRefused is the error of a join that a peer, or this node, refused:
+// another cluster's node, or a node id already in use. Retrying cannot
+// help, so the node does not start.
+var ErrRefused = errors.New("cluster: join refused")
+
+// Membership is this node's view of who is in the cluster, kept by
+// memberlist, the one failure detector: a peer is a member from the
+// moment memberlist reports it alive until it reports it left or dead.
+type Membership struct {
+	ml   *memberlist.Memberlist
+	self Member
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	members map[string]Member // live peers and this node, by member name
+	version uint64
+	subs    []func(*View)
+	joining bool  // a Join of this node's is under way
+	refused error // why it was refused
+
+	view atomic.Pointer[View]
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+}
+
+// JoinMembership starts memberlist and joins the seeds. When none
+// answers, the node serves as a cluster of its own while a goroutine keeps
+// trying them with backoff; a refusal ends the start with ErrRefused.
+func JoinMembership(cfg GossipConfig) (*Membership, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	log = log.With("component", "cluster")
+	suffix := make([]byte, 4)
+	rand.Read(suffix)
+	self := cfg.Self
+	self.Name = fmt.Sprintf("meshka-%d-%s", self.NodeID, hex.EncodeToString(suffix))
+	self.Started = time.Now().UnixNano()
+
+	mc := memberlist.DefaultLANConfig()
+	mc.Name = self.Name
+	host, port, err := splitHostPort("cluster.bind", cfg.Bind)
+	if err != nil {
+		return nil, err
+	}
+	mc.BindAddr, mc.BindPort = host, port
+	mc.AdvertisePort = 0 // memberlist then advertises the port it bound
+	if cfg.Advertise != "" {
+		if mc.AdvertiseAddr, mc.AdvertisePort, err = splitHostPort("cluster.advertise_bind", cfg.Advertise); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.ProbeInterval > 0 {
+		mc.ProbeInterval = cfg.ProbeInterval
+		mc.ProbeTimeout = min(mc.ProbeTimeout, cfg.ProbeInterval/2)
+		mc.GossipInterval = min(mc.GossipInterval, cfg.ProbeInterval/2)
+	}
+	if cfg.SuspicionTimeout > 0 {
+		// memberlist's timeout is SuspicionMult × probe interval (× log10
+		// of the size from 10 nodes up); a maximum multiplier of 1 keeps
+		// it there instead of starting up to 6 times longer.
+		mc.SuspicionMult = max(1, int(math.Ceil(float64(cfg.SuspicionTimeout)/float64(mc.ProbeInterval))))
+		mc.SuspicionMaxTimeoutMult = 1
+	}
+	mc.Logger = newStdLogger(log)
+
+	m := &Membership{self: self, log: log, members: map[string]Member{}}
+	m.ctx, m.cancel = context.WithCancel(context.Background())
+	d := &delegate{m: m}
+	mc.Delegate, mc.Events, mc.Alive, mc.Merge = d, d, d, d
+	if _, err := self.encode(); err != nil {
+		return nil, err
+	}
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		return nil, fmt.Errorf("cluster.bind %s: %w", cfg.Bind, err)
+	}
+	m.ml = ml
+	if len(cfg.Join) == 0 {
+		log.Info("cluster formed", "node", self.NodeID, "gossip", m.Self().Gossip)
+		return m, nil
+	}
+	if err := m.join(cfg.Join); err != nil {
+		if errors.Is(err, ErrRefused) {
+			ml.Shutdown()
+			return nil, err
+		}
+		log.Warn("cluster: no seed answered; serving alone and retrying", "join", cfg.Join, "err", err)
+		m.wg.Add(1)
+		go func() { defer m.wg.Done(); m.retryJoin(cfg.Join) }()
+	}
+	return m, nil
+}
+
+func (m *Membership) join(seeds []string) error {
+	m.mu.Lock()
+	m.joining, m.refused = true, nil
+	m.mu.Unlock()
+	n, err := m.ml.Join(seeds)
+	m.mu.Lock()
+	refused := m.refused
+	m.joining, m.refused = false, nil
+	m.mu.Unlock()
+	if refused != nil {
+		return refused
+	}
+	if n == 0 {
+		return err
+	}
+	m.log.Info("cluster joined", "node", m.self.NodeID, "gossip", m.Self().Gossip, "seeds answering", n, "members", len(m.View().Members))
+	return nil
+}
+
+// retryJoin tries the seeds from 250 ms apart up to 30 s apart until one
+// answers, the node is refused, or it shuts down.
+func (m *Membership) retryJoin(seeds []string) {
+	wait := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		t := time.NewTimer(wait)
+		select {
+		case <-m.ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		if len(m.View().Members) > 1 {
+			return // a seed found us meanwhile
+		}
+		err := m.join(seeds)
+		if err == nil {
+			return
+		}
+		if errors.Is(err, ErrRefused) {
+			m.log.Error("cluster: join refused; this node stays alone", "err", err)
+			return
+		}
+		if attempt == 1 || attempt%10 == 0 {
+			m.log.Warn("cluster: still no seed answering", "join", seeds, "attempts", attempt, "err", err)
+		}
+		wait = min(wait*2, 30*time.Second)
+	}
+}
+
+// Self is this node's member entry.
+func (m *Membership) Self() Member {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.self
+}
+
+// Name is this node's member name, fixed for its start.
+func (m *Membership) Name() string { return m.self.Name }
+
+// View is the current membership; never nil after JoinMembership.
+func (m *Membership) View() *View { return m.view.Load() }
+
+// Subscribe calls f with every new view, on memberlist's event goroutine,
+// in order; f must not block, nor call the Membership but for View and
+// Name. It is called once at once with the current
+// view.
+func (m *Membership) Subscribe(f func(*View)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.subs = append(m.subs, f)
+	if v := m.view.Load(); v != nil {
+		f(v)
+	}
+}
+
+// Leave tells the peers this node is going, waiting at most timeout for
+// the news to spread, and stops gossiping; then this node's own view
+// drops it, so it places every actor on the others. Only the first Leave
+// or Crash acts.
+func (m *Membership) Leave(timeout time.Duration) {
+	m.stop(func() {
+		if err := m.ml.Leave(timeout); err != nil {
+			m.log.Warn("cluster: leave not confirmed", "err", err)
+		}
+	})
+}
+
+// Crash stops gossiping without a word to the peers, as a killed process
+// would: they find out by failure detection. For tests.
+func (m *Membership) Crash() { m.stop(nil) }
+
+func (m *Membership) stop(leave func()) {
+	m.once.Do(func() {
+		m.cancel()
+		m.wg.Wait()
+		if leave != nil {
+			leave()
+		}
+		m.ml.Shutdown()
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		delete(m.members, m.self.Name)
+		m.publish()
+	})
+}
+
+func (m *Membership) update(n *memberlist.Node, live bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if n.Name == m.self.Name {
+		m.self.Gossip = n.Address()
+	}
+	if live {
+		mem, err := decodeMember(n.Name, n.Address(), n.Meta)
+		if err != nil {
+			m.log.Warn("cluster: ignoring a peer", "err", err)
+			return
+		}
+		for name, o := range m.members {
+			if o.NodeID == mem.NodeID && o.Name != mem.Name {
+				if o.Started > mem.Started {
+					return // an earlier start of a restarted node, not yet declared dead
+				}
+				delete(m.members, name) // the node restarted: its new start replaces it
+			}
+		}
+		m.members[n.Name] = mem
+	} else if _, ok := m.members[n.Name]; ok {
+		delete(m.members, n.Name)
+	} else {
+		return
+	}
+	m.publish()
+}
+
+// publish makes the members the current view and tells the subscribers;
+// m.mu is held.
+func (m *Membership) publish() {
+	m.version++
+	ms := make([]Member, 0, len(m.members))
+	for _, mem := range m.members {
+		ms = append(ms, mem)
+	}
+	v := newView(ms, m.version)
+	m.view.Store(v)
+	for _, f := range m.subs {
+		f(v)
+	}
+}
+
+// admit checks a peer before it becomes a member: the same cluster name,
+// and a node id that no node at another address has. A node id seen at
+// the same address under another member name is that node restarted,
+// which replaces its earlier start. err says why not.
+func (m *Membership) admit(name, addr string, meta []byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if name == m.self.Name {
+		return nil
+	}
+	p, err := decodeMember(name, addr, meta)
+	if err != nil {
+		return err
+	}
+	if p.Cluster != m.self.Cluster {
+		return fmt.Errorf("%w: the node at %s belongs to cluster %q, this node to %q (cluster.name)", ErrRefused, addr, p.Cluster, m.self.Cluster)
+	}
+	if p.NodeID == m.self.NodeID && addr != m.self.Gossip {
+		return fmt.Errorf("%w: node.id %d is used by both this node (gossip %s) and the node at %s; every node needs its own", ErrRefused, p.NodeID, m.self.Gossip, addr)
+	}
+	for _, o := range m.members {
+		if o.NodeID == p.NodeID && o.Name != p.Name && o.Gossip != addr {
+			return fmt.Errorf("%w: node.id %d is used by both the node at %s and the node at %s; every node needs its own", ErrRefused, p.NodeID, o.Gossip, addr)
+		}
+	}
+	return nil
+}
+
+// delegate is memberlist's view of the membership.
+type delegate struct{ m *Membership }
+
+func (d *delegate) NodeMeta(limit int) []byte {
+	b, err := d.m.self.encode()
+	if err != nil || len(b) > limit {
+		return nil // checked at start
+	}
+	return b
+}
+
+func (d *delegate) NotifyMsg([]byte)                           {}
+func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+func (d *delegate) LocalState(join bool) []byte                { return nil }
+func (d *delegate) MergeRemoteState(buf []byte, join bool)     {}
+
+func (d *delegate) NotifyJoin(n *memberlist.Node)   { d.m.update(n, true) }
+func (d *delegate) NotifyUpdate(n *memberlist.Node) { d.m.update(n, true) }
+func (d *delegate) NotifyLeave(n *memberlist.Node) {
+	how := "failed"
+	if n.State == memberlist.StateLeft {
+		how = "left"
+	}
+	d.m.log.Info("cluster member "+how, "member", n.Name, "gossip", n.Address())
+	d.m.update(n, false)
+}
+
+// NotifyAlive refuses a peer gossip announces that could not be a member.
+func (d *delegate) NotifyAlive(n *memberlist.Node) error {
+	if err := d.m.admit(n.Name, n.Address(), n.Meta); err != nil {
+		d.m.log.Warn("cluster: refused a peer", "err", err)
+		return err
+	}
+	return nil
+}
+
+// NotifyMerge checks a join's state exchange on both sides: the seed
+// checks the newcomer, the newcomer checks everyone the seed knows; a
+// refusal cancels the join on both.
+func (d *delegate) NotifyMerge(peers []*memberlist.Node) error {
+	for _, n := range peers {
+		if n.State != memberlist.StateAlive {
+			continue
+		}
+		if err := d.m.admit(n.Name, n.Address(), n.Meta); err != nil {
+			d.m.log.Warn("cluster: refused a join", "err", err)
+			d.m.mu.Lock()
+			if d.m.joining && d.m.refused == nil {
+				d.m.refused = err
+			}
+			d.m.mu.Unlock()
+			return err
+		}
+	}
+	return nil
+}
+
+func splitHostPort(key, addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("%s %q: %w", key, addr, err)
+	}
+	port, err := strconv.ParseUint(p, 10, 16)
+	if err != nil {
+		return "", 0, fmt.Errorf("%s %q: bad port", key, addr)
+	}
+	return host, int(port), nil
+}
