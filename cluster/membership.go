@@ -56,6 +56,7 @@ type Membership struct {
 	version uint64
 	subs    []func(*View)
 	joining bool  // a Join of this node's is under way
+	leaving bool  // Leave has begun: the view no longer changes but for departures
 	refused error // why it was refused
 
 	view atomic.Pointer[View]
@@ -212,9 +213,12 @@ func (m *Membership) Subscribe(f func(*View)) {
 }
 
 // Leave tells the peers this node is going, waiting at most timeout for
-// the news to spread, and stops gossiping; then this node's own view
-// drops it, so it places every actor on the others. Only the first Leave
-// or Crash acts.
+// the news to spread, and stops gossiping. The peers drop it at once, and
+// so does its own view, first: from then on it places every actor on the
+// others, so its Metadata names the new owners and its clients are told
+// NOT_LEADER_OR_FOLLOWER / NOT_COORDINATOR and move, rather than being
+// told it still leads (which sent franz-go back to it until its next
+// metadata refresh, up to 5 s later). Only the first Leave or Crash acts.
 func (m *Membership) Leave(timeout time.Duration) {
 	m.stop(func() {
 		if err := m.ml.Leave(timeout); err != nil {
@@ -232,13 +236,14 @@ func (m *Membership) stop(leave func()) {
 		m.cancel()
 		m.wg.Wait()
 		if leave != nil {
+			m.mu.Lock()
+			m.leaving = true
+			delete(m.members, m.self.Name)
+			m.publish()
+			m.mu.Unlock()
 			leave()
 		}
 		m.ml.Shutdown()
-		m.mu.Lock()
-		defer m.mu.Unlock()
-		delete(m.members, m.self.Name)
-		m.publish()
 	})
 }
 
@@ -247,6 +252,9 @@ func (m *Membership) update(n *memberlist.Node, live bool) {
 	defer m.mu.Unlock()
 	if n.Name == m.self.Name {
 		m.self.Gossip = n.Address()
+	}
+	if live && m.leaving {
+		return // a leaving node places nothing on itself, nor on newcomers
 	}
 	if live {
 		mem, err := decodeMember(n.Name, n.Address(), n.Meta)
@@ -263,6 +271,8 @@ func (m *Membership) update(n *memberlist.Node, live bool) {
 			}
 		}
 		m.members[n.Name] = mem
+	} else if n.Name == m.self.Name {
+		return // its own leave, already out of its view (stop)
 	} else if _, ok := m.members[n.Name]; ok {
 		delete(m.members, n.Name)
 	} else {

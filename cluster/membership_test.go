@@ -145,8 +145,16 @@ func TestMembershipRefusesATakenNodeID(t *testing.T) {
 	if v := a.View(); !sameIDs(v, []int32{5}) {
 		t.Fatalf("the seed lists %v after refusing a second node 5", ids(v))
 	}
-	if !strings.Contains(seedLog.String(), "node.id 5 is used by both") {
-		t.Fatalf("the seed did not log the refusal: %s", seedLog.String())
+	// The seed checks the newcomer after answering it, so its line may
+	// come after the newcomer's start has failed.
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	for !strings.Contains(seedLog.String(), "node.id 5 is used by both") {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the seed did not log the refusal: %s", seedLog.String())
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 }
 

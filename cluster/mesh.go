@@ -36,6 +36,12 @@ type Config struct {
 // identity it serves. Nothing is delivered to an activation before it.
 type Activate struct{ Kind, Identity string }
 
+// Relinquish tells an activation that its node no longer owns it. The
+// activation must stop once it has answered what it had accepted (the
+// partition actor, once its produce pipeline is empty); it gets nothing
+// new meanwhile, since Send refuses what this node does not own.
+type Relinquish struct{}
+
 // ErrNotOwner is Send's error for an actor another node owns in this
 // node's view: a Kafka client is told NOT_LEADER_OR_FOLLOWER or
 // NOT_COORDINATOR and asks again where the metadata now points.
@@ -196,11 +202,13 @@ func (m *Mesh) track(next actor.ReceiverFunc) actor.ReceiverFunc {
 	}
 }
 
-// placeAgain stops, after what is already in their mailboxes, the
-// activations this node no longer owns in the new view. Requests that
-// reach this node after the change are refused (ErrNotOwner) and the
-// clients go to the new owner, which activates the actor there; what the
-// old activation still does goes to upstream, which stays the truth.
+// placeAgain relinquishes the activations this node no longer owns in the
+// new view: each finishes what it had accepted (batches already on their
+// way upstream get upstream's answer, not an error that would make a
+// client send them again) and stops. Requests that reach this node after
+// the change are refused (ErrNotOwner) and the clients go to the new
+// owner, which activates the actor there; what the old activation still
+// does goes to upstream, which stays the truth.
 func (m *Mesh) placeAgain(v *View) {
 	self := m.members.Name()
 	m.mu.Lock()
@@ -211,7 +219,7 @@ func (m *Mesh) placeAgain(v *View) {
 			continue
 		}
 		delete(m.local, k)
-		m.system.Root.Poison(pid)
+		m.system.Root.Send(pid, &Relinquish{})
 		moved++
 	}
 	if moved > 0 {
@@ -220,9 +228,9 @@ func (m *Mesh) placeAgain(v *View) {
 }
 
 // Leave tells the peers this node is going, waiting at most timeout for
-// the news to spread; they take its actors at once. From then on this
-// node's own view holds only the others, so its remaining clients are
-// sent to them, and its actors stop once their mailboxes are done.
+// the news to spread; they take its actors at once. This node's own view
+// drops it first, so its clients are sent to the others, and its actors
+// stop once their mailboxes are done (see Membership.Leave).
 func (m *Mesh) Leave(timeout time.Duration) { m.members.Leave(timeout) }
 
 // Crash stops gossiping without a word, as a killed node would; the peers

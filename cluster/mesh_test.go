@@ -42,8 +42,11 @@ func TestRegistryOneMember(t *testing.T) {
 type echo struct{ got chan<- string }
 
 func (e *echo) Receive(ctx actor.Context) {
-	if s, ok := ctx.Message().(string); ok {
-		e.got <- ctx.Self().Id + ":" + s
+	switch m := ctx.Message().(type) {
+	case string:
+		e.got <- ctx.Self().Id + ":" + m
+	case *Relinquish:
+		ctx.Stop(ctx.Self())
 	}
 }
 

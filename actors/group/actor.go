@@ -42,6 +42,11 @@ func (a *Actor) Receive(c actor.Context) {
 	case *actor.Stopping:
 		a.stop()
 		return
+	case *cluster.Relinquish:
+		// Another node coordinates the group now; its members rejoin
+		// there (stop answers what waits here NOT_COORDINATOR).
+		c.Stop(c.Self())
+		return
 	}
 	if a.group == nil {
 		a.refuse(c.Message())

@@ -62,6 +62,9 @@ type Actor struct {
 	id   string
 	feed *feed
 	idle *time.Timer
+	// relinquished: another node owns the partition now; the actor stops
+	// once its produce pipeline is empty.
+	relinquished bool
 
 	produceState
 }
@@ -106,8 +109,14 @@ func (a *Actor) Receive(c actor.Context) {
 		a.feed.warmAt(m.offset)
 	case *idleTick:
 		a.checkIdle()
+	case *cluster.Relinquish:
+		a.relinquished = true
 	case *actor.Stopping:
 		a.stop()
+		return
+	}
+	if a.relinquished && len(a.queue) == 0 && len(a.sent) == 0 {
+		c.Stop(c.Self())
 	}
 }
 

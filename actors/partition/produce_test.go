@@ -409,3 +409,48 @@ func TestProduceTopicGone(t *testing.T) {
 		t.Fatalf("upstream holds %d records, want none", end)
 	}
 }
+
+// A partition actor whose node no longer owns it finishes what it had
+// accepted, with upstream's own answers (an error would make clients send
+// appended batches again), and only then stops.
+func TestProduceRelinquishedFinishesThenStops(t *testing.T) {
+	e := startProduceEnv(t, produceOpts{inFlight: 1})
+	e.warm()
+	arrived, release := e.holdProduce()
+	first := e.produce("a")
+	select {
+	case <-arrived:
+	case <-e.ctx.Done():
+		t.Fatal("the first batch never reached upstream")
+	}
+	second := e.produce("b") // queued behind the one upstream holds
+	stopped := make(chan struct{})
+	target := e.pid
+	e.root.Spawn(actor.PropsFromFunc(func(c actor.Context) {
+		switch c.Message().(type) {
+		case *actor.Started:
+			c.Watch(target)
+		case *actor.Terminated:
+			close(stopped)
+		}
+	}))
+	e.root.Send(e.pid, &cluster.Relinquish{})
+	e.unanswered(first, "the batch upstream holds")
+	select {
+	case <-stopped:
+		t.Fatal("the relinquished actor stopped with a batch upstream and one queued")
+	default:
+	}
+	release()
+	if r := e.want(first, 0); r.BaseOffset != 0 {
+		t.Fatalf("first batch at offset %d, want 0", r.BaseOffset)
+	}
+	if r := e.want(second, 0); r.BaseOffset != 1 {
+		t.Fatalf("second batch at offset %d, want 1", r.BaseOffset)
+	}
+	select {
+	case <-stopped:
+	case <-e.ctx.Done():
+		t.Fatal("the relinquished actor did not stop once its batches were answered")
+	}
+}

@@ -37,12 +37,12 @@ var latencyPercentiles = []struct {
 
 // latencyRate runs the rounds of P2 at one rate and returns each side's
 // percentiles per round.
-func latencyRate(b *bench, s *section, up *upstream, pl *payload, label string, rate float64, dur time.Duration) map[string]map[string][]float64 {
-	b.progress("P2 %s %.1f MB/s; warm-up (1 s per side, not recorded)", label, rate/1e6)
+func latencyRate(b *bench, s *section, up *upstream, pl *payload, id, label string, rate float64, dur time.Duration) map[string]map[string][]float64 {
+	b.progress("%s %s %.1f MB/s; warm-up (1 s per side, not recorded)", id, label, rate/1e6)
 	for _, side := range []string{"direct", "meshka"} {
 		collectGarbage()
 		if x := latencyOnce(b, up, pl, side, 0, time.Second, rate); x.err != "" {
-			b.progress("P2 warm-up %s: %s", side, x.err)
+			b.progress("%s warm-up %s: %s", id, side, x.err)
 		}
 	}
 	per := map[string]map[string][]float64{"direct": {}, "meshka": {}}
@@ -54,12 +54,12 @@ func latencyRate(b *bench, s *section, up *upstream, pl *payload, label string, 
 			s.samples = append(s.samples, x)
 			if x.err != "" {
 				b.failed = true
-				b.progress("P2 %s round %d %s: FAILED: %s", label, r, side, x.err)
+				b.progress("%s %s round %d %s: FAILED: %s", id, label, r, side, x.err)
 				s.notes = append(s.notes, fmt.Sprintf("FAILED: %s round %d %s: %s", label, r, side, x.err))
 				continue
 			}
-			b.progress("P2 %.0f MB/s round %d/%d %-6s p50 %6.3f ms  p99 %6.3f ms  p99.9 %6.3f ms (%.1f MB/s acked)",
-				rate/1e6, r, b.opts.produceRounds(), side, x.extra["p50"], x.extra["p99"], x.extra["p99.9"], x.mbps())
+			b.progress("%s %.0f MB/s round %d/%d %-6s p50 %6.3f ms  p99 %6.3f ms  p99.9 %6.3f ms (%.1f MB/s acked)",
+				id, rate/1e6, r, b.opts.produceRounds(), side, x.extra["p50"], x.extra["p99"], x.extra["p99.9"], x.mbps())
 			for _, p := range latencyPercentiles {
 				per[side][p.name] = append(per[side][p.name], x.extra[p.name])
 			}
@@ -76,15 +76,21 @@ func lighter(c color.RGBA) color.RGBA {
 // runLatency is P2: one producer at a fixed rate with acks=all, measuring
 // each record's latency from the Produce call to its promise.
 func runLatency(b *bench) section {
-	s := section{}
-	dur := latencyDuration
-	if b.opts.quick {
-		dur = latencyDurationQuick
-	}
 	rate, rateFrom := latencyDefaultRate, "a fixed 20 MB/s (P1 did not run in this invocation)"
 	if b.p1Direct > 0 {
 		rate = b.p1Direct * 1e6 / 2
 		rateFrom = fmt.Sprintf("half of P1's direct median in this run (%.1f MB/s)", b.p1Direct)
+	}
+	return latencySection(b, "P2", rate, rateFrom, "produce_latency.png")
+}
+
+// latencySection runs P2's rounds (or C2's, through b.meshNodes nodes) at
+// rate, and at the light rate too when plotName names a chart to draw.
+func latencySection(b *bench, id string, rate float64, rateFrom, plotName string) section {
+	s := section{}
+	dur := latencyDuration
+	if b.opts.quick {
+		dur = latencyDurationQuick
 	}
 	up, err := startUpstream(b.opts.debug)
 	if err != nil {
@@ -102,30 +108,34 @@ func runLatency(b *bench) section {
 		rate  float64
 		rows  bool // the target rows; the light rate is informational
 	}{{"target rate", rate, true}, {"light", latencyLightRate, false}}
-	c := chart{title: "P2 produce latency, acks=all (median of rounds)",
+	c := chart{title: id + " produce latency, acks=all (median of rounds)",
 		xLabel: "percentile", yLabel: "latency, ms", yLog: true}
 	for _, p := range latencyPercentiles {
 		c.xNames = append(c.xNames, p.name)
 	}
-	if b.opts.quick || rate == latencyLightRate {
+	if b.opts.quick || rate == latencyLightRate || plotName == "" {
 		// -quick has no time for the informational rate, and without P1
 		// the target rate is the light one.
 		rates = rates[:1]
 	}
 	for _, rt := range rates {
-		per := latencyRate(b, &s, up, pl, rt.label, rt.rate, dur)
-		what := fmt.Sprintf("produce latency %%s at %.1f MB/s, acks=all, 6 partitions: meshka − direct", rt.rate/1e6)
+		per := latencyRate(b, &s, up, pl, id, rt.label, rt.rate, dur)
+		through := "meshka"
+		if b.meshNodes > 1 {
+			through = fmt.Sprintf("%d meshka nodes", b.meshNodes)
+		}
+		what := fmt.Sprintf("produce latency %%s at %.1f MB/s, acks=all, 6 partitions: %s − direct", rt.rate/1e6, through)
 		if rt.rows {
 			s.rows = append(s.rows,
-				row{id: "P2 p50", what: fmt.Sprintf(what, "p50"), unit: "ms", direct: per["direct"]["p50"], meshka: per["meshka"]["p50"],
+				row{id: id + " p50", what: fmt.Sprintf(what, "p50"), unit: "ms", direct: per["direct"]["p50"], meshka: per["meshka"]["p50"],
 					result: added("ms"), target: "≤ +0.3 ms", check: func(x float64) bool { return x <= 0.3 }},
-				row{id: "P2 p99", what: fmt.Sprintf(what, "p99"), unit: "ms", direct: per["direct"]["p99"], meshka: per["meshka"]["p99"],
+				row{id: id + " p99", what: fmt.Sprintf(what, "p99"), unit: "ms", direct: per["direct"]["p99"], meshka: per["meshka"]["p99"],
 					result: added("ms"), target: "≤ +1 ms", check: func(x float64) bool { return x <= 1.0 }},
-				row{id: "P2 p99.9", what: fmt.Sprintf(what, "p99.9"), unit: "ms", direct: per["direct"]["p99.9"], meshka: per["meshka"]["p99.9"],
+				row{id: id + " p99.9", what: fmt.Sprintf(what, "p99.9"), unit: "ms", direct: per["direct"]["p99.9"], meshka: per["meshka"]["p99.9"],
 					result: added("ms")})
 		} else {
 			for _, q := range []string{"p50", "p99"} {
-				s.rows = append(s.rows, row{id: "P2 light " + q, what: fmt.Sprintf(what, q) + " (no target: the same pass through meshka without load)",
+				s.rows = append(s.rows, row{id: id + " light " + q, what: fmt.Sprintf(what, q) + " (no target: the same pass through meshka without load)",
 					unit: "ms", direct: per["direct"][q], meshka: per["meshka"][q], result: added("ms")})
 			}
 		}
@@ -144,12 +154,18 @@ func runLatency(b *bench) section {
 			c.series = append(c.series, sr)
 		}
 	}
-	b.savePlot(&s, "produce_latency.png", "P2 produce latency percentiles, direct vs meshka", c)
+	if plotName != "" {
+		b.savePlot(&s, plotName, id+" produce latency percentiles, direct vs meshka", c)
+	}
 	s.rawHead = []string{"elapsed", "records", "MB/s acked", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms"}
 	s.raw = func(x sample) []string {
 		return []string{fmt.Sprintf("%.2f s", x.elapsed.Seconds()), fmt.Sprint(x.records), fmt.Sprintf("%.1f", x.mbps()),
 			fmt.Sprintf("%.3f", x.extra["p50"]), fmt.Sprintf("%.3f", x.extra["p90"]), fmt.Sprintf("%.3f", x.extra["p99"]),
 			fmt.Sprintf("%.3f", x.extra["p99.9"]), fmt.Sprintf("%.3f", x.extra["max"])}
+	}
+	if id != "P2" {
+		s.notes = append(s.notes, fmt.Sprintf("Rate: %s, paced in 1 KiB records over %s per run, as P2.", rateFrom, dur))
+		return s
 	}
 	s.notes = append(s.notes,
 		fmt.Sprintf("Rate: %s for the target rows, and 20 MB/s for the light rows, paced in 1 KiB records over %s per run; latency is the promise's time minus the time Produce was called, "+
@@ -276,6 +292,17 @@ func quantileMs(sorted []int64, q float64) float64 {
 func sideSeeds(b *bench, up *upstream, side string, tune func(*config.Config)) ([]string, func(), error) {
 	if side != "meshka" {
 		return up.addrs(), func() {}, nil
+	}
+	if b.meshNodes > 1 {
+		ns, err := up.startCluster(b.meshNodes, tune)
+		if err != nil {
+			return nil, nil, fmt.Errorf("start meshka: %w", err)
+		}
+		seeds := make([]string, len(ns))
+		for i, n := range ns {
+			seeds[i] = n.Addr().String()
+		}
+		return seeds, func() { stopCluster(b, ns) }, nil
 	}
 	n, err := up.startNode(tune)
 	if err != nil {

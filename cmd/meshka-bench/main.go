@@ -57,7 +57,9 @@ var measurements = []measurement{
 	{ids: []string{"P6"}, title: "P6 memory per idle connection", run: runConns, order: 7},
 	{ids: []string{"P7"}, title: "P7 group rebalance after a member leaves", run: runRebalance, order: 8},
 	{ids: []string{"R1", "R2"}, title: "R1/R2 a normal producer and consumer while hostile clients hold connections", run: runAttack, order: 9},
-	{ids: []string{"MICRO"}, title: "Micro-benchmarks", run: runMicro, order: 10},
+	{ids: []string{"C1", "C2", "C3", "C4"}, title: "C1-C4 three meshka nodes: produce, latency, fan-out", run: runCluster, order: 10},
+	{ids: []string{"C5", "C6"}, title: "C5/C6 failover: a node killed, a node leaving", run: runFailover, order: 11},
+	{ids: []string{"MICRO"}, title: "Micro-benchmarks", run: runMicro, order: 12},
 	{ids: []string{"P3", "P4"}, title: "P3/P4 fan-out: upstream bytes and delivered throughput", run: runFanout, order: 3},
 }
 
@@ -77,7 +79,7 @@ func run() int {
 	flag.StringVar(&o.out, "out", "BENCHMARKS.md", "write the markdown report to `FILE`")
 	flag.BoolVar(&o.quick, "quick", false, "shorter runs, for a smoke check (whole run under 90 s)")
 	flag.IntVar(&o.rounds, "rounds", 3, "direct/meshka A/B pairs per measurement")
-	flag.StringVar(&only, "only", "", "comma `LIST` of measurement ids to run: P1, P2, P3, P4, P4_1 (one reader catching up), P4_1t (one reader tailing), P5, P6, P7, R1 (or R2: hostile clients), micro; "+
+	flag.StringVar(&only, "only", "", "comma `LIST` of measurement ids to run: P1, P2, P3, P4, P4_1 (one reader catching up), P4_1t (one reader tailing), P5, P6, P7, R1 (or R2: hostile clients), C1 (or C2-C4: three nodes), C5 (or C6: failover), micro; "+
 		"P3 and P4 come from the same runs, so either runs both; empty runs all")
 	flag.BoolVar(&o.debug, "debug", false, "log meshka at debug level and franz-go clients at warn level to stderr")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to `FILE`")
@@ -104,7 +106,7 @@ func run() int {
 			continue
 		}
 		if !known[id] {
-			fmt.Fprintf(os.Stderr, "meshka-bench: unknown measurement id %q (known: P1 … P7, P4_1, P4_1t, R1, R2, micro)\n", id)
+			fmt.Fprintf(os.Stderr, "meshka-bench: unknown measurement id %q (known: P1 … P7, P4_1, P4_1t, R1, R2, C1 … C6, micro)\n", id)
 			return 2
 		}
 		o.only = append(o.only, id)
@@ -220,19 +222,22 @@ type bench struct {
 	// shutdownGrace; measurements note it in the report.
 	shutdownCuts int
 	// p1Direct is P1's direct median in MB/s, 0 when P1 did not run; P2
-	// produces at half of it.
-	p1Direct float64
+	// produces at half of it. c1Direct likewise for C1 and C2.
+	p1Direct, c1Direct float64
+	// meshNodes is how many joined meshka nodes a "meshka" side runs:
+	// 1, or 3 for the cluster measurements.
+	meshNodes int
 }
 
 func newBench(o options) *bench {
 	now := time.Now()
 	// The budgets leave room for compiling (go run) and writing the report
-	// inside the 12 min (default) and 90 s (-quick) limits.
-	budget := 11 * time.Minute
+	// inside the 15 min (default) and 90 s (-quick) limits.
+	budget := 13 * time.Minute
 	if o.quick {
 		budget = 75 * time.Second
 	}
-	return &bench{opts: o, machine: readMachine(), start: now, deadline: now.Add(budget)}
+	return &bench{opts: o, machine: readMachine(), start: now, deadline: now.Add(budget), meshNodes: 1}
 }
 
 // progress prints a timestamped line to stderr so a long run shows where

@@ -23,6 +23,15 @@ const (
 // runProduce is P1: one franz-go producer writing 1 KiB random values as
 // fast as it can for a fixed time, direct and through meshka.
 func runProduce(b *bench) section {
+	s, direct := produceRuns(b, "P1")
+	b.p1Direct = direct
+	s.rows[0].target, s.rows[0].check = "≥ 0.90", func(x float64) bool { return x >= 0.90 }
+	return s
+}
+
+// produceRuns runs P1's rounds (or C1's, through b.meshNodes nodes) and
+// returns the section with its one row and the direct median.
+func produceRuns(b *bench, id string) (section, float64) {
 	s := section{}
 	dur := produceDuration
 	if b.opts.quick {
@@ -32,7 +41,7 @@ func runProduce(b *bench) section {
 	if err != nil {
 		b.failed = true
 		s.notes = append(s.notes, "FAILED to start the upstream: "+err.Error())
-		return s
+		return s, 0
 	}
 	defer up.close()
 	pl := newPayload()
@@ -41,26 +50,26 @@ func runProduce(b *bench) section {
 	// connections and came out several times slower than later runs; one
 	// unrecorded run of each side keeps that off round 1.
 	warm := dur / 2
-	b.progress("P1 warm-up (%s per side, not recorded)", warm)
+	b.progress("%s warm-up (%s per side, not recorded)", id, warm)
 	for _, side := range []string{"direct", "meshka"} {
 		collectGarbage()
-		if x := produceOnce(b, up, pl, side, 0, warm); x.err != "" {
-			b.progress("P1 warm-up %s: %s", side, x.err)
+		if x := produceOnce(b, up, pl, id, side, 0, warm); x.err != "" {
+			b.progress("%s warm-up %s: %s", id, side, x.err)
 		}
 	}
 	var direct, meshka []float64
 	for r := 1; r <= b.opts.produceRounds(); r++ {
 		for _, side := range []string{"direct", "meshka"} {
 			collectGarbage()
-			x := produceOnce(b, up, pl, side, r, dur)
+			x := produceOnce(b, up, pl, id, side, r, dur)
 			s.samples = append(s.samples, x)
 			if x.err != "" {
 				b.failed = true
-				b.progress("P1 round %d %s: FAILED: %s", r, side, x.err)
-				s.notes = append(s.notes, fmt.Sprintf("FAILED: round %d %s: %s", r, side, x.err))
+				b.progress("%s round %d %s: FAILED: %s", id, r, side, x.err)
+				s.notes = append(s.notes, fmt.Sprintf("FAILED: %s round %d %s: %s", id, r, side, x.err))
 				continue
 			}
-			b.progress("P1 round %d/%d %-6s %7.1f MB/s (%d records acked in %s)", r, b.opts.produceRounds(), side, x.mbps(), x.records, dur)
+			b.progress("%s round %d/%d %-6s %7.1f MB/s (%d records acked in %s)", id, r, b.opts.produceRounds(), side, x.mbps(), x.records, dur)
 			if side == "direct" {
 				direct = append(direct, x.mbps())
 			} else {
@@ -68,12 +77,14 @@ func runProduce(b *bench) section {
 			}
 		}
 	}
-	b.p1Direct = median(direct)
 	s.rows = []row{{
-		id: "P1", what: fmt.Sprintf("produce 1 KiB random values, 1 producer, %d partitions, %s per run", producePartitions, dur),
+		id: id, what: fmt.Sprintf("produce 1 KiB random values, 1 producer, %d partitions, %s per run", producePartitions, dur),
 		unit: "MB/s", direct: direct, meshka: meshka,
-		target: "≥ 0.90", check: func(x float64) bool { return x >= 0.90 },
 	}}
+	if id != "P1" {
+		s.notes = append(s.notes, pairedRatios(s.samples))
+		return s, median(direct)
+	}
 	s.notes = append(s.notes,
 		"Producer: franz-go defaults (idempotent, acks=all, snappy preferred, which random values defeat; at most 50,000 buffered records, "+
 			"so Produce blocks rather than queueing without bound) except linger 0. MB/s counts values acknowledged within the run's window; "+
@@ -96,7 +107,7 @@ func runProduce(b *bench) section {
 			"serves all 6 partitions rather than running once per kfake broker. A meshka cluster spreads leadership over its nodes.",
 		pairedRatios(s.samples),
 	)
-	return s
+	return s, median(direct)
 }
 
 // collectGarbage frees what the previous run left before the next one
@@ -109,12 +120,12 @@ func collectGarbage() {
 	debug.FreeOSMemory()
 }
 
-// produceOnce runs one side of one P1 round.
-func produceOnce(b *bench, up *upstream, pl *payload, side string, round int, dur time.Duration) sample {
+// produceOnce runs one side of one P1 (or C1) round.
+func produceOnce(b *bench, up *upstream, pl *payload, id, side string, round int, dur time.Duration) sample {
 	x := sample{round: round, side: side}
 	// Deleting after the node and client are gone keeps the delete out of
 	// the byte count and frees the topic's memory for the next run.
-	topic, drop, err := produceTopic(b, up, "P1", round, side)
+	topic, drop, err := produceTopic(b, up, id, round, side)
 	if err != nil {
 		x.err = err.Error()
 		return x
@@ -122,20 +133,12 @@ func produceOnce(b *bench, up *upstream, pl *payload, side string, round int, du
 	defer drop()
 
 	before := up.Sent()
-	seeds := up.addrs()
-	if side == "meshka" {
-		n, err := up.startNode(nil)
-		if err != nil {
-			x.err = "start meshka: " + err.Error()
-			return x
-		}
-		defer func() {
-			if err := stopNode(b, n); err != nil {
-				b.progress("P1: meshka shutdown: %v", err)
-			}
-		}()
-		seeds = []string{n.Addr().String()}
+	seeds, stop, err := sideSeeds(b, up, side, nil)
+	if err != nil {
+		x.err = err.Error()
+		return x
 	}
+	defer stop()
 	cl, err := kgo.NewClient(clientOpts(seeds, b.opts.debug, kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(0))...)
 	if err != nil {
 		x.err = err.Error()
