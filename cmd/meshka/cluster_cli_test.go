@@ -454,6 +454,10 @@ func TestClusterFlagErrors(t *testing.T) {
 			`meshka run: --join 127.0.0.1:7946,:7946: cluster.join[1]: must name a host, e.g. "kafka.example.com:9092", got ":7946"` + "\n"},
 		{slices.Concat(dev, []string{"--cluster-bind", "127.0.0.1:0", "--join", "seed:0"}),
 			`meshka dev: --join seed:0: cluster.join[0]: port must be a number between 1 and 65535, got "0"` + "\n"},
+		{slices.Concat(run, []string{"--cluster-bind", "localhost:0"}),
+			`meshka run: --cluster-bind localhost:0: cluster.bind: must be an IP address and port, e.g. "10.0.0.1:7946" (gossip uses addresses, not names), got "localhost:0"` + "\n"},
+		{slices.Concat(dev, []string{"--cluster-bind", "[::]:0"}),
+			"meshka dev: --cluster-bind [::]:0: cluster.bind: listens on all interfaces (::); use 0.0.0.0, or set cluster.advertise_bind to the IP address and port other nodes should dial\n"},
 		// Refused before it binds anything, so the default port is
 		// never tried.
 		{slices.Concat(run, []string{"--cluster-bind", "127.0.0.1"}),
