@@ -7,9 +7,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -23,6 +25,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"gopkg.in/yaml.v3"
 
 	"github.com/meshka/meshka/embedded"
 )
@@ -568,5 +571,110 @@ func TestDevThreeNodes(t *testing.T) {
 	}
 	if got := p.count("meshka node stopped"); got != 3 {
 		t.Fatalf("%d nodes logged stopping, want 3:\n%s", got, p.stderr())
+	}
+}
+
+// The deployment examples use only flags and keys meshka has: the
+// Kubernetes ConfigMap passes config check with the pod's environment,
+// and the StatefulSet's and the systemd unit's command lines parse (a
+// --help after them succeeds only when every flag before it is known).
+func TestDeployExamples(t *testing.T) {
+	bin := meshkaBin(t)
+	ctx := testContext(t)
+
+	f, err := os.Open("../../deploy/kubernetes/meshka.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var config string
+	var args []string
+	kinds := map[string]int{}
+	for dec := yaml.NewDecoder(f); ; {
+		var doc struct {
+			Kind string
+			Data map[string]string
+			Spec struct {
+				Replicas int
+				Template struct {
+					Spec struct {
+						Containers []struct{ Args []string }
+					}
+				}
+			}
+		}
+		if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatalf("deploy/kubernetes/meshka.yaml: %v", err)
+		}
+		kinds[doc.Kind]++
+		switch doc.Kind {
+		case "ConfigMap":
+			config = doc.Data["meshka.yaml"]
+		case "StatefulSet":
+			if doc.Spec.Replicas != 3 || len(doc.Spec.Template.Spec.Containers) != 1 {
+				t.Fatalf("StatefulSet of %d replicas and %d containers, want 3 and 1", doc.Spec.Replicas, len(doc.Spec.Template.Spec.Containers))
+			}
+			args = doc.Spec.Template.Spec.Containers[0].Args
+		}
+	}
+	if kinds["ConfigMap"] != 1 || kinds["Service"] != 2 || kinds["StatefulSet"] != 1 || config == "" {
+		t.Fatalf("deploy/kubernetes/meshka.yaml holds %v and config %q", kinds, config)
+	}
+	path := writeConfig(t, config)
+	cmd := exec.CommandContext(ctx, bin, "config", "check", path)
+	cmd.Env = append(os.Environ(), "POD_NAME=meshka-2", "POD_NAMESPACE=default", "POD_IP=10.1.2.3")
+	if out, err := cmd.CombinedOutput(); err != nil || string(out) != "ok\n" {
+		t.Errorf("config check of the ConfigMap's meshka.yaml: %v\n%s", err, out)
+	}
+	if !slices.Contains(args, "$(POD_INDEX)") {
+		t.Errorf("the StatefulSet's args %q do not pass the pod index", args)
+	}
+	for i, a := range args {
+		args[i] = strings.ReplaceAll(a, "$(POD_INDEX)", "2")
+	}
+	if r := runMeshka(t, ctx, bin, append(args, "--help")...); r.code != 0 {
+		t.Errorf("meshka %s --help: exit %d, stderr %q", strings.Join(args, " "), r.code, r.stderr)
+	}
+
+	unit, err := os.ReadFile("../../deploy/systemd/meshka-cluster.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var execStart string
+	for _, l := range strings.Split(strings.ReplaceAll(string(unit), "\\\n", " "), "\n") {
+		if s, ok := strings.CutPrefix(l, "ExecStart="); ok {
+			execStart = s
+		}
+	}
+	for i := range 3 {
+		env, err := os.ReadFile(fmt.Sprintf("../../deploy/systemd/cluster/node-%d.env", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		vars := map[string]string{}
+		for _, l := range strings.Split(string(env), "\n") {
+			if k, v, ok := strings.Cut(l, "="); ok && !strings.HasPrefix(l, "#") {
+				vars[k] = v
+			}
+		}
+		if vars["MESHKA_NODE_ID"] != strconv.Itoa(i) {
+			t.Errorf("node-%d.env sets MESHKA_NODE_ID=%s", i, vars["MESHKA_NODE_ID"])
+		}
+		line := os.Expand(execStart, func(k string) string {
+			v, ok := vars[k]
+			if !ok {
+				t.Errorf("node-%d.env does not set %s", i, k)
+			}
+			return v
+		})
+		fields := strings.Fields(line)
+		if len(fields) < 2 || fields[0] != "/usr/local/bin/meshka" || fields[1] != "run" {
+			t.Fatalf("ExecStart=%s", execStart)
+		}
+		if r := runMeshka(t, ctx, bin, append(fields[1:], "--help")...); r.code != 0 {
+			t.Errorf("meshka %s --help: exit %d, stderr %q", strings.Join(fields[1:], " "), r.code, r.stderr)
+		}
 	}
 }
