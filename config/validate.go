@@ -30,10 +30,18 @@ func (c *Config) Validate() Errors {
 	}
 
 	v.nonEmpty("cluster.name", c.Cluster.Name)
-	v.hostPort("cluster.bind", c.Cluster.Bind, addrRules{})
+	// memberlist binds and advertises IP addresses only: it binds a name
+	// (or an empty host) on every interface and advertises that as "::",
+	// and it refuses a name to advertise. Of the wildcards, only 0.0.0.0
+	// makes it advertise a private address of the machine.
+	if v.hostPort("cluster.bind", c.Cluster.Bind, addrRules{needIP: true}) && c.Cluster.AdvertiseBind == "" {
+		if what := allInterfaces(c.Cluster.Bind); what != "" && what != "0.0.0.0" {
+			v.add("cluster.bind", "listens on all interfaces (%s); use 0.0.0.0, or set cluster.advertise_bind to the IP address and port other nodes should dial", what)
+		}
+	}
 	remoteOK := c.Cluster.Remote == "" || v.hostPort("cluster.remote", c.Cluster.Remote, addrRules{})
 	if c.Cluster.AdvertiseBind != "" {
-		v.hostPort("cluster.advertise_bind", c.Cluster.AdvertiseBind, addrRules{needHost: true, noZeroPort: true})
+		v.hostPort("cluster.advertise_bind", c.Cluster.AdvertiseBind, addrRules{needHost: true, needIP: true, noZeroPort: true})
 	}
 	if c.Cluster.AdvertiseRemote != "" {
 		v.hostPort("cluster.advertise_remote", c.Cluster.AdvertiseRemote, addrRules{needHost: true, noZeroPort: true})
@@ -190,6 +198,7 @@ func (v *validator) oneOf(path, got string, allowed ...string) {
 
 type addrRules struct {
 	needHost    bool // the address is dialled, not listened on
+	needIP      bool // the host must be an IP address (or empty), not a name
 	emptyPortOK bool // "host:" listens on any free port
 	noZeroPort  bool // port 0 cannot be dialled
 }
@@ -204,6 +213,9 @@ func (v *validator) hostPort(path, addr string, r addrRules) bool {
 	}
 	if r.needHost && host == "" {
 		v.add(path, "must name a host, e.g. \"kafka.example.com:9092\", got %q", addr)
+	}
+	if r.needIP && host != "" && net.ParseIP(host) == nil {
+		v.add(path, "must be an IP address and port, e.g. \"10.0.0.1:7946\" (gossip uses addresses, not names), got %q", addr)
 	}
 	if port == "" {
 		if !r.emptyPortOK {

@@ -109,6 +109,8 @@ var singleDashFlag = regexp.MustCompile(`(^|\s)-[a-z][a-z-]+`)
 func TestHelp(t *testing.T) {
 	bin := meshkaBin(t)
 	ctx := testContext(t)
+	// The cluster's flags, in run and dev alike.
+	clusterFlags := []string{"--node-id N", "--cluster-bind HOST:PORT", "--cluster-remote HOST:PORT", "--join HOST:PORT[,HOST:PORT…]"}
 	tests := []struct {
 		args  []string
 		usage string   // the usage line
@@ -117,11 +119,12 @@ func TestHelp(t *testing.T) {
 		{[]string{"--help"}, "Usage: meshka COMMAND [flags]", nil},
 		{[]string{"-h"}, "Usage: meshka COMMAND [flags]", nil},
 		{[]string{"help"}, "Usage: meshka COMMAND [flags]", nil},
-		{[]string{"dev", "--help"}, "Usage: meshka dev [flags]", []string{"--config FILE", "--listen HOST:PORT", "--advertise HOST:PORT", "--data-dir DIR"}},
-		{[]string{"dev", "-h"}, "Usage: meshka dev [flags]", []string{"--data-dir DIR"}},
-		{[]string{"run", "--help"}, "Usage: meshka run [flags]", []string{"--config FILE", "--listen HOST:PORT", "--advertise HOST:PORT", "--upstream BROKERS"}},
+		{[]string{"dev", "--help"}, "Usage: meshka dev [flags]", append([]string{"--config FILE", "--listen HOST:PORT", "--advertise HOST:PORT", "--data-dir DIR", "--nodes N"}, clusterFlags...)},
+		{[]string{"dev", "-h"}, "Usage: meshka dev [flags]", []string{"--data-dir DIR", "--nodes N"}},
+		{[]string{"run", "--help"}, "Usage: meshka run [flags]", append([]string{"--config FILE", "--listen HOST:PORT", "--advertise HOST:PORT", "--upstream BROKERS"}, clusterFlags...)},
 		{[]string{"run", "--listen", "x", "-h"}, "Usage: meshka run [flags]", []string{"--upstream BROKERS"}},
-		{[]string{"help", "run"}, "Usage: meshka run [flags]", []string{"--upstream BROKERS"}},
+		{[]string{"help", "run"}, "Usage: meshka run [flags]", append([]string{"--upstream BROKERS"}, clusterFlags...)},
+		{[]string{"help", "dev"}, "Usage: meshka dev [flags]", append([]string{"--nodes N"}, clusterFlags...)},
 		{[]string{"config", "--help"}, "Usage: meshka config check FILE", nil},
 		{[]string{"config", "check", "--help"}, "Usage: meshka config check FILE", nil},
 		{[]string{"config", "check", "-h"}, "Usage: meshka config check FILE", nil},
@@ -147,10 +150,14 @@ func TestHelp(t *testing.T) {
 	}
 	// The defaults shown are the built-in ones.
 	r := runMeshka(t, ctx, bin, "dev", "--help")
-	for _, want := range []string{"(default: 127.0.0.1:9092)", "(default: ./.meshka-dev)"} {
+	for _, want := range []string{"(default: 127.0.0.1:9092)", "(default: ./.meshka-dev)", "sets cluster.bind (default: 127.0.0.1:7946)", "sets node.id (default: 0)", "sets dev.nodes (default: 1)"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("meshka dev --help lacks %q:\n%s", want, r.stdout)
 		}
+	}
+	// --nodes is dev's alone.
+	if r := runMeshka(t, ctx, bin, "run", "--help"); strings.Contains(r.stdout, "--nodes") {
+		t.Errorf("meshka run --help lists --nodes:\n%s", r.stdout)
 	}
 }
 
@@ -168,6 +175,8 @@ func TestBadCommandLine(t *testing.T) {
 		{[]string{"dev", "-bogus=1"}, "meshka dev: unknown flag --bogus", "--data-dir DIR"},
 		{[]string{"dev", "--listen"}, "meshka dev: flag --listen needs a value: --listen HOST:PORT", "--data-dir DIR"},
 		{[]string{"run", "extra"}, `meshka run: unexpected argument "extra"`, "Usage: meshka run"},
+		{[]string{"run", "--nodes", "3"}, "meshka run: unknown flag --nodes", "--upstream BROKERS"},
+		{[]string{"dev", "--join"}, "meshka dev: flag --join needs a value: --join HOST:PORT[,HOST:PORT…]", "--nodes N"},
 		{[]string{"config"}, "meshka config: missing subcommand", "Usage: meshka config check FILE"},
 		{[]string{"config", "lint"}, `meshka config: unknown subcommand "lint"`, "Usage: meshka config check FILE"},
 		{[]string{"config", "check"}, "meshka config check: missing FILE", "Usage: meshka config check FILE"},
