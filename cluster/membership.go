@@ -343,11 +343,9 @@ func (d *delegate) MergeRemoteState(buf []byte, join bool)     {}
 func (d *delegate) NotifyJoin(n *memberlist.Node)   { d.m.update(n, true) }
 func (d *delegate) NotifyUpdate(n *memberlist.Node) { d.m.update(n, true) }
 func (d *delegate) NotifyLeave(n *memberlist.Node) {
-	how := "failed"
-	if n.State == memberlist.StateLeft {
-		how = "left"
-	}
-	d.m.log.Info("cluster member "+how, "member", n.Name, "gossip", n.Address())
+	// memberlist v0.7.0 does not set n.State here, so a leave cannot be
+	// told from a failure (hashicorp/memberlist#293).
+	d.m.log.Info("cluster member left or failed", "member", n.Name, "gossip", n.Address())
 	d.m.update(n, false)
 }
 

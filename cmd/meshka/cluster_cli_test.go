@@ -375,7 +375,7 @@ func TestClusterSIGKILLUnderIdempotentProducer(t *testing.T) {
 		after = got
 	}
 	for _, i := range survivors {
-		procs[i].waitFor(ctx, `"msg":"cluster member failed"`)
+		procs[i].waitFor(ctx, `"msg":"cluster member left or failed"`)
 		if !procs[i].logged(`"gossip":"` + hostPort(gossip+victim) + `"`) {
 			t.Errorf("node %d did not log node %d's failure", i, victim)
 		}
