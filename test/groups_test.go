@@ -441,7 +441,7 @@ func waitStable(t *testing.T, ctx context.Context, cl *kgo.Client, group string,
 	return d
 }
 
-// offsetSampler reads a group's committed offsets through meshka over and
+// offsetSampler reads a group's committed offsets over and
 // over while the group works, and records any partition whose offset went
 // backwards between two reads.
 type offsetSampler struct {
@@ -454,8 +454,13 @@ type offsetSampler struct {
 }
 
 func sampleOffsets(t *testing.T, env *testenv.Env, group, topic string) *offsetSampler {
+	return sampleOffsetsOf(t, env.Client(t), group, topic)
+}
+
+// sampleOffsetsOf is sampleOffsets reading through cl: a node, or upstream
+// directly.
+func sampleOffsetsOf(t *testing.T, cl *kgo.Client, group, topic string) *offsetSampler {
 	s := &offsetSampler{stopc: make(chan struct{}), done: make(chan struct{})}
-	cl := env.Client(t)
 	adm := kadm.NewClient(cl)
 	// OffsetFetch v10 answers with topic ids, which kgo maps to names
 	// from its metadata; loading the topic by name first keeps this
