@@ -5,6 +5,7 @@ import (
 	"log"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 )
 
 // levelFloor drops records below a level, for libraries that log chattily.
@@ -28,11 +29,16 @@ func (h levelFloor) WithGroup(g string) slog.Handler {
 // newStdLogger turns memberlist's log lines ("[WARN] memberlist: …") into
 // slog records: warnings and errors at their level, its chatty debug and
 // info lines at debug.
-func newStdLogger(l *slog.Logger) *log.Logger {
-	return log.New(stdWriter{l}, "", 0)
+// Once quiet is set (the node is leaving or crashing), memberlist's
+// complaints about its own closed sockets are only debug records.
+func newStdLogger(l *slog.Logger, quiet *atomic.Bool) *log.Logger {
+	return log.New(stdWriter{l, quiet}, "", 0)
 }
 
-type stdWriter struct{ l *slog.Logger }
+type stdWriter struct {
+	l     *slog.Logger
+	quiet *atomic.Bool
+}
 
 func (w stdWriter) Write(p []byte) (int, error) {
 	line := strings.TrimSpace(string(p))
@@ -43,7 +49,7 @@ func (w stdWriter) Write(p []byte) (int, error) {
 			break
 		}
 	}
-	if level >= slog.LevelWarn {
+	if level >= slog.LevelWarn && !w.quiet.Load() {
 		w.l.Log(context.Background(), level, line)
 	} else {
 		w.l.Debug(line)

@@ -61,10 +61,11 @@ type Membership struct {
 
 	view atomic.Pointer[View]
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	once   sync.Once
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	once     sync.Once
+	stopping atomic.Bool // Leave or Crash has begun
 }
 
 // JoinMembership starts memberlist and joins the seeds. When none
@@ -107,9 +108,8 @@ func JoinMembership(cfg GossipConfig) (*Membership, error) {
 		mc.SuspicionMult = max(1, int(math.Ceil(float64(cfg.SuspicionTimeout)/float64(mc.ProbeInterval))))
 		mc.SuspicionMaxTimeoutMult = 1
 	}
-	mc.Logger = newStdLogger(log)
-
 	m := &Membership{self: self, log: log, members: map[string]Member{}}
+	mc.Logger = newStdLogger(log, &m.stopping)
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	d := &delegate{m: m}
 	mc.Delegate, mc.Events, mc.Alive, mc.Merge = d, d, d, d
@@ -233,6 +233,7 @@ func (m *Membership) Crash() { m.stop(nil) }
 
 func (m *Membership) stop(leave func()) {
 	m.once.Do(func() {
+		m.stopping.Store(true)
 		m.cancel()
 		m.wg.Wait()
 		if leave != nil {

@@ -28,6 +28,9 @@ func handleFindCoordinator(c *conn, kreq kmsg.Request) func() (kmsg.Response, er
 				return kerr.InvalidRequest.Code, -1, "", -1
 			case req.CoordinatorType == 0:
 				n := c.s.deps.Registry.Owner(group.Kind, group.Identity(c.s.deps.UpstreamName, key))
+				if n.ID < 0 {
+					return kerr.CoordinatorNotAvailable.Code, -1, "", -1 // no live node: this one has left
+				}
 				return 0, n.ID, n.Host, n.Port
 			}
 			return 0, self.ID, self.Host, self.Port
