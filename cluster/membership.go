@@ -214,7 +214,7 @@ func (m *Membership) Subscribe(f func(*View)) {
 
 // Leave tells the peers this node is going, waiting at most timeout for
 // the news to spread, and stops gossiping. The peers drop it at once, and
-// so does its own view, first: from then on it places every actor on the
+// then so does its own view: from then on it places every actor on the
 // others, so its Metadata names the new owners and its clients are told
 // NOT_LEADER_OR_FOLLOWER / NOT_COORDINATOR and move, rather than being
 // told it still leads (which sent franz-go back to it until its next
@@ -237,12 +237,16 @@ func (m *Membership) stop(leave func()) {
 		m.cancel()
 		m.wg.Wait()
 		if leave != nil {
+			// The peers first, then this node: a client sent away from here
+			// before the peers had heard would be sent back by them, and
+			// then wait for its next metadata refresh (up to 5 s for
+			// franz-go). Leave returns once the news has gone out.
+			leave()
 			m.mu.Lock()
 			m.leaving = true
 			delete(m.members, m.self.Name)
 			m.publish()
 			m.mu.Unlock()
-			leave()
 		}
 		m.ml.Shutdown()
 	})

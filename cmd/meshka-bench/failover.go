@@ -159,10 +159,12 @@ func failoverOnce(b *bench, up *upstream, how string, round int, suspicion time.
 		}
 	}
 	t0 := time.Now()
-	after := 4 * time.Second
+	// Long enough for the client's MetadataMinAge (5 s) to pass once more
+	// after the change, so a slow move is measured rather than cut off.
+	after := 4*time.Second + 5*time.Second
 	if how == "crash" {
 		nodes[victim].Crash()
-		after += suspicion + 5*time.Second // the client's MetadataMinAge
+		after += suspicion
 	} else {
 		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
 		nodes[victim].Shutdown(sctx)
