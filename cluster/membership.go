@@ -350,7 +350,9 @@ func (d *delegate) NotifyUpdate(n *memberlist.Node) { d.m.update(n, true) }
 func (d *delegate) NotifyLeave(n *memberlist.Node) {
 	// memberlist v0.7.0 does not set n.State here, so a leave cannot be
 	// told from a failure (hashicorp/memberlist#293).
-	d.m.log.Info("cluster member left or failed", "member", n.Name, "gossip", n.Address())
+	if n.Name != d.m.self.Name {
+		d.m.log.Info("cluster member left or failed", "member", n.Name, "gossip", n.Address())
+	}
 	d.m.update(n, false)
 }
 

@@ -222,7 +222,11 @@ func (m *Mesh) placeAgain(v *View) {
 		m.system.Root.Send(pid, &Relinquish{})
 		moved++
 	}
-	if moved > 0 {
+	switch {
+	case moved == 0:
+	case len(v.Members) == 0:
+		m.log.Info("leaving: actors stop here", "actors", moved)
+	default:
 		m.log.Info("actors moved to other nodes", "stopped here", moved, "members", len(v.Members))
 	}
 }
