@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"sync"
 )
 
 // Member is a live meshka node as the membership knows it.
@@ -71,6 +72,8 @@ type View struct {
 	Members []Member
 	// Version grows with every change the membership saw.
 	Version uint64
+
+	ranks sync.Map // a spread set's key → its members ranked (placement.go)
 }
 
 func newView(members []Member, version uint64) *View {

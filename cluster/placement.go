@@ -36,11 +36,23 @@ func place(v *View, kind, identity string, spread Spreader) (Member, bool) {
 	}
 	if spread != nil {
 		if set, index, ok := spread(identity); ok && index >= 0 {
-			ranked := rank(kind+"\x00"+set, v.Members)
+			ranked := v.ranked(kind + "\x00" + set)
 			return ranked[index%len(ranked)], true
 		}
 	}
 	return v.Members[owner(kind+"\x00"+identity, v.Members)], true
+}
+
+// ranked is rank(key, v.Members), computed once per view: every Produce
+// and Fetch asks the owner of each partition it names, and the view
+// changes only when the members do.
+func (v *View) ranked(key string) []Member {
+	if r, ok := v.ranks.Load(key); ok {
+		return r.([]Member)
+	}
+	r := rank(key, v.Members)
+	v.ranks.Store(key, r)
+	return r
 }
 
 // rank orders members by their score for key, highest first.

@@ -147,3 +147,13 @@ func TestViewByID(t *testing.T) {
 		t.Fatalf("view not sorted by node id: %+v", v.Members)
 	}
 }
+
+// The owner of a partition is asked for every partition of every Produce
+// and Fetch.
+func BenchmarkPlacePartition(b *testing.B) {
+	v := newView(members(0, 1, 2), 1)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		place(v, "partition", fmt.Sprintf("t0 %d", i%64), spreadTopic)
+	}
+}

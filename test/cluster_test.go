@@ -569,27 +569,11 @@ func TestClusterGroups(t *testing.T) {
 				if err != nil {
 					t.Fatalf("consumer group: %v", err)
 				}
-				wg.Add(2)
-				go func() {
-					defer wg.Done()
-					for err := range g.Errors() {
-						errMu.Lock()
-						groupErrs = append(groupErrs, fmt.Sprintf("%s: %v", h.name, err))
-						errMu.Unlock()
-					}
-				}()
-				go func() {
-					defer wg.Done()
-					defer g.Close()
-					for consumeCtx.Err() == nil {
-						if err := g.Consume(consumeCtx, []string{topic}, h); err != nil && !errors.Is(err, sarama.ErrClosedConsumerGroup) {
-							errMu.Lock()
-							groupErrs = append(groupErrs, fmt.Sprintf("%s: consume: %v", h.name, err))
-							errMu.Unlock()
-							time.Sleep(100 * time.Millisecond)
-						}
-					}
-				}()
+				runSaramaMember(consumeCtx, &wg, g, h, topic, func(msg string) {
+					errMu.Lock()
+					groupErrs = append(groupErrs, msg)
+					errMu.Unlock()
+				})
 			}
 			return names, func() {
 				cancel()

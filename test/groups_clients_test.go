@@ -105,29 +105,11 @@ func TestSaramaConsumerGroup(t *testing.T) {
 				if err != nil {
 					t.Fatalf("consumer group: %v", err)
 				}
-				wg.Add(2)
-				go func() {
-					defer wg.Done()
-					for err := range g.Errors() {
-						errMu.Lock()
-						groupErrs = append(groupErrs, fmt.Sprintf("%s: %v", h.name, err))
-						errMu.Unlock()
-					}
-				}()
-				go func() {
-					defer wg.Done()
-					defer g.Close()
-					// Consume returns at every rebalance; a member
-					// calls it again until the test stops it.
-					for consumeCtx.Err() == nil {
-						if err := g.Consume(consumeCtx, []string{topic}, h); err != nil && !errors.Is(err, sarama.ErrClosedConsumerGroup) {
-							errMu.Lock()
-							groupErrs = append(groupErrs, fmt.Sprintf("%s: consume: %v", h.name, err))
-							errMu.Unlock()
-							time.Sleep(100 * time.Millisecond)
-						}
-					}
-				}()
+				runSaramaMember(consumeCtx, &wg, g, h, topic, func(msg string) {
+					errMu.Lock()
+					groupErrs = append(groupErrs, msg)
+					errMu.Unlock()
+				})
 			}
 
 			// The second half is written once both members hold
@@ -246,4 +228,27 @@ func TestKafkaGoConsumerGroup(t *testing.T) {
 		t.Errorf("kafka-go reader error: %s", e)
 	}
 	checkCommittedAtEnd(t, ctx, env, group, topic)
+}
+
+// runSaramaMember consumes topic in g as member h until ctx ends, calling
+// Consume again after every rebalance (it returns at each), and reports
+// every error of the group through fail. wg counts its two goroutines.
+func runSaramaMember(ctx context.Context, wg *sync.WaitGroup, g sarama.ConsumerGroup, h *saramaMember, topic string, fail func(string)) {
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for err := range g.Errors() {
+			fail(fmt.Sprintf("%s: %v", h.name, err))
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		defer g.Close()
+		for ctx.Err() == nil {
+			if err := g.Consume(ctx, []string{topic}, h); err != nil && !errors.Is(err, sarama.ErrClosedConsumerGroup) {
+				fail(fmt.Sprintf("%s: consume: %v", h.name, err))
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+	}()
 }

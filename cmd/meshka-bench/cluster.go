@@ -3,10 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/meshka/meshka/config"
 	"github.com/meshka/meshka/node"
@@ -154,60 +151,11 @@ func runClusterFanout(b *bench) section {
 }
 
 func clusterFanoutOnce(b *bench, up *upstream, topic, side string, round int) sample {
-	x := sample{case_: "C3", round: round, side: side}
-	before := up.Sent()
 	readers := 1
-	var nodes []*node.Node
-	var clients []*kgo.Client
-	teardown := func() {
-		closeAll(clients)
-		stopCluster(b, nodes)
-		x.upstream = up.Sent() - before
-	}
 	if side == "meshka" {
-		var err error
 		readers = c3Readers
-		if nodes, err = up.startCluster(clusterNodes, nil); err != nil {
-			x.err = "start meshka: " + err.Error()
-			teardown()
-			return x
-		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	start := time.Now()
-	for i := range readers {
-		seeds := up.addrs()
-		if nodes != nil {
-			seeds = []string{nodes[i%len(nodes)].Addr().String()}
-		}
-		cl, err := kgo.NewClient(clientOpts(seeds, b.opts.debug,
-			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().At(0)}}))...)
-		if err != nil {
-			x.err = "new client: " + err.Error()
-			teardown()
-			return x
-		}
-		clients = append(clients, cl)
-	}
-	got := make([]readResult, readers)
-	var wg sync.WaitGroup
-	for i, cl := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			got[i] = readAll(ctx, cl, c3Records)
-		}()
-	}
-	wg.Wait()
-	x.elapsed = time.Since(start)
-	teardown()
-	for _, g := range got {
-		x.records += g.next
-		x.bytes += g.bytes
-		if g.err != nil && x.err == "" {
-			x.err = g.err.Error()
-		}
-	}
+	x := fanoutOnce(b, up, topic, c3Records, side, readers, round, nil)
+	x.case_ = "C3"
 	return x
 }

@@ -215,7 +215,7 @@ func fanoutOnce(b *bench, up *upstream, topic string, records int64, side string
 	x := sample{case_: fmt.Sprintf("N=%d", n), round: round, side: side}
 	before := up.Sent()
 	seeds := up.addrs()
-	var nd *node.Node
+	var nodes []*node.Node
 	var clients []*kgo.Client
 	// teardown closes the clients, then the node, and only then reads the
 	// byte counter: a response written just as its reader finished is
@@ -223,20 +223,26 @@ func fanoutOnce(b *bench, up *upstream, topic string, records int64, side string
 	// belong to the run too.
 	teardown := func() {
 		closeAll(clients)
-		if nd != nil {
-			if err := stopNode(b, nd); err != nil {
-				b.progress("P3/P4: meshka shutdown: %v", err)
-			}
-		}
+		stopCluster(b, nodes)
 		x.upstream = up.Sent() - before
 	}
 	if side == "meshka" {
+		// One node, or b.meshNodes joined ones with reader i seeded with
+		// node i mod their number (C3).
 		var err error
-		if nd, err = up.startNode(tune); err != nil {
+		if b.meshNodes > 1 {
+			nodes, err = up.startCluster(b.meshNodes, tune)
+		} else {
+			var nd *node.Node
+			if nd, err = up.startNode(tune); err == nil {
+				nodes = []*node.Node{nd}
+			}
+		}
+		if err != nil {
 			x.err = "start meshka: " + err.Error()
+			teardown()
 			return x
 		}
-		seeds = []string{nd.Addr().String()}
 	}
 	// A run that hangs must not take the whole budget: give it what is
 	// left, within bounds, and report it as a failure.
@@ -245,7 +251,10 @@ func fanoutOnce(b *bench, up *upstream, topic string, records int64, side string
 	defer cancel()
 
 	start := time.Now()
-	for range n {
+	for i := range n {
+		if nodes != nil {
+			seeds = []string{nodes[i%len(nodes)].Addr().String()}
+		}
 		cl, err := kgo.NewClient(clientOpts(seeds, b.opts.debug,
 			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().At(0)}}))...)
 		if err != nil {

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/meshka/meshka/embedded"
@@ -510,11 +511,7 @@ func TestDevLocksItsDataDir(t *testing.T) {
 func TestRunDrainsOnSIGTERM(t *testing.T) {
 	bin := meshkaBin(t)
 	ctx := testContext(t)
-	up, err := embedded.Start(embedded.Config{Brokers: 1, Partitions: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(up.Close)
+	up := startUpstream(t, 1, 1)
 	cfg := filepath.Join(t.TempDir(), "meshka.yaml")
 	if err := os.WriteFile(cfg, []byte("log:\n  format: json\nkafka:\n  shutdown_timeout: 3s\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -582,11 +579,7 @@ func holdConns(t *testing.T, addr string, n int) func() {
 // connections close the node serves a real client again.
 func TestSurvivesFileDescriptorExhaustion(t *testing.T) {
 	ctx := testContext(t)
-	up, err := embedded.Start(embedded.Config{Brokers: 1, Partitions: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(up.Close)
+	up := startUpstream(t, 1, 1)
 	cfg := filepath.Join(t.TempDir(), "meshka.yaml")
 	if err := os.WriteFile(cfg, []byte("log:\n  format: json\nkafka:\n  max_connections: 100000\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -607,11 +600,7 @@ func TestSurvivesFileDescriptorExhaustion(t *testing.T) {
 // limit, so connections past it are refused before descriptors run out.
 func TestMaxConnectionsFromFileLimit(t *testing.T) {
 	ctx := testContext(t)
-	up, err := embedded.Start(embedded.Config{Brokers: 1, Partitions: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(up.Close)
+	up := startUpstream(t, 1, 1)
 	p := startLimited(t, 256, "run", "--listen", "127.0.0.1:0", "--cluster-bind", "127.0.0.1:0", "--upstream", strings.Join(up.ListenAddrs(), ","))
 	line := p.waitFor(ctx, "meshka node started")
 	addr := line[strings.Index(line, "listen=")+len("listen="):]
@@ -690,11 +679,7 @@ func produceAndConsume(t *testing.T, ctx context.Context, addr, topic string) {
 func TestKillAndRestartUnderIdempotentProducer(t *testing.T) {
 	ctx := testContext(t)
 	const topic, parts, n = "killed", 3, 30_000
-	up, err := embedded.Start(embedded.Config{Brokers: 3, Partitions: parts})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(up.Close)
+	up := startUpstream(t, 3, parts)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -775,4 +760,16 @@ func TestKillAndRestartUnderIdempotentProducer(t *testing.T) {
 	if code := p.exit(ctx, syscall.SIGTERM); code != 0 {
 		t.Fatalf("restarted meshka exited %d on SIGTERM", code)
 	}
+}
+
+// startUpstream runs an embedded upstream of brokers brokers, whose topics
+// are created with partitions partitions, until the test ends.
+func startUpstream(t *testing.T, brokers int, partitions int32) *kfake.Cluster {
+	t.Helper()
+	up, err := embedded.Start(embedded.Config{Brokers: brokers, Partitions: partitions})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(up.Close)
+	return up
 }

@@ -26,8 +26,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"gopkg.in/yaml.v3"
-
-	"github.com/meshka/meshka/embedded"
 )
 
 // These tests run meshka clusters as operators do: one process per node,
@@ -248,11 +246,7 @@ func TestClusterSIGKILLUnderIdempotentProducer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	const topic, parts, n, victim = "cluster-killed", 12, 100_000, 0
-	up, err := embedded.Start(embedded.Config{Brokers: 3, Partitions: parts})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(up.Close)
+	up := startUpstream(t, 3, parts)
 	direct, err := kgo.NewClient(kgo.SeedBrokers(up.ListenAddrs()...), kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
 	if err != nil {
@@ -482,11 +476,7 @@ func TestClusterFlagErrors(t *testing.T) {
 func TestClusterDuplicateNodeIDRefused(t *testing.T) {
 	bin := meshkaBin(t)
 	ctx := testContext(t)
-	up, err := embedded.Start(embedded.Config{Brokers: 1, Partitions: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(up.Close)
+	up := startUpstream(t, 1, 1)
 	cfg := writeConfig(t, clusterConfig)
 	node := func(id string, join ...string) *process {
 		args := []string{"run", "--config", cfg, "--node-id", id, "--listen", "127.0.0.1:0", "--cluster-bind", "127.0.0.1:0",
