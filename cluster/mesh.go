@@ -20,8 +20,8 @@ type Config struct {
 	// and the advertised Kafka address (the remoting address is filled in).
 	Gossip GossipConfig
 	// Remote is the host:port actor remoting binds (port 0 picks one;
-	// empty: no remoting); AdvertiseRemote what peers dial instead, behind
-	// NAT. No message crosses nodes yet; the mesh API's will.
+	// empty: no remoting, and no message crosses nodes); AdvertiseRemote
+	// what peers dial instead, behind NAT.
 	Remote          string
 	AdvertiseRemote string
 	Kinds           map[string]*actor.Props // actor kinds this node hosts
@@ -81,6 +81,11 @@ func Start(cfg Config) (*Mesh, error) {
 		local: map[key]*actor.PID{}, byPID: map[string]key{}}
 	for name, props := range cfg.Kinds {
 		m.kinds[name] = props.Configure(actor.WithReceiverMiddleware(m.track))
+	}
+	// The router takes messages from other nodes; it runs before remoting
+	// starts so none finds it missing.
+	if _, err := system.Root.SpawnNamed(actor.PropsFromFunc(m.router), routerName); err != nil {
+		return nil, fmt.Errorf("cluster: starting the router: %w", err)
 	}
 	if cfg.Remote != "" {
 		host, port, err := splitHostPort("cluster.remote", cfg.Remote)
