@@ -12,6 +12,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
+	"google.golang.org/grpc"
 )
 
 // Config says how this node joins the mesh.
@@ -31,6 +32,16 @@ type Config struct {
 	Spread map[string]Spreader
 	Logger *slog.Logger
 }
+
+// Remoting's bounds: messages waiting for one peer, messages sent to it
+// in one gRPC message, and the largest gRPC message a node takes (a batch
+// of answers to reads through the mesh, each about 1 MiB of records, or
+// one record batch as large as a topic allows).
+const (
+	remoteQueue      = 16384
+	remoteBatch      = 16
+	remoteMaxMessage = 64 << 20
+)
 
 // Activate is the first message of every activation: the kind and
 // identity it serves. Nothing is delivered to an activation before it.
@@ -92,7 +103,13 @@ func Start(cfg Config) (*Mesh, error) {
 		if err != nil {
 			return nil, err
 		}
-		var opts []remote.ConfigOption
+		opts := []remote.ConfigOption{
+			// Bounds: protoactor queues up to a million messages per
+			// peer by default, in batches of a thousand.
+			remote.WithEndpointWriterQueueSize(remoteQueue),
+			remote.WithEndpointWriterBatchSize(remoteBatch),
+			remote.WithServerOptions(grpc.MaxRecvMsgSize(remoteMaxMessage)),
+		}
 		if cfg.AdvertiseRemote != "" {
 			opts = append(opts, remote.WithAdvertisedHost(cfg.AdvertiseRemote))
 		}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/meshka/meshka/internal/race"
@@ -34,6 +36,10 @@ func (a *answerer) Receive(c actor.Context) {
 		c.Respond(wrapperspb.String(fmt.Sprintf("%d:%s", a.node, m.Value)))
 	case *Relinquish:
 		c.Stop(c.Self())
+	case proto.Message:
+		if c.Sender() != nil {
+			c.Respond(wrapperspb.String("other"))
+		}
 	}
 }
 
@@ -124,7 +130,7 @@ func TestRequestOnOneNode(t *testing.T) {
 	}
 }
 
-func startRemoteMeshOff(t *testing.T) *Mesh {
+func startRemoteMeshOff(t testing.TB) *Mesh {
 	t.Helper()
 	m, err := Start(Config{
 		Gossip: gossipConfig(0, nil),
@@ -136,4 +142,36 @@ func startRemoteMeshOff(t *testing.T) *Mesh {
 	}
 	t.Cleanup(m.Stop)
 	return m
+}
+
+// Whatever a Deliver from another node holds, the router answers it: the
+// actor's reply when it names a kind here and a message that decodes, a
+// refusal otherwise; never a panic, never silence.
+func FuzzRouterDeliver(f *testing.F) {
+	m := startRemoteMeshOff(f)
+	inner, _ := anypb.New(wrapperspb.String("x"))
+	for _, d := range []*Deliver{
+		{Kind: "answer", Identity: "a", Message: inner},
+		{Kind: "nosuchkind", Identity: "a", Message: inner},
+		{Kind: "answer", Identity: "a"},
+		{Kind: "answer", Identity: "a", Message: &anypb.Any{TypeUrl: "type.googleapis.com/google.protobuf.StringValue", Value: []byte{0xff}}},
+		{Kind: "answer", Identity: "a", Message: &anypb.Any{TypeUrl: "nosuch.Type"}},
+	} {
+		b, _ := proto.Marshal(d)
+		f.Add(b)
+	}
+	router := actor.NewPID(m.system.Address(), routerName)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var d Deliver
+		if proto.Unmarshal(data, &d) != nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		r := newReply(m.system, d.Kind, d.Identity)
+		m.system.Root.RequestWithCustomSender(router, &d, r.pid)
+		if _, err := r.Wait(ctx); errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("no answer to %v", &d)
+		}
+	})
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/meshka/meshka/actors/partition"
+	"github.com/meshka/meshka/cluster"
 	"github.com/meshka/meshka/internal/answer"
 	"github.com/meshka/meshka/upstream"
 )
@@ -28,8 +29,8 @@ func handleProduce(c *conn, kreq kmsg.Request) func() (kmsg.Response, error) {
 	req := kreq.(*kmsg.ProduceRequest)
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
 	type wait struct {
-		rp *kmsg.ProduceResponseTopicPartition
-		ch chan upstream.ProduceResult
+		rp    *kmsg.ProduceResponseTopicPartition
+		reply *cluster.Reply
 	}
 	var waits []wait
 	resp.Topics = answer.Each(req.Topics, func(out *kmsg.ProduceResponseTopic, rt *kmsg.ProduceRequestTopic) {
@@ -44,25 +45,24 @@ func handleProduce(c *conn, kreq kmsg.Request) func() (kmsg.Response, error) {
 				op.ErrorCode = kerr.InvalidRecord.Code
 				return
 			}
-			var ch chan upstream.ProduceResult
-			if req.Acks != 0 {
-				ch = make(chan upstream.ProduceResult, 1)
-				waits = append(waits, wait{op, ch})
+			msg := partition.NewProduceRequest(upstream.ProduceArgs{
+				Topic: rt.Topic, Partition: rp.Partition, Version: req.Version,
+				Acks: req.Acks, TimeoutMillis: req.TimeoutMillis,
+				TransactionalID: req.TransactionID, Records: rp.Records,
+			})
+			id := c.s.partitionID(rt.Topic, rp.Partition)
+			var err error
+			if req.Acks == 0 {
+				err = c.s.deps.Mesh.Tell(partition.Kind, id, msg)
+			} else {
+				var r *cluster.Reply
+				if r, err = c.s.deps.Mesh.Ask(partition.Kind, id, msg); err == nil {
+					waits = append(waits, wait{op, r})
+				}
 			}
-			msg := &partition.Produce{
-				Args: upstream.ProduceArgs{
-					Topic: rt.Topic, Partition: rp.Partition, Version: req.Version,
-					Acks: req.Acks, TimeoutMillis: req.TimeoutMillis,
-					TransactionalID: req.TransactionID, Records: rp.Records,
-				},
-				Reply: ch,
-			}
-			if err := c.s.deps.Mesh.Send(partition.Kind, c.s.partitionID(rt.Topic, rp.Partition), msg); err != nil {
+			if err != nil {
 				c.s.log.Warn("produce: partition actor unavailable", "topic", rt.Topic, "partition", rp.Partition, "err", err)
 				op.ErrorCode = kerr.NotLeaderForPartition.Code
-				if ch != nil {
-					waits = waits[:len(waits)-1]
-				}
 			}
 		})
 	})
@@ -70,15 +70,26 @@ func handleProduce(c *conn, kreq kmsg.Request) func() (kmsg.Response, error) {
 		return now(nil, nil)
 	}
 	return func() (kmsg.Response, error) {
+		defer func() {
+			for _, w := range waits {
+				w.reply.Close()
+			}
+		}()
 		// The actor always answers; the bound only guards against a stuck
 		// upstream beyond the client's own timeout.
 		limit := time.NewTimer(time.Duration(req.TimeoutMillis)*time.Millisecond + c.s.cfg.FetchMaxWaitCap + time.Minute)
 		defer limit.Stop()
 		for _, w := range waits {
 			select {
-			case r := <-w.ch:
-				r.Partition = w.rp.Partition
-				*w.rp = r
+			case v := <-w.reply.C():
+				v, err := w.reply.Result(v)
+				if r, ok := v.(*partition.ProduceResponse); ok && err == nil {
+					*w.rp = r.Result(w.rp.Partition)
+				} else {
+					// The actor stopped first (its node gave the
+					// partition away): the client asks the new leader.
+					w.rp.ErrorCode = kerr.NotLeaderForPartition.Code
+				}
 			case <-limit.C:
 				w.rp.ErrorCode = kerr.RequestTimedOut.Code
 			case <-c.ctx.Done():

@@ -24,6 +24,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/meshka/meshka/actors/partition"
+	"github.com/meshka/meshka/cluster"
 	"github.com/meshka/meshka/internal/answer"
 )
 
@@ -44,7 +45,6 @@ type fetchPart struct {
 	out      *kmsg.FetchResponseTopicPartition
 	done     bool // has data or an error; not asked again
 	id       string
-	reply    chan partition.ReadResult
 	batches  [][]byte
 	bytes    int
 	notify   <-chan struct{}
@@ -76,7 +76,6 @@ func (s *Server) fetch(c *conn, req *kmsg.FetchRequest) (kmsg.Response, error) {
 				failedEarly = true
 			} else {
 				p.id = s.partitionID(rt.Topic, rp.Partition)
-				p.reply = make(chan partition.ReadResult, 1)
 			}
 			parts = append(parts, p)
 		})
@@ -204,7 +203,15 @@ func (s *Server) fetchRound(ctx context.Context, parts []*fetchPart, isolation i
 	for _, p := range parts {
 		total += p.bytes
 	}
-	asked := make([]bool, len(parts))
+	asked := make([]*cluster.Reply, len(parts))
+	limits := make([]int32, len(parts))
+	defer func() {
+		for _, r := range asked {
+			if r != nil {
+				r.Close()
+			}
+		}
+	}()
 	for i, p := range parts {
 		if p.done {
 			continue
@@ -222,23 +229,39 @@ func (s *Server) fetchRound(ctx context.Context, parts []*fetchPart, isolation i
 			failed = s.take(ctx, p, r, isolation, maxBytes, version, &total) || failed
 			continue
 		}
-		msg := &partition.Fetch{Offset: p.offset, MaxBytes: max(limit, 1), Isolation: isolation, Reply: p.reply}
-		if err := s.deps.Mesh.Send(partition.Kind, p.id, msg); err != nil {
+		msg := &partition.FetchRequest{Offset: p.offset, MaxBytes: max(limit, 1), Isolation: int32(isolation)}
+		reply, err := s.deps.Mesh.Ask(partition.Kind, p.id, msg)
+		if err != nil {
 			p.out.ErrorCode, p.done = kerr.NotLeaderForPartition.Code, true
 			failed = true
 			continue
 		}
-		asked[i] = true
+		asked[i], limits[i] = reply, max(limit, 1)
 	}
 	for i, p := range parts {
-		if !asked[i] {
+		if asked[i] == nil {
 			continue
 		}
-		var r partition.ReadResult
-		select {
-		case r = <-p.reply:
-		case <-ctx.Done():
+		v, err := asked[i].Wait(ctx)
+		asked[i] = nil
+		if ctx.Err() != nil {
 			return 0, false, ctx.Err()
+		}
+		fr, ok := v.(*partition.FetchResponse)
+		if err != nil || !ok {
+			// The actor stopped before it answered: its node gave the
+			// partition away, and the client asks the new leader.
+			p.out.ErrorCode, p.done = kerr.NotLeaderForPartition.Code, true
+			failed = true
+			continue
+		}
+		r := fr.Read()
+		if r.Status == partition.Served && r.Bytes == 0 {
+			// The actor is up now: read its cache here, which gives the
+			// long poll the channel to wait on.
+			if again, ok := s.deps.Feeds.Read(p.id, p.offset, limits[i], isolation); ok {
+				r = again
+			}
 		}
 		failed = s.take(ctx, p, r, isolation, maxBytes, version, &total) || failed
 	}

@@ -18,7 +18,7 @@ func init() {
 		for _, t := range kresp.(*kmsg.DeleteRecordsResponse).Topics {
 			for _, p := range t.Partitions {
 				if p.ErrorCode == 0 {
-					_ = c.s.deps.Mesh.Send(partition.Kind, c.s.partitionID(t.Topic, p.Partition), &partition.LogStart{Offset: p.LowWatermark})
+					_ = c.s.deps.Mesh.Tell(partition.Kind, c.s.partitionID(t.Topic, p.Partition), &partition.LogStart{Offset: p.LowWatermark})
 				}
 			}
 		}

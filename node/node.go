@@ -230,7 +230,7 @@ func (n *Node) warm(topic string) {
 		if err == nil && len(ts) == 1 && ts[0].Err == 0 {
 			for _, p := range ts[0].Partitions {
 				id := partition.Identity(upstreamName, topic, p.Partition)
-				if err := n.mesh.Send(partition.Kind, id, &partition.Warm{}); err != nil {
+				if err := n.mesh.Tell(partition.Kind, id, &partition.Warm{}); err != nil {
 					n.log.Warn("bootstrap: partition actor unavailable", "topic", topic, "partition", p.Partition, "err", err)
 				}
 			}
@@ -294,3 +294,16 @@ func (n *Node) GossipAddr() string { return n.mesh.Members().Self().Gossip }
 
 // Registry is the node's view of the cluster as Kafka clients see it.
 func (n *Node) Registry() *cluster.Registry { return n.reg }
+
+// PartitionReader reads a partition through the mesh from offset on, from
+// its owner's cache wherever the owner is (see partition.Reader).
+func (n *Node) PartitionReader(topic string, p int32, offset int64, isolation int8) *partition.Reader {
+	return partition.NewReader(n.mesh, n.up, upstreamName, topic, p, offset, isolation)
+}
+
+// Produce sends one record batch through the mesh to the partition's
+// owner, wherever it is, which forwards it upstream in its ordered
+// pipeline, and returns upstream's answer.
+func (n *Node) Produce(ctx context.Context, args upstream.ProduceArgs) (upstream.ProduceResult, error) {
+	return partition.Produce(ctx, n.mesh, upstreamName, args)
+}

@@ -67,6 +67,7 @@ type Actor struct {
 	relinquished bool
 
 	produceState
+	readState
 }
 
 // Receive handles one message; protoactor calls it from one goroutine at a
@@ -78,10 +79,10 @@ func (a *Actor) Receive(c actor.Context) {
 		switch m := c.Message().(type) {
 		case *cluster.Activate:
 			a.init(c, m.Identity)
-		case *Fetch:
-			m.Reply <- ReadResult{Status: Failed, Err: kerr.UnknownTopicOrPartition.Code, HighWatermark: -1, LastStableOffset: -1, LogStartOffset: -1}
-		case *Produce:
-			(&pendingBatch{m: m}).fail(kerr.UnknownTopicOrPartition.Code)
+		case *FetchRequest:
+			respond(c, newFetchResponse(ReadResult{Status: Failed, Err: kerr.UnknownTopicOrPartition.Code, HighWatermark: -1, LastStableOffset: -1, LogStartOffset: -1}))
+		case *ProduceRequest:
+			(&pendingBatch{m: &produceArgs{to: c.Sender(), root: c.ActorSystem().Root}}).fail(kerr.UnknownTopicOrPartition.Code)
 		case *actor.Stopping:
 			a.stop()
 		}
@@ -90,8 +91,15 @@ func (a *Actor) Receive(c actor.Context) {
 	switch m := c.Message().(type) {
 	case *cluster.Activate:
 		a.init(c, m.Identity)
-	case *Produce:
-		a.produce(m)
+	case *ProduceRequest:
+		args := &produceArgs{Args: m.ProduceArgs(a.topic, a.partition), to: c.Sender(), root: a.root}
+		if !m.valid() {
+			// Only another node's mistake gets here: the Kafka edge
+			// checks what it sends.
+			(&pendingBatch{m: args}).fail(kerr.InvalidRequest.Code)
+			break
+		}
+		a.produce(args)
 	case *produceDone:
 		a.produceDone(m)
 	case *produceResume:
@@ -99,8 +107,12 @@ func (a *Actor) Receive(c actor.Context) {
 	case *produceRetryBusy:
 		a.busy = false
 		a.sendNext()
-	case *Fetch:
-		a.fetch(m)
+	case *FetchRequest:
+		a.fetch(c, m)
+	case *readable:
+		a.serveParked(false)
+	case *parkTick:
+		a.serveParked(true)
 	case *LogStart:
 		a.feed.setLogStart(m.Offset)
 	case *Warm:
@@ -138,12 +150,11 @@ func (a *Actor) init(c actor.Context, identity string) {
 	a.scheduleIdle()
 }
 
-// fetch answers a reader that came through the mesh: the first reader of
-// a partition, which activated the actor; later ones read the feed
-// directly (Feeds).
-func (a *Actor) fetch(m *Fetch) {
-	r, _ := a.feed.read(m.Offset, m.MaxBytes, m.Isolation)
-	m.Reply <- r
+// respond answers the request being handled, if it has a sender.
+func respond(c actor.Context, msg any) {
+	if c.Sender() != nil {
+		c.Respond(msg)
+	}
 }
 
 // warm starts streaming a bootstrap partition from its current end.
@@ -199,4 +210,5 @@ func (a *Actor) stop() {
 		a.cancel()
 	}
 	a.failProduce(kerr.NotLeaderForPartition.Code) // the client re-routes
+	a.failParked(kerr.NotLeaderForPartition.Code)
 }

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -33,7 +34,7 @@ type produceState struct {
 }
 
 type pendingBatch struct {
-	m        *Produce
+	m        *produceArgs
 	seq      uint64
 	attempt  int
 	answered atomic.Bool // set by whoever answers the client, once
@@ -45,11 +46,18 @@ func (b *pendingBatch) answer(r upstream.ProduceResult) bool {
 	if !b.answered.CompareAndSwap(false, true) {
 		return false
 	}
-	r.Partition = b.m.Args.Partition
-	if b.m.Reply != nil {
-		b.m.Reply <- r
+	if b.m.to != nil {
+		b.m.root.Send(b.m.to, newProduceResponse(r))
 	}
 	return true
+}
+
+// produceArgs is an accepted ProduceRequest: what goes upstream, and
+// where its answer goes (nowhere for acks 0).
+type produceArgs struct {
+	Args upstream.ProduceArgs
+	to   *actor.PID
+	root *actor.RootContext
 }
 
 // fail answers the client with an error code.
@@ -77,7 +85,7 @@ type produceRetryBusy struct{}
 
 const pipeBusyWait = time.Millisecond
 
-func (a *Actor) produce(m *Produce) {
+func (a *Actor) produce(m *produceArgs) {
 	a.seq++
 	b := &pendingBatch{m: m, seq: a.seq}
 	if len(a.queue)+len(a.sent) >= a.cfg.MaxQueue {

@@ -103,7 +103,13 @@ func produceArgs(records []byte) upstream.ProduceArgs {
 // does, and returns where its answer comes.
 func (e *produceEnv) produce(values ...string) <-chan upstream.ProduceResult {
 	ch := make(chan upstream.ProduceResult, 1)
-	e.root.Send(e.pid, &partition.Produce{Args: produceArgs(batchOf(values...)), Reply: ch})
+	f := e.root.RequestFuture(e.pid, partition.NewProduceRequest(produceArgs(batchOf(values...))), time.Minute)
+	go func() {
+		v, err := f.Result()
+		if r, ok := v.(*partition.ProduceResponse); ok && err == nil {
+			ch <- r.Result(0)
+		}
+	}()
 	return ch
 }
 

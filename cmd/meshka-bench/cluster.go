@@ -18,9 +18,9 @@ const (
 )
 
 // startCluster starts n meshka nodes in front of u, joined in one cluster,
-// and waits until every node lists n brokers. Remoting is off, as for any
-// nodes sharing a process (docs/ARCHITECTURE.md), and no message crosses
-// nodes anyway: Kafka clients go to the node that owns their partition.
+// and waits until every node lists n brokers. Remoting is off unless tune
+// turns it on (C4): Kafka clients go to the node that owns their
+// partition, so none of their requests crosses nodes.
 func (u *upstream) startCluster(n int, tune func(*config.Config)) ([]*node.Node, error) {
 	var nodes []*node.Node
 	for i := range n {
@@ -67,7 +67,7 @@ func stopCluster(b *bench, nodes []*node.Node) {
 	}
 }
 
-// runCluster is C1-C4: P1's producer, P2's paced producer and P3's many
+// runCluster is C1-C3: P1's producer, P2's paced producer and P3's many
 // readers, each straight to upstream and through three meshka nodes.
 func runCluster(b *bench) section {
 	b.meshNodes = clusterNodes
@@ -99,9 +99,7 @@ func runCluster(b *bench) section {
 		fmt.Sprintf("The %d nodes run in this process, in front of the same 3-broker kfake, joined in one cluster; the producer is seeded with "+
 			"all three. Each node leads a third of the partitions (a topic's partitions are spread evenly), so the producer's per-broker "+
 			"machinery runs once per node, as it does once per kfake broker directly. Three nodes, the producer and kfake share 2 cores.", clusterNodes),
-		"C4 (a reader on a node that does not own its partition, through the mesh: MB/s ÷ a reader on the owner) is not measured: "+
-			"no message crosses nodes yet, since Kafka clients are sent to the owner (NOT_LEADER_OR_FOLLOWER elsewhere). It comes with the "+
-			"mesh API's subscriptions from any node.")
+	)
 	return s
 }
 

@@ -138,11 +138,13 @@ func startNodes(cfg config.Config, dev bool, log *slog.Logger) ([]*node.Node, er
 				c.Node.Advertise = portPlus(cfg.Node.Advertise, i)
 			}
 			c.Cluster.Bind = portPlus(cfg.Cluster.Bind, i)
-			// No remoting between nodes of one process: protoactor's
-			// remote.Start sets grpc's process-wide logger, a data race
-			// with the remote of a node already serving; and no message
-			// crosses nodes yet.
-			c.Cluster.Remote = ""
+			// Remoting on port + i (port 0 picks one). Several nodes' remoting
+			// in one process trips the race detector (internal/race), not
+			// this binary: each remote.Start sets gRPC's process-wide
+			// logger to an equal discarding one.
+			if cfg.Cluster.Remote != "" {
+				c.Cluster.Remote = portPlus(cfg.Cluster.Remote, i)
+			}
 			if i > 0 {
 				c.Cluster.Join = append([]string{nodes[0].GossipAddr()}, cfg.Cluster.Join...)
 			}

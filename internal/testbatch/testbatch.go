@@ -3,6 +3,7 @@
 package testbatch
 
 import (
+	"encoding/binary"
 	"fmt"
 	"hash/crc32"
 
@@ -57,4 +58,26 @@ func Values(values ...string) []kmsg.Record {
 		recs[i].Value = []byte(v)
 	}
 	return recs
+}
+
+// Decode returns the records of an uncompressed batch.
+func Decode(b *kmsg.RecordBatch) ([]kmsg.Record, error) {
+	if b.Attributes&0x07 != 0 {
+		return nil, fmt.Errorf("testbatch: compressed batch (codec %d)", b.Attributes&0x07)
+	}
+	buf := b.Records
+	out := make([]kmsg.Record, 0, b.NumRecords)
+	for range b.NumRecords {
+		n, w := binary.Varint(buf)
+		if w <= 0 || n < 0 || int64(len(buf)-w) < n {
+			return out, fmt.Errorf("testbatch: bad record length")
+		}
+		var r kmsg.Record
+		if err := r.ReadFrom(buf[:w+int(n)]); err != nil {
+			return out, err
+		}
+		out = append(out, r)
+		buf = buf[w+int(n):]
+	}
+	return out, nil
 }

@@ -53,9 +53,8 @@ func StartClusterWith(tb testing.TB, n int, upstreamOpts []kfake.Opt, opts ...Op
 		cfg.Node.ID = int32(i)
 		cfg.Node.Listen = "127.0.0.1:0"
 		cfg.Cluster.Bind = "127.0.0.1:0"
-		// Off: protoactor's remote.Start sets grpc's process-wide logger,
-		// a data race with another node's remote serving in this process;
-		// no message crosses nodes yet.
+		// Off unless an option turns it on: protoactor's remoting races
+		// with itself between nodes in one process (see internal/race).
 		cfg.Cluster.Remote = ""
 		cfg.Cluster.ProbeInterval = config.Duration(100 * time.Millisecond)
 		cfg.Cluster.SuspicionTimeout = config.Duration(time.Second)

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/meshka/meshka/actors/partition"
+	"github.com/meshka/meshka/config"
+	"github.com/meshka/meshka/node"
+)
+
+const (
+	// c4Records 1 KiB records in one partition, within one partition
+	// cache (64 MiB by default), so every read is served by the owner's
+	// cache; each sample reads the partition c4Passes times.
+	c4Records = 32 << 10
+	c4Passes  = 4
+)
+
+// runMeshRead is C4: the same partition reader (partition.Reader, the path
+// of readers that are not Kafka clients) on the partition's owner, where
+// its reads reach the actor as pointers, and on the other node, where they
+// cross nodes over actor remoting, as protobuf.
+func runMeshRead(b *bench) section {
+	s := section{}
+	up, topic, err := preloadedUpstream(b, "C4", "bench-c4", c4Records)
+	if err != nil {
+		b.failed = true
+		s.notes = append(s.notes, "C4 FAILED: "+err.Error())
+		return s
+	}
+	defer up.close()
+	nodes, err := up.startCluster(2, func(c *config.Config) { c.Cluster.Remote = "127.0.0.1:0" })
+	defer stopCluster(b, nodes)
+	if err != nil {
+		b.failed = true
+		s.notes = append(s.notes, "C4 FAILED: "+err.Error())
+		return s
+	}
+	owner := int(nodes[0].Registry().Owner(partition.Kind, partition.Identity("default", topic, 0)).ID)
+	other := 1 - owner
+	// The first pass fills the owner's cache from upstream.
+	if _, err := meshReadOnce(nodes[owner], topic, 1); err != nil {
+		b.failed = true
+		s.notes = append(s.notes, "C4 FAILED: filling the cache: "+err.Error())
+		return s
+	}
+	var onOwner, onOther []float64
+	for r := 1; r <= b.opts.rounds; r++ {
+		for _, side := range []string{"direct", "meshka"} {
+			collectGarbage()
+			n := nodes[owner]
+			if side == "meshka" {
+				n = nodes[other]
+			}
+			x, err := meshReadOnce(n, topic, c4Passes)
+			x.round, x.side, x.case_ = r, side, "C4"
+			if err != nil {
+				x.err = err.Error()
+				b.failed = true
+				s.notes = append(s.notes, fmt.Sprintf("FAILED: C4 round %d %s: %s", r, side, err))
+			}
+			s.samples = append(s.samples, x)
+			if err != nil {
+				continue
+			}
+			b.progress("C4 round %d/%d %-6s %7.1f MB/s", r, b.opts.rounds, map[string]string{"direct": "owner", "meshka": "other"}[side], x.mbps())
+			if side == "direct" {
+				onOwner = append(onOwner, x.mbps())
+			} else {
+				onOther = append(onOther, x.mbps())
+			}
+		}
+	}
+	s.rows = []row{{
+		id:   "C4",
+		what: fmt.Sprintf("MB/s of a reader of one partition (%d MiB, in the owner's cache) on the node that does not own it, through the mesh, vs the same reader on the owner", c4Records>>10),
+		unit: "MB/s", direct: onOwner, meshka: onOther,
+		target: "≥ 0.8", check: func(x float64) bool { return x >= 0.8 },
+	}}
+	s.notes = append(s.notes, fmt.Sprintf("C4: two meshka nodes in this process with actor remoting on (loopback gRPC), in front of one kfake; "+
+		"the reader is partition.Reader, one read of up to %d KiB out at a time, each answered from the owner's cache; a sample reads the "+
+		"whole partition %d times. On the owner a read reaches the actor as a pointer; on the other node it crosses as protobuf "+
+		"over remoting and the answer's record batches are copied into one gRPC message. The \"direct\" column is the reader on the owner.",
+		partition.MaxRemoteRead>>10, c4Passes))
+	return s
+}
+
+// meshReadOnce reads the partition from offset 0 to its end passes times
+// through n's partition reader and reports the bytes read and the time.
+func meshReadOnce(n *node.Node, topic string, passes int) (sample, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var x sample
+	start := time.Now()
+	for range passes {
+		r := n.PartitionReader(topic, 0, 0, partition.ReadUncommitted)
+		for r.Offset() < c4Records {
+			bufs, err := r.Read(ctx, partition.MaxRemoteRead, time.Second)
+			if err != nil {
+				return x, fmt.Errorf("at offset %d: %w", r.Offset(), err)
+			}
+			for _, b := range bufs {
+				x.bytes += int64(len(b))
+			}
+		}
+		x.records += c4Records
+	}
+	x.elapsed = time.Since(start)
+	return x, nil
+}
