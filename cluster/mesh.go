@@ -13,6 +13,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 )
 
 // Config says how this node joins the mesh.
@@ -41,6 +42,7 @@ const (
 	remoteQueue      = 16384
 	remoteBatch      = 16
 	remoteMaxMessage = 64 << 20
+	remoteWindow     = 8 << 20
 )
 
 // Activate is the first message of every activation: the kind and
@@ -108,7 +110,10 @@ func Start(cfg Config) (*Mesh, error) {
 			// peer by default, in batches of a thousand.
 			remote.WithEndpointWriterQueueSize(remoteQueue),
 			remote.WithEndpointWriterBatchSize(remoteBatch),
-			remote.WithServerOptions(grpc.MaxRecvMsgSize(remoteMaxMessage)),
+			remote.WithServerOptions(grpc.MaxRecvMsgSize(remoteMaxMessage),
+				grpc.InitialWindowSize(remoteWindow), grpc.InitialConnWindowSize(remoteWindow)),
+			remote.WithDialOptions(grpc.WithTransportCredentials(insecure.NewCredentials()),
+				grpc.WithInitialWindowSize(remoteWindow), grpc.WithInitialConnWindowSize(remoteWindow)),
 		}
 		if cfg.AdvertiseRemote != "" {
 			opts = append(opts, remote.WithAdvertisedHost(cfg.AdvertiseRemote))

@@ -21,8 +21,9 @@ const MaxRemoteRead = 1 << 20
 // the whole cluster, by its owner, however many nodes read it. It is the
 // path of readers that are not Kafka clients (a Kafka client reads on the
 // partition's leader, which is the owner). Flow control is the reader's
-// own pace: it has one read out at a time, each for at most MaxRemoteRead
-// bytes, so the owner holds nothing for a reader that does not ask.
+// own pace: it has at most two reads out (see Read), each for at most
+// MaxRemoteRead bytes, and asks again only when its caller reads, so a
+// reader that does not read costs the owner nothing beyond those two.
 //
 // A read the cache cannot answer (older data than it holds) goes straight
 // to upstream from this node, as a Kafka client's would. Not safe for
@@ -36,6 +37,11 @@ type Reader struct {
 	isolation int8
 	offset    int64
 	split     []records.Batch
+
+	ahead      *cluster.Reply // the read asked ahead, for aheadAt
+	aheadAt    int64
+	aheadBytes int32
+	aheadWait  time.Duration
 }
 
 // NewReader reads topic's partition of upstreamName from offset on.
@@ -53,13 +59,24 @@ func (r *Reader) Offset() int64 { return r.offset }
 // with no error means nothing came in time. A Kafka error (a partition
 // gone, its owner moving: NOT_LEADER_OR_FOLLOWER) comes as a *kerr.Error;
 // the reader may read again, which asks the owner of the moment.
+//
+// When a read brings data, the reader asks for what follows at once,
+// before it returns, so the owner's answer crosses the network while the
+// caller handles this one: two reads out at most, the second of them
+// waiting at the owner once the reader has caught up. Close drops it.
 func (r *Reader) Read(ctx context.Context, maxBytes int32, wait time.Duration) ([][]byte, error) {
 	maxBytes = min(max(maxBytes, 1), MaxRemoteRead)
-	req := &FetchRequest{Offset: r.offset, MaxBytes: maxBytes, Isolation: int32(r.isolation), MaxWaitMillis: int32(wait / time.Millisecond)}
+	reply := r.takeAhead(maxBytes, wait)
+	if reply == nil {
+		var err error
+		if reply, err = r.ask(maxBytes, wait); err != nil {
+			return nil, err
+		}
+	}
 	// The owner answers within the wait; past it by much, it is gone.
 	rctx, cancel := context.WithTimeout(ctx, wait+10*time.Second)
 	defer cancel()
-	v, err := r.mesh.Request(rctx, Kind, r.id, req)
+	v, err := reply.Wait(rctx)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -79,7 +96,49 @@ func (r *Reader) Read(ctx context.Context, maxBytes int32, wait time.Duration) (
 		}
 		return r.readUpstream(ctx, maxBytes)
 	}
-	return r.advance(res.Batches)
+	out, err := r.advance(res.Batches)
+	if err == nil && len(out) > 0 {
+		r.ahead, r.aheadAt = r.askQuiet(maxBytes, wait), r.offset
+		r.aheadBytes, r.aheadWait = maxBytes, wait
+	}
+	return out, err
+}
+
+// Close drops the read asked ahead, if any.
+func (r *Reader) Close() {
+	if r.ahead != nil {
+		r.ahead.Close()
+		r.ahead = nil
+	}
+}
+
+// takeAhead is the read asked ahead if it is the one wanted now.
+func (r *Reader) takeAhead(maxBytes int32, wait time.Duration) *cluster.Reply {
+	a := r.ahead
+	r.ahead = nil
+	if a == nil {
+		return nil
+	}
+	if r.aheadAt != r.offset || r.aheadBytes != maxBytes || r.aheadWait != wait {
+		a.Close()
+		return nil
+	}
+	return a
+}
+
+func (r *Reader) ask(maxBytes int32, wait time.Duration) (*cluster.Reply, error) {
+	req := &FetchRequest{Offset: r.offset, MaxBytes: maxBytes, Isolation: int32(r.isolation), MaxWaitMillis: int32(wait / time.Millisecond)}
+	reply, err := r.mesh.Ask(Kind, r.id, req)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w: %w", r.id, kerr.NotLeaderForPartition, err)
+	}
+	return reply, nil
+}
+
+// askQuiet asks ahead; a failure is met again by the next Read.
+func (r *Reader) askQuiet(maxBytes int32, wait time.Duration) *cluster.Reply {
+	reply, _ := r.ask(maxBytes, wait)
+	return reply
 }
 
 // readUpstream reads what the owner's cache does not hold from upstream.
