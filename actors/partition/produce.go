@@ -59,9 +59,6 @@ func (b *pendingBatch) fail(code int16) {
 	b.answer(r)
 }
 
-// produceRetries bounds how often meshka sends one batch again.
-const produceRetries = 3
-
 type produceDone struct {
 	b         *pendingBatch
 	res       upstream.ProduceResult
@@ -153,7 +150,7 @@ func (a *Actor) produceDone(d *produceDone) {
 	case d.err == nil:
 		b.answer(d.res)
 	default:
-		b.fail(failCode(d))
+		b.fail(failCode(d.err))
 		a.log.Warn("produce failed upstream", "err", d.err)
 	}
 	a.maybeResume()
@@ -179,17 +176,6 @@ func (a *Actor) mayRetry(d *produceDone) bool {
 		return a.paused && idempotent
 	}
 	return false
-}
-
-// failCode is the error a client gets for a batch meshka could not send
-// or lost the connection under; both tell the client to retry.
-func failCode(d *produceDone) int16 {
-	switch {
-	case errors.Is(d.err, upstream.ErrNotSent):
-		return kerr.NotLeaderForPartition.Code // refresh metadata, then retry
-	default:
-		return kerr.NetworkException.Code
-	}
 }
 
 // requeue puts b back among the waiting batches in arrival order; every
