@@ -42,12 +42,14 @@ func Props(cfg Config) *actor.Props {
 	if cfg.Notices == nil {
 		cfg.Notices = ratelog.New(cfg.Logger, 10*time.Second)
 	}
-	return actor.PropsFromProducer(func() actor.Actor { return &Actor{cfg: cfg} },
-		actor.WithMailbox(actor.Bounded(4096)))
+	newActor := func() actor.Actor {
+		return &Actor{cfg: cfg, pipe: NewPipeline[*pendingBatch](cfg.MaxQueue, cfg.MaxInFlight)}
+	}
+	return actor.PropsFromProducer(newActor, actor.WithMailbox(actor.Bounded(4096)))
 }
 
-// Actor adapts actor messages to the Log state machine and owns the
-// partition's upstream stream and produce pipeline.
+// Actor adapts actor messages to the Log and Pipeline state machines and
+// owns the partition's upstream stream.
 type Actor struct {
 	cfg       Config
 	topic     string
@@ -62,11 +64,10 @@ type Actor struct {
 	id   string
 	feed *feed
 	idle *time.Timer
-	// relinquished: another node owns the partition now; the actor stops
-	// once its produce pipeline is empty.
-	relinquished bool
+	// pipe is the produce pipeline. Once relinquished (another node owns
+	// the partition now), the actor stops when it says it is empty.
+	pipe *Pipeline[*pendingBatch]
 
-	produceState
 	readState
 }
 
@@ -84,7 +85,7 @@ func (a *Actor) Receive(c actor.Context) {
 		case *ProduceRequest:
 			(&pendingBatch{m: &produceArgs{to: c.Sender(), root: c.ActorSystem().Root}}).fail(kerr.UnknownTopicOrPartition.Code)
 		case *actor.Stopping:
-			a.stop()
+			a.stop(c)
 		}
 		return
 	}
@@ -99,14 +100,13 @@ func (a *Actor) Receive(c actor.Context) {
 			(&pendingBatch{m: args}).fail(kerr.InvalidRequest.Code)
 			break
 		}
-		a.produce(args)
+		a.produce(c, args)
 	case *produceDone:
-		a.produceDone(m)
+		a.produceDone(c, m)
 	case *produceResume:
-		a.produceResume(m)
+		a.carryOut(c, a.pipeline().Resumed(m.err))
 	case *produceRetryBusy:
-		a.busy = false
-		a.sendNext()
+		a.carryOut(c, a.pipeline().BusyOver())
 	case *FetchRequest:
 		a.fetch(c, m)
 	case *readable:
@@ -122,13 +122,9 @@ func (a *Actor) Receive(c actor.Context) {
 	case *idleTick:
 		a.checkIdle()
 	case *cluster.Relinquish:
-		a.relinquished = true
+		a.carryOut(c, a.pipe.Relinquish())
 	case *actor.Stopping:
-		a.stop()
-		return
-	}
-	if a.relinquished && len(a.queue) == 0 && len(a.sent) == 0 {
-		c.Stop(c.Self())
+		a.stop(c)
 	}
 }
 
@@ -195,7 +191,7 @@ func (a *Actor) checkIdle() {
 	a.scheduleIdle()
 }
 
-func (a *Actor) stop() {
+func (a *Actor) stop(c actor.Context) {
 	if a.idle != nil {
 		a.idle.Stop()
 	}
@@ -209,6 +205,6 @@ func (a *Actor) stop() {
 	if a.cancel != nil {
 		a.cancel()
 	}
-	a.failProduce(kerr.NotLeaderForPartition.Code) // the client re-routes
+	a.carryOut(c, a.pipe.Stop()) // the clients re-route
 	a.failParked(kerr.NotLeaderForPartition.Code)
 }
