@@ -166,6 +166,13 @@ func (m *Mesh) Owner(kind, identity string) (Member, bool) {
 	return place(m.members.View(), kind, identity, m.spread[kind])
 }
 
+// Owns says whether this node owns the actor of kind and identity in its
+// current view.
+func (m *Mesh) Owns(kind, identity string) bool {
+	o, ok := m.Owner(kind, identity)
+	return ok && o.Name == m.members.Name()
+}
+
 // PID resolves the actor with this identity, activating it here if this
 // node owns it; ErrNotOwner when another node does.
 func (m *Mesh) PID(kind, identity string) (*actor.PID, error) {

@@ -14,8 +14,7 @@ func init() { register(12, 0, 4, handleHeartbeat) }
 
 func handleHeartbeat(c *conn, kreq kmsg.Request) func() (kmsg.Response, error) {
 	req := kreq.(*kmsg.HeartbeatRequest)
-	ch := make(chan *kmsg.HeartbeatResponse, 1)
-	return groupCall(c, req.Group, &group.Heartbeat{Req: req, Reply: ch}, ch, groupWait, func(code int16) *kmsg.HeartbeatResponse {
+	return groupCall[*group.HeartbeatResponse](c, req, req.Group, group.NewHeartbeat(req), groupWait, func(code int16) *kmsg.HeartbeatResponse {
 		resp := req.ResponseKind().(*kmsg.HeartbeatResponse)
 		resp.ErrorCode = code
 		return resp

@@ -14,8 +14,7 @@ func init() { register(13, 0, 5, handleLeaveGroup) }
 
 func handleLeaveGroup(c *conn, kreq kmsg.Request) func() (kmsg.Response, error) {
 	req := kreq.(*kmsg.LeaveGroupRequest)
-	ch := make(chan *kmsg.LeaveGroupResponse, 1)
-	return groupCall(c, req.Group, &group.Leave{Req: req, Reply: ch}, ch, groupWait, func(code int16) *kmsg.LeaveGroupResponse {
+	return groupCall[*group.LeaveResponse](c, req, req.Group, group.NewLeave(req), groupWait, func(code int16) *kmsg.LeaveGroupResponse {
 		resp := req.ResponseKind().(*kmsg.LeaveGroupResponse)
 		resp.ErrorCode = code
 		return resp

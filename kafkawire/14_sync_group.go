@@ -21,8 +21,7 @@ const syncWait = 30 * time.Minute
 
 func handleSyncGroup(c *conn, kreq kmsg.Request) func() (kmsg.Response, error) {
 	req := kreq.(*kmsg.SyncGroupRequest)
-	ch := make(chan *kmsg.SyncGroupResponse, 1)
-	return groupCall(c, req.Group, &group.Sync{Req: req, Reply: ch}, ch, syncWait, func(code int16) *kmsg.SyncGroupResponse {
+	return groupCall[*group.SyncResponse](c, req, req.Group, group.NewSync(req), syncWait, func(code int16) *kmsg.SyncGroupResponse {
 		resp := req.ResponseKind().(*kmsg.SyncGroupResponse)
 		resp.ErrorCode = code
 		return resp

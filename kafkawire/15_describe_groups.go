@@ -8,6 +8,7 @@ package kafkawire
 // that only has committed offsets.
 
 import (
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/meshka/meshka/actors/group"
@@ -20,18 +21,33 @@ func handleDescribeGroups(c *conn, kreq kmsg.Request) func() (kmsg.Response, err
 	return func() (kmsg.Response, error) {
 		resp := req.ResponseKind().(*kmsg.DescribeGroupsResponse)
 		for _, id := range req.Groups {
-			ch := make(chan kmsg.DescribeGroupsResponseGroup, 1)
-			g, code, err := ask(c, id, &group.Describe{Reply: ch}, ch, groupWait)
+			g, err := c.describeGroup(req, id)
 			if err != nil {
 				return nil, err
-			}
-			if code != 0 {
-				g = kmsg.NewDescribeGroupsResponseGroup()
-				g.ErrorCode = code
 			}
 			g.Group = id
 			resp.Groups = append(resp.Groups, g)
 		}
 		return resp, nil
 	}
+}
+
+// describeGroup asks the group's actor to describe it at req's version.
+func (c *conn) describeGroup(req *kmsg.DescribeGroupsRequest, id string) (kmsg.DescribeGroupsResponseGroup, error) {
+	answer, code, err := ask[*group.DescribeResponse](c, id, &group.DescribeRequest{Version: int32(req.Version)}, groupWait)
+	if err != nil {
+		return kmsg.DescribeGroupsResponseGroup{}, err
+	}
+	if code == 0 {
+		one := req.ResponseKind().(*kmsg.DescribeGroupsResponse)
+		err := group.DecodeResponse(one, answer)
+		if err == nil && len(one.Groups) == 1 {
+			return one.Groups[0], nil
+		}
+		c.s.log.Error("group actor's description does not decode", "group", id, "err", err, "groups", len(one.Groups))
+		code = kerr.CoordinatorNotAvailable.Code
+	}
+	g := kmsg.NewDescribeGroupsResponseGroup()
+	g.ErrorCode = code
+	return g, nil
 }

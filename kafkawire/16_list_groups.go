@@ -32,8 +32,12 @@ func handleListGroups(c *conn, kreq kmsg.Request) func() (kmsg.Response, error) 
 			resp.Groups = append(resp.Groups, g)
 		}
 		for _, id := range c.s.groups.list() {
-			ch := make(chan group.GroupSummary, 1)
-			sum, code, err := ask(c, id, &group.Summary{Reply: ch}, ch, groupWait)
+			if !c.s.coordinates(id) {
+				// Listed by the node that does, as Kafka's brokers each
+				// list their own.
+				continue
+			}
+			sum, code, err := ask[*group.SummaryResponse](c, id, &group.SummaryRequest{}, groupWait)
 			if err != nil {
 				return nil, err
 			}

@@ -22,13 +22,12 @@ func handleDeleteGroups(c *conn, kreq kmsg.Request) func() (kmsg.Response, error
 			r := kmsg.NewDeleteGroupsResponseGroup()
 			r.Group = id
 			_, hadActor := c.s.groups.lookup(id)
-			ch := make(chan int16, 1)
-			code, askCode, err := ask(c, id, &group.Delete{Reply: ch}, ch, groupWait)
+			answer, code, err := ask[*group.DeleteResponse](c, id, &group.DeleteRequest{}, groupWait)
 			if err != nil {
 				return nil, err
 			}
-			if askCode != 0 {
-				code = askCode
+			if code == 0 {
+				code = int16(answer.ErrorCode)
 			}
 			if code == 0 {
 				up := *req

@@ -28,8 +28,7 @@ func handleOffsetDelete(c *conn, kreq kmsg.Request) func() (kmsg.Response, error
 		for _, t := range req.Topics {
 			topics = append(topics, t.Topic)
 		}
-		ch := make(chan map[string]int16, 1)
-		refused, code, err := ask(c, req.Group, &group.CheckOffsetDelete{Topics: topics, Reply: ch}, ch, groupWait)
+		checked, code, err := ask[*group.CheckOffsetDeleteResponse](c, req.Group, &group.CheckOffsetDeleteRequest{Topics: topics}, groupWait)
 		if err != nil {
 			return nil, err
 		}
@@ -37,6 +36,7 @@ func handleOffsetDelete(c *conn, kreq kmsg.Request) func() (kmsg.Response, error
 			resp.ErrorCode = code
 			return resp, nil
 		}
+		refused := checked.ErrorCodes
 		up := *req
 		up.Topics = nil
 		var held []kmsg.OffsetDeleteRequestTopic // refused by the group
@@ -63,7 +63,7 @@ func handleOffsetDelete(c *conn, kreq kmsg.Request) func() (kmsg.Response, error
 		resp.Topics = answer.Each(held, func(rt *kmsg.OffsetDeleteResponseTopic, t *kmsg.OffsetDeleteRequestTopic) {
 			rt.Topic = t.Topic
 			rt.Partitions = answer.Each(t.Partitions, func(rp *kmsg.OffsetDeleteResponseTopicPartition, p *kmsg.OffsetDeleteRequestTopicPartition) {
-				rp.Partition, rp.ErrorCode = p.Partition, refused[t.Topic]
+				rp.Partition, rp.ErrorCode = p.Partition, int16(refused[t.Topic])
 			})
 		})
 		resp.Topics = append(resp.Topics, upResp.Topics...)

@@ -1,6 +1,9 @@
 package kafkawire
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"net"
 	"sort"
 	"sync"
@@ -8,8 +11,10 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/meshka/meshka/actors/group"
+	"github.com/meshka/meshka/cluster"
 )
 
 // groupWait bounds how long a connection waits for a group actor that is
@@ -57,68 +62,115 @@ func (g *groupIDs) list() []string {
 	return out
 }
 
-// sendGroup delivers msg to the group's actor, activating it. It reports a
-// Kafka error code when the actor cannot be reached.
-func (s *Server) sendGroup(id string, msg any) int16 {
-	s.groups.add(id)
-	if err := s.deps.Mesh.Send(group.Kind, group.Identity(s.deps.UpstreamName, id), msg); err != nil {
-		s.log.Warn("group actor unavailable", "group", id, "err", err)
-		return kerr.CoordinatorNotAvailable.Code
-	}
-	return 0
+// coordinates reports whether this node owns the group in its view.
+func (s *Server) coordinates(id string) bool {
+	return s.deps.Registry.Owner(group.Kind, group.Identity(s.deps.UpstreamName, id)).ID == s.deps.Registry.Self().ID
 }
 
-// await waits for an actor's reply, the connection's end, or d.
-func await[T any](c *conn, ch <-chan T, d time.Duration) (v T, ok bool, err error) {
+// askGroup sends msg to the group's actor on whichever node owns it,
+// activating it there, and returns its reply to come; when msg cannot be
+// sent, the Kafka error code to answer instead.
+func (s *Server) askGroup(id string, msg proto.Message) (*cluster.Reply, int16) {
+	s.groups.add(id)
+	identity := group.Identity(s.deps.UpstreamName, id)
+	if !s.deps.Mesh.Owns(group.Kind, identity) {
+		// A Kafka client asks the coordinator Metadata names; one that
+		// asks another node has stale metadata and is told so, never
+		// forwarded, so it finds the coordinator again.
+		return nil, kerr.NotCoordinator.Code
+	}
+	r, err := s.deps.Mesh.Ask(group.Kind, identity, msg)
+	if err != nil {
+		s.log.Warn("group actor unavailable", "group", id, "err", err)
+		return nil, groupCode(err)
+	}
+	return r, 0
+}
+
+// groupCode is the Kafka error code for a group actor that did not
+// answer: NOT_COORDINATOR when the owner in this node's view has none, or
+// refused since it does not own the group in its own view (the client
+// finds the coordinator again once the views agree), else
+// COORDINATOR_NOT_AVAILABLE (the owner cannot be reached, the actor
+// stopped before it answered, or it took too long).
+func groupCode(err error) int16 {
+	if errors.Is(err, cluster.ErrNotOwner) {
+		return kerr.NotCoordinator.Code
+	}
+	return kerr.CoordinatorNotAvailable.Code
+}
+
+// awaitGroup waits for the answer to r, of type A, up to d or until the
+// connection ends (then the error), and closes r. Without an answer,
+// code is the Kafka error code that stands for it.
+func awaitGroup[A proto.Message](c *conn, id string, r *cluster.Reply, d time.Duration) (answer A, code int16, err error) {
+	defer r.Close()
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
-	case v = <-ch:
-		return v, true, nil
+	case v := <-r.C():
+		v, err := r.Result(v)
+		if err != nil {
+			c.s.log.Warn("group actor did not answer", "group", id, "err", err)
+			return answer, groupCode(err), nil
+		}
+		a, ok := v.(A)
+		if !ok {
+			c.s.log.Error("group actor answered with the wrong message", "group", id, "answer", fmt.Sprintf("%T", v), "want", fmt.Sprintf("%T", answer))
+			return answer, kerr.CoordinatorNotAvailable.Code, nil
+		}
+		return a, 0, nil
 	case <-t.C:
-		return v, false, nil
+		return answer, kerr.CoordinatorNotAvailable.Code, nil
 	case <-c.ctx.Done():
-		return v, false, c.ctx.Err()
+		return answer, 0, c.ctx.Err()
 	}
 }
 
-// groupCall sends msg to the group's actor now, on the read goroutine, so
-// one connection's group requests reach the actor in the order they came,
-// and returns the handler's finish: the actor's reply on ch, waited for up
-// to d. When the actor cannot be reached, or does not reply in time
-// (COORDINATOR_NOT_AVAILABLE), refuse builds the answer for that code.
-func groupCall[R kmsg.Response](c *conn, id string, msg any, ch <-chan R, d time.Duration, refuse func(code int16) R) func() (kmsg.Response, error) {
-	code := c.s.sendGroup(id, msg)
+// groupCall sends msg, which carries req, to the group's actor now, on
+// the read goroutine, so one connection's group requests reach the actor
+// in the order they came, and returns the handler's finish: the Kafka
+// response in the actor's answer (an A), waited for up to d. When the
+// actor cannot be reached, or does not answer in time, refuse builds the
+// response for the code that stands for the answer.
+func groupCall[A group.KafkaResponse, R kmsg.Response](c *conn, req kmsg.Request, id string, msg proto.Message, d time.Duration, refuse func(code int16) R) func() (kmsg.Response, error) {
+	r, code := c.s.askGroup(id, msg)
+	// The finish is not run when the connection fails first; the reply is
+	// then closed with the connection.
+	var unhook func() bool
+	if r != nil {
+		unhook = context.AfterFunc(c.ctx, r.Close)
+	}
 	return func() (kmsg.Response, error) {
-		if code == 0 {
-			resp, ok, err := await(c, ch, d)
-			switch {
-			case err != nil:
+		if r != nil {
+			unhook()
+			answer, askCode, err := awaitGroup[A](c, id, r, d)
+			if err != nil {
 				return nil, err
-			case ok:
-				return resp, nil
 			}
-			code = kerr.CoordinatorNotAvailable.Code
+			if code = askCode; code == 0 {
+				resp := req.ResponseKind()
+				err := group.DecodeResponse(resp, answer)
+				if err == nil {
+					return resp, nil
+				}
+				c.s.log.Error("group actor's answer does not decode", "group", id, "err", err)
+				code = kerr.CoordinatorNotAvailable.Code
+			}
 		}
 		return refuse(code), nil
 	}
 }
 
-// ask sends msg to a group actor and waits for the reply on ch; a code other
-// than 0 means there is no reply.
-func ask[T any](c *conn, id string, msg any, ch <-chan T, d time.Duration) (T, int16, error) {
-	var zero T
-	if code := c.s.sendGroup(id, msg); code != 0 {
+// ask sends msg to a group actor and waits up to d for its answer, an A;
+// a code other than 0 means there is none.
+func ask[A proto.Message](c *conn, id string, msg proto.Message, d time.Duration) (A, int16, error) {
+	r, code := c.s.askGroup(id, msg)
+	if code != 0 {
+		var zero A
 		return zero, code, nil
 	}
-	v, ok, err := await(c, ch, d)
-	if err != nil {
-		return zero, 0, err
-	}
-	if !ok {
-		return zero, kerr.CoordinatorNotAvailable.Code, nil
-	}
-	return v, 0, nil
+	return awaitGroup[A](c, id, r, d)
 }
 
 // checkCommit asks the group whether a commit from this generation and
@@ -127,12 +179,12 @@ func (c *conn) checkCommit(id string, generation int32, member string, instance 
 	if id == "" {
 		return kerr.InvalidGroupID.Code, nil
 	}
-	ch := make(chan int16, 1)
-	code, askCode, err := ask(c, id, &group.CheckCommit{Generation: generation, MemberID: member, InstanceID: instance, Transactional: transactional, Reply: ch}, ch, groupWait)
-	if askCode != 0 {
-		return askCode, err
+	msg := &group.CheckCommitRequest{Generation: generation, MemberId: member, InstanceId: instance, Transactional: transactional}
+	answer, code, err := ask[*group.CheckCommitResponse](c, id, msg, groupWait)
+	if code != 0 || err != nil {
+		return code, err
 	}
-	return code, err
+	return int16(answer.ErrorCode), nil
 }
 
 // splitHost is the host part of a remote address.

@@ -14,12 +14,23 @@ import (
 // Props builds the actor props for the group kind.
 func Props(cfg Config) *actor.Props {
 	cfg = cfg.withDefaults()
-	return actor.PropsFromProducer(func() actor.Actor { return &Actor{cfg: cfg} },
+	return actor.PropsFromProducer(func() actor.Actor { return &Actor{cfg: cfg, log: cfg.Logger} },
 		actor.WithMailbox(actor.Bounded(4096)))
 }
 
+// undecodableCode answers a request whose bytes do not decode. They came
+// from a meshka node, which had decoded the client's request itself, so
+// the fault is between nodes (a corrupted message, or nodes of meshka
+// versions that encode a Kafka version differently), not the client's:
+// INVALID_REQUEST would make it give up, and COORDINATOR_NOT_AVAILABLE
+// makes it look the coordinator up and ask again, which works once the
+// nodes agree.
+var undecodableCode = kerr.CoordinatorNotAvailable.Code
+
 // Actor adapts actor messages to the Group state machine and keeps the one
-// timer that wakes it at the group's next deadline.
+// timer that wakes it at the group's next deadline. It decodes each
+// request once, on arrival; the group keeps a parked request's sender (a
+// PID, on this node or another) and the reply goes there when it comes.
 type Actor struct {
 	cfg   Config
 	group *Group
@@ -35,7 +46,8 @@ type Actor struct {
 // Receive handles one message; protoactor calls it from one goroutine at a
 // time.
 func (a *Actor) Receive(c actor.Context) {
-	switch m := c.Message().(type) {
+	msg := c.Message()
+	switch m := msg.(type) {
 	case *cluster.Activate:
 		a.init(c, m.Identity)
 		return
@@ -48,31 +60,44 @@ func (a *Actor) Receive(c actor.Context) {
 		c.Stop(c.Self())
 		return
 	}
+	kreq, err := kafkaRequest(msg)
+	if err != nil {
+		a.log.Warn("undecodable group request", "err", err)
+		c.Respond(answerOf(errorResponse(kreq, undecodableCode)))
+		return
+	}
 	if a.group == nil {
-		a.refuse(c.Message())
+		a.refuse(c, msg, kreq)
 		return
 	}
 	before, gen := a.group.State(), a.group.Generation()
 	now := a.cfg.Now()
-	switch m := c.Message().(type) {
-	case *Join:
-		a.deliver(a.group.Join(now, m.Req, m.ClientID, m.ClientHost, m.Reply))
-	case *Sync:
-		a.deliver(a.group.Sync(now, m.Req, m.Reply))
-	case *Heartbeat:
-		a.deliver(a.group.Heartbeat(now, m.Req, m.Reply))
-	case *Leave:
-		a.deliver(a.group.Leave(now, m.Req, m.Reply))
-	case *CheckCommit:
-		trySend(m.Reply, a.group.CheckCommit(now, m.Generation, m.MemberID, m.InstanceID, m.Transactional))
-	case *CheckOffsetDelete:
-		trySend(m.Reply, a.group.CheckOffsetDelete(m.Topics))
-	case *Describe:
-		trySend(m.Reply, a.group.Describe())
-	case *Delete:
-		trySend(m.Reply, a.group.Delete())
-	case *Summary:
-		trySend(m.Reply, a.group.Summary())
+	switch m := msg.(type) {
+	case *JoinRequest:
+		a.deliver(a.group.Join(now, kreq.(*kmsg.JoinGroupRequest), m.ClientId, m.ClientHost, c.Sender()))
+	case *SyncRequest:
+		a.deliver(a.group.Sync(now, kreq.(*kmsg.SyncGroupRequest), c.Sender()))
+	case *HeartbeatRequest:
+		a.deliver(a.group.Heartbeat(now, kreq.(*kmsg.HeartbeatRequest), c.Sender()))
+	case *LeaveRequest:
+		a.deliver(a.group.Leave(now, kreq.(*kmsg.LeaveGroupRequest), c.Sender()))
+	case *CheckCommitRequest:
+		code := a.group.CheckCommit(now, m.Generation, m.MemberId, m.InstanceId, m.Transactional)
+		c.Respond(&CheckCommitResponse{ErrorCode: int32(code)})
+	case *CheckOffsetDeleteRequest:
+		codes := a.group.CheckOffsetDelete(m.Topics)
+		resp := &CheckOffsetDeleteResponse{ErrorCodes: make(map[string]int32, len(codes))}
+		for t, code := range codes {
+			resp.ErrorCodes[t] = int32(code)
+		}
+		c.Respond(resp)
+	case *DescribeRequest:
+		c.Respond(answerOf(describeResponse(kreq.(*kmsg.DescribeGroupsRequest), a.group.Describe())))
+	case *DeleteRequest:
+		c.Respond(&DeleteResponse{ErrorCode: int32(a.group.Delete())})
+	case *SummaryRequest:
+		s := a.group.Summary()
+		c.Respond(&SummaryResponse{Group: s.Group, State: s.State, ProtocolType: s.ProtocolType})
 	case *tick:
 		if m.seq == a.timerSeq {
 			a.timer, a.timerAt = nil, time.Time{}
@@ -120,72 +145,43 @@ func (a *Actor) schedule(now time.Time) {
 	a.timerAt = at
 }
 
-// deliver hands each reply to its channel. Each channel has room for its
-// one reply; a full one means a reply already went there, which must not
-// block the group.
+// deliver sends each reply to the sender of the request it answers,
+// through the root context, which any goroutine may use (stop runs while
+// the actor stops). A send never waits: to a PID on this node it is a
+// mailbox push, or a dead letter when the asker has given up; to another
+// node it is queued for remoting, which drops what it cannot send. So a
+// reply that cannot be delivered never blocks the group.
 func (a *Actor) deliver(replies []Reply) {
 	for _, r := range replies {
-		sent := false
-		switch to := r.To.(type) {
-		case chan<- *kmsg.JoinGroupResponse:
-			sent = trySend(to, r.Resp.(*kmsg.JoinGroupResponse))
-		case chan<- *kmsg.SyncGroupResponse:
-			sent = trySend(to, r.Resp.(*kmsg.SyncGroupResponse))
-		case chan<- *kmsg.HeartbeatResponse:
-			sent = trySend(to, r.Resp.(*kmsg.HeartbeatResponse))
-		case chan<- *kmsg.LeaveGroupResponse:
-			sent = trySend(to, r.Resp.(*kmsg.LeaveGroupResponse))
+		to, _ := r.To.(*actor.PID)
+		msg := answerOf(r.Resp)
+		if to == nil || msg == nil {
+			a.log.Error("group reply not delivered", "to", r.To, "response", kmsg.NameForKey(r.Resp.Key()))
+			continue
 		}
-		if !sent {
-			a.log.Error("group reply not delivered", "to", r.To, "response", r.Resp.Key())
-		}
+		a.root.Send(to, msg)
 	}
 }
 
-func trySend[T any](ch chan<- T, v T) bool {
-	if ch == nil {
-		return false
-	}
-	select {
-	case ch <- v:
-		return true
-	default:
-		return false
-	}
-}
-
-// refuse answers a request that came before the actor knew its group.
-func (a *Actor) refuse(msg any) {
+// refuse answers a request that came before the actor knew its group
+// (kreq is what it carries, decoded).
+func (a *Actor) refuse(c actor.Context, msg any, kreq kmsg.Request) {
 	code := kerr.CoordinatorNotAvailable.Code
 	switch m := msg.(type) {
-	case *Join:
-		trySend(m.Reply, joinError(m.Req, code, m.Req.MemberID))
-	case *Sync:
-		trySend(m.Reply, syncError(m.Req, code))
-	case *Heartbeat:
-		r := m.Req.ResponseKind().(*kmsg.HeartbeatResponse)
-		r.ErrorCode = code
-		trySend(m.Reply, r)
-	case *Leave:
-		r := m.Req.ResponseKind().(*kmsg.LeaveGroupResponse)
-		r.ErrorCode = code
-		trySend(m.Reply, r)
-	case *CheckCommit:
-		trySend(m.Reply, code)
-	case *CheckOffsetDelete:
-		res := make(map[string]int16, len(m.Topics))
+	case *JoinRequest, *SyncRequest, *HeartbeatRequest, *LeaveRequest, *DescribeRequest:
+		c.Respond(answerOf(errorResponse(kreq, code)))
+	case *CheckCommitRequest:
+		c.Respond(&CheckCommitResponse{ErrorCode: int32(code)})
+	case *CheckOffsetDeleteRequest:
+		resp := &CheckOffsetDeleteResponse{ErrorCodes: make(map[string]int32, len(m.Topics))}
 		for _, t := range m.Topics {
-			res[t] = code
+			resp.ErrorCodes[t] = int32(code)
 		}
-		trySend(m.Reply, res)
-	case *Describe:
-		d := kmsg.NewDescribeGroupsResponseGroup()
-		d.ErrorCode = code
-		trySend(m.Reply, d)
-	case *Delete:
-		trySend(m.Reply, code)
-	case *Summary:
-		trySend(m.Reply, GroupSummary{State: Dead.String()})
+		c.Respond(resp)
+	case *DeleteRequest:
+		c.Respond(&DeleteResponse{ErrorCode: int32(code)})
+	case *SummaryRequest:
+		c.Respond(&SummaryResponse{State: Dead.String()})
 	}
 }
 

@@ -2,15 +2,11 @@ package group
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
-	"github.com/meshka/meshka/cluster"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -83,53 +79,27 @@ func (c *fakeClock) Advance(d time.Duration) {
 	}
 }
 
-// TestActorTimerExpiresMember runs the group in a real actor system on a
+// TestActorTimerExpiresMember runs the group actor on a one-node mesh on a
 // fake clock: the actor's own timer does the expiring, when the test moves
 // the clock past a member's session.
 func TestActorTimerExpiresMember(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	clock := newFakeClock()
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quiet }))
-	defer system.Shutdown()
-	cfg := Config{MinSessionTimeout: 10 * time.Millisecond, Logger: quiet, Now: clock.Now, AfterFunc: clock.AfterFunc}
-	pid, err := system.Root.SpawnNamed(Props(cfg), "group-test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The cluster sends this on activation; here the test stands in for it.
-	system.Root.Send(pid, &cluster.Activate{Kind: Kind, Identity: Identity("up", "g")})
+	cfg := Config{MinSessionTimeout: 10 * time.Millisecond, Logger: quiet(), Now: clock.Now, AfterFunc: clock.AfterFunc}
+	a := startActor(t, ctx, cfg, false)
 
-	join := func(client string, session time.Duration) <-chan *kmsg.JoinGroupResponse {
+	join := func(client string, session time.Duration) *pending {
 		req := joinReq(3, "", nil, rangeProto("t1"))
 		req.SessionTimeoutMillis = int32(session / time.Millisecond)
 		req.RebalanceTimeoutMillis = 60_000
-		ch := make(chan *kmsg.JoinGroupResponse, 1)
-		system.Root.Send(pid, &Join{Req: req, ClientID: client, ClientHost: "/127.0.0.1", Reply: ch})
-		return ch
+		return a.askKafka(req, NewJoin(req, client, "/127.0.0.1"))
 	}
-	wait := func(ch <-chan *kmsg.JoinGroupResponse) *kmsg.JoinGroupResponse {
+	wait := func(p *pending) *kmsg.JoinGroupResponse {
 		t.Helper()
-		select {
-		case r := <-ch:
-			return r
-		case <-ctx.Done():
-			t.Fatal("no JoinGroup reply")
-			return nil
-		}
+		return kafkaAnswer[*JoinResponse, *kmsg.JoinGroupResponse](a, p)
 	}
-	state := func() string {
-		ch := make(chan kmsg.DescribeGroupsResponseGroup, 1)
-		system.Root.Send(pid, &Describe{Reply: ch})
-		select {
-		case d := <-ch:
-			return d.State
-		case <-ctx.Done():
-			t.Fatal("no DescribeGroups reply")
-			return ""
-		}
-	}
+	state := func() string { return a.describe(5).State }
 	// waitState asks until the actor is in state want: a tick the clock
 	// fired may still be on its way through the mailbox.
 	waitState := func(want string) {
@@ -142,9 +112,9 @@ func TestActorTimerExpiresMember(t *testing.T) {
 		}
 	}
 
-	a := wait(join("a", 100*time.Millisecond))
-	if a.ErrorCode != 0 || a.Generation != 1 || a.LeaderID != a.MemberID {
-		t.Fatalf("a's join: %+v", a)
+	ra := wait(join("a", 100*time.Millisecond))
+	if ra.ErrorCode != 0 || ra.Generation != 1 || ra.LeaderID != ra.MemberID {
+		t.Fatalf("a's join: %+v", ra)
 	}
 	// b's join waits for a to rejoin; a never does, so only a's session
 	// ending (the actor's timer) lets the rebalance finish.
@@ -157,14 +127,14 @@ func TestActorTimerExpiresMember(t *testing.T) {
 		t.Fatalf("state %s before a's session ended, want PreparingRebalance", s)
 	}
 	select {
-	case r := <-bJoin:
-		t.Fatalf("b's join answered before a's session ended: %+v", r)
+	case v := <-bJoin.reply.C():
+		t.Fatalf("b's join answered before a's session ended: %v", v)
 	default:
 	}
 	clock.Advance(2 * time.Millisecond)
-	b := wait(bJoin)
-	if b.ErrorCode != 0 || b.Generation != 2 || b.LeaderID != b.MemberID || len(b.Members) != 1 {
-		t.Fatalf("b's join after a expired: %+v", b)
+	rb := wait(bJoin)
+	if rb.ErrorCode != 0 || rb.Generation != 2 || rb.LeaderID != rb.MemberID || len(rb.Members) != 1 {
+		t.Fatalf("b's join after a expired: %+v", rb)
 	}
 	// The reply left during the tick; once the actor answers this, it has
 	// also set its timer for b's session.
@@ -182,9 +152,7 @@ func TestActorTimerExpiresMember(t *testing.T) {
 	if s := state(); s != "PreparingRebalance" {
 		t.Fatalf("state %s after d's join, want PreparingRebalance (waiting for c)", s)
 	}
-	if err := system.Root.StopFuture(pid).Wait(); err != nil {
-		t.Fatal(err)
-	}
+	a.stop()
 	if r := wait(parked); r.ErrorCode != codeNotCoordinator {
 		t.Fatalf("parked join at stop: %+v", r)
 	}

@@ -122,7 +122,7 @@ func rangeProto(topics ...string) kmsg.JoinGroupRequestProtocol {
 	return kmsg.JoinGroupRequestProtocol{Name: "range", Metadata: consumerMeta(topics...)}
 }
 
-func proto(name string, topics ...string) kmsg.JoinGroupRequestProtocol {
+func protocol(name string, topics ...string) kmsg.JoinGroupRequestProtocol {
 	return kmsg.JoinGroupRequestProtocol{Name: name, Metadata: consumerMeta(topics...)}
 }
 

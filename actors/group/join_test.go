@@ -210,25 +210,25 @@ func TestInconsistentProtocols(t *testing.T) {
 	if r := only[*kmsg.JoinGroupResponse](t, h.join(noType, "x", "x"), "x"); r.ErrorCode != codeInconsistentProtocol {
 		t.Fatalf("no protocol type: %+v", r)
 	}
-	a := only[*kmsg.JoinGroupResponse](t, h.join(joinReq(3, "", nil, proto("roundrobin"), proto("range")), "a", "a"), "a")
+	a := only[*kmsg.JoinGroupResponse](t, h.join(joinReq(3, "", nil, protocol("roundrobin"), protocol("range")), "a", "a"), "a")
 	if a.ErrorCode != 0 || *a.Protocol != "roundrobin" {
 		t.Fatalf("a alone: %+v", a)
 	}
-	connect := joinReq(3, "", nil, proto("range"))
+	connect := joinReq(3, "", nil, protocol("range"))
 	connect.ProtocolType = "connect"
 	if r := only[*kmsg.JoinGroupResponse](t, h.join(connect, "b", "b"), "b"); r.ErrorCode != codeInconsistentProtocol {
 		t.Fatalf("other protocol type: %+v", r)
 	}
-	if r := only[*kmsg.JoinGroupResponse](t, h.join(joinReq(3, "", nil, proto("sticky")), "b", "b"), "b"); r.ErrorCode != codeInconsistentProtocol {
+	if r := only[*kmsg.JoinGroupResponse](t, h.join(joinReq(3, "", nil, protocol("sticky")), "b", "b"), "b"); r.ErrorCode != codeInconsistentProtocol {
 		t.Fatalf("no common protocol: %+v", r)
 	}
 	if h.g.State() != CompletingRebalance {
 		t.Fatalf("refused joins disturbed the group: %s", h.g.State())
 	}
 	// b and c prefer range, a prefers roundrobin: range wins two votes to one.
-	none(t, h.join(joinReq(3, "", nil, proto("range"), proto("roundrobin")), "b", "b"), "b")
-	none(t, h.join(joinReq(3, "", nil, proto("sticky"), proto("range"), proto("roundrobin")), "c", "c"), "c")
-	out := h.join(joinReq(3, a.MemberID, nil, proto("roundrobin"), proto("range")), "a", "a")
+	none(t, h.join(joinReq(3, "", nil, protocol("range"), protocol("roundrobin")), "b", "b"), "b")
+	none(t, h.join(joinReq(3, "", nil, protocol("sticky"), protocol("range"), protocol("roundrobin")), "c", "c"), "c")
+	out := h.join(joinReq(3, a.MemberID, nil, protocol("roundrobin"), protocol("range")), "a", "a")
 	for _, w := range []string{"a", "b", "c"} {
 		if r := only[*kmsg.JoinGroupResponse](t, out, w); r.ErrorCode != 0 || *r.Protocol != "range" || r.Generation != 2 {
 			t.Fatalf("%s: %+v", w, r)

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"google.golang.org/protobuf/proto"
 )
 
 // Kind is the actor kind group actors are registered under.
@@ -25,71 +26,50 @@ func ParseIdentity(id string) (upstreamName, groupID string, err error) {
 	return id[:i], id[i+1:], nil
 }
 
-// Messages to a group actor. Like partition messages they carry Go channels
-// and are node-local. Every Reply channel must have room for one value: the
-// actor sends exactly one reply to each, never blocking on it, though Join
-// and Sync may be answered much later (when the rebalance or the leader's
-// assignment comes). Requests are decoded at the client's version and kept
-// by the group after they are sent, so the sender must not reuse them.
+// The messages to a group actor are the protobuf ones of group.proto, so
+// that they may cross nodes; on the asking node they are passed as they
+// are. Each is answered with its response message, sent to the request's
+// sender: at once, or, for a JoinRequest and a SyncRequest, when the
+// rebalance or the leader's assignment comes. The edge builds them with
+// the constructors here and reads the Kafka responses back with
+// DecodeResponse.
 
-// Join carries a JoinGroup request.
-type Join struct {
-	Req        *kmsg.JoinGroupRequest
-	ClientID   string
-	ClientHost string
-	Reply      chan<- *kmsg.JoinGroupResponse
+// NewJoin wraps a client's JoinGroup request for the group's actor.
+func NewJoin(req *kmsg.JoinGroupRequest, clientID, clientHost string) *JoinRequest {
+	return &JoinRequest{Version: int32(req.Version), Request: req.AppendTo(nil), ClientId: clientID, ClientHost: clientHost}
 }
 
-// Sync carries a SyncGroup request.
-type Sync struct {
-	Req   *kmsg.SyncGroupRequest
-	Reply chan<- *kmsg.SyncGroupResponse
+// NewSync wraps a client's SyncGroup request for the group's actor.
+func NewSync(req *kmsg.SyncGroupRequest) *SyncRequest {
+	return &SyncRequest{Version: int32(req.Version), Request: req.AppendTo(nil)}
 }
 
-// Heartbeat carries a Heartbeat request.
-type Heartbeat struct {
-	Req   *kmsg.HeartbeatRequest
-	Reply chan<- *kmsg.HeartbeatResponse
+// NewHeartbeat wraps a client's Heartbeat request for the group's actor.
+func NewHeartbeat(req *kmsg.HeartbeatRequest) *HeartbeatRequest {
+	return &HeartbeatRequest{Version: int32(req.Version), Request: req.AppendTo(nil)}
 }
 
-// Leave carries a LeaveGroup request.
-type Leave struct {
-	Req   *kmsg.LeaveGroupRequest
-	Reply chan<- *kmsg.LeaveGroupResponse
+// NewLeave wraps a client's LeaveGroup request for the group's actor.
+func NewLeave(req *kmsg.LeaveGroupRequest) *LeaveRequest {
+	return &LeaveRequest{Version: int32(req.Version), Request: req.AppendTo(nil)}
 }
 
-// CheckCommit asks whether an OffsetCommit or TxnOffsetCommit from this
-// generation and member may be stored upstream. Reply gets a Kafka error
-// code, 0 when it may.
-type CheckCommit struct {
-	Generation    int32
-	MemberID      string
-	InstanceID    *string
-	Transactional bool // a TxnOffsetCommit
-	Reply         chan<- int16
+// KafkaResponse is an answer of a group actor that carries a Kafka
+// response: JoinResponse, SyncResponse, HeartbeatResponse, LeaveResponse
+// and DescribeResponse.
+type KafkaResponse interface {
+	proto.Message
+	GetResponse() []byte
 }
 
-// CheckOffsetDelete asks, per topic, whether the group's committed offsets
-// may be deleted: 0, or the error code to answer for that topic.
-type CheckOffsetDelete struct {
-	Topics []string
-	Reply  chan<- map[string]int16
-}
-
-// Describe asks for the group as DescribeGroups shows it.
-type Describe struct {
-	Reply chan<- kmsg.DescribeGroupsResponseGroup
-}
-
-// Delete asks the group to be deleted for DeleteGroups; Reply gets 0 or the
-// error code.
-type Delete struct {
-	Reply chan<- int16
-}
-
-// Summary asks for the group as ListGroups shows it.
-type Summary struct {
-	Reply chan<- GroupSummary
+// DecodeResponse reads the Kafka response an answer carries into resp,
+// which must be new and at the version of the request it answers (as the
+// request's ResponseKind is).
+func DecodeResponse(resp kmsg.Response, from KafkaResponse) error {
+	if err := resp.ReadFrom(from.GetResponse()); err != nil {
+		return fmt.Errorf("group answer: decoding %s v%d: %w", kmsg.NameForKey(resp.Key()), resp.GetVersion(), err)
+	}
+	return nil
 }
 
 // GroupSummary is one ListGroups entry. State "Dead" means the group does
@@ -98,5 +78,119 @@ type GroupSummary struct {
 	Group, State, ProtocolType string
 }
 
-// tick tells the actor its group's next deadline may have passed.
+// tick tells the actor its group's next deadline may have passed. It
+// never leaves the node: the actor's own timer sends it.
 type tick struct{ seq uint64 }
+
+// kafkaRequest decodes the Kafka request that msg carries, as the group
+// takes it: a *kmsg.JoinGroupRequest, SyncGroupRequest, HeartbeatRequest
+// or LeaveGroupRequest, or, for a DescribeRequest, a
+// *kmsg.DescribeGroupsRequest that only gives its version (the actor
+// describes its own group). It is nil for a message that carries none.
+// When the bytes do not decode, the request returned is an empty one at a
+// version kmsg knows, to build the error answer from.
+func kafkaRequest(msg any) (kmsg.Request, error) {
+	switch m := msg.(type) {
+	case *JoinRequest:
+		return decodeKafka[kmsg.JoinGroupRequest](m.Version, m.Request)
+	case *SyncRequest:
+		return decodeKafka[kmsg.SyncGroupRequest](m.Version, m.Request)
+	case *HeartbeatRequest:
+		return decodeKafka[kmsg.HeartbeatRequest](m.Version, m.Request)
+	case *LeaveRequest:
+		return decodeKafka[kmsg.LeaveGroupRequest](m.Version, m.Request)
+	case *DescribeRequest:
+		return newAt[kmsg.DescribeGroupsRequest](m.Version)
+	}
+	return nil, nil
+}
+
+// kafkaMessage is a kmsg request type, as a pointer.
+type kafkaMessage[T any] interface {
+	*T
+	kmsg.Request
+	Default()
+}
+
+// decodeKafka reads b, a request body of T's key at version.
+func decodeKafka[T any, P kafkaMessage[T]](version int32, b []byte) (kmsg.Request, error) {
+	req, err := newAt[T, P](version)
+	if err != nil {
+		return req, err
+	}
+	if err := req.ReadFrom(b); err != nil {
+		// What was read before the bytes ran out is not the client's.
+		empty, _ := newAt[T, P](version)
+		return empty, fmt.Errorf("group request: decoding %s v%d: %w", kmsg.NameForKey(req.Key()), version, err)
+	}
+	return req, nil
+}
+
+// newAt is a new request of T's key at version. A version outside kmsg's
+// range for the key is refused, not guessed at, since the encoding
+// depends on it; the request is then at the nearest version kmsg knows.
+func newAt[T any, P kafkaMessage[T]](version int32) (P, error) {
+	req := P(new(T))
+	req.Default()
+	top := req.MaxVersion()
+	switch {
+	case version < 0:
+		req.SetVersion(0)
+	case version > int32(top):
+		req.SetVersion(top)
+	default:
+		req.SetVersion(int16(version))
+		return req, nil
+	}
+	return req, fmt.Errorf("group request: %s version %d, want 0 to %d", kmsg.NameForKey(req.Key()), version, top)
+}
+
+// errorResponse answers req, as kafkaRequest decoded it, with code and
+// nothing else.
+func errorResponse(req kmsg.Request, code int16) kmsg.Response {
+	switch req := req.(type) {
+	case *kmsg.JoinGroupRequest:
+		return joinError(req, code, req.MemberID)
+	case *kmsg.SyncGroupRequest:
+		return syncError(req, code)
+	case *kmsg.HeartbeatRequest:
+		resp := req.ResponseKind().(*kmsg.HeartbeatResponse)
+		resp.ErrorCode = code
+		return resp
+	case *kmsg.LeaveGroupRequest:
+		resp := req.ResponseKind().(*kmsg.LeaveGroupResponse)
+		resp.ErrorCode = code
+		return resp
+	case *kmsg.DescribeGroupsRequest:
+		d := kmsg.NewDescribeGroupsResponseGroup()
+		d.ErrorCode = code
+		return describeResponse(req, d)
+	}
+	return nil
+}
+
+// describeResponse is the DescribeGroups response, at req's version, that
+// describes one group.
+func describeResponse(req *kmsg.DescribeGroupsRequest, d kmsg.DescribeGroupsResponseGroup) *kmsg.DescribeGroupsResponse {
+	resp := req.ResponseKind().(*kmsg.DescribeGroupsResponse)
+	resp.Groups = []kmsg.DescribeGroupsResponseGroup{d}
+	return resp
+}
+
+// answerOf wraps a Kafka response the group decided in the message that
+// carries it back; nil for a response no group message answers with.
+func answerOf(resp kmsg.Response) proto.Message {
+	switch resp.(type) {
+	case *kmsg.JoinGroupResponse:
+		return &JoinResponse{Response: resp.AppendTo(nil)}
+	case *kmsg.SyncGroupResponse:
+		return &SyncResponse{Response: resp.AppendTo(nil)}
+	case *kmsg.HeartbeatResponse:
+		return &HeartbeatResponse{Response: resp.AppendTo(nil)}
+	case *kmsg.LeaveGroupResponse:
+		return &LeaveResponse{Response: resp.AppendTo(nil)}
+	case *kmsg.DescribeGroupsResponse:
+		return &DescribeResponse{Response: resp.AppendTo(nil)}
+	}
+	return nil
+}
