@@ -60,6 +60,10 @@ type Membership struct {
 	refused error // why it was refused
 
 	view atomic.Pointer[View]
+	// advert is what this node tells Kafka clients: the view, less this
+	// node once its leave has begun (see Advertised).
+	advert  atomic.Pointer[View]
+	goingAt bool // the leave has begun; m.mu guards it
 
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -199,6 +203,18 @@ func (m *Membership) Name() string { return m.self.Name }
 // View is the current membership; never nil after JoinMembership.
 func (m *Membership) View() *View { return m.view.Load() }
 
+// Advertised is the view Kafka clients are told of: the view itself, but
+// without this node from the moment its leave begins. The actors stay
+// where the view puts them until the peers have the news, so this node
+// goes on serving what it owns while clients that ask it for metadata
+// are sent to the peers, which take over as they hear.
+func (m *Membership) Advertised() *View {
+	if v := m.advert.Load(); v != nil {
+		return v
+	}
+	return m.View()
+}
+
 // Subscribe calls f with every new view, on memberlist's event goroutine,
 // in order; f must not block, nor call the Membership but for View and
 // Name. It is called once at once with the current
@@ -237,10 +253,18 @@ func (m *Membership) stop(leave func()) {
 		m.cancel()
 		m.wg.Wait()
 		if leave != nil {
-			// The peers first, then this node: a client sent away from here
-			// before the peers had heard would be sent back by them, and
-			// then wait for its next metadata refresh (up to 5 s for
-			// franz-go). Leave returns once the news has gone out.
+			// Clients asking for metadata are sent to the peers at once;
+			// the actors here stay until the news has gone out (Leave
+			// returns then), so a client the peers send back here while
+			// they have not heard is served, not refused. A client told
+			// this node leads after all and refused later would wait for
+			// its next metadata refresh (up to 5 s for franz-go): the peers
+			// moving partitions of their own on the news makes clients
+			// refresh while this node still serves.
+			m.mu.Lock()
+			m.goingAt = true
+			m.advertise()
+			m.mu.Unlock()
 			leave()
 			m.mu.Lock()
 			m.leaving = true
@@ -296,9 +320,26 @@ func (m *Membership) publish() {
 	}
 	v := newView(ms, m.version)
 	m.view.Store(v)
+	m.advertise()
 	for _, f := range m.subs {
 		f(v)
 	}
+}
+
+// advertise sets what Advertised returns; m.mu is held.
+func (m *Membership) advertise() {
+	if !m.goingAt {
+		m.advert.Store(nil)
+		return
+	}
+	v := m.View()
+	ms := make([]Member, 0, len(v.Members))
+	for _, mem := range v.Members {
+		if mem.Name != m.self.Name {
+			ms = append(ms, mem)
+		}
+	}
+	m.advert.Store(newView(ms, v.Version))
 }
 
 // admit checks a peer before it becomes a member: the same cluster name,

@@ -166,6 +166,12 @@ func (m *Mesh) Owner(kind, identity string) (Member, bool) {
 	return place(m.members.View(), kind, identity, m.spread[kind])
 }
 
+// AdvertisedOwner is the member Kafka clients are told hosts the actor:
+// the owner in the advertised view (see Membership.Advertised).
+func (m *Mesh) AdvertisedOwner(kind, identity string) (Member, bool) {
+	return place(m.members.Advertised(), kind, identity, m.spread[kind])
+}
+
 // Owns says whether this node owns the actor of kind and identity in its
 // current view.
 func (m *Mesh) Owns(kind, identity string) bool {

@@ -28,7 +28,8 @@ func ParseNode(id int32, advertise string) (Node, error) {
 
 // Registry is the set of meshka nodes that Metadata, FindCoordinator and
 // DescribeCluster name, and which node hosts which actor: both read from
-// the membership's current view, the one the mesh activates actors by.
+// the membership's advertised view, which is the view the mesh activates
+// actors by except while this node leaves (Membership.Advertised).
 // Safe for concurrent use; never blocks.
 type Registry struct {
 	self Node
@@ -49,7 +50,7 @@ func (r *Registry) Nodes() []Node {
 	if r.mesh == nil {
 		return []Node{r.self}
 	}
-	ms := r.mesh.Members().View().Members
+	ms := r.mesh.Members().Advertised().Members
 	out := make([]Node, 0, len(ms))
 	for _, m := range ms {
 		if n, err := m.node(); err == nil {
@@ -75,7 +76,7 @@ func (r *Registry) Owner(kind, identity string) Node {
 	if r.mesh == nil {
 		return r.self
 	}
-	if m, ok := r.mesh.Owner(kind, identity); ok {
+	if m, ok := r.mesh.AdvertisedOwner(kind, identity); ok {
 		if n, err := m.node(); err == nil {
 			return n
 		}

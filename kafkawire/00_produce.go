@@ -107,7 +107,7 @@ func (s *Server) checkPartition(c *conn, topic string, p int32) int16 {
 	if _, err := s.deps.Upstream.Meta().Partition(c.ctx, topic, p); err != nil {
 		return errCode(err)
 	}
-	if s.deps.Registry.Owner(partition.Kind, s.partitionID(topic, p)).ID != s.deps.Registry.Self().ID {
+	if !s.deps.Mesh.Owns(partition.Kind, s.partitionID(topic, p)) {
 		return kerr.NotLeaderForPartition.Code
 	}
 	return 0

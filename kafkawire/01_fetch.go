@@ -186,7 +186,7 @@ func (s *Server) checkFetchPartition(c *conn, topic string, p int32) int16 {
 	if pm, ok := s.deps.Upstream.Meta().CachedPartition(topic, p); !ok || pm.Err != 0 {
 		return s.checkPartition(c, topic, p)
 	}
-	if s.deps.Registry.Owner(partition.Kind, s.partitionID(topic, p)).ID != s.deps.Registry.Self().ID {
+	if !s.deps.Mesh.Owns(partition.Kind, s.partitionID(topic, p)) {
 		return kerr.NotLeaderForPartition.Code
 	}
 	return 0

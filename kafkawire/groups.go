@@ -64,7 +64,7 @@ func (g *groupIDs) list() []string {
 
 // coordinates reports whether this node owns the group in its view.
 func (s *Server) coordinates(id string) bool {
-	return s.deps.Registry.Owner(group.Kind, group.Identity(s.deps.UpstreamName, id)).ID == s.deps.Registry.Self().ID
+	return s.deps.Mesh.Owns(group.Kind, group.Identity(s.deps.UpstreamName, id))
 }
 
 // askGroup sends msg to the group's actor on whichever node owns it,
