@@ -223,3 +223,32 @@ func TestMembershipRestartReplacesTheEarlierStart(t *testing.T) {
 		}
 	}
 }
+
+// While a node leaves, what it advertises to Kafka clients leaves it out
+// at once, and its own view, by which its actors are placed, keeps it
+// until the leave is out; both leave it out afterwards.
+func TestMembershipAdvertisesWithoutALeavingNode(t *testing.T) {
+	a := startGossip(t, 0, nil)
+	b := startGossip(t, 1, []string{a.Self().Gossip})
+	waitMembers(t, a, 0, 1)
+	waitMembers(t, b, 0, 1)
+	if !sameIDs(b.Advertised(), []int32{0, 1}) {
+		t.Fatalf("before leaving, node 1 advertises %v", ids(b.Advertised()))
+	}
+	// The leave's first step, as stop takes it.
+	b.mu.Lock()
+	b.goingAt = true
+	b.advertise()
+	b.mu.Unlock()
+	if !sameIDs(b.Advertised(), []int32{0}) || !sameIDs(b.View(), []int32{0, 1}) {
+		t.Fatalf("leaving, node 1 advertises %v and places by %v; want [0] and [0 1]", ids(b.Advertised()), ids(b.View()))
+	}
+	b.Leave(time.Second)
+	waitMembers(t, a, 0)
+	if !sameIDs(b.Advertised(), []int32{0}) || !sameIDs(b.View(), []int32{0}) {
+		t.Fatalf("after leaving, node 1 advertises %v and places by %v", ids(b.Advertised()), ids(b.View()))
+	}
+	if !sameIDs(a.Advertised(), []int32{0}) {
+		t.Fatalf("node 0 advertises %v", ids(a.Advertised()))
+	}
+}
