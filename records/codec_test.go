@@ -319,10 +319,10 @@ func TestDecodeMemory(t *testing.T) {
 			// Decode over the same elements, several times, with
 			// other data: nothing handed out changes.
 			for range 3 {
-				if dst, err = records.DecodeBatch(second, dst[:0]); err != nil {
+				if dst, err = records.DecodeBatch(first, dst[:0]); err != nil {
 					t.Fatal(err)
 				}
-				if dst, err = records.DecodeBatch(first, dst[:0]); err != nil {
+				if dst, err = records.DecodeBatch(second, dst[:0]); err != nil {
 					t.Fatal(err)
 				}
 			}
