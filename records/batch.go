@@ -1,5 +1,6 @@
 // Package records reads the headers of Kafka record batches without decoding
-// their records, so meshka can cache and forward batches byte for byte.
+// their records, so meshka can cache and forward batches byte for byte, and
+// decodes and encodes the records themselves for the records API.
 package records
 
 import (
