@@ -18,6 +18,7 @@ import (
 	"github.com/meshka/meshka/cluster"
 	"github.com/meshka/meshka/config"
 	"github.com/meshka/meshka/kafkawire"
+	apimesh "github.com/meshka/meshka/mesh"
 	"github.com/meshka/meshka/netguard"
 	"github.com/meshka/meshka/upstream"
 )
@@ -39,6 +40,7 @@ type Node struct {
 	log  *slog.Logger
 	up   *upstream.Client
 	mesh *cluster.Mesh
+	api  *apimesh.Mesh // the records API bindings use
 	reg  *cluster.Registry
 	srv  *kafkawire.Server
 	ln   net.Listener
@@ -137,6 +139,7 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 	}
 	n.mesh = mesh
 	n.reg = cluster.NewRegistry(self, mesh)
+	n.api = apimesh.New(apimesh.Config{Cluster: mesh, Upstream: up, UpstreamName: upstreamName, Logger: log})
 
 	maxConns := cfg.Kafka.MaxConnections
 	if maxConns == 0 {
@@ -258,6 +261,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	err := n.srv.Shutdown(ctx)
 	n.cancel()
 	n.wg.Wait()
+	n.api.Close()
 	n.mesh.Stop()
 	n.up.Close()
 	n.log.Info("meshka node stopped")
@@ -274,6 +278,7 @@ func (n *Node) Crash() {
 	n.srv.Shutdown(ctx)
 	n.cancel()
 	n.wg.Wait()
+	n.api.Close()
 	n.mesh.Stop()
 	n.up.Close()
 }
@@ -307,3 +312,6 @@ func (n *Node) PartitionReader(topic string, p int32, offset int64, isolation in
 func (n *Node) Produce(ctx context.Context, args upstream.ProduceArgs) (upstream.ProduceResult, error) {
 	return partition.Produce(ctx, n.mesh, upstreamName, args)
 }
+
+// Mesh is the node's records API (package mesh), what bindings use.
+func (n *Node) Mesh() *apimesh.Mesh { return n.api }

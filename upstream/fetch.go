@@ -79,12 +79,27 @@ func (c *Client) CachedApiVersions() *kmsg.ApiVersionsResponse {
 
 // LatestOffset is the partition's current end (high watermark) upstream.
 func (c *Client) LatestOffset(ctx context.Context, topic string, partition int32) (int64, error) {
+	return c.OffsetAt(ctx, topic, partition, -1)
+}
+
+// Timestamps OffsetAt takes besides a time: the partition's end and its
+// log start.
+const (
+	OffsetLatest   int64 = -1
+	OffsetEarliest int64 = -2
+)
+
+// OffsetAt is upstream's ListOffsets answer for the partition: the first
+// offset whose timestamp is at least timestamp (milliseconds since the
+// epoch; the end when there is none), or the end (OffsetLatest) or the
+// log start (OffsetEarliest).
+func (c *Client) OffsetAt(ctx context.Context, topic string, partition int32, timestamp int64) (int64, error) {
 	req := kmsg.NewPtrListOffsetsRequest()
 	rt := kmsg.NewListOffsetsRequestTopic()
 	rt.Topic = topic
 	rp := kmsg.NewListOffsetsRequestTopicPartition()
 	rp.Partition = partition
-	rp.Timestamp = -1
+	rp.Timestamp = timestamp
 	rt.Partitions = append(rt.Partitions, rp)
 	req.Topics = append(req.Topics, rt)
 	kresp, err := c.Request(ctx, req)

@@ -1,0 +1,14 @@
+// Package mesh is meshka's API for protocol bindings: what the MQTT and
+// HTTP mappers, and a binding of your own, use to write records to Kafka
+// topics and read them back, on any node of a meshka cluster.
+//
+// The API speaks in records (key, value, headers, timestamp, partition,
+// offset), never in Kafka's record batches. A Producer batches the
+// records it is given per partition, compresses each batch and hands it to
+// the partition's actor on whichever node owns it, which forwards it
+// upstream in its ordered pipeline. A Subscription reads a topic's
+// partitions from the owners' caches: on each node, one reader per
+// partition decodes each batch once for all the node's subscribers of
+// that partition and hands each the records its Filter matches, through
+// a bounded queue.
+package mesh

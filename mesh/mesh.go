@@ -1,0 +1,98 @@
+package mesh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/meshka/meshka/cluster"
+	"github.com/meshka/meshka/upstream"
+)
+
+// ErrClosed is the error of calls on a Mesh that has been closed, and of
+// the subscriptions and producers it ended.
+var ErrClosed = errors.New("mesh: closed")
+
+// Config is what a node gives its Mesh.
+type Config struct {
+	Cluster      *cluster.Mesh
+	Upstream     *upstream.Client
+	UpstreamName string // the upstream's name in actor identities
+	Logger       *slog.Logger
+}
+
+// Mesh is one node's door to the records of the upstream's topics: its
+// producers and subscriptions reach every partition through the mesh,
+// whichever node owns it. Safe for concurrent use.
+type Mesh struct {
+	cluster      *cluster.Mesh
+	up           *upstream.Client
+	upstreamName string
+	log          *slog.Logger
+
+	ctx    context.Context // ends at Close: every goroutine of the Mesh stops
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu     sync.Mutex
+	hubs   map[hubKey]*hub
+	closed bool
+}
+
+// New is a node's Mesh; the node closes it when it stops.
+func New(cfg Config) *Mesh {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Mesh{cluster: cfg.Cluster, up: cfg.Upstream, upstreamName: cfg.UpstreamName, log: log.With("component", "mesh"),
+		ctx: ctx, cancel: cancel, hubs: map[hubKey]*hub{}}
+}
+
+// Close ends every subscription (their Next answers ErrClosed) and
+// producer of the Mesh and waits for their goroutines to stop.
+func (m *Mesh) Close() {
+	m.mu.Lock()
+	m.closed = true
+	m.mu.Unlock()
+	m.cancel()
+	m.wg.Wait()
+}
+
+// go runs f as one of the Mesh's goroutines, stopped by Close.
+func (m *Mesh) goroutine(f func()) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return false
+	}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		f()
+	}()
+	return true
+}
+
+// Partitions is the number of partitions of topic upstream.
+func (m *Mesh) Partitions(ctx context.Context, topic string) (int32, error) {
+	ts, err := m.up.Meta().Topics(ctx, []string{topic}, false)
+	if err != nil {
+		return 0, fmt.Errorf("mesh: topic %q: %w", topic, err)
+	}
+	for _, t := range ts {
+		if t.Name != topic {
+			continue
+		}
+		if t.Err != 0 {
+			return 0, fmt.Errorf("mesh: topic %q: %w", topic, kerr.ErrorForCode(t.Err))
+		}
+		return int32(len(t.Partitions)), nil
+	}
+	return 0, fmt.Errorf("mesh: topic %q: %w", topic, kerr.UnknownTopicOrPartition)
+}

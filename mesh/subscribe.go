@@ -1,0 +1,250 @@
+package mesh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/meshka/meshka/upstream"
+)
+
+// Start says where a subscription starts in each partition.
+type Start struct {
+	at      int64 // upstream.OffsetLatest, OffsetEarliest, or a time (ms)
+	offsets map[int32]int64
+}
+
+// Latest starts at each partition's end: only records produced from now on.
+func Latest() Start { return Start{at: upstream.OffsetLatest} }
+
+// Earliest starts at each partition's log start.
+func Earliest() Start { return Start{at: upstream.OffsetEarliest} }
+
+// AtTime starts at each partition's first record stamped t or later (at
+// its end when there is none).
+func AtTime(t time.Time) Start { return Start{at: max(t.UnixMilli(), 0)} }
+
+// AtOffsets starts each partition at the offset given for it (a binding
+// resuming where it stopped: the offset after the last record it
+// delivered); a partition not in offsets starts at its end.
+func AtOffsets(offsets map[int32]int64) Start {
+	return Start{at: upstream.OffsetLatest, offsets: maps.Clone(offsets)}
+}
+
+// SlowPolicy says what becomes of a subscriber whose queue is full.
+type SlowPolicy int8
+
+const (
+	// Pause: the subscriber goes on alone at its own pace, reading the
+	// owner's cache (or upstream, for what the cache no longer holds)
+	// only as fast as it takes records, and rejoins its partition's
+	// shared reader once it has caught up. It loses nothing, and the
+	// others keep their rate.
+	Pause SlowPolicy = iota
+	// CutOff: the subscription ends; Next answers, once the queued
+	// records are taken, a *SlowError with the offsets to resume from.
+	CutOff
+)
+
+// SubscribeOptions say what a subscription reads.
+type SubscribeOptions struct {
+	Topic      string
+	Partitions []int32 // empty: every partition of the topic
+	Start      Start   // the zero Start is Latest
+	Filter     Filter  // the zero Filter takes every record
+	// Queue bounds the records delivered but not yet taken by Next
+	// (1024 when 0).
+	Queue int
+	Slow  SlowPolicy
+}
+
+// SlowError ends a CutOff subscription whose queue was full.
+type SlowError struct {
+	// Positions is, per partition, the offset after the last record Next
+	// returned (or the start offset): AtOffsets(Positions) resumes
+	// exactly.
+	Positions map[int32]int64
+}
+
+func (e *SlowError) Error() string { return "mesh: subscriber too slow, cut off" }
+
+// Subscription delivers the records of a topic's partitions that its
+// filter matches, in offset order per partition. Next is for one
+// goroutine at a time; Close may be called from any.
+type Subscription struct {
+	m      *Mesh
+	topic  string
+	filter Filter
+	slow   SlowPolicy
+	ch     chan Record
+	parts  []*subPart
+
+	done chan struct{} // closed when the subscription ends
+	once sync.Once
+	err  error // why it ended; set before done is closed
+
+	positions map[int32]int64 // Next's goroutine's
+}
+
+// subPart is a subscription's place in one partition. next is owned by
+// whoever feeds it: the partition's hub, or its own catch-up reader.
+type subPart struct {
+	sub       *Subscription
+	partition int32
+	next      int64 // the next offset to hand over
+}
+
+const defaultQueue = 1024
+
+// Subscribe starts a subscription. The start offsets are resolved before
+// it returns, so records produced after it returns are delivered by a
+// Latest subscription.
+func (m *Mesh) Subscribe(ctx context.Context, o SubscribeOptions) (*Subscription, error) {
+	if o.Topic == "" {
+		return nil, errors.New("mesh: subscribe: no topic")
+	}
+	if o.Queue <= 0 {
+		o.Queue = defaultQueue
+	}
+	if err := o.Filter.Validate(); err != nil {
+		return nil, fmt.Errorf("mesh: subscribe to %q: %w", o.Topic, err)
+	}
+	n, err := m.Partitions(ctx, o.Topic)
+	if err != nil {
+		return nil, err
+	}
+	parts := o.Partitions
+	if len(parts) == 0 {
+		for p := range n {
+			parts = append(parts, p)
+		}
+	}
+	s := &Subscription{m: m, topic: o.Topic, filter: o.Filter, slow: o.Slow, ch: make(chan Record, o.Queue),
+		done: make(chan struct{}), positions: map[int32]int64{}}
+	start := o.Start
+	if start.at == 0 && start.offsets == nil {
+		start = Latest()
+	}
+	for _, p := range slices.Compact(slices.Sorted(slices.Values(parts))) {
+		if p < 0 || p >= n {
+			return nil, fmt.Errorf("mesh: subscribe to %q: no partition %d (the topic has %d)", o.Topic, p, n)
+		}
+		off, ok := start.offsets[p]
+		if !ok {
+			if off, err = m.offsetAt(ctx, o.Topic, p, start.at); err != nil {
+				return nil, err
+			}
+		}
+		s.positions[p] = off
+		s.parts = append(s.parts, &subPart{sub: s, partition: p, next: off})
+	}
+	for _, sp := range s.parts {
+		if !m.attach(hubKey{o.Topic, sp.partition}, sp) {
+			s.end(ErrClosed)
+			break
+		}
+	}
+	return s, nil
+}
+
+// offsetAt resolves a start in one partition.
+func (m *Mesh) offsetAt(ctx context.Context, topic string, p int32, at int64) (int64, error) {
+	off, err := m.up.OffsetAt(ctx, topic, p, at)
+	if err == nil && off < 0 { // no record that late
+		off, err = m.up.OffsetAt(ctx, topic, p, upstream.OffsetLatest)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("mesh: subscribe to %s/%d: %w", topic, p, err)
+	}
+	return off, nil
+}
+
+// Next returns the next record, waiting for one until ctx ends. Once the
+// subscription has ended and its queue is empty, it returns why: ErrClosed
+// after Close, a *SlowError, or the partition's error (the topic deleted,
+// say).
+func (s *Subscription) Next(ctx context.Context) (Record, error) {
+	select {
+	case r := <-s.ch:
+		return s.took(r), nil
+	default:
+	}
+	select {
+	case r := <-s.ch:
+		return s.took(r), nil
+	case <-s.done:
+		select {
+		case r := <-s.ch:
+			return s.took(r), nil
+		default:
+		}
+		var se *SlowError
+		if errors.As(s.err, &se) {
+			return Record{}, &SlowError{Positions: maps.Clone(s.positions)}
+		}
+		return Record{}, s.err
+	case <-ctx.Done():
+		return Record{}, ctx.Err()
+	}
+}
+
+func (s *Subscription) took(r Record) Record {
+	s.positions[r.Partition] = r.Offset + 1
+	return r
+}
+
+// Positions is, per partition, the offset after the last record Next
+// returned (the start offset before the first); for Next's goroutine.
+func (s *Subscription) Positions() map[int32]int64 { return maps.Clone(s.positions) }
+
+// Close ends the subscription; Next answers ErrClosed once the queue is
+// empty.
+func (s *Subscription) Close() { s.end(ErrClosed) }
+
+// end ends the subscription with err, once, and lets its partitions'
+// hubs go.
+func (s *Subscription) end(err error) {
+	s.once.Do(func() {
+		s.err = err
+		close(s.done)
+		for _, sp := range s.parts {
+			s.m.detach(hubKey{s.topic, sp.partition})
+		}
+	})
+}
+
+func (s *Subscription) ended() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// offer hands r to the subscriber unless its queue is full.
+func (s *Subscription) offer(r Record) bool {
+	select {
+	case s.ch <- r:
+		return true
+	default:
+		return false
+	}
+}
+
+// give hands r to the subscriber, waiting for room; false when the
+// subscription or the Mesh ended first.
+func (s *Subscription) give(ctx context.Context, r Record) bool {
+	select {
+	case s.ch <- r:
+		return true
+	case <-s.done:
+		return false
+	case <-ctx.Done():
+		return false
+	}
+}
