@@ -44,7 +44,9 @@ const (
 func KeyExact(k []byte) KeyFilter { return KeyFilter{kind: exactKey, value: bytes.Clone(k)} }
 
 // KeyPrefix takes records whose key starts with prefix.
-func KeyPrefix(prefix []byte) KeyFilter { return KeyFilter{kind: prefixKey, value: bytes.Clone(prefix)} }
+func KeyPrefix(prefix []byte) KeyFilter {
+	return KeyFilter{kind: prefixKey, value: bytes.Clone(prefix)}
+}
 
 // KeyPattern takes records whose key matches an MQTT topic filter: keys
 // and the pattern are levels separated by '/'; a level "+" matches any
