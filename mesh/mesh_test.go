@@ -346,3 +346,28 @@ func TestRemotingSubscriberOnAnotherNode(t *testing.T) {
 		}
 	}
 }
+
+// Records that pile up while a batch is on its way go in batches under
+// the topic's largest message (1 MiB by default), never one upstream
+// refuses as too large.
+func TestProducerBatchesFitTheLimit(t *testing.T) {
+	env := testenv.Start(t)
+	ctx := timeout(t, time.Minute)
+	const topic = "big"
+	createTopic(t, ctx, env.Client(t), topic, 1)
+	p := env.Node.Mesh().NewProducer(mesh.ProducerOptions{MaxBuffered: 20000})
+	recs := make([]mesh.Record, 8000)
+	for i := range recs {
+		recs[i] = mesh.Record{Topic: topic, Partition: 0, Key: []byte(fmt.Sprint(i)), Value: make([]byte, 1000),
+			Headers: []mesh.Header{{Key: "h", Value: []byte("v")}}}
+	}
+	written, err := p.ProduceSync(ctx, recs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, w := range written {
+		if w.Offset != int64(i) {
+			t.Fatalf("record %d at offset %d", i, w.Offset)
+		}
+	}
+}

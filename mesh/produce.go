@@ -46,7 +46,9 @@ type ProducerOptions struct {
 	// their batch goes; 0 sends at once, and records that come while a
 	// batch is on its way go together in the next.
 	Linger time.Duration
-	// BatchBytes bounds a batch's records (1 MiB when 0).
+	// BatchBytes bounds a batch's size as encoded before compression
+	// (1,000,000 bytes when 0: under the 1 MiB Kafka's
+	// max.message.bytes allows by default).
 	BatchBytes int
 	// MaxBuffered bounds the records given and not yet answered, over
 	// every partition; Produce waits for room (10000 when 0).
@@ -67,8 +69,18 @@ type Producer struct {
 	mu     sync.Mutex
 	lanes  map[hubKey]*lane
 	sticky map[string]int32 // a topic's partition for records without a key
+	counts map[string]topicCount
 	closed bool
 }
+
+// topicCount is a topic's partition count as last looked up.
+type topicCount struct {
+	n  int32
+	at time.Time
+}
+
+// countFresh is how long the producer trusts a topic's partition count.
+const countFresh = 5 * time.Second
 
 // lane is one partition's batching: at most one batch on its way.
 type lane struct {
@@ -93,12 +105,13 @@ const produceRetries = 3
 // NewProducer returns a producer; Close it when done.
 func (m *Mesh) NewProducer(o ProducerOptions) *Producer {
 	if o.BatchBytes <= 0 {
-		o.BatchBytes = 1 << 20
+		o.BatchBytes = 1_000_000
 	}
 	if o.MaxBuffered <= 0 {
 		o.MaxBuffered = 10000
 	}
-	return &Producer{m: m, opts: o, slots: make(chan struct{}, o.MaxBuffered), lanes: map[hubKey]*lane{}, sticky: map[string]int32{}}
+	return &Producer{m: m, opts: o, slots: make(chan struct{}, o.MaxBuffered), lanes: map[hubKey]*lane{}, sticky: map[string]int32{},
+		counts: map[string]topicCount{}}
 }
 
 // Produce hands rec to the producer, waiting while MaxBuffered records
@@ -180,7 +193,7 @@ func (p *Producer) Close(ctx context.Context) error {
 // partitionFor is the record's partition: its own, its key's, or the
 // topic's sticky one for records without a key.
 func (p *Producer) partitionFor(ctx context.Context, rec *Record) (int32, error) {
-	n, err := p.m.Partitions(ctx, rec.Topic)
+	n, err := p.partitions(ctx, rec.Topic)
 	if err != nil {
 		return 0, err
 	}
@@ -202,6 +215,25 @@ func (p *Producer) partitionFor(ctx context.Context, rec *Record) (int32, error)
 	return s, nil
 }
 
+// partitions is the topic's partition count, looked up at most once per
+// countFresh: Produce is called per record.
+func (p *Producer) partitions(ctx context.Context, topic string) (int32, error) {
+	p.mu.Lock()
+	c, ok := p.counts[topic]
+	p.mu.Unlock()
+	if ok && time.Since(c.at) < countFresh {
+		return c.n, nil
+	}
+	n, err := p.m.Partitions(ctx, topic)
+	if err != nil {
+		return 0, err
+	}
+	p.mu.Lock()
+	p.counts[topic] = topicCount{n: n, at: time.Now()}
+	p.mu.Unlock()
+	return n, nil
+}
+
 func (p *Producer) lane(k hubKey) (*lane, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -221,7 +253,7 @@ func (l *lane) add(r produced) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.waiting = append(l.waiting, r)
-	l.bytes += len(r.rec.Key) + len(r.rec.Value)
+	l.bytes += encodedSize(&r.rec)
 	switch {
 	case l.sending:
 	case l.p.opts.Linger <= 0 || l.bytes >= l.p.opts.BatchBytes:
@@ -247,11 +279,12 @@ func (l *lane) sendLocked() {
 		l.timer.Stop()
 		l.timer = nil
 	}
-	n, size := 0, 0
-	for n < len(l.waiting) && (n == 0 || size+len(l.waiting[n].rec.Key)+len(l.waiting[n].rec.Value) <= l.p.opts.BatchBytes) {
-		size += len(l.waiting[n].rec.Key) + len(l.waiting[n].rec.Value)
+	n, size := 0, batchOverhead
+	for n < len(l.waiting) && (n == 0 || size+encodedSize(&l.waiting[n].rec) <= l.p.opts.BatchBytes) {
+		size += encodedSize(&l.waiting[n].rec)
 		n++
 	}
+	size -= batchOverhead
 	batch := l.waiting[:n:n]
 	l.waiting = l.waiting[n:]
 	l.bytes -= size
@@ -314,6 +347,25 @@ func (l *lane) write(batch []produced) (int64, error) {
 		}
 		pause(m.ctx, retryWait<<attempt)
 	}
+}
+
+// batchOverhead is a record batch's header; recordOverhead bounds a
+// record's own fields besides its key, value and headers (length,
+// attributes, timestamp and offset deltas, key and value lengths, header
+// count, as varints); headerOverhead a header's two lengths.
+const (
+	batchOverhead  = 61
+	recordOverhead = 1 + 5 + 10 + 5 + 5 + 5 + 5
+	headerOverhead = 10
+)
+
+// encodedSize bounds the bytes r takes in an uncompressed batch.
+func encodedSize(r *Record) int {
+	n := recordOverhead + len(r.Key) + len(r.Value)
+	for _, h := range r.Headers {
+		n += headerOverhead + len(h.Key) + len(h.Value)
+	}
+	return n
 }
 
 // answerAll answers a batch's records: offsets from base, or err.

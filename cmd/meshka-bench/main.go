@@ -60,7 +60,8 @@ var measurements = []measurement{
 	{ids: []string{"C1", "C2", "C3"}, title: "C1-C3 three meshka nodes: produce, latency, fan-out", run: runCluster, order: 10},
 	{ids: []string{"C4"}, title: "C4 a reader on another node than the partition's owner, through the mesh", run: runMeshRead, order: 11},
 	{ids: []string{"C5", "C6"}, title: "C5/C6 failover: a node killed, a node leaving", run: runFailover, order: 12},
-	{ids: []string{"MICRO"}, title: "Micro-benchmarks", run: runMicro, order: 13},
+	{ids: []string{"A1", "A2", "A3"}, title: "A1-A3 the records API (package mesh): subscribers, a subscriber on another node, the Producer", run: runAPI, order: 13},
+	{ids: []string{"MICRO"}, title: "Micro-benchmarks", run: runMicro, order: 14},
 	{ids: []string{"P3", "P4"}, title: "P3/P4 fan-out: upstream bytes and delivered throughput", run: runFanout, order: 3},
 }
 
@@ -80,7 +81,7 @@ func run() int {
 	flag.StringVar(&o.out, "out", "BENCHMARKS.md", "write the markdown report to `FILE`")
 	flag.BoolVar(&o.quick, "quick", false, "shorter runs, for a smoke check (whole run under 90 s)")
 	flag.IntVar(&o.rounds, "rounds", 3, "direct/meshka A/B pairs per measurement")
-	flag.StringVar(&only, "only", "", "comma `LIST` of measurement ids to run: P1, P2, P3, P4, P4_1 (one reader catching up), P4_1t (one reader tailing), P5, P6, P7, R1 (or R2: hostile clients), C1 (or C2, C3: three nodes), C4 (reads across nodes), C5 (or C6: failover), micro; "+
+	flag.StringVar(&only, "only", "", "comma `LIST` of measurement ids to run: P1, P2, P3, P4, P4_1 (one reader catching up), P4_1t (one reader tailing), P5, P6, P7, R1 (or R2: hostile clients), C1 (or C2, C3: three nodes), C4 (reads across nodes), A1 (or A2, A3: the records API), C5 (or C6: failover), micro; "+
 		"P3 and P4 come from the same runs, so either runs both; empty runs all")
 	flag.BoolVar(&o.debug, "debug", false, "log meshka at debug level and franz-go clients at warn level to stderr")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to `FILE`")
