@@ -115,6 +115,10 @@ func Parse(name string, data []byte) (Config, error) {
 	for i := range errs {
 		errs[i].File = name
 	}
+	for k, s := range cfg.Bindings {
+		s.file = name
+		cfg.Bindings[k] = s
+	}
 	return cfg, errs.Err()
 }
 
