@@ -264,7 +264,7 @@ func buildBindings(cfg config.Config, m *apimesh.Mesh, log *slog.Logger) ([]name
 			built = append(built, namedBinding{name, b})
 		}
 	}
-	if err := errors.Join(append([]error{cfgErrs.Err()}, others...)...); err != nil {
+	if err := errors.Join(append([]error{cfgErrs.Sorted().Err()}, others...)...); err != nil {
 		return nil, err
 	}
 	return built, nil
