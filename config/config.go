@@ -15,6 +15,11 @@ type Config struct {
 	Groups   Groups   `yaml:"groups"`
 	Log      Log      `yaml:"log"`
 	Dev      Dev      `yaml:"dev"`
+	// Bindings holds, by binding name, the section of each binding the
+	// node starts, for that binding to decode (see Section). Which names
+	// exist is known only where the bindings are registered, at node
+	// start, not here.
+	Bindings map[string]Section `yaml:"bindings,omitempty"`
 }
 
 // Node identifies this proxy to Kafka clients.

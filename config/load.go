@@ -81,6 +81,11 @@ func (es Errors) Unwrap() []error {
 	return out
 }
 
+// Sorted orders es by position in the file, the problems without one
+// (defaults, flags) last, as Load reports them; for a binding that checks
+// its section.
+func (es Errors) Sorted() Errors { return sortErrors(es) }
+
 // Err returns es as an error, or nil when it is empty; returning an empty
 // Errors as an error would make a non-nil error.
 func (es Errors) Err() error {
@@ -114,6 +119,10 @@ func Parse(name string, data []byte) (Config, error) {
 	errs := parse(data, os.LookupEnv, &cfg)
 	for i := range errs {
 		errs[i].File = name
+	}
+	for k, s := range cfg.Bindings {
+		s.file = name
+		cfg.Bindings[k] = s
 	}
 	return cfg, errs.Err()
 }

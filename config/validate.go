@@ -123,6 +123,12 @@ func (c *Config) Validate() Errors {
 	v.intRange("dev.brokers", int64(c.Dev.Brokers))
 	v.intRange("dev.partitions", int64(c.Dev.Partitions))
 
+	// What is in a binding's section is the binding's to check, at node
+	// start; a name, though, is needed to find the binding.
+	if _, ok := c.Bindings[""]; ok {
+		v.add("bindings", "a binding name must not be empty")
+	}
+
 	return v.errs
 }
 

@@ -11,4 +11,8 @@
 // partition decodes each batch once for all the node's subscribers of
 // that partition and hands each the records its Filter matches, through
 // a bounded queue.
+//
+// RegisterBinding makes a binding of the program's own available to its
+// nodes, which start it when their configuration names it under
+// bindings.
 package mesh

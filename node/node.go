@@ -1,13 +1,17 @@
 // Package node assembles one meshka node from its configuration: the
-// upstream clients, the actor mesh, and the Kafka listener.
+// upstream clients, the actor mesh, the Kafka listener and the bindings.
 package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -47,20 +51,38 @@ type Node struct {
 
 	budget *partition.Budget
 
+	bindMu   sync.Mutex
+	bindings []namedBinding // started, in start order
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	served chan error
 }
 
-// Start binds the Kafka listener, joins the mesh and begins serving. The
+type namedBinding struct {
+	name string
+	b    apimesh.Binding
+}
+
+// bindingStartTimeout bounds one binding's Start.
+const bindingStartTimeout = 30 * time.Second
+
+// Start binds the Kafka listener, joins the mesh, begins serving and then
+// starts the configured bindings, in the order of their names. The
 // upstream is contacted lazily, so a node starts while upstream is down.
+// A binding that is not registered, a section its binding refuses, or a
+// binding that fails to start, fails Start, with whatever had started
+// stopped.
 func Start(cfg config.Config, opts Options) (*Node, error) {
 	if errs := cfg.Validate(); len(errs) > 0 {
 		return nil, errs
 	}
 	if len(cfg.Upstream.Brokers) == 0 {
 		return nil, fmt.Errorf("upstream.brokers: at least one broker is required")
+	}
+	if errs := unknownBindings(cfg); len(errs) > 0 {
+		return nil, errs
 	}
 	log := opts.Logger
 	if log == nil {
@@ -140,6 +162,15 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 	n.mesh = mesh
 	n.reg = cluster.NewRegistry(self, mesh)
 	n.api = apimesh.New(apimesh.Config{Cluster: mesh, Upstream: up, UpstreamName: upstreamName, Logger: log})
+	built, err := buildBindings(cfg, n.api, log)
+	if err != nil {
+		n.api.Close()
+		mesh.Leave(cfg.Cluster.LeaveTimeout.D())
+		mesh.Stop()
+		ln.Close()
+		up.Close()
+		return nil, err
+	}
 
 	maxConns := cfg.Kafka.MaxConnections
 	if maxConns == 0 {
@@ -169,7 +200,74 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 	log.Info("meshka node started", "node", self.ID, "listen", ln.Addr().String(),
 		"advertise", net.JoinHostPort(self.Host, strconv.Itoa(int(self.Port))), "upstream", cfg.Upstream.Brokers,
 		"gossip", n.GossipAddr(), "members", len(n.reg.Nodes()))
+
+	for _, nb := range built {
+		ctx, cancel := context.WithTimeout(n.ctx, bindingStartTimeout)
+		err := nb.b.Start(ctx)
+		cancel()
+		if err != nil {
+			err = fmt.Errorf("binding %q: start: %w", nb.name, err)
+			ctx, cancel := context.WithTimeout(context.Background(), cfg.Kafka.ShutdownTimeout.D())
+			defer cancel()
+			n.Shutdown(ctx)
+			return nil, err
+		}
+		n.bindMu.Lock()
+		n.bindings = append(n.bindings, nb)
+		n.bindMu.Unlock()
+		log.Info("binding started", "binding", nb.name)
+	}
 	return n, nil
+}
+
+// unknownBindings are the configured bindings no one registered, each an
+// error at its name in the file.
+func unknownBindings(cfg config.Config) config.Errors {
+	var errs config.Errors
+	for _, name := range slices.Sorted(maps.Keys(cfg.Bindings)) {
+		if _, ok := apimesh.LookupBinding(name); ok {
+			continue
+		}
+		registered := "none"
+		if names := apimesh.Bindings(); len(names) > 0 {
+			registered = strings.Join(names, ", ")
+		}
+		errs = append(errs, cfg.Binding(name).Errorf("", "no binding %q is registered; registered: %s", name, registered))
+	}
+	return errs
+}
+
+// buildBindings has each configured binding's factory build it from its
+// section, and reports every problem of every section at once.
+func buildBindings(cfg config.Config, m *apimesh.Mesh, log *slog.Logger) ([]namedBinding, error) {
+	var (
+		built   []namedBinding
+		cfgErrs config.Errors
+		others  []error
+	)
+	for _, name := range slices.Sorted(maps.Keys(cfg.Bindings)) {
+		f, _ := apimesh.LookupBinding(name)
+		env := apimesh.BindingEnv{Name: name, NodeID: cfg.Node.ID, Mesh: m, Logger: log.With("binding", name)}
+		b, err := f(env, cfg.Binding(name))
+		var errs config.Errors
+		var one config.Error
+		switch {
+		case errors.As(err, &errs):
+			cfgErrs = append(cfgErrs, errs...)
+		case errors.As(err, &one):
+			cfgErrs = append(cfgErrs, one)
+		case err != nil:
+			others = append(others, fmt.Errorf("binding %q: %w", name, err))
+		case b == nil:
+			others = append(others, fmt.Errorf("binding %q: its factory returned no binding", name))
+		default:
+			built = append(built, namedBinding{name, b})
+		}
+	}
+	if err := errors.Join(append([]error{cfgErrs.Sorted().Err()}, others...)...); err != nil {
+		return nil, err
+	}
+	return built, nil
 }
 
 // spreadPartitions places a topic's partitions evenly over the nodes, as
@@ -252,11 +350,13 @@ func (n *Node) warm(topic string) {
 	}
 }
 
-// Shutdown leaves the cluster first (the other nodes take this node's
-// partitions and groups, and this node sends its clients to them), then
-// stops accepting, answers the requests already read within ctx, stops
-// the actors and closes upstream connections.
+// Shutdown stops the bindings first, each within ctx, while the mesh
+// still carries what they finish; then it leaves the cluster (the other
+// nodes take this node's partitions and groups, and this node sends its
+// clients to them), stops accepting, answers the requests already read
+// within ctx, stops the actors and closes upstream connections.
 func (n *Node) Shutdown(ctx context.Context) error {
+	berr := n.stopBindings(ctx)
 	n.mesh.Leave(n.cfg.Cluster.LeaveTimeout.D())
 	err := n.srv.Shutdown(ctx)
 	n.cancel()
@@ -265,16 +365,35 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	n.mesh.Stop()
 	n.up.Close()
 	n.log.Info("meshka node stopped")
-	return err
+	return errors.Join(berr, err)
+}
+
+// stopBindings stops the started bindings, last started first, each
+// within ctx, while the Mesh they use still serves them.
+func (n *Node) stopBindings(ctx context.Context) error {
+	n.bindMu.Lock()
+	started := n.bindings
+	n.bindings = nil
+	n.bindMu.Unlock()
+	var errs []error
+	for _, nb := range slices.Backward(started) {
+		if err := nb.b.Stop(ctx); err != nil {
+			n.log.Warn("binding did not stop cleanly", "binding", nb.name, "err", err)
+			errs = append(errs, fmt.Errorf("binding %q: stop: %w", nb.name, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Crash stops the node as a killed process would, for tests: no word to
 // the other nodes, which find out by failure detection; every client
-// connection cut at once, answered or not.
+// connection cut at once, answered or not; bindings stopped with a context
+// already ended, so they drop what they hold.
 func (n *Node) Crash() {
-	n.mesh.Crash()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
+	n.stopBindings(ctx)
+	n.mesh.Crash()
 	n.srv.Shutdown(ctx)
 	n.cancel()
 	n.wg.Wait()
@@ -315,3 +434,27 @@ func (n *Node) Produce(ctx context.Context, args upstream.ProduceArgs) (upstream
 
 // Mesh is the node's records API (package mesh), what bindings use.
 func (n *Node) Mesh() *apimesh.Mesh { return n.api }
+
+// Binding is the started binding configured under name.
+func (n *Node) Binding(name string) (apimesh.Binding, bool) {
+	n.bindMu.Lock()
+	defer n.bindMu.Unlock()
+	for _, nb := range n.bindings {
+		if nb.name == name {
+			return nb.b, true
+		}
+	}
+	return nil, false
+}
+
+// BindingHealth is every started binding's report, by name.
+func (n *Node) BindingHealth() map[string]apimesh.Health {
+	n.bindMu.Lock()
+	started := slices.Clone(n.bindings)
+	n.bindMu.Unlock()
+	out := make(map[string]apimesh.Health, len(started))
+	for _, nb := range started {
+		out[nb.name] = nb.b.Health()
+	}
+	return out
+}
