@@ -155,7 +155,7 @@ func TestProduceAndSubscribe(t *testing.T) {
 func TestManySubscribersOneStream(t *testing.T) {
 	env := testenv.Start(t)
 	ctx := timeout(t, 2*time.Minute)
-	const topic, subscribers, filters, n = "fanout", 200, 50, 2000
+	const topic, subscribers, filters, n = "fanout", 1000, 50, 2000
 	createTopic(t, ctx, env.Client(t), topic, 1)
 	m := env.Node.Mesh()
 	subs := make([]*mesh.Subscription, subscribers)
@@ -207,7 +207,7 @@ func TestManySubscribersOneStream(t *testing.T) {
 		quiet(t, s, 100*time.Millisecond)
 	}
 	// n records of ~130 bytes: one stream brings ~260 KB; one per
-	// subscriber would be 200 times that.
+	// subscriber would be 1000 times that.
 	if sent := env.UpstreamSent.Load() - before; sent > 4*n*130 {
 		t.Fatalf("upstream sent %d bytes for %d subscribers of %d records (~%d bytes)", sent, subscribers, n, n*130)
 	}
