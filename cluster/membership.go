@@ -126,7 +126,7 @@ func JoinMembership(cfg GossipConfig) (*Membership, error) {
 	}
 	m.ml = ml
 	if len(cfg.Join) == 0 {
-		log.Info("cluster formed", "node", self.NodeID, "gossip", m.Self().Gossip)
+		log.Info("cluster formed", "gossip", m.Self().Gossip)
 		return m, nil
 	}
 	if err := m.join(cfg.Join); err != nil {
@@ -156,7 +156,7 @@ func (m *Membership) join(seeds []string) error {
 	if n == 0 {
 		return err
 	}
-	m.log.Info("cluster joined", "node", m.self.NodeID, "gossip", m.Self().Gossip, "seeds answering", n, "members", len(m.View().Members))
+	m.log.Info("cluster joined", "gossip", m.Self().Gossip, "seeds answering", n, "members", len(m.View().Members))
 	return nil
 }
 

@@ -88,6 +88,9 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	// Every line the node logs names it, so the lines of several nodes
+	// (a cluster's, gathered; meshka dev --nodes N) tell which is which.
+	log = log.With("node", cfg.Node.ID)
 	n := &Node{cfg: cfg, log: log, served: make(chan error, 1)}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 
@@ -197,7 +200,7 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 		n.wg.Add(1)
 		go func() { defer n.wg.Done(); n.warm(topic) }()
 	}
-	log.Info("meshka node started", "node", self.ID, "listen", ln.Addr().String(),
+	log.Info("meshka node started", "listen", ln.Addr().String(),
 		"advertise", net.JoinHostPort(self.Host, strconv.Itoa(int(self.Port))), "upstream", cfg.Upstream.Brokers,
 		"gossip", n.GossipAddr(), "members", len(n.reg.Nodes()))
 

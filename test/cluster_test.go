@@ -947,7 +947,7 @@ func clusterNodeConfig(c *testenv.Cluster, id int32) config.Config {
 // startNode starts a node and stops it at test cleanup.
 func startNode(t *testing.T, cfg config.Config) *node.Node {
 	t.Helper()
-	n, err := node.Start(cfg, node.Options{Logger: testenv.Logger().With("node", cfg.Node.ID)})
+	n, err := node.Start(cfg, node.Options{Logger: testenv.Logger()})
 	if err != nil {
 		t.Fatalf("node %d: %v", cfg.Node.ID, err)
 	}

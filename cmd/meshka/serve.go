@@ -149,11 +149,7 @@ func startNodes(cfg config.Config, dev bool, log *slog.Logger) ([]*node.Node, er
 				c.Cluster.Join = append([]string{nodes[0].GossipAddr()}, cfg.Cluster.Join...)
 			}
 		}
-		l := log
-		if count > 1 {
-			l = log.With("node", c.Node.ID)
-		}
-		n, err := node.Start(c, node.Options{Logger: l})
+		n, err := node.Start(c, node.Options{Logger: log})
 		if err != nil {
 			for _, n := range nodes {
 				n.Shutdown(context.Background())

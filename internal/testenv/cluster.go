@@ -68,7 +68,7 @@ func StartClusterWith(tb testing.TB, n int, upstreamOpts []kfake.Opt, opts ...Op
 			o(&cfg)
 		}
 		c.Configs[i] = cfg
-		nd, err := node.Start(cfg, node.Options{Logger: c.log.With("node", i)})
+		nd, err := node.Start(cfg, node.Options{Logger: c.log})
 		if err != nil {
 			tb.Fatalf("node %d: %v", i, err)
 		}
@@ -162,7 +162,7 @@ func (c *Cluster) Restart(tb testing.TB, i int) {
 			break
 		}
 	}
-	nd, err := node.Start(cfg, node.Options{Logger: c.log.With("node", i)})
+	nd, err := node.Start(cfg, node.Options{Logger: c.log})
 	if err != nil {
 		tb.Fatalf("restarting node %d: %v", i, err)
 	}
