@@ -13,8 +13,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/meshka/meshka/actors/partition"
-	"github.com/meshka/meshka/config"
 	"github.com/meshka/meshka/mesh"
 	"github.com/meshka/meshka/node"
 )
@@ -189,21 +187,13 @@ func a1Take(ctx context.Context, s *mesh.Subscription, filter []byte) error {
 // owns it and on another node, through the mesh.
 func runA2(b *bench) section {
 	s := section{}
-	up, topic, err := preloadedUpstream(b, "A2", "bench-a2", a2Records)
+	topic, nodes, owner, done, err := twoNodesOnePartition(b, "A2", a2Records)
+	defer done()
 	if err != nil {
 		b.failed = true
 		s.notes = append(s.notes, "A2 FAILED: "+err.Error())
 		return s
 	}
-	defer up.close()
-	nodes, err := up.startCluster(2, func(c *config.Config) { c.Cluster.Remote = "127.0.0.1:0" })
-	defer stopCluster(b, nodes)
-	if err != nil {
-		b.failed = true
-		s.notes = append(s.notes, "A2 FAILED: "+err.Error())
-		return s
-	}
-	owner := int(nodes[0].Registry().Owner(partition.Kind, partition.Identity("default", topic, 0)).ID)
 	// The first read fills the owner's cache from upstream.
 	if _, err := a2Once(nodes[owner], topic); err != nil {
 		b.failed = true

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -29,21 +30,13 @@ const (
 // cross nodes over actor remoting, as protobuf.
 func runMeshRead(b *bench) section {
 	s := section{}
-	up, topic, err := preloadedUpstream(b, "C4", "bench-c4", c4Records)
+	topic, nodes, owner, done, err := twoNodesOnePartition(b, "C4", c4Records)
+	defer done()
 	if err != nil {
 		b.failed = true
 		s.notes = append(s.notes, "C4 FAILED: "+err.Error())
 		return s
 	}
-	defer up.close()
-	nodes, err := up.startCluster(2, func(c *config.Config) { c.Cluster.Remote = "127.0.0.1:0" })
-	defer stopCluster(b, nodes)
-	if err != nil {
-		b.failed = true
-		s.notes = append(s.notes, "C4 FAILED: "+err.Error())
-		return s
-	}
-	owner := int(nodes[0].Registry().Owner(partition.Kind, partition.Identity("default", topic, 0)).ID)
 	other := 1 - owner
 	// The first pass fills the owner's cache from upstream.
 	if _, err := meshReadOnce(nodes[owner], topic, 1); err != nil {
@@ -107,6 +100,27 @@ func runMeshRead(b *bench) section {
 		"(franz-go, one client per pass, every offset checked, batches decompressed and decoded).",
 		partition.MaxRemoteRead>>10, c4Passes))
 	return s
+}
+
+// twoNodesOnePartition preloads records 1 KiB records into one partition
+// of a fresh upstream and starts two nodes with actor remoting on in
+// front of it; owner is the index of the node owning the partition. done
+// stops it all, whatever err is.
+func twoNodesOnePartition(b *bench, id string, records int64) (topic string, nodes []*node.Node, owner int, done func(), err error) {
+	up, topic, err := preloadedUpstream(b, id, "bench-"+strings.ToLower(id), records)
+	if err != nil {
+		return "", nil, 0, func() {}, err
+	}
+	nodes, err = up.startCluster(2, func(c *config.Config) { c.Cluster.Remote = "127.0.0.1:0" })
+	done = func() {
+		stopCluster(b, nodes)
+		up.close()
+	}
+	if err != nil {
+		return "", nil, 0, done, err
+	}
+	owner = int(nodes[0].Registry().Owner(partition.Kind, partition.Identity("default", topic, 0)).ID)
+	return topic, nodes, owner, done, nil
 }
 
 // meshReadOnce reads the partition from offset 0 to its end passes times
