@@ -96,3 +96,16 @@ func (m *Mesh) Partitions(ctx context.Context, topic string) (int32, error) {
 	}
 	return 0, fmt.Errorf("mesh: topic %q: %w", topic, kerr.UnknownTopicOrPartition)
 }
+
+// upstreamVersion is want, or upstream's highest version of key if that
+// is lower (want when upstream's versions are not known yet).
+func (m *Mesh) upstreamVersion(key, want int16) int16 {
+	if av := m.up.CachedApiVersions(); av != nil {
+		for _, k := range av.ApiKeys {
+			if k.ApiKey == key {
+				return min(want, k.MaxVersion)
+			}
+		}
+	}
+	return want
+}

@@ -104,6 +104,13 @@ const defaultQueue = 1024
 // it returns, so records produced after it returns are delivered by a
 // Latest subscription.
 func (m *Mesh) Subscribe(ctx context.Context, o SubscribeOptions) (*Subscription, error) {
+	return m.subscribe(ctx, o, nil)
+}
+
+// subscribe starts a subscription that delivers into ch, or into a queue
+// of its own when ch is nil (several subscriptions of a share deliver
+// into one).
+func (m *Mesh) subscribe(ctx context.Context, o SubscribeOptions, ch chan Record) (*Subscription, error) {
 	if o.Topic == "" {
 		return nil, errors.New("mesh: subscribe: no topic")
 	}
@@ -123,7 +130,10 @@ func (m *Mesh) Subscribe(ctx context.Context, o SubscribeOptions) (*Subscription
 			parts = append(parts, p)
 		}
 	}
-	s := &Subscription{m: m, topic: o.Topic, filter: o.Filter, slow: o.Slow, ch: make(chan Record, o.Queue),
+	if ch == nil {
+		ch = make(chan Record, o.Queue)
+	}
+	s := &Subscription{m: m, topic: o.Topic, filter: o.Filter, slow: o.Slow, ch: ch,
 		done: make(chan struct{}), positions: map[int32]int64{}}
 	start := o.Start
 	if start.at == 0 && start.offsets == nil {
