@@ -183,7 +183,9 @@ func TestShareSplitsAndRebalances(t *testing.T) {
 		func() string { d, _ := split(rest, topic, parts); return d })
 	produce(t, ctx, direct, topic, parts, 50, produced)
 	waitUntil(t, ctx, func() bool { return got.missing(produced) == 0 },
-		func() string { return fmt.Sprintf("after a member left, %d records not delivered", got.missing(produced)) })
+		func() string {
+			return fmt.Sprintf("after a member left, %d records not delivered", got.missing(produced))
+		})
 	t.Logf("%d records delivered, %d of them twice", len(produced), got.duplicates())
 
 	// Kafka's view of the share, through meshka.
