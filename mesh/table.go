@@ -193,10 +193,13 @@ type tableAnswer interface {
 // not a moment's trouble or ctx ends: while the table moves (its owner
 // refuses, stops before answering, cannot be reached or is lost) or
 // loads, it asks again after a pause, and the table is rebuilt by its new
-// owner.
+// owner. After the Mesh's Close it answers ErrClosed.
 func (t *Table) ask(ctx context.Context, build func(waitMillis int32) proto.Message) (any, error) {
 	var last error
 	for {
+		if t.m.ctx.Err() != nil {
+			return nil, ErrClosed
+		}
 		wait := tableWait
 		if dl, ok := ctx.Deadline(); ok {
 			wait = min(wait, max(time.Until(dl), time.Millisecond))
