@@ -13,6 +13,7 @@ type Config struct {
 	Kafka    Kafka    `yaml:"kafka"`
 	Cache    Cache    `yaml:"cache"`
 	Groups   Groups   `yaml:"groups"`
+	Tables   Tables   `yaml:"tables"`
 	Log      Log      `yaml:"log"`
 	Dev      Dev      `yaml:"dev"`
 	// Bindings holds, by binding name, the section of each binding the
@@ -139,6 +140,15 @@ type Groups struct {
 	MaxSize int `yaml:"max_size"`
 }
 
+// Tables configures the tables over topics (the latest value per key of
+// a compacted topic) that bindings read through the mesh API.
+type Tables struct {
+	// MaxBytes bounds one table's entries in memory (keys, values,
+	// headers, and a small overhead per entry); a table that outgrows it
+	// answers every request with an error instead of growing.
+	MaxBytes Size `yaml:"max_bytes"`
+}
+
 // Log configures the process logger.
 type Log struct {
 	Level  string `yaml:"level"`
@@ -197,6 +207,7 @@ func Default() Config {
 			MinSessionTimeout: Duration(6 * time.Second),
 			MaxSessionTimeout: Duration(30 * time.Minute),
 		},
+		Tables: Tables{MaxBytes: 256 * MiB},
 		Log: Log{
 			Level:  "info",
 			Format: "text",

@@ -140,6 +140,8 @@ groups:
   min_session_timeout: 1s
   max_session_timeout: 10m
   max_size: 50
+tables:
+  max_bytes: 1GiB
 log:
   level: debug
   format: json
@@ -191,8 +193,9 @@ func fullConfig() Config {
 			MaxSessionTimeout:     Duration(10 * time.Minute),
 			MaxSize:               50,
 		},
-		Log: Log{Level: "debug", Format: "json"},
-		Dev: Dev{Nodes: 3, DataDir: "/var/lib/meshka-dev", Brokers: 1, Partitions: 12},
+		Tables: Tables{MaxBytes: GiB},
+		Log:    Log{Level: "debug", Format: "json"},
+		Dev:    Dev{Nodes: 3, DataDir: "/var/lib/meshka-dev", Brokers: 1, Partitions: 12},
 	}
 }
 

@@ -101,6 +101,7 @@ func (c *Config) Validate() Errors {
 			c.Groups.MinSessionTimeout, c.Groups.MaxSessionTimeout)
 	}
 	v.intRange("groups.max_size", int64(c.Groups.MaxSize))
+	v.sizeRange("tables.max_bytes", c.Tables.MaxBytes, KiB, TiB)
 	first := map[string]int{}
 	for i, topic := range c.Cache.Bootstrap {
 		path := fmt.Sprintf("cache.bootstrap[%d]", i)

@@ -10,7 +10,9 @@
 // partitions from the owners' caches: on each node, one reader per
 // partition decodes each batch once for all the node's subscribers of
 // that partition and hands each the records its Filter matches, through
-// a bounded queue.
+// a bounded queue. A Table is a topic as the latest value of each key,
+// held by one table actor per topic in the cluster, with Get, Scan by
+// key prefix, Watch, and Put and Delete that read their own writes.
 //
 // RegisterBinding makes a binding of the program's own available to its
 // nodes, which start it when their configuration names it under

@@ -13,12 +13,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/meshka/meshka/actors/group"
 	"github.com/meshka/meshka/actors/partition"
+	"github.com/meshka/meshka/actors/table"
 	"github.com/meshka/meshka/cluster"
 	"github.com/meshka/meshka/config"
 	"github.com/meshka/meshka/kafkawire"
@@ -121,6 +123,9 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 	}
 	n.budget = partition.NewBudget(int64(cfg.Cache.NodeMaxBytes))
 	feeds := partition.NewFeeds()
+	// Table actors read partitions through the mesh they run in, which
+	// exists once cluster.Start returns.
+	var meshRef atomic.Pointer[cluster.Mesh]
 	mesh, err := cluster.Start(cluster.Config{
 		Gossip: cluster.GossipConfig{
 			Self: cluster.Member{
@@ -153,6 +158,12 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 				MaxSize:               cfg.Groups.MaxSize,
 				Logger:                log,
 			}),
+			table.Kind: table.Props(table.Config{
+				Cluster:  meshRef.Load,
+				Upstream: up,
+				MaxBytes: int64(cfg.Tables.MaxBytes),
+				Logger:   log,
+			}),
 		},
 		Spread: map[string]cluster.Spreader{partition.Kind: spreadPartitions},
 		Logger: log,
@@ -163,6 +174,7 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 		return nil, err
 	}
 	n.mesh = mesh
+	meshRef.Store(mesh)
 	n.reg = cluster.NewRegistry(self, mesh)
 	n.api = apimesh.New(apimesh.Config{Cluster: mesh, Upstream: up, UpstreamName: upstreamName, Logger: log})
 	built, err := buildBindings(cfg, n.api, log)
@@ -414,6 +426,12 @@ func (n *Node) PartitionActive(topic string, p int32) bool {
 // GroupActive reports whether the actor of group id is active on this node.
 func (n *Node) GroupActive(id string) bool {
 	return n.mesh.Active(group.Kind, group.Identity(upstreamName, id))
+}
+
+// TableActive reports whether the table actor of topic is active on this
+// node.
+func (n *Node) TableActive(topic string) bool {
+	return n.mesh.Active(table.Kind, table.Identity(upstreamName, topic))
 }
 
 // GossipAddr is the node's memberlist address, which other nodes join at.
