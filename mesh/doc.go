@@ -10,7 +10,9 @@
 // partitions from the owners' caches: on each node, one reader per
 // partition decodes each batch once for all the node's subscribers of
 // that partition and hands each the records its Filter matches, through
-// a bounded queue. A Table is a topic as the latest value of each key,
+// a bounded queue. A Share is one member of a consumer group: the
+// group's partitions are split over its members on any node, rebalanced
+// as they come and go, and their offsets committed upstream. A Table is a topic as the latest value of each key,
 // held by one table actor per topic in the cluster, with Get, Scan by
 // key prefix, Watch, and Put and Delete that read their own writes.
 //

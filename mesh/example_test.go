@@ -55,3 +55,64 @@ func ExampleProducer_Produce() {
 		panic(err) // not taken: ctx ended or the node is stopping
 	}
 }
+
+// A member of a share: the group's members, on any node, split the
+// topic's partitions; each record is acknowledged once handled, and only
+// acknowledged records count when the member commits.
+func ExampleMesh_Share() {
+	var n *node.Node // a started node
+	ctx := context.Background()
+	s, err := n.Mesh().Share(mesh.ShareOptions{
+		Group:       "billing",
+		Topics:      []string{"orders"},
+		Start:       mesh.Earliest(), // for partitions the group has not committed
+		Acknowledge: true,
+	})
+	if err != nil {
+		panic(err)
+	}
+	defer s.Close() // commits, and leaves the group at once
+	for {
+		r, err := s.Next(ctx)
+		if err != nil {
+			return // mesh.ErrClosed once closed
+		}
+		fmt.Printf("%s/%d@%d %s\n", r.Topic, r.Partition, r.Offset, r.Value)
+		s.Ack(r)
+	}
+}
+
+// A compacted topic as a table: a write that the next read sees, a scan
+// of one key prefix page by page, then the changes from that snapshot on.
+func ExampleMesh_Table() {
+	var n *node.Node // a started node
+	ctx := context.Background()
+	devices := n.Mesh().Table("devices")
+	if _, err := devices.Put(ctx, []byte("site-1/pump"), []byte(`{"on":true}`)); err != nil {
+		panic(err)
+	}
+	if e, ok, err := devices.Get(ctx, []byte("site-1/pump")); err == nil && ok {
+		fmt.Printf("%s = %s (offset %d)\n", e.Key, e.Value, e.Offset)
+	}
+	page, err := devices.Scan(ctx, mesh.ScanOptions{Prefix: []byte("site-1/")})
+	if err != nil {
+		panic(err)
+	}
+	for _, e := range page.Entries {
+		fmt.Printf("%s = %s\n", e.Key, e.Value)
+	}
+	changes, err := devices.Watch(ctx, []byte("site-1/"), page.Positions)
+	if err != nil {
+		panic(err)
+	}
+	defer changes.Close()
+	for {
+		r, err := changes.Next(ctx)
+		if err != nil {
+			return
+		}
+		if r.Value == nil {
+			fmt.Printf("%s deleted\n", r.Key)
+		}
+	}
+}
