@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -305,4 +306,18 @@ func (m *Mesh) Active(kind, identity string) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.local[key{kind, identity}] != nil
+}
+
+// Activations are the identities of kind active on this node now, sorted.
+func (m *Mesh) Activations(kind string) []string {
+	m.mu.Lock()
+	var out []string
+	for k := range m.local {
+		if k.kind == kind {
+			out = append(out, k.identity)
+		}
+	}
+	m.mu.Unlock()
+	slices.Sort(out)
+	return out
 }

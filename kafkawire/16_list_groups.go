@@ -2,12 +2,14 @@ package kafkawire
 
 // ListGroups, key 16.
 //
-// v0-v5. The groups this node coordinates, with their actors' states, and
+// v0-v5. The groups this node coordinates, with their actors' states
+// (groups Kafka clients joined here, and the shares of bindings), and
 // every group upstream knows (groups with committed offsets, Empty there
 // because members join meshka, not upstream). States (v4+) and types (v5+)
 // filter as Kafka's do, case-insensitively for states.
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -31,7 +33,17 @@ func handleListGroups(c *conn, kreq kmsg.Request) func() (kmsg.Response, error) 
 			g.Group, g.ProtocolType, g.GroupState, g.GroupType = id, typ, state, "classic"
 			resp.Groups = append(resp.Groups, g)
 		}
-		for _, id := range c.s.groups.list() {
+		// The groups clients asked this node about, and those whose
+		// actors run here for any other reason (a share of the mesh API
+		// coordinated here, its members on any node).
+		ids := c.s.groups.list()
+		for _, identity := range c.s.deps.Mesh.Activations(group.Kind) {
+			if up, id, err := group.ParseIdentity(identity); err == nil && up == c.s.deps.UpstreamName {
+				ids = append(ids, id)
+			}
+		}
+		slices.Sort(ids)
+		for _, id := range slices.Compact(ids) {
 			if !c.s.coordinates(id) {
 				// Listed by the node that does, as Kafka's brokers each
 				// list their own.

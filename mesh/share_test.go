@@ -198,6 +198,13 @@ func TestShareSplitsAndRebalances(t *testing.T) {
 	if d.Err != nil || len(d.Members) != 2 || d.Protocol != "sticky" || d.State != "Stable" {
 		t.Fatalf("the group as Kafka sees it: state %s, protocol %q, %d members, err %v", d.State, d.Protocol, len(d.Members), d.Err)
 	}
+	listed, err := adm.ListGroups(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l, ok := listed[groupID]; !ok || l.State != "Stable" {
+		t.Fatalf("ListGroups through meshka: %+v", listed)
+	}
 	// Upstream holds the committed offsets: every partition's end.
 	upAdm := kadm.NewClient(direct)
 	waitUntil(t, ctx, func() bool {
