@@ -482,6 +482,12 @@ func sampleOffsetsOf(t *testing.T, cl *kgo.Client, group, topic string) *offsetS
 			if err == nil {
 				err = resp.Error()
 			}
+			if errors.Is(err, kerr.GroupIDNotFound) && s.samples == 0 {
+				// Straight upstream, a group with nothing committed yet
+				// is not found (kfake answers so; meshka's edge answers
+				// offset -1, as a Kafka broker does).
+				continue
+			}
 			if err != nil {
 				s.failures++
 				s.lastErr = err
