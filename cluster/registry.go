@@ -32,14 +32,44 @@ func ParseNode(id int32, advertise string) (Node, error) {
 // actors by except while this node leaves (Membership.Advertised).
 // Safe for concurrent use; never blocks.
 type Registry struct {
-	self Node
-	mesh *Mesh // nil: a registry of this node alone
+	self     Node
+	mesh     *Mesh  // nil: a registry of this node alone
+	listener string // a Kafka listener's name; empty: node.listen's
 }
 
 // NewRegistry is the registry of the mesh's members and placement (nil:
 // of self alone).
 func NewRegistry(self Node, mesh *Mesh) *Registry {
 	return &Registry{self: self, mesh: mesh}
+}
+
+// ListenerAddr is the key, in Member.Addrs, of the advertised address of
+// the Kafka listener named name.
+func ListenerAddr(name string) string { return "kafka/" + name }
+
+// For is the registry as the clients of the named Kafka listener see it:
+// every node by its address on the listener of that name, self at
+// selfAddr. A node without such a listener is left out, and what it owns
+// has no owner there (clients retry), as Kafka leaves out brokers that
+// lack the listener a client came in on.
+func (r *Registry) For(name, selfAddr string) (*Registry, error) {
+	self, err := ParseNode(r.self.ID, selfAddr)
+	if err != nil {
+		return nil, err
+	}
+	return &Registry{self: self, mesh: r.mesh, listener: name}, nil
+}
+
+// node is m as this registry's clients see it.
+func (r *Registry) node(m Member) (Node, error) {
+	if r.listener == "" {
+		return m.node()
+	}
+	addr, ok := m.Addrs[ListenerAddr(r.listener)]
+	if !ok {
+		return Node{}, fmt.Errorf("node %d has no listener %q", m.NodeID, r.listener)
+	}
+	return ParseNode(m.NodeID, addr)
 }
 
 // Self is this node.
@@ -53,7 +83,7 @@ func (r *Registry) Nodes() []Node {
 	ms := r.mesh.Members().Advertised().Members
 	out := make([]Node, 0, len(ms))
 	for _, m := range ms {
-		if n, err := m.node(); err == nil {
+		if n, err := r.node(m); err == nil {
 			out = append(out, n)
 		}
 	}
@@ -77,7 +107,7 @@ func (r *Registry) Owner(kind, identity string) Node {
 		return r.self
 	}
 	if m, ok := r.mesh.AdvertisedOwner(kind, identity); ok {
-		if n, err := m.node(); err == nil {
+		if n, err := r.node(m); err == nil {
 			return n
 		}
 	}

@@ -14,6 +14,7 @@ type Config struct {
 	Cache    Cache    `yaml:"cache"`
 	Groups   Groups   `yaml:"groups"`
 	Tables   Tables   `yaml:"tables"`
+	Security Security `yaml:"security"`
 	Log      Log      `yaml:"log"`
 	Dev      Dev      `yaml:"dev"`
 	// Bindings holds, by binding name, the section of each binding the
@@ -81,8 +82,11 @@ type Upstream struct {
 
 // Kafka bounds what a single client connection may cost the proxy.
 type Kafka struct {
-	MaxFrameBytes      Size `yaml:"max_frame_bytes"`
-	MaxInflightPerConn int  `yaml:"max_inflight_per_conn"`
+	// Listeners are the node's Kafka listeners beside node.listen, each
+	// with its security protocol.
+	Listeners          []Listener `yaml:"listeners"`
+	MaxFrameBytes      Size       `yaml:"max_frame_bytes"`
+	MaxInflightPerConn int        `yaml:"max_inflight_per_conn"`
 	// FetchMaxWaitCap caps a client's MaxWaitMs so a misbehaving client
 	// cannot pin a fetch goroutine for arbitrarily long.
 	FetchMaxWaitCap Duration `yaml:"fetch_max_wait_cap"`

@@ -128,6 +128,19 @@ kafka:
   write_timeout: 1m
   max_request_memory: 64MiB
   max_response_memory: 2GiB
+  listeners:
+    - name: external
+      listen: "0.0.0.0:19192"
+      advertise: "proxy.example.com:9192"
+      security_protocol: SASL_SSL
+      tls:
+        cert_file: /etc/meshka/server.pem
+        key_file: /etc/meshka/server-key.pem
+        ca_file: /etc/meshka/clients-ca.pem
+        client_auth: requested
+        min_version: "1.3"
+      sasl_mechanisms: [SCRAM-SHA-512]
+      principal_mapping_rules: ["RULE:^CN=(.*?),.*$/$1/L", DEFAULT]
 cache:
   partition_max_bytes: 128MiB
   node_max_bytes: 4gib
@@ -142,6 +155,16 @@ groups:
   max_size: 50
 tables:
   max_bytes: 1GiB
+security:
+  users:
+    - name: alice
+      scram_sha_512:
+        salt: c2FsdA==
+        iterations: 8192
+        stored_key: c3RvcmVk
+        server_key: c2VydmVy
+  sasl:
+    session_lifetime: 1h
 log:
   level: debug
   format: json
@@ -180,6 +203,10 @@ func fullConfig() Config {
 			WriteTimeout:        Duration(time.Minute),
 			MaxRequestMemory:    64 * MiB,
 			MaxResponseMemory:   2 * GiB,
+			Listeners: []Listener{{Name: "external", Listen: "0.0.0.0:19192", Advertise: "proxy.example.com:9192",
+				SecurityProtocol: SASLSSL, TLS: TLS{CertFile: "/etc/meshka/server.pem", KeyFile: "/etc/meshka/server-key.pem",
+					CAFile: "/etc/meshka/clients-ca.pem", ClientAuth: "requested", MinVersion: "1.3"},
+				SASLMechanisms: []string{"SCRAM-SHA-512"}, PrincipalMappingRules: []string{"RULE:^CN=(.*?),.*$/$1/L", "DEFAULT"}}},
 		},
 		Cache: Cache{
 			PartitionMaxBytes: 128 * MiB,
@@ -194,8 +221,10 @@ func fullConfig() Config {
 			MaxSize:               50,
 		},
 		Tables: Tables{MaxBytes: GiB},
-		Log:    Log{Level: "debug", Format: "json"},
-		Dev:    Dev{Nodes: 3, DataDir: "/var/lib/meshka-dev", Brokers: 1, Partitions: 12},
+		Security: Security{Users: []User{{Name: "alice", ScramSHA512: &ScramCredential{Salt: "c2FsdA==", Iterations: 8192,
+			StoredKey: "c3RvcmVk", ServerKey: "c2VydmVy"}}}, SASL: SASLSettings{SessionLifetime: Duration(time.Hour)}},
+		Log: Log{Level: "debug", Format: "json"},
+		Dev: Dev{Nodes: 3, DataDir: "/var/lib/meshka-dev", Brokers: 1, Partitions: 12},
 	}
 }
 
@@ -281,6 +310,12 @@ func TestExampleFileShowsTheDefaults(t *testing.T) {
 	}
 	if len(cfg.Bindings) == 0 {
 		cfg.Bindings = nil
+	}
+	if len(cfg.Kafka.Listeners) == 0 {
+		cfg.Kafka.Listeners = nil
+	}
+	if len(cfg.Security.Users) == 0 {
+		cfg.Security.Users = nil
 	}
 	if want := Default(); !reflect.DeepEqual(cfg, want) {
 		t.Errorf("%s no longer shows the defaults:\ngot  %+v\nwant %+v", path, cfg, want)

@@ -34,7 +34,7 @@ type TLS struct {
 	// CipherSuites are the TLS 1.2 suites allowed, by their IANA names
 	// (TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, ...); empty: Go's secure
 	// defaults. TLS 1.3's suites are not configurable.
-	CipherSuites []string `yaml:"cipher_suites"`
+	CipherSuites []string `yaml:"cipher_suites,omitempty"`
 }
 
 // Enabled reports whether any of t is set.

@@ -29,6 +29,8 @@ func (c *Config) Validate() Errors {
 		v.add("node.listen", "listens on all interfaces (%s); set node.advertise (or --advertise) to the host:port clients should connect to", what)
 	}
 
+	v.validateListeners(c)
+
 	v.nonEmpty("cluster.name", c.Cluster.Name)
 	// memberlist binds and advertises IP addresses only: it binds a name
 	// (or an empty host) on every interface and advertises that as "::",

@@ -22,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/meshka/meshka/actors/partition"
+	"github.com/meshka/meshka/cluster"
 	"github.com/meshka/meshka/upstream"
 )
 
@@ -30,20 +31,20 @@ func init() { register(3, 0, 12, handleMetadata) }
 func handleMetadata(c *conn, kreq kmsg.Request) func() (kmsg.Response, error) {
 	req := kreq.(*kmsg.MetadataRequest)
 	return func() (kmsg.Response, error) {
-		return c.s.metadata(c.ctx, req), nil
+		return c.s.metadata(c.ctx, c.registry(), req), nil
 	}
 }
 
 // metadata answers req; client is the asking connection's context.
-func (s *Server) metadata(client context.Context, req *kmsg.MetadataRequest) *kmsg.MetadataResponse {
+func (s *Server) metadata(client context.Context, reg *cluster.Registry, req *kmsg.MetadataRequest) *kmsg.MetadataResponse {
 	ctx := client
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
-	for _, n := range s.deps.Registry.Nodes() {
+	for _, n := range reg.Nodes() {
 		b := kmsg.NewMetadataResponseBroker()
 		b.NodeID, b.Host, b.Port = n.ID, n.Host, n.Port
 		resp.Brokers = append(resp.Brokers, b)
 	}
-	resp.ControllerID = s.deps.Registry.Controller().ID
+	resp.ControllerID = reg.Controller().ID
 	// Bounded: while upstream is unreachable the client gets its answer
 	// in time, with errors it retries on, rather than a timeout.
 	ctx, done := s.upstreamWaitCtx(ctx)
@@ -88,7 +89,7 @@ func (s *Server) metadata(client context.Context, req *kmsg.MetadataRequest) *km
 		}
 	}
 	for _, t := range topics {
-		resp.Topics = append(resp.Topics, s.metadataTopic(t))
+		resp.Topics = append(resp.Topics, s.metadataTopic(reg, t))
 	}
 	for _, t := range byID {
 		rt := kmsg.NewMetadataResponseTopic()
@@ -99,7 +100,7 @@ func (s *Server) metadata(client context.Context, req *kmsg.MetadataRequest) *km
 	return resp
 }
 
-func (s *Server) metadataTopic(t *upstream.TopicMeta) kmsg.MetadataResponseTopic {
+func (s *Server) metadataTopic(reg *cluster.Registry, t *upstream.TopicMeta) kmsg.MetadataResponseTopic {
 	rt := kmsg.NewMetadataResponseTopic()
 	rt.Topic = kmsg.StringPtr(t.Name)
 	rt.TopicID = t.ID
@@ -112,7 +113,7 @@ func (s *Server) metadataTopic(t *upstream.TopicMeta) kmsg.MetadataResponseTopic
 		rp.LeaderEpoch = p.LeaderEpoch
 		rp.Leader = -1
 		if p.Leader >= 0 {
-			owner := s.deps.Registry.Owner(partition.Kind, s.partitionID(t.Name, p.Partition))
+			owner := reg.Owner(partition.Kind, s.partitionID(t.Name, p.Partition))
 			if owner.ID >= 0 {
 				rp.Leader = owner.ID
 				rp.Replicas = []int32{owner.ID}

@@ -19,7 +19,7 @@ func handleFindCoordinator(c *conn, kreq kmsg.Request) func() (kmsg.Response, er
 	req := kreq.(*kmsg.FindCoordinatorRequest)
 	return func() (kmsg.Response, error) {
 		resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
-		self := c.s.deps.Registry.Self()
+		self := c.registry().Self()
 		answer := func(key string) (int16, int32, string, int32) {
 			switch {
 			case req.CoordinatorType != 0 && req.CoordinatorType != 1:
@@ -27,7 +27,7 @@ func handleFindCoordinator(c *conn, kreq kmsg.Request) func() (kmsg.Response, er
 			case key == "" && req.CoordinatorType == 1:
 				return kerr.InvalidRequest.Code, -1, "", -1
 			case req.CoordinatorType == 0:
-				n := c.s.deps.Registry.Owner(group.Kind, group.Identity(c.s.deps.UpstreamName, key))
+				n := c.registry().Owner(group.Kind, group.Identity(c.s.deps.UpstreamName, key))
 				if n.ID < 0 {
 					return kerr.CoordinatorNotAvailable.Code, -1, "", -1 // no live node: this one has left
 				}

@@ -50,8 +50,8 @@ func handleApiVersions(c *conn, kreq kmsg.Request) func() (kmsg.Response, error)
 			upRange[k.ApiKey] = k
 		}
 		resp.ApiKeys = advertised(func(key int16) (int16, int16, bool) {
-			if key == apiVersionsKey {
-				return 0, apis[key].max, true // answered by meshka itself
+			if selfAnswered(key) {
+				return apis[key].min, apis[key].max, true // answered by meshka itself
 			}
 			k, ok := upRange[key]
 			return k.MinVersion, k.MaxVersion, ok

@@ -29,8 +29,8 @@ func handleDescribeCluster(c *conn, kreq kmsg.Request) func() (kmsg.Response, er
 			return resp, nil
 		}
 		resp.ClusterID = *id
-		resp.ControllerID = c.s.deps.Registry.Controller().ID
-		for _, n := range c.s.deps.Registry.Nodes() {
+		resp.ControllerID = c.registry().Controller().ID
+		for _, n := range c.registry().Nodes() {
 			b := kmsg.NewDescribeClusterResponseBroker()
 			b.NodeID, b.Host, b.Port = n.ID, n.Host, n.Port
 			resp.Brokers = append(resp.Brokers, b)

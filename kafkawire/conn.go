@@ -2,6 +2,7 @@ package kafkawire
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/meshka/meshka/auth"
 )
 
 // inflight is a request read and not yet answered.
@@ -21,6 +24,7 @@ type inflight struct {
 	read         time.Time // set only when debug logging is on
 	held         int64     // request budget its frame holds until answered
 	respHeld     int64     // response budget its answer holds until written
+	closeAfter   string    // why the connection closes once this is answered
 }
 
 // holder is an answer that holds part of the node's response budget until
@@ -33,9 +37,20 @@ type holder interface{ heldBytes() int64 }
 // when it is full, reading stops.
 type conn struct {
 	s        *Server
-	nc       net.Conn
+	raw      net.Conn // the socket: closed and given deadlines
+	nc       net.Conn // what requests are read from and answers written to: raw, or TLS over it
+	lst      *Listener
 	remote   string
 	clientID string
+
+	// principal is who the client is (a string): User:ANONYMOUS, the
+	// SASL user, or the mapped subject of its certificate.
+	principal atomic.Value
+	// sasl and closeAfter are the read goroutine's: the SASL handlers
+	// run there, and closeAfter, set by a handler, closes the
+	// connection once the request it handled is answered.
+	sasl       saslState
+	closeAfter string
 
 	queue  chan *inflight
 	ctx    context.Context // ends when the connection dies
@@ -48,10 +63,40 @@ type conn struct {
 	closeOnce sync.Once
 }
 
-func newConn(s *Server, nc net.Conn, release func()) *conn {
+func newConn(s *Server, nc net.Conn, release func(), lst *Listener) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &conn{s: s, nc: nc, remote: nc.RemoteAddr().String(), queue: make(chan *inflight, s.cfg.MaxInflight),
+	c := &conn{s: s, raw: nc, nc: nc, lst: lst, remote: nc.RemoteAddr().String(), queue: make(chan *inflight, s.cfg.MaxInflight),
 		ctx: ctx, cancel: cancel, release: release}
+	if lst.TLS != nil {
+		c.nc = tls.Server(nc, lst.TLS) // the handshake comes first in serve
+	}
+	c.principal.Store(auth.Anonymous)
+	return c
+}
+
+// Principal is who the client is: User:ANONYMOUS until it authenticates.
+func (c *conn) Principal() string { return c.principal.Load().(string) }
+
+// handshake runs the TLS handshake within kafka.request_read_timeout and
+// takes the principal of the client's certificate, if it sent one.
+func (c *conn) handshake() error {
+	tc, ok := c.nc.(*tls.Conn)
+	if !ok {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.RequestReadTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return fmt.Errorf("TLS handshake (listener %s): %w", c.lst.Name, err)
+	}
+	if certs := tc.ConnectionState().PeerCertificates; len(certs) > 0 {
+		p, err := auth.CertPrincipal(certs[0], c.lst.PrincipalRules)
+		if err != nil {
+			return err
+		}
+		c.principal.Store(p)
+	}
+	return nil
 }
 
 func (c *conn) serve() {
@@ -61,6 +106,12 @@ func (c *conn) serve() {
 		c.s.log.Debug("Kafka connection opened", "client", c.remote)
 		defer func() { c.s.log.Debug("Kafka connection closed", "client", c.remote, "client_id", c.clientID) }()
 	}
+	if err := c.handshake(); err != nil {
+		c.fail("TLS handshake failed", err)
+		c.cancel()
+		c.raw.Close()
+		return
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -69,19 +120,19 @@ func (c *conn) serve() {
 	c.readLoop()
 	<-done
 	c.cancel()
-	c.nc.Close()
+	c.raw.Close()
 }
 
 // stopReading ends the read loop; requests already read are still answered.
 func (c *conn) stopReading() {
 	c.stopping.Store(true)
-	_ = c.nc.SetReadDeadline(time.Unix(1, 0))
+	_ = c.raw.SetReadDeadline(time.Unix(1, 0))
 }
 
 // kill ends the connection now.
 func (c *conn) kill() {
 	c.cancel()
-	c.nc.Close()
+	c.raw.Close()
 }
 
 // fail logs why the connection is being closed, once.
@@ -102,7 +153,13 @@ func (c *conn) readLoop() {
 			c.readEnded(err)
 			return
 		}
-		size, err := checkSize(prefix, c.s.cfg.MaxFrameBytes)
+		limit := c.s.cfg.MaxFrameBytes
+		if c.lst.sasl() && !c.sasl.authed {
+			// Before authentication a client may send only small
+			// frames, as Kafka's sasl.server.max.receive.size holds.
+			limit = min(limit, maxUnauthenticatedFrame)
+		}
+		size, err := checkSize(prefix, limit)
 		if err != nil {
 			c.fail("bad frame", err)
 			return
@@ -134,8 +191,16 @@ func (c *conn) readLoop() {
 			c.answered(item)
 			return
 		}
+		if item.closeAfter != "" {
+			// Read no more: the connection closes once this is answered.
+			c.fail(item.closeAfter, nil)
+			return
+		}
 	}
 }
+
+// maxUnauthenticatedFrame bounds a frame before SASL authentication.
+const maxUnauthenticatedFrame = 512 << 10
 
 // awaitFrame reads the next size prefix. A connection with nothing in
 // flight that sends nothing for kafka.idle_timeout is closed, as Kafka's
@@ -211,6 +276,9 @@ func (c *conn) answered(item *inflight) {
 
 // decode parses one frame and starts its handler.
 func (c *conn) decode(frame []byte) (*inflight, error) {
+	if c.sasl.unframed {
+		return c.token(frame)
+	}
 	h, req, err := parseRequest(frame, c.s.deps.Upstream.CachedApiVersions())
 	if c.clientID == "" && h.clientID != "" {
 		c.clientID = h.clientID
@@ -218,11 +286,15 @@ func (c *conn) decode(frame []byte) (*inflight, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := c.gate(h.key); err != nil {
+		return nil, err
+	}
 	if req == nil {
 		// Answered with the v0 fallback so the client can retry lower.
 		return &inflight{key: h.key, version: 0, corrID: h.corrID, finish: now(apiVersionsFallback(), nil)}, nil
 	}
 	item := &inflight{key: h.key, version: h.version, corrID: h.corrID, finish: apis[h.key].fn(c, req)}
+	item.closeAfter, c.closeAfter = c.closeAfter, ""
 	if c.s.debug {
 		item.read = time.Now()
 	}
@@ -249,7 +321,7 @@ func parseRequest(frame []byte, up *kmsg.ApiVersionsResponse) (header, kmsg.Requ
 		}
 		return h, nil, fmt.Errorf("unsupported %s version %d (meshka handles %d to %d)", kmsg.NameForKey(h.key), h.version, a.min, a.max)
 	}
-	if lo, hi, ok := versionRange(up, h.key); ok && h.key != apiVersionsKey && (h.version < lo || h.version > hi) {
+	if lo, hi, ok := versionRange(up, h.key); ok && !selfAnswered(h.key) && (h.version < lo || h.version > hi) {
 		// Not advertised: upstream cannot take this version.
 		return h, nil, fmt.Errorf("unsupported %s version %d (upstream handles %d to %d)", kmsg.NameForKey(h.key), h.version, lo, hi)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/meshka/meshka/actors/partition"
+	"github.com/meshka/meshka/auth"
 	"github.com/meshka/meshka/cluster"
 	"github.com/meshka/meshka/internal/ratelog"
 	"github.com/meshka/meshka/netguard"
@@ -40,6 +41,10 @@ type Deps struct {
 	Feeds        *partition.Feeds // partition caches read without a message to their actors
 	Registry     *cluster.Registry
 	Logger       *slog.Logger
+	// Users are who SASL listeners authenticate; SessionLifetime is
+	// security.sasl.session_lifetime (KIP-368; 0: forever).
+	Users           *auth.Users
+	SessionLifetime time.Duration
 }
 
 // Server accepts Kafka clients. Serve and Shutdown may be called from
@@ -50,13 +55,14 @@ type Server struct {
 	log  *slog.Logger
 
 	mu       sync.Mutex
-	ln       *netguard.Listener
+	lns      []*netguard.Listener
 	conns    map[*conn]struct{}
 	closing  bool
 	connWG   sync.WaitGroup
 	stopping chan struct{}
 
 	groups groupIDs
+	fails  failures // failed authentications by address
 
 	trouble *ratelog.Limiter // upstream trouble: one line per interval
 	debug   bool             // debug logging on: per-connection and per-request lines
@@ -109,7 +115,12 @@ func New(cfg Config, deps Deps) *Server {
 // Serve accepts connections on ln until Shutdown, within the configured
 // limits; errors accepting are retried (netguard.Listener), so only
 // Shutdown ends it, and then it returns nil.
-func (s *Server) Serve(ln net.Listener) error {
+func (s *Server) Serve(ln net.Listener) error { return s.ServeListener(ln, DefaultListener) }
+
+// ServeListener is Serve for a listener of its own: its connections get
+// its TLS and SASL, and Metadata answers them with its addresses. Each
+// listener has its own connection limits.
+func (s *Server) ServeListener(ln net.Listener, lst Listener) error {
 	gl := netguard.Listen(ln, "kafka", s.cfg.Limits, s.log)
 	s.mu.Lock()
 	if s.closing {
@@ -117,7 +128,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		gl.Close()
 		return nil
 	}
-	s.ln = gl
+	s.lns = append(s.lns, gl)
 	s.mu.Unlock()
 	for {
 		nc, release, err := gl.Accept()
@@ -130,7 +141,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			}
 			return err
 		}
-		c := newConn(s, nc, release)
+		c := newConn(s, nc, release, &lst)
 		s.mu.Lock()
 		if s.closing {
 			s.mu.Unlock()
@@ -149,7 +160,10 @@ func (s *Server) Serve(ln net.Listener) error {
 func (s *Server) Listener() *netguard.Listener {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.ln
+	if len(s.lns) == 0 {
+		return nil
+	}
+	return s.lns[0]
 }
 
 // RequestBudget and ResponseBudget are the node-wide budgets for request
@@ -182,8 +196,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if !s.closing {
 		s.closing = true
 		close(s.stopping)
-		if s.ln != nil {
-			s.ln.Close()
+		for _, ln := range s.lns {
+			ln.Close()
 		}
 		for c := range s.conns {
 			c.stopReading()

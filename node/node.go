@@ -60,6 +60,7 @@ type Node struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	served chan error
+	extra  map[string]net.Listener // kafka.listeners, bound, by name
 }
 
 type namedBinding struct {
@@ -121,6 +122,24 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 		up.Close()
 		return nil, err
 	}
+	us, err := users(cfg)
+	if err != nil {
+		ln.Close()
+		up.Close()
+		return nil, err
+	}
+	extra, err := bindListeners(cfg, log)
+	if err != nil {
+		ln.Close()
+		up.Close()
+		return nil, err
+	}
+	closeListeners := func() {
+		ln.Close()
+		for _, x := range extra {
+			x.ln.Close()
+		}
+	}
 	n.budget = partition.NewBudget(int64(cfg.Cache.NodeMaxBytes))
 	feeds := partition.NewFeeds()
 	// Table actors read partitions through the mesh they run in, which
@@ -132,6 +151,7 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 				Cluster: cfg.Cluster.Name,
 				NodeID:  cfg.Node.ID,
 				Kafka:   net.JoinHostPort(self.Host, strconv.Itoa(int(self.Port))),
+				Addrs:   listenerAddrs(extra),
 			},
 			Bind:             cfg.Cluster.Bind,
 			Advertise:        cfg.Cluster.AdvertiseBind,
@@ -169,7 +189,7 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 		Logger: log,
 	})
 	if err != nil {
-		ln.Close()
+		closeListeners()
 		up.Close()
 		return nil, err
 	}
@@ -182,7 +202,7 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 		n.api.Close()
 		mesh.Leave(cfg.Cluster.LeaveTimeout.D())
 		mesh.Stop()
-		ln.Close()
+		closeListeners()
 		up.Close()
 		return nil, err
 	}
@@ -201,8 +221,32 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 		WriteTimeout:       cfg.Kafka.WriteTimeout.D(),
 		RequestBudget:      netguard.NewBudget(int64(cfg.Kafka.MaxRequestMemory)),
 		ResponseBudget:     netguard.NewBudget(int64(cfg.Kafka.MaxResponseMemory)),
-	}, kafkawire.Deps{Upstream: up, UpstreamName: upstreamName, Mesh: mesh, Feeds: feeds, Registry: n.reg, Logger: log})
+	}, kafkawire.Deps{Upstream: up, UpstreamName: upstreamName, Mesh: mesh, Feeds: feeds, Registry: n.reg, Logger: log,
+		Users: us, SessionLifetime: cfg.Security.SASL.SessionLifetime.D()})
 	go func() { n.served <- n.srv.Serve(ln) }()
+	for _, x := range extra {
+		reg, err := n.reg.For(x.lst.Name, x.advertise)
+		if err != nil {
+			x.ln.Close()
+			log.Error("Kafka listener not served", "listener", x.lst.Name, "err", err)
+			continue
+		}
+		x.lst.Registry = reg
+		if n.extra == nil {
+			n.extra = map[string]net.Listener{}
+		}
+		n.extra[x.lst.Name] = x.ln
+		go func() {
+			if err := n.srv.ServeListener(x.ln, x.lst); err != nil {
+				select {
+				case n.served <- err:
+				default:
+				}
+			}
+		}()
+		log.Info("Kafka listener started", "listener", x.lst.Name, "listen", x.ln.Addr().String(), "advertise", x.advertise,
+			"security_protocol", protocolOf(cfg, x.lst.Name))
+	}
 
 	// Learn upstream's versions early, so requests at versions upstream
 	// lacks are refused even from clients that skip ApiVersions.

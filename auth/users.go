@@ -1,0 +1,133 @@
+// Package auth checks who a client is: the SASL mechanisms meshka's
+// listeners offer (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) against the users
+// of the configuration, and the principal of a client certificate.
+package auth
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+
+	"github.com/xdg-go/scram"
+
+	"github.com/meshka/meshka/config"
+)
+
+// ErrFailed is the error of every authentication that fails, whatever
+// the reason (the reason, for the log, is wrapped in it): a client is
+// never told whether the user or the password was wrong.
+var ErrFailed = errors.New("authentication failed")
+
+// Mechanism names.
+const (
+	Plain       = "PLAIN"
+	ScramSHA256 = "SCRAM-SHA-256"
+	ScramSHA512 = "SCRAM-SHA-512"
+)
+
+// Users are the SASL users of the configuration. Read-only once built;
+// safe for concurrent use.
+type Users struct {
+	creds map[string]map[string]scram.StoredCredentials // user → mechanism → credential
+}
+
+// NewUsers builds the users of cfg (already validated: errors here are
+// for credentials that do not decode).
+func NewUsers(cfg []config.User) (*Users, error) {
+	u := &Users{creds: map[string]map[string]scram.StoredCredentials{}}
+	for _, user := range cfg {
+		m := map[string]scram.StoredCredentials{}
+		for mech, sc := range map[string]*config.ScramCredential{ScramSHA256: user.ScramSHA256, ScramSHA512: user.ScramSHA512} {
+			if sc == nil {
+				continue
+			}
+			cred, err := decodeCredential(sc)
+			if err != nil {
+				return nil, fmt.Errorf("user %q, %s: %w", user.Name, mech, err)
+			}
+			m[mech] = cred
+		}
+		u.creds[user.Name] = m
+	}
+	return u, nil
+}
+
+func decodeCredential(sc *config.ScramCredential) (scram.StoredCredentials, error) {
+	salt, err := base64.StdEncoding.DecodeString(sc.Salt)
+	if err != nil {
+		return scram.StoredCredentials{}, fmt.Errorf("salt: %w", err)
+	}
+	stored, err := base64.StdEncoding.DecodeString(sc.StoredKey)
+	if err != nil {
+		return scram.StoredCredentials{}, fmt.Errorf("stored_key: %w", err)
+	}
+	server, err := base64.StdEncoding.DecodeString(sc.ServerKey)
+	if err != nil {
+		return scram.StoredCredentials{}, fmt.Errorf("server_key: %w", err)
+	}
+	return scram.StoredCredentials{KeyFactors: scram.KeyFactors{Salt: string(salt), Iters: sc.Iterations},
+		StoredKey: stored, ServerKey: server}, nil
+}
+
+// NewCredential salts password for mechanism (SCRAM-SHA-256 or
+// SCRAM-SHA-512) with a new random salt: what `meshka user add` prints.
+func NewCredential(mechanism, user, password string, iterations int) (*config.ScramCredential, error) {
+	hash, err := hashOf(mechanism)
+	if err != nil {
+		return nil, err
+	}
+	client, err := hash.NewClient(user, password, "")
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", mechanism, err)
+	}
+	salt := make([]byte, 24)
+	if _, err := rand.Read(salt); err != nil {
+		return nil, err
+	}
+	cred, err := client.GetStoredCredentialsWithError(scram.KeyFactors{Salt: string(salt), Iters: iterations})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", mechanism, err)
+	}
+	enc := base64.StdEncoding.EncodeToString
+	return &config.ScramCredential{Salt: enc(salt), Iterations: iterations, StoredKey: enc(cred.StoredKey), ServerKey: enc(cred.ServerKey)}, nil
+}
+
+func hashOf(mechanism string) (scram.HashGeneratorFcn, error) {
+	switch mechanism {
+	case ScramSHA256:
+		return scram.SHA256, nil
+	case ScramSHA512:
+		return scram.SHA512, nil
+	}
+	return nil, fmt.Errorf("mechanism %q: want SCRAM-SHA-256 or SCRAM-SHA-512", mechanism)
+}
+
+// checkPassword says whether password is user's, against any of the
+// user's stored credentials (PLAIN has no credential of its own).
+func (u *Users) checkPassword(user, password string) error {
+	creds, ok := u.creds[user]
+	if !ok {
+		return fmt.Errorf("%w: unknown user %q", ErrFailed, user)
+	}
+	for _, mech := range []string{ScramSHA512, ScramSHA256} {
+		stored, ok := creds[mech]
+		if !ok {
+			continue
+		}
+		hash, _ := hashOf(mech)
+		client, err := hash.NewClient(user, password, "")
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrFailed, err)
+		}
+		got, err := client.GetStoredCredentialsWithError(stored.KeyFactors)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrFailed, err)
+		}
+		if !equalKeys(got.StoredKey, stored.StoredKey) {
+			return fmt.Errorf("%w: wrong password for user %q", ErrFailed, user)
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: user %q has no credential", ErrFailed, user)
+}
