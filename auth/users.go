@@ -5,11 +5,10 @@ package auth
 
 import (
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
-
-	"github.com/xdg-go/scram"
 
 	"github.com/meshka/meshka/config"
 )
@@ -29,15 +28,15 @@ const (
 // Users are the SASL users of the configuration. Read-only once built;
 // safe for concurrent use.
 type Users struct {
-	creds map[string]map[string]scram.StoredCredentials // user → mechanism → credential
+	creds map[string]map[string]scramCredential // user → mechanism → credential
 }
 
 // NewUsers builds the users of cfg (already validated: errors here are
 // for credentials that do not decode).
 func NewUsers(cfg []config.User) (*Users, error) {
-	u := &Users{creds: map[string]map[string]scram.StoredCredentials{}}
+	u := &Users{creds: map[string]map[string]scramCredential{}}
 	for _, user := range cfg {
-		m := map[string]scram.StoredCredentials{}
+		m := map[string]scramCredential{}
 		for mech, sc := range map[string]*config.ScramCredential{ScramSHA256: user.ScramSHA256, ScramSHA512: user.ScramSHA512} {
 			if sc == nil {
 				continue
@@ -53,54 +52,39 @@ func NewUsers(cfg []config.User) (*Users, error) {
 	return u, nil
 }
 
-func decodeCredential(sc *config.ScramCredential) (scram.StoredCredentials, error) {
+func decodeCredential(sc *config.ScramCredential) (scramCredential, error) {
 	salt, err := base64.StdEncoding.DecodeString(sc.Salt)
 	if err != nil {
-		return scram.StoredCredentials{}, fmt.Errorf("salt: %w", err)
+		return scramCredential{}, fmt.Errorf("salt: %w", err)
 	}
 	stored, err := base64.StdEncoding.DecodeString(sc.StoredKey)
 	if err != nil {
-		return scram.StoredCredentials{}, fmt.Errorf("stored_key: %w", err)
+		return scramCredential{}, fmt.Errorf("stored_key: %w", err)
 	}
 	server, err := base64.StdEncoding.DecodeString(sc.ServerKey)
 	if err != nil {
-		return scram.StoredCredentials{}, fmt.Errorf("server_key: %w", err)
+		return scramCredential{}, fmt.Errorf("server_key: %w", err)
 	}
-	return scram.StoredCredentials{KeyFactors: scram.KeyFactors{Salt: string(salt), Iters: sc.Iterations},
-		StoredKey: stored, ServerKey: server}, nil
+	return scramCredential{salt: salt, iterations: sc.Iterations, storedKey: stored, serverKey: server}, nil
 }
 
 // NewCredential salts password for mechanism (SCRAM-SHA-256 or
 // SCRAM-SHA-512) with a new random salt: what `meshka user add` prints.
 func NewCredential(mechanism, user, password string, iterations int) (*config.ScramCredential, error) {
-	hash, err := hashOf(mechanism)
+	h, err := hashOf(mechanism)
 	if err != nil {
 		return nil, err
-	}
-	client, err := hash.NewClient(user, password, "")
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", mechanism, err)
 	}
 	salt := make([]byte, 24)
 	if _, err := rand.Read(salt); err != nil {
 		return nil, err
 	}
-	cred, err := client.GetStoredCredentialsWithError(scram.KeyFactors{Salt: string(salt), Iters: iterations})
+	cred, err := h.derive(password, salt, iterations)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", mechanism, err)
 	}
 	enc := base64.StdEncoding.EncodeToString
-	return &config.ScramCredential{Salt: enc(salt), Iterations: iterations, StoredKey: enc(cred.StoredKey), ServerKey: enc(cred.ServerKey)}, nil
-}
-
-func hashOf(mechanism string) (scram.HashGeneratorFcn, error) {
-	switch mechanism {
-	case ScramSHA256:
-		return scram.SHA256, nil
-	case ScramSHA512:
-		return scram.SHA512, nil
-	}
-	return nil, fmt.Errorf("mechanism %q: want SCRAM-SHA-256 or SCRAM-SHA-512", mechanism)
+	return &config.ScramCredential{Salt: enc(salt), Iterations: iterations, StoredKey: enc(cred.storedKey), ServerKey: enc(cred.serverKey)}, nil
 }
 
 // checkPassword says whether password is user's, against any of the
@@ -115,16 +99,12 @@ func (u *Users) checkPassword(user, password string) error {
 		if !ok {
 			continue
 		}
-		hash, _ := hashOf(mech)
-		client, err := hash.NewClient(user, password, "")
+		h, _ := hashOf(mech)
+		got, err := h.derive(password, stored.salt, stored.iterations)
 		if err != nil {
 			return fmt.Errorf("%w: %v", ErrFailed, err)
 		}
-		got, err := client.GetStoredCredentialsWithError(stored.KeyFactors)
-		if err != nil {
-			return fmt.Errorf("%w: %v", ErrFailed, err)
-		}
-		if !equalKeys(got.StoredKey, stored.StoredKey) {
+		if subtle.ConstantTimeCompare(got.storedKey, stored.storedKey) != 1 {
 			return fmt.Errorf("%w: wrong password for user %q", ErrFailed, user)
 		}
 		return nil

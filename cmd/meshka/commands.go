@@ -14,6 +14,7 @@ func topCommand() *command {
 			"dev                run one node in front of an embedded upstream, for development",
 			"run                run a node in front of an upstream Kafka cluster",
 			"config check FILE  check a configuration file",
+			"user add NAME      print the config entry of a new SASL user",
 			"version            print meshka's version",
 		},
 		footer: `Run "meshka COMMAND --help" for the flags of a command.`,

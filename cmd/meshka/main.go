@@ -12,8 +12,12 @@ import (
 )
 
 func main() {
+	stdin = os.Stdin
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
+
+// stdin is where commands read input from (meshka user add, a password).
+var stdin io.Reader = strings.NewReader("")
 
 // run is the whole command line; it returns the exit status: 0 on
 // success, 1 when the work failed, 2 when the command line was wrong.
@@ -29,6 +33,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serve(runCommand(), args[1:], false, stdout, stderr)
 	case "config":
 		return configCmd(args[1:], stdout, stderr)
+	case "user":
+		return userCmd(args[1:], stdin, stdout, stderr)
 	case "version", "--version", "-v":
 		return versionCmd(args[1:], stdout, stderr)
 	case "help", "--help", "-h":
@@ -47,7 +53,7 @@ func help(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	switch strings.Join(args, " ") {
-	case "dev", "run", "config", "config check", "version":
+	case "dev", "run", "config", "config check", "version", "user", "user add":
 		return run(append(args, "--help"), stdout, stderr)
 	}
 	return topCommand().fail(stderr, "no help for %q", strings.Join(args, " "))

@@ -91,10 +91,24 @@ func serve(c *command, args []string, dev bool, stdout, stderr io.Writer) int {
 		log.Info("embedded upstream started", "brokers", cfg.Upstream.Brokers, "data_dir", cfg.Dev.DataDir)
 	}
 
+	var devCA string
+	if dev {
+		var err error
+		if devCA, err = addDevSecurity(&cfg); err != nil {
+			log.Error("cannot set up the dev SASL_SSL listener", "err", err)
+			return 1
+		}
+	}
 	nodes, err := startNodes(cfg, dev, log)
 	if err != nil {
 		log.Error("cannot start meshka", "err", err)
 		return 1
+	}
+	if devCA != "" {
+		if addr, ok := nodes[0].ListenerAddr(devListenerName); ok {
+			log.Info("SASL_SSL listener for trying TLS and SASL: user dev, password dev-secret, node i on its port + i",
+				"listen", addr.String(), "kcat", devKcat(addr, devCA))
+		}
 	}
 	done := make(chan error, len(nodes))
 	for _, n := range nodes {
@@ -138,6 +152,14 @@ func startNodes(cfg config.Config, dev bool, log *slog.Logger) ([]*node.Node, er
 				c.Node.Advertise = portPlus(cfg.Node.Advertise, i)
 			}
 			c.Cluster.Bind = portPlus(cfg.Cluster.Bind, i)
+			c.Kafka.Listeners = nil
+			for _, l := range cfg.Kafka.Listeners {
+				l.Listen = portPlus(l.Listen, i)
+				if l.Advertise != "" {
+					l.Advertise = portPlus(l.Advertise, i)
+				}
+				c.Kafka.Listeners = append(c.Kafka.Listeners, l)
+			}
 			// Remoting on port + i (port 0 picks one). Several nodes' remoting
 			// in one process trips the race detector (internal/race), not
 			// this binary: each remote.Start sets gRPC's process-wide
