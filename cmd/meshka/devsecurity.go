@@ -2,7 +2,7 @@ package main
 
 import (
 	"fmt"
-		"net"
+	"net"
 	"os"
 	"path/filepath"
 
