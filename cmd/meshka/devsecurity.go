@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"github.com/meshka/meshka/auth"
 	"github.com/meshka/meshka/config"
@@ -12,13 +13,14 @@ import (
 )
 
 // The SASL_SSL listener meshka dev opens beside the plaintext one, so
-// TLS and SASL can be tried in one command: 127.0.0.1:9192 (node i:
-// 9192 + i), a certificate signed by a CA of its own, both kept in the
-// data dir's tls/ (made once, then reused, so a client that trusts the
-// CA keeps trusting it), and the user dev, password dev-secret.
+// TLS and SASL can be tried in one command: on the Kafka listener's port
+// + 100, so 127.0.0.1:9192 by default (node i: 9192 + i), with a
+// certificate signed by a CA of its own, both kept in the data dir's tls/
+// (made once, then reused, so a client that trusts the CA keeps trusting
+// it), and the user dev, password dev-secret.
 const (
-	devSecureListen = "127.0.0.1:9192"
-	devUser         = "dev"
+	devSecurePortOffset = 100
+	devUser             = "dev"
 	devPassword     = "dev-secret"
 	devListenerName = "dev_sasl_ssl"
 )
@@ -35,14 +37,18 @@ func addDevSecurity(cfg *config.Config) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("dev TLS certificates in %s: %w", dir, err)
 	}
-	host, port, _ := net.SplitHostPort(cfg.Node.Listen)
-	listen := devSecureListen
-	switch {
-	case port == "0":
-		listen = net.JoinHostPort(host, "0") // the Kafka listener's port is picked: so is this one's
-	case host != "127.0.0.1":
-		listen = net.JoinHostPort(host, "9192")
+	host, port, err := net.SplitHostPort(cfg.Node.Listen)
+	if err != nil {
+		return "", fmt.Errorf("node.listen %q: %w", cfg.Node.Listen, err)
 	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p+devSecurePortOffset > 65535 {
+		return "", fmt.Errorf("node.listen %q: no port %d for the SASL_SSL listener", cfg.Node.Listen, p+devSecurePortOffset)
+	}
+	if p != 0 { // port 0: the Kafka listener's port is picked, and so is this one's
+		p += devSecurePortOffset
+	}
+	listen := net.JoinHostPort(host, strconv.Itoa(p))
 	cfg.Kafka.Listeners = []config.Listener{{Name: devListenerName, Listen: listen, SecurityProtocol: config.SASLSSL,
 		TLS:            config.TLS{CertFile: server.CertFile, KeyFile: server.KeyFile},
 		SASLMechanisms: []string{auth.Plain, auth.ScramSHA512}}}
