@@ -21,8 +21,8 @@ import (
 const (
 	devSecurePortOffset = 100
 	devUser             = "dev"
-	devPassword     = "dev-secret"
-	devListenerName = "dev_sasl_ssl"
+	devPassword         = "dev-secret"
+	devListenerName     = "dev_sasl_ssl"
 )
 
 // addDevSecurity adds the dev SASL_SSL listener and user to cfg, unless
