@@ -1,0 +1,111 @@
+package test
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/meshka/meshka/config"
+)
+
+// rawConn speaks Kafka's framing by hand, for requests a client library
+// would not send as they are here (never re-authenticating).
+type rawConn struct {
+	net.Conn
+	r    *bufio.Reader
+	corr int32
+}
+
+// ask writes req (a non-flexible version) and reads its answer into
+// resp, or returns the read error.
+func (c *rawConn) ask(req kmsg.Request, resp kmsg.Response) error {
+	c.corr++
+	body := req.AppendTo(nil)
+	frame := binary.BigEndian.AppendUint32(nil, 0)
+	frame = binary.BigEndian.AppendUint16(frame, uint16(req.Key()))
+	frame = binary.BigEndian.AppendUint16(frame, uint16(req.GetVersion()))
+	frame = binary.BigEndian.AppendUint32(frame, uint32(c.corr))
+	frame = binary.BigEndian.AppendUint16(frame, 3)
+	frame = append(frame, "raw"...)
+	frame = append(frame, body...)
+	binary.BigEndian.PutUint32(frame, uint32(len(frame)-4))
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write(frame); err != nil {
+		return err
+	}
+	var size [4]byte
+	if _, err := io.ReadFull(c.r, size[:]); err != nil {
+		return err
+	}
+	b := make([]byte, binary.BigEndian.Uint32(size[:]))
+	if _, err := io.ReadFull(c.r, b); err != nil {
+		return err
+	}
+	if got := int32(binary.BigEndian.Uint32(b)); got != c.corr {
+		return fmt.Errorf("correlation id %d, want %d", got, c.corr)
+	}
+	resp.SetVersion(req.GetVersion())
+	return resp.ReadFrom(b[4:])
+}
+
+// KIP-368: with security.sasl.session_lifetime set, a franz-go client
+// keeps producing across three lifetimes (it authenticates again), and a
+// connection that never authenticates again is closed at its first
+// request after the lifetime.
+func TestSASLReauthentication(t *testing.T) {
+	const lifetime = time.Second
+	s := startSecured(t, func(cfg *config.Config) { cfg.Security.SASL.SessionLifetime = config.Duration(lifetime) })
+	ctx := timeout(t, time.Minute)
+	createTopic(t, ctx, s.env.DirectClient(t), "reauth", 1, nil)
+
+	cl := s.client(t, "sasl", kgo.SASL(scram.Auth{User: "alice", Pass: s.password}.AsSha512Mechanism()))
+	end := time.Now().Add(3*lifetime + lifetime/2)
+	n := 0
+	for time.Now().Before(end) {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "reauth", Value: []byte(fmt.Sprint(n))}).FirstErr(); err != nil {
+			t.Fatalf("record %d, %s after the start: %v", n, time.Until(end)-3*lifetime-lifetime/2, err)
+		}
+		n++
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("%d records produced across %s", n, 3*lifetime+lifetime/2)
+
+	nc, err := net.Dial("tcp", s.addr(t, "sasl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	c := &rawConn{Conn: nc, r: bufio.NewReader(nc)}
+	hs := kmsg.NewPtrSASLHandshakeRequest()
+	hs.Version, hs.Mechanism = 1, "PLAIN"
+	hsResp := kmsg.NewPtrSASLHandshakeResponse()
+	if err := c.ask(hs, hsResp); err != nil || hsResp.ErrorCode != 0 {
+		t.Fatalf("SaslHandshake: %v, code %d", err, hsResp.ErrorCode)
+	}
+	au := kmsg.NewPtrSASLAuthenticateRequest()
+	au.Version, au.SASLAuthBytes = 1, []byte("\x00alice\x00"+s.password)
+	auResp := kmsg.NewPtrSASLAuthenticateResponse()
+	if err := c.ask(au, auResp); err != nil || auResp.ErrorCode != 0 {
+		t.Fatalf("SaslAuthenticate: %v, code %d", err, auResp.ErrorCode)
+	}
+	if auResp.SessionLifetimeMillis <= 0 || auResp.SessionLifetimeMillis > lifetime.Milliseconds() {
+		t.Fatalf("session lifetime %d ms, want up to %d", auResp.SessionLifetimeMillis, lifetime.Milliseconds())
+	}
+	meta := kmsg.NewPtrMetadataRequest()
+	meta.Version = 1
+	if err := c.ask(meta, kmsg.NewPtrMetadataResponse()); err != nil {
+		t.Fatalf("Metadata within the lifetime: %v", err)
+	}
+	time.Sleep(time.Duration(auResp.SessionLifetimeMillis)*time.Millisecond + 200*time.Millisecond)
+	if err := c.ask(meta, kmsg.NewPtrMetadataResponse()); err == nil {
+		t.Fatal("Metadata answered after the session lifetime ran out")
+	}
+}
