@@ -17,6 +17,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kversion"
 	"github.com/twmb/franz-go/pkg/sasl"
 	"golang.org/x/sync/singleflight"
+
+	"github.com/meshka/meshka/internal/ratelog"
 )
 
 // Config is what the upstream side needs from meshka's configuration.
@@ -107,12 +109,13 @@ func New(cfg Config) (*Client, error) {
 		kgo.MetadataMinAge(250 * time.Millisecond),
 		kgo.DisableIdempotentWrite(),
 	}
-	d := dialer{base: cfg.Dialer, tls: cfg.TLS}
+	secLog := ratelog.New(cfg.Logger, 10*time.Second)
+	d := dialer{base: cfg.Dialer, tls: cfg.TLS, lim: secLog}
 	if cfg.Dialer != nil || cfg.TLS != nil {
 		opts = append(opts, kgo.Dialer(d.dial))
 	}
 	if cfg.SASL != nil {
-		opts = append(opts, kgo.SASL(cfg.SASL))
+		opts = append(opts, kgo.SASL(cfg.SASL), kgo.WithHooks(saslHook{lim: secLog, mech: cfg.SASL.Name()}))
 	}
 	opts = append(opts, kgo.WithLogger(newKgoLogger(cfg.Logger)))
 	main, err := kgo.NewClient(opts...)

@@ -45,6 +45,7 @@ const (
 type dialer struct {
 	base func(ctx context.Context, network, host string) (net.Conn, error)
 	tls  *tls.Config // nil: plaintext
+	lim  *ratelog.Limiter
 }
 
 // dial connects to addr and, with TLS, completes the handshake, all
@@ -76,6 +77,11 @@ func (d dialer) dial(ctx context.Context, network, addr string) (net.Conn, error
 	tc := tls.Client(conn, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		conn.Close()
+		// kgo dials again on its own, so this is the one place a
+		// refused certificate can be named.
+		if ctx.Err() == nil {
+			d.lim.Warn("tls "+addr, "upstream TLS handshake failed", "addr", addr, "err", err)
+		}
 		return nil, fmt.Errorf("TLS handshake with %s: %w", addr, err)
 	}
 	return tc, nil
@@ -195,6 +201,27 @@ func (t *saslTrip) do(req kmsg.Request, resp kmsg.Response) error {
 		}
 	}
 	return resp.ReadFrom(rest.Src)
+}
+
+// saslHook names, in meshka's log, a SASL authentication upstream ended
+// by closing the connection, as a broker does when it refuses the
+// credentials: kgo takes that for a network error and tries again
+// without logging it. A refusal upstream answers with an error code is
+// logged by kgo, through kgoLogger.
+type saslHook struct {
+	lim  *ratelog.Limiter
+	mech string
+}
+
+var _ kgo.HookBrokerRead = saslHook{}
+
+func (h saslHook) OnBrokerRead(meta kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, err error) {
+	if key != int16(kmsg.SASLAuthenticate) || err == nil {
+		return
+	}
+	addr := net.JoinHostPort(meta.Host, fmt.Sprint(meta.Port))
+	h.lim.Warn("sasl "+addr, "upstream refused SASL authentication (it closed the connection); check upstream.sasl",
+		"mechanism", h.mech, "addr", addr, "err", err)
 }
 
 // kgoLogger passes kgo's errors to meshka's log, at most one line per
