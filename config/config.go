@@ -78,6 +78,11 @@ type Upstream struct {
 	// ProduceInflight is how many batches of one partition may be on their
 	// way to the upstream leader at once; order is kept regardless.
 	ProduceInflight int `yaml:"produce_inflight"`
+	// TLS, when the section is present (even empty), secures every
+	// connection to upstream; nil is plaintext.
+	TLS *TLS `yaml:"tls"`
+	// SASL, when present, authenticates every connection to upstream.
+	SASL *SASL `yaml:"sasl"`
 }
 
 // Kafka bounds what a single client connection may cost the proxy.

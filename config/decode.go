@@ -68,17 +68,33 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		d.mapping(n, v, path)
 	case reflect.Slice:
 		d.sequence(n, v, path)
+	case reflect.Pointer:
+		if v.Type().Elem().Kind() != reflect.Struct {
+			d.yamlDecode(n, v, path)
+			return
+		}
+		// An optional section: present (even as {}) is on, absent or
+		// null is off, and what it holds is decoded as strictly as any.
+		if v.IsNil() {
+			v.Set(reflect.New(v.Type().Elem()))
+		}
+		d.mapping(n, v.Elem(), path)
 	case reflect.String, reflect.Bool,
 		reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
 		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
 		reflect.Float32, reflect.Float64:
 		d.scalar(n, v, path)
 	default:
-		// Maps, pointers and interfaces are rare in configuration; yaml.v3
-		// handles them, at the cost of stopping at their first error.
-		if err := n.Decode(v.Addr().Interface()); err != nil {
-			d.fail(n, path, "%s", cleanYAMLError(err))
-		}
+		d.yamlDecode(n, v, path)
+	}
+}
+
+// yamlDecode leaves a value to yaml.v3: maps and interfaces are rare in
+// configuration, and yaml.v3 handles them at the cost of stopping at
+// their first error.
+func (d *decoder) yamlDecode(n *yaml.Node, v reflect.Value, path string) {
+	if err := n.Decode(v.Addr().Interface()); err != nil {
+		d.fail(n, path, "%s", cleanYAMLError(err))
 	}
 }
 

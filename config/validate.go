@@ -70,6 +70,12 @@ func (c *Config) Validate() Errors {
 	v.durationRange("upstream.request_timeout", c.Upstream.RequestTimeout, time.Second, 10*time.Minute)
 	v.durationRange("upstream.metadata_ttl", c.Upstream.MetadataTTL, 100*time.Millisecond, time.Hour)
 	v.intRange("upstream.produce_inflight", int64(c.Upstream.ProduceInflight))
+	if c.Upstream.TLS != nil {
+		v.validateTLS("upstream.tls", *c.Upstream.TLS, false)
+	}
+	if c.Upstream.SASL != nil {
+		v.validateSASL("upstream.sasl", *c.Upstream.SASL)
+	}
 
 	v.sizeRange("kafka.max_frame_bytes", c.Kafka.MaxFrameBytes, KiB, GiB)
 	v.intRange("kafka.max_inflight_per_conn", int64(c.Kafka.MaxInflightPerConn))

@@ -97,14 +97,18 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 	n := &Node{cfg: cfg, log: log, served: make(chan error, 1)}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 
-	up, err := upstream.New(upstream.Config{
+	upCfg := upstream.Config{
 		Brokers:        cfg.Upstream.Brokers,
 		ClientID:       cfg.Upstream.ClientID,
 		RequestTimeout: cfg.Upstream.RequestTimeout.D(),
 		MetadataTTL:    cfg.Upstream.MetadataTTL.D(),
 		Logger:         log,
 		Dialer:         opts.Dialer,
-	})
+	}
+	if err := upstreamSecurity(cfg.Upstream, &upCfg, log); err != nil {
+		return nil, err
+	}
+	up, err := upstream.New(upCfg)
 	if err != nil {
 		return nil, err
 	}

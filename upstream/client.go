@@ -5,6 +5,7 @@ package upstream
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -14,7 +15,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/kversion"
+	"github.com/twmb/franz-go/pkg/sasl"
 	"golang.org/x/sync/singleflight"
+
+	"github.com/meshka/meshka/internal/ratelog"
 )
 
 // Config is what the upstream side needs from meshka's configuration.
@@ -26,10 +30,21 @@ type Config struct {
 	Logger         *slog.Logger
 	// Dialer, when set, replaces the network dial (tests count bytes with it).
 	Dialer func(ctx context.Context, network, host string) (net.Conn, error)
+	// TLS, when set, secures every connection to upstream, over what
+	// Dialer dials; an empty ServerName checks the host dialled.
+	TLS *tls.Config
+	// SASL, when set, authenticates every connection to upstream.
+	SASL sasl.Mechanism
 
 	// slotWait, set by tests, is called from a produce pipe's writer when
 	// it has a request ready and every slot of its connection is taken.
 	slotWait func(broker int32)
+	// now, set by tests, is the clock that retires produce connections
+	// before their SASL sessions end.
+	now func() time.Time
+	// retired, set by tests, is called from a produce pipe's writer when
+	// it retires its connection.
+	retired func(broker int32)
 }
 
 // Client holds two kgo clients: main carries metadata, admin, produce and
@@ -38,6 +53,7 @@ type Config struct {
 type Client struct {
 	cfg    Config
 	log    *slog.Logger
+	dialer dialer
 	main   *kgo.Client
 	stream *kgo.Client
 	meta   *MetaCache
@@ -93,9 +109,15 @@ func New(cfg Config) (*Client, error) {
 		kgo.MetadataMinAge(250 * time.Millisecond),
 		kgo.DisableIdempotentWrite(),
 	}
-	if cfg.Dialer != nil {
-		opts = append(opts, kgo.Dialer(cfg.Dialer))
+	secLog := ratelog.New(cfg.Logger, 10*time.Second)
+	d := dialer{base: cfg.Dialer, tls: cfg.TLS, lim: secLog}
+	if cfg.Dialer != nil || cfg.TLS != nil {
+		opts = append(opts, kgo.Dialer(d.dial))
 	}
+	if cfg.SASL != nil {
+		opts = append(opts, kgo.SASL(cfg.SASL), kgo.WithHooks(saslHook{lim: secLog, mech: cfg.SASL.Name()}))
+	}
+	opts = append(opts, kgo.WithLogger(newKgoLogger(cfg.Logger)))
 	main, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("upstream: %w", err)
@@ -105,7 +127,7 @@ func New(cfg Config) (*Client, error) {
 		main.Close()
 		return nil, fmt.Errorf("upstream: %w", err)
 	}
-	c := &Client{cfg: cfg, log: cfg.Logger, main: main, stream: stream, pipes: make(map[int32]*pipe)}
+	c := &Client{cfg: cfg, log: cfg.Logger, dialer: d, main: main, stream: stream, pipes: make(map[int32]*pipe)}
 	c.life, c.endLife = context.WithCancel(context.Background())
 	c.meta = newMetaCache(c, cfg.MetadataTTL)
 	c.streams = newStreams(c)
@@ -213,6 +235,13 @@ func (c *Client) Request(ctx context.Context, req kmsg.Request) (kmsg.Response, 
 	ctx, cancel := c.timeout(ctx)
 	defer cancel()
 	return c.main.Request(ctx, req)
+}
+
+func (c *Client) now() time.Time {
+	if c.cfg.now != nil {
+		return c.cfg.now()
+	}
+	return time.Now()
 }
 
 func (c *Client) timeout(ctx context.Context) (context.Context, context.CancelFunc) {

@@ -175,6 +175,23 @@ func (p *pipe) write() {
 		case <-p.quit:
 			return
 		}
+		if !cx.retireAt.IsZero() && !p.c.now().Before(cx.retireAt) {
+			// The SASL session nears its end: what is on the connection
+			// is answered before anything goes on a new one, as at a
+			// leader change, so no batch overtakes an earlier one.
+			<-cx.slots
+			if hook := p.c.cfg.retired; hook != nil {
+				hook(p.node)
+			}
+			cx.retire()
+			select {
+			case <-cx.gone:
+			case <-p.quit:
+				return
+			}
+			cx = nil
+			continue
+		}
 		p.send(cx, p.gather())
 	}
 }
@@ -294,19 +311,18 @@ func (p *pipe) dial() (*pipeConn, error) {
 	}
 	ctx, cancel := context.WithTimeout(p.ctx, pipeDialTimeout)
 	defer cancel()
-	var conn net.Conn
-	var err error
-	if p.c.cfg.Dialer != nil {
-		conn, err = p.c.cfg.Dialer(ctx, "tcp", addr)
-	} else {
-		var d net.Dialer
-		conn, err = d.DialContext(ctx, "tcp", addr)
+	conn, err := p.c.dialer.dial(ctx, "tcp", addr)
+	var retireAt time.Time
+	if err == nil && p.c.cfg.SASL != nil {
+		if retireAt, err = p.c.authenticate(ctx, conn, addr, p.c.cfg.SASL); err != nil {
+			conn.Close()
+		}
 	}
 	if err != nil {
 		p.c.log.Warn("upstream produce connection failed", "broker", p.node, "addr", addr, "err", err)
 		return nil, fmt.Errorf("upstream broker %d at %s: %w", p.node, addr, err)
 	}
-	cx := &pipeConn{conn: conn, node: p.node, log: p.c.log, slots: make(chan struct{}, pipeInFlight), gone: make(chan struct{})}
+	cx := &pipeConn{conn: conn, node: p.node, log: p.c.log, retireAt: retireAt, slots: make(chan struct{}, pipeInFlight), gone: make(chan struct{})}
 	p.wg.Add(1)
 	go cx.read(&p.wg)
 	return cx, nil
@@ -355,15 +371,49 @@ func (r *pipeRequest) deliver(resp *kmsg.ProduceResponse) {
 // pipeConn is one connection of a pipe: the writer pushes requests, its
 // reader goroutine takes the answers in the same order.
 type pipeConn struct {
-	conn  net.Conn
-	node  int32
-	log   *slog.Logger
-	slots chan struct{} // one per request in flight
-	gone  chan struct{} // closed when the connection failed
+	conn     net.Conn
+	node     int32
+	log      *slog.Logger
+	retireAt time.Time     // zero: never; else no request is written from then on
+	slots    chan struct{} // one per request in flight
+	gone     chan struct{} // closed when the connection failed or was retired
 
-	mu      sync.Mutex
-	pending []*pipeRequest
-	err     error
+	mu         sync.Mutex
+	pending    []*pipeRequest
+	delivering bool // the reader is handing out an answer it popped
+	retiring   bool // closed once nothing is pending or being delivered
+	err        error
+}
+
+// errRetired closes a connection retired with nothing on it.
+var errRetired = errors.New("upstream: produce connection retired before its SASL session ends")
+
+// retire closes the connection once every answer to what was written on
+// it has been handed out: now, when nothing is pending, or else by the
+// reader after the last. gone closes then.
+//
+// A pipe retires a connection rather than authenticate on it again: a
+// broker reads a connection's requests in order, so a new SASL exchange
+// would wait for the answers in flight just as retiring does, and the
+// reader would have to tell SASL answers from Produce answers. A new
+// connection costs a dial and a handshake once per session lifetime.
+func (cx *pipeConn) retire() {
+	cx.mu.Lock()
+	cx.retiring = true
+	idle := len(cx.pending) == 0 && !cx.delivering
+	cx.mu.Unlock()
+	if idle {
+		cx.fail(errRetired)
+	}
+}
+
+// delivered ends the hand-out of a popped answer; true when the
+// connection is retiring and that was the last.
+func (cx *pipeConn) delivered() bool {
+	cx.mu.Lock()
+	defer cx.mu.Unlock()
+	cx.delivering = false
+	return cx.retiring && len(cx.pending) == 0
 }
 
 func (cx *pipeConn) dead() bool {
@@ -400,6 +450,7 @@ func (cx *pipeConn) pop(r *pipeRequest) bool {
 	}
 	cx.pending[0] = nil
 	cx.pending = cx.pending[1:]
+	cx.delivering = true
 	if len(cx.pending) > 0 {
 		_ = cx.conn.SetReadDeadline(cx.pending[0].deadline)
 	} else {
@@ -482,6 +533,10 @@ func (cx *pipeConn) read(wg *sync.WaitGroup) {
 		}
 		r.deliver(resp)
 		<-cx.slots
+		if cx.delivered() {
+			cx.fail(errRetired)
+			return
+		}
 		if cap(body) > pipeKeepBuf {
 			body = nil
 		}

@@ -44,7 +44,8 @@ type pipeEnv struct {
 	t       *testing.T
 	cluster *kfake.Cluster
 	c       *Client
-	close   func() // closes c once; also at cleanup
+	close   func()    // closes c once; also at cleanup
+	direct  []kgo.Opt // what a client straight to kfake needs (TLS, SASL)
 }
 
 func startPipeEnv(t *testing.T, partitions int32, topics ...string) *pipeEnv {
@@ -56,7 +57,13 @@ func startPipeEnv(t *testing.T, partitions int32, topics ...string) *pipeEnv {
 // by adjust (nil: none).
 func startPipeEnvWith(t *testing.T, adjust func(*Config), partitions int32, topics ...string) *pipeEnv {
 	t.Helper()
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.SeedTopics(partitions, topics...))
+	return startPipeEnvOpts(t, nil, adjust, partitions, topics...)
+}
+
+// startPipeEnvOpts is startPipeEnvWith with options for kfake.
+func startPipeEnvOpts(t *testing.T, upstreamOpts []kfake.Opt, adjust func(*Config), partitions int32, topics ...string) *pipeEnv {
+	t.Helper()
+	cluster, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(3), kfake.SeedTopics(partitions, topics...)}, upstreamOpts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,9 +102,9 @@ func (e *pipeEnv) leader(ctx context.Context, topic string, partition int32) int
 // from kfake.
 func (e *pipeEnv) readLog(ctx context.Context, topic string, partition int32) []*kgo.Record {
 	e.t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(e.cluster.ListenAddrs()...),
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(e.cluster.ListenAddrs()...),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: kgo.NewOffset().At(0)}}),
-		kgo.FetchMaxWait(100*time.Millisecond))
+		kgo.FetchMaxWait(100 * time.Millisecond)}, e.direct...)...)
 	if err != nil {
 		e.t.Fatal(err)
 	}

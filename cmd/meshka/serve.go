@@ -88,6 +88,9 @@ func serve(c *command, args []string, dev bool, stdout, stderr io.Writer) int {
 		}
 		defer up.Close()
 		cfg.Upstream.Brokers = up.ListenAddrs()
+		// The embedded upstream is plaintext and open: the upstream
+		// security of a file shared with `meshka run` is not for it.
+		cfg.Upstream.TLS, cfg.Upstream.SASL = nil, nil
 		log.Info("embedded upstream started", "brokers", cfg.Upstream.Brokers, "data_dir", cfg.Dev.DataDir)
 	}
 
