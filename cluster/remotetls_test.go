@@ -7,11 +7,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/meshka/meshka/config"
+	"github.com/meshka/meshka/internal/relay"
 	"github.com/meshka/meshka/internal/testcert"
 	"github.com/meshka/meshka/tlsfiles"
 )
@@ -107,114 +106,6 @@ func ask(t *testing.T, ctx context.Context, m *Mesh, identity string, owner int3
 	}
 }
 
-// relay passes TCP connections on to target and keeps every byte that
-// crosses it, per direction, for a test to read.
-type relay struct {
-	ln     net.Listener
-	target string
-
-	mu       sync.Mutex
-	conns    []net.Conn
-	toServer [][]byte // per connection, what the dialling node sent
-	toClient [][]byte // and what the node dialled answered
-	closed   bool
-	wg       sync.WaitGroup
-}
-
-func startRelay(t *testing.T, target string) *relay {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &relay{ln: ln, target: target}
-	r.wg.Add(1)
-	go func() { defer r.wg.Done(); r.accept() }()
-	t.Cleanup(r.close)
-	return r
-}
-
-func (r *relay) addr() string { return r.ln.Addr().String() }
-
-func (r *relay) accept() {
-	for {
-		in, err := r.ln.Accept()
-		if err != nil {
-			return
-		}
-		out, err := net.Dial("tcp", r.target)
-		if err != nil {
-			in.Close()
-			continue
-		}
-		r.mu.Lock()
-		if r.closed {
-			r.mu.Unlock()
-			in.Close()
-			out.Close()
-			return
-		}
-		i := len(r.toServer)
-		r.conns = append(r.conns, in, out)
-		r.toServer, r.toClient = append(r.toServer, nil), append(r.toClient, nil)
-		r.wg.Add(2)
-		r.mu.Unlock()
-		go func() { defer r.wg.Done(); r.copy(out, in, i, true) }()
-		go func() { defer r.wg.Done(); r.copy(in, out, i, false) }()
-	}
-}
-
-// copy passes src to dst, keeping the bytes, until either side closes.
-func (r *relay) copy(dst, src net.Conn, i int, toServer bool) {
-	defer dst.Close()
-	defer src.Close()
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			r.mu.Lock()
-			if toServer {
-				r.toServer[i] = append(r.toServer[i], buf[:n]...)
-			} else {
-				r.toClient[i] = append(r.toClient[i], buf[:n]...)
-			}
-			r.mu.Unlock()
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-// seen is a copy of what crossed so far, per connection and direction.
-func (r *relay) seen() (toServer, toClient [][]byte) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for i := range r.toServer {
-		toServer = append(toServer, bytes.Clone(r.toServer[i]))
-		toClient = append(toClient, bytes.Clone(r.toClient[i]))
-	}
-	return toServer, toClient
-}
-
-func (r *relay) close() {
-	r.mu.Lock()
-	r.closed = true
-	r.ln.Close()
-	for _, c := range r.conns {
-		c.Close()
-	}
-	r.mu.Unlock()
-	r.wg.Wait()
-}
-
-// isTLS says whether b opens with a TLS handshake record (content type
-// 22, protocol version 3.x).
-func isTLS(b []byte) bool { return len(b) >= 3 && b[0] == 0x16 && b[1] == 0x03 }
-
 // Remoting under mutual TLS: requests from either node reach the owner's
 // actor and come back. Node 1 is reached through a relay (it gossips the
 // relay's address), which sees TLS from both ends of every connection and
@@ -224,13 +115,13 @@ func TestRemotingOverMutualTLS(t *testing.T) {
 	ca := newCA(t, "mesh")
 	a := startTLSMesh(t, 0, nil, meshTLS(t, peer(t, ca, "node-0"), ca.CAFile))
 	bind := freeAddr(t)
-	r := startRelay(t, bind)
+	r := relay.Start(t, bind)
 	b := startTLSMesh(t, 1, []string{a.Members().Self().Gossip}, meshTLS(t, peer(t, ca, "node-1"), ca.CAFile),
-		remotingAt(bind, r.addr()))
+		remotingAt(bind, r.Addr()))
 	waitMembers(t, a.Members(), 0, 1)
 	waitMembers(t, b.Members(), 0, 1)
-	if m, _ := a.Members().View().ByID(1); m.Remote != r.addr() {
-		t.Fatalf("node 1 gossips remoting at %s, want the relay's %s", m.Remote, r.addr())
+	if m, _ := a.Members().View().ByID(1); m.Remote != r.Addr() {
+		t.Fatalf("node 1 gossips remoting at %s, want the relay's %s", m.Remote, r.Addr())
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -242,12 +133,12 @@ func TestRemotingOverMutualTLS(t *testing.T) {
 		ask(t, ctx, b, onA, 0)
 		sent = append(sent, onB)
 	}
-	toServer, toClient := r.seen()
+	toServer, toClient := r.Seen()
 	if len(toServer) == 0 {
 		t.Fatal("nothing crossed the relay")
 	}
 	for i := range toServer {
-		if !isTLS(toServer[i]) || !isTLS(toClient[i]) {
+		if !relay.IsTLS(toServer[i]) || !relay.IsTLS(toClient[i]) {
 			t.Fatalf("connection %d through the relay opens with % x from the dialler and % x from node 1, want TLS handshake records (16 03)",
 				i, toServer[i][:min(8, len(toServer[i]))], toClient[i][:min(8, len(toClient[i]))])
 		}
