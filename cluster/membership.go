@@ -10,6 +10,7 @@ import (
 	"math"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,7 +36,12 @@ type GossipConfig struct {
 	// SuspicionTimeout unless it refutes it.
 	ProbeInterval    time.Duration
 	SuspicionTimeout time.Duration
-	Logger           *slog.Logger
+	// Keys are AES keys (16, 24 or 32 bytes) that encrypt and
+	// authenticate all gossip: the first encrypts, every one decrypts.
+	// A peer without a key this node can read is refused. Empty: gossip
+	// in the clear.
+	Keys   [][]byte
+	Logger *slog.Logger
 }
 
 // ErrRefused is the error of a join that a peer, or this node, refused:
@@ -47,9 +53,10 @@ var ErrRefused = errors.New("cluster: join refused")
 // memberlist, the one failure detector: a peer is a member from the
 // moment memberlist reports it alive until it reports it left or dead.
 type Membership struct {
-	ml   *memberlist.Memberlist
-	self Member
-	log  *slog.Logger
+	ml        *memberlist.Memberlist
+	self      Member
+	log       *slog.Logger
+	encrypted bool // the gossip is encrypted (GossipConfig.Keys)
 
 	mu      sync.Mutex
 	members map[string]Member // live peers and this node, by member name
@@ -112,7 +119,15 @@ func JoinMembership(cfg GossipConfig) (*Membership, error) {
 		mc.SuspicionMult = max(1, int(math.Ceil(float64(cfg.SuspicionTimeout)/float64(mc.ProbeInterval))))
 		mc.SuspicionMaxTimeoutMult = 1
 	}
-	m := &Membership{self: self, log: log, members: map[string]Member{}}
+	if len(cfg.Keys) > 0 {
+		ring, err := memberlist.NewKeyring(cfg.Keys[1:], cfg.Keys[0])
+		if err != nil {
+			return nil, fmt.Errorf("cluster.gossip_keys: %w", err)
+		}
+		// Verified both ways: nothing in the clear is sent or taken.
+		mc.Keyring, mc.GossipVerifyIncoming, mc.GossipVerifyOutgoing = ring, true, true
+	}
+	m := &Membership{self: self, log: log, members: map[string]Member{}, encrypted: len(cfg.Keys) > 0}
 	mc.Logger = newStdLogger(log, &m.stopping)
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	d := &delegate{m: m}
@@ -154,6 +169,9 @@ func (m *Membership) join(seeds []string) error {
 		return refused
 	}
 	if n == 0 {
+		if err != nil && keyMismatch(err) {
+			return m.keyRefusal(err)
+		}
 		return err
 	}
 	m.log.Info("cluster joined", "gossip", m.Self().Gossip, "seeds answering", n, "members", len(m.View().Members))
@@ -437,4 +455,26 @@ func splitHostPort(key, addr string) (string, int, error) {
 		return "", 0, fmt.Errorf("%s %q: bad port", key, addr)
 	}
 	return host, int(port), nil
+}
+
+// keyMismatch says whether a failed join failed because this node and a
+// seed answering it do not share a gossip key. memberlist reports it only
+// in its errors' text: a seed's answer that no key of this node's
+// decrypts, an encrypted answer to a node without keys, or one in the
+// clear to a node that requires encryption. TestMembershipRefusesAWrongKey
+// holds these to memberlist's wording.
+func keyMismatch(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "no installed keys could decrypt") ||
+		strings.Contains(s, "encryption is not configured") ||
+		strings.Contains(s, "remote state is not encrypted")
+}
+
+// keyRefusal is the ErrRefused of a join whose seeds gossip with other
+// keys than this node's: configuration, which retrying cannot mend.
+func (m *Membership) keyRefusal(err error) error {
+	if !m.encrypted {
+		return fmt.Errorf("%w: the seeds encrypt their gossip and this node has no gossip key; set cluster.gossip_keys (or cluster.gossip_key_file) to the cluster's keys: %v", ErrRefused, err)
+	}
+	return fmt.Errorf("%w: this node and the seeds share no gossip key (or they gossip in the clear); cluster.gossip_keys (or cluster.gossip_key_file) must hold the key the others encrypt with: %v", ErrRefused, err)
 }

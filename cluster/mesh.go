@@ -14,6 +14,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 )
 
@@ -27,7 +28,9 @@ type Config struct {
 	// what peers dial instead, behind NAT.
 	Remote          string
 	AdvertiseRemote string
-	Kinds           map[string]*actor.Props // actor kinds this node hosts
+	// RemoteTLS, when set, puts remoting under mutual TLS.
+	RemoteTLS *RemoteTLS
+	Kinds     map[string]*actor.Props // actor kinds this node hosts
 	// Spread names the kinds whose identities are spread evenly, as a
 	// topic's partitions are (see Spreader); the rest are placed by
 	// rendezvous hashing alone.
@@ -106,14 +109,20 @@ func Start(cfg Config) (*Mesh, error) {
 		if err != nil {
 			return nil, err
 		}
+		serverCreds := []grpc.ServerOption{}
+		dialCreds := grpc.WithTransportCredentials(insecure.NewCredentials())
+		if t := cfg.RemoteTLS; t != nil {
+			serverCreds = append(serverCreds, grpc.Creds(credentials.NewTLS(withH2(t.Server))))
+			dialCreds = grpc.WithTransportCredentials(credentials.NewTLS(t.Client))
+		}
 		opts := []remote.ConfigOption{
 			// Bounds: protoactor queues up to a million messages per
 			// peer by default, in batches of a thousand.
 			remote.WithEndpointWriterQueueSize(remoteQueue),
 			remote.WithEndpointWriterBatchSize(remoteBatch),
-			remote.WithServerOptions(grpc.MaxRecvMsgSize(remoteMaxMessage),
-				grpc.InitialWindowSize(remoteWindow), grpc.InitialConnWindowSize(remoteWindow)),
-			remote.WithDialOptions(grpc.WithTransportCredentials(insecure.NewCredentials()),
+			remote.WithServerOptions(append(serverCreds, grpc.MaxRecvMsgSize(remoteMaxMessage),
+				grpc.InitialWindowSize(remoteWindow), grpc.InitialConnWindowSize(remoteWindow))...),
+			remote.WithDialOptions(dialCreds,
 				grpc.WithInitialWindowSize(remoteWindow), grpc.WithInitialConnWindowSize(remoteWindow)),
 		}
 		if cfg.AdvertiseRemote != "" {

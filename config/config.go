@@ -64,6 +64,22 @@ type Cluster struct {
 	// LeaveTimeout bounds how long a stopping node waits for its leave to
 	// spread before it stops serving.
 	LeaveTimeout Duration `yaml:"leave_timeout"`
+	// GossipKeys are base64 AES keys (16, 24 or 32 bytes) that encrypt
+	// and authenticate the gossip: the first encrypts, every one
+	// decrypts, so a key is replaced in three rolling steps (add it
+	// second, make it first, drop the old one). A node without a key the
+	// others encrypt with cannot join. Empty, and GossipKeyFile too: the
+	// gossip is in the clear.
+	GossipKeys []string `yaml:"gossip_keys"`
+	// GossipKeyFile holds the keys instead, one per line, in the same
+	// order; read at start (see GossipKeyring).
+	GossipKeyFile string `yaml:"gossip_key_file"`
+	// RemoteTLS secures actor remoting with mutual TLS: cert_file and
+	// key_file are this node's certificate, presented both when it
+	// serves and when it dials; ca_file the CA that signs every node's,
+	// against which both ends check the other. Empty: remoting is in
+	// the clear.
+	RemoteTLS TLS `yaml:"remote_tls"`
 }
 
 // Upstream describes the real Kafka cluster behind the proxy.

@@ -110,6 +110,14 @@ cluster:
   probe_interval: 500ms
   suspicion_timeout: 3s
   leave_timeout: 1s
+  gossip_keys: ["MTIzNDU2Nzg5MDEyMzQ1Ng=="]
+  remote_tls:
+    cert_file: /etc/meshka/node.pem
+    key_file: /etc/meshka/node-key.pem
+    ca_file: /etc/meshka/mesh-ca.pem
+    server_name: mesh.internal
+    min_version: "1.3"
+    cipher_suites: [TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256]
 upstream:
   brokers: ["k1:9092", "k2:9092"]
   client_id: edge-proxy
@@ -183,6 +191,9 @@ func fullConfig() Config {
 			Join:          []string{"seed-0.mesh:6000", "seed-1.mesh:6000"},
 			AdvertiseBind: "203.0.113.5:16000", AdvertiseRemote: "203.0.113.5:16001",
 			ProbeInterval: Duration(500 * time.Millisecond), SuspicionTimeout: Duration(3 * time.Second), LeaveTimeout: Duration(time.Second),
+			GossipKeys: []string{"MTIzNDU2Nzg5MDEyMzQ1Ng=="},
+			RemoteTLS: TLS{CertFile: "/etc/meshka/node.pem", KeyFile: "/etc/meshka/node-key.pem", CAFile: "/etc/meshka/mesh-ca.pem",
+				ServerName: "mesh.internal", MinVersion: "1.3", CipherSuites: []string{"TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"}},
 		},
 		Upstream: Upstream{
 			Brokers:         []string{"k1:9092", "k2:9092"},
@@ -307,6 +318,12 @@ func TestExampleFileShowsTheDefaults(t *testing.T) {
 	}
 	if len(cfg.Cluster.Join) == 0 {
 		cfg.Cluster.Join = nil
+	}
+	if len(cfg.Cluster.GossipKeys) == 0 {
+		cfg.Cluster.GossipKeys = nil
+	}
+	if len(cfg.Cluster.RemoteTLS.CipherSuites) == 0 {
+		cfg.Cluster.RemoteTLS.CipherSuites = nil
 	}
 	if len(cfg.Bindings) == 0 {
 		cfg.Bindings = nil

@@ -59,6 +59,7 @@ func (c *Config) Validate() Errors {
 		v.add("cluster.suspicion_timeout", "must be at least cluster.probe_interval (%s), got %s", c.Cluster.ProbeInterval, c.Cluster.SuspicionTimeout)
 	}
 	v.durationRange("cluster.leave_timeout", c.Cluster.LeaveTimeout, 0, time.Minute)
+	v.validateMeshSecurity(c.Cluster)
 
 	for i, b := range c.Upstream.Brokers {
 		v.hostPort(fmt.Sprintf("upstream.brokers[%d]", i), b, addrRules{needHost: true, noZeroPort: true})

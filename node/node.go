@@ -97,6 +97,10 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 	n := &Node{cfg: cfg, log: log, served: make(chan error, 1)}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 
+	gossipKeys, remoteTLS, err := meshSecurity(cfg.Cluster, log)
+	if err != nil {
+		return nil, err
+	}
 	upCfg := upstream.Config{
 		Brokers:        cfg.Upstream.Brokers,
 		ClientID:       cfg.Upstream.ClientID,
@@ -162,9 +166,11 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 			Join:             cfg.Cluster.Join,
 			ProbeInterval:    cfg.Cluster.ProbeInterval.D(),
 			SuspicionTimeout: cfg.Cluster.SuspicionTimeout.D(),
+			Keys:             gossipKeys,
 		},
 		Remote:          cfg.Cluster.Remote,
 		AdvertiseRemote: cfg.Cluster.AdvertiseRemote,
+		RemoteTLS:       remoteTLS,
 		Kinds: map[string]*actor.Props{
 			partition.Kind: partition.Props(partition.Config{
 				Upstream:    up,

@@ -4,6 +4,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,6 +28,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"gopkg.in/yaml.v3"
+
+	"github.com/meshka/meshka/config"
 )
 
 // These tests run meshka clusters as operators do: one process per node,
@@ -537,9 +541,10 @@ func TestClusterDuplicateNodeIDRefused(t *testing.T) {
 func TestDevThreeNodes(t *testing.T) {
 	bin := meshkaBin(t)
 	ctx := testContext(t)
-	kafka, gossip := freePorts(t, 3), freePorts(t, 3)
+	kafka, gossip, remote := freePorts(t, 3), freePorts(t, 3), freePorts(t, 3)
+	data := filepath.Join(t.TempDir(), "data")
 	p := startMeshka(t, bin, "dev", "--nodes", "3", "--listen", hostPort(kafka), "--cluster-bind", hostPort(gossip),
-		"--data-dir", filepath.Join(t.TempDir(), "data"))
+		"--cluster-remote", hostPort(remote), "--data-dir", data)
 	want := []string{"0@" + hostPort(kafka), "1@" + hostPort(kafka+1), "2@" + hostPort(kafka+2)}
 	if got := waitBrokers(t, ctx, p, hostPort(kafka+2), 3); !slices.Equal(got, want) {
 		t.Fatalf("node 2 lists brokers %v, want %v", got, want)
@@ -555,6 +560,7 @@ func TestDevThreeNodes(t *testing.T) {
 		}
 	}
 	produceAndConsume(t, ctx, hostPort(kafka+2), "dev-nodes")
+	devMeshProtected(t, p, filepath.Join(data, "mesh"), hostPort(remote+1))
 
 	if code := p.exit(ctx, syscall.SIGTERM); code != 0 {
 		t.Fatalf("dev --nodes 3 exited %d on SIGTERM, want 0", code)
@@ -666,5 +672,46 @@ func TestDeployExamples(t *testing.T) {
 		if r := runMeshka(t, ctx, bin, append(fields[1:], "--help")...); r.code != 0 {
 			t.Errorf("meshka %s --help: exit %d, stderr %q", strings.Join(fields[1:], " "), r.code, r.stderr)
 		}
+	}
+}
+
+// devMeshProtected checks that dev protected its mesh with what it made
+// in dir: it said so, the gossip key file holds a key, and remoting at
+// addr takes a client with the dev certificate and refuses one without.
+func devMeshProtected(t *testing.T, p *process, dir, addr string) {
+	t.Helper()
+	if line := p.waitFor(testContext(t), "dev mesh: gossip encrypted and remoting under mutual TLS"); !strings.Contains(line, dir) {
+		t.Fatalf("dev says %q, want the directory %s", line, dir)
+	}
+	if _, err := (config.Cluster{GossipKeyFile: filepath.Join(dir, "gossip.key")}).GossipKeyring(); err != nil {
+		t.Fatal(err)
+	}
+	ca, err := os.ReadFile(filepath.Join(dir, "dev-mesh-ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(ca)
+	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "dev-node.pem"), filepath.Join(dir, "dev-node-key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	handshake := func(c *tls.Config) error {
+		conn, err := tls.Dial("tcp", addr, c)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		// With TLS 1.3 a refused client certificate shows on the first
+		// read; an accepted one gets the server's HTTP/2 settings.
+		conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		_, err = conn.Read(make([]byte, 1))
+		return err
+	}
+	if err := handshake(&tls.Config{RootCAs: roots, Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2"}}); err != nil {
+		t.Fatalf("remoting at %s with the dev certificate: %v", addr, err)
+	}
+	if err := handshake(&tls.Config{RootCAs: roots, NextProtos: []string{"h2"}}); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("remoting at %s without a certificate: %v, want a certificate error", addr, err)
 	}
 }

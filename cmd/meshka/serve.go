@@ -81,6 +81,15 @@ func serve(c *command, args []string, dev bool, stdout, stderr io.Writer) int {
 			return 1
 		}
 		defer lock.Release()
+		dir, err := devMesh(&cfg)
+		if err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", c.name, err)
+			return 1
+		}
+		if dir != "" {
+			log.Info("dev mesh: gossip encrypted and remoting under mutual TLS, with a key and certificates in "+dir,
+				"gossip_key_file", cfg.Cluster.GossipKeyFile, "remote_tls.ca_file", cfg.Cluster.RemoteTLS.CAFile)
+		}
 		up, err := embedded.Start(embedded.Config{Brokers: cfg.Dev.Brokers, Partitions: cfg.Dev.Partitions, DataDir: cfg.Dev.DataDir, ClusterID: "meshka-dev"})
 		if err != nil {
 			log.Error("cannot start the embedded upstream", "err", err)
