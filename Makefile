@@ -59,8 +59,10 @@ PROTOS := $(shell find . -name '*.proto' -not -path '*/node_modules/*' -not -pat
 generate:
 	protoc --plugin=protoc-gen-go=$$($(GO) tool -n protoc-gen-go) --go_out=. --go_opt=module=github.com/meshka/meshka $(PROTOS)
 
+# BENCH_ARGS runs a part: make bench BENCH_ARGS="-only S1,A1 -merge"
+# measures S1-S3 and A1-A3 again and keeps the rest of BENCHMARKS.md.
 bench:
-	$(GO) run ./cmd/meshka-bench -out BENCHMARKS.md
+	$(GO) run ./cmd/meshka-bench -out BENCHMARKS.md $(BENCH_ARGS)
 
 # Runs every fuzz target for FUZZTIME each, all of them even when one
 # fails, then lists the ones that failed and exits 1 if any did.

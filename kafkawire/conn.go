@@ -9,6 +9,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -107,7 +108,13 @@ func (c *conn) serve() {
 		defer func() { c.s.log.Debug("Kafka connection closed", "client", c.remote, "client_id", c.clientID) }()
 	}
 	if err := c.handshake(); err != nil {
-		c.fail("TLS handshake failed", err)
+		if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
+			// The client left before the handshake was done: nothing
+			// to tell an operator.
+			c.s.log.Debug("Kafka client left during the TLS handshake", "client", c.remote, "listener", c.lst.Name)
+		} else {
+			c.fail("TLS handshake failed", err)
+		}
 		c.cancel()
 		c.raw.Close()
 		return

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"crypto/tls"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -18,6 +19,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/meshka/meshka/config"
 )
 
 const (
@@ -101,6 +104,21 @@ func runConns(b *bench) section {
 
 // connsOnce measures one side with n idle connections.
 func connsOnce(b *bench, up *upstream, side string, round, n int) sample {
+	return connsOnceWith(b, up, side, round, n, nil)
+}
+
+// idleTLS makes connsOnce's connections TLS (S3): the node serves them
+// on a listener of its own, the plain side is a Go TLS listener that
+// completes each handshake, and the child trusts caFile.
+type idleTLS struct {
+	server   *tls.Config
+	caFile   string
+	tune     func(*config.Config)
+	listener string
+}
+
+// connsOnceWith is connsOnce, over TLS when sec is set.
+func connsOnceWith(b *bench, up *upstream, side string, round, n int, sec *idleTLS) sample {
 	x := sample{round: round, side: side, extra: map[string]float64{}}
 	if side == "plain" {
 		x.side = "direct"
@@ -111,8 +129,19 @@ func connsOnce(b *bench, up *upstream, side string, round, n int) sample {
 		request bool
 		held    func() int
 	)
+	var tune func(*config.Config)
+	var clientTLS *tls.Config
+	caFile := ""
+	if sec != nil {
+		tune, caFile = sec.tune, sec.caFile
+		var err error
+		if clientTLS, err = clientTLSFrom(caFile); err != nil {
+			x.err = err.Error()
+			return x
+		}
+	}
 	if side == "meshka" {
-		nd, err := up.startNode(nil)
+		nd, err := up.startNode(tune)
 		if err != nil {
 			x.err = "start meshka: " + err.Error()
 			return x
@@ -123,9 +152,18 @@ func connsOnce(b *bench, up *upstream, side string, round, n int) sample {
 			}
 		}
 		addr, request = nd.Addr().String(), true
+		if sec != nil {
+			a, ok := nd.ListenerAddr(sec.listener)
+			if !ok {
+				stop()
+				x.err = "meshka has no listener " + sec.listener
+				return x
+			}
+			addr = a.String()
+		}
 		// One answered connection first, so the node's upstream
 		// connection and version cache are in the baseline.
-		if err := dialIdle(addr, 1, true); err != nil {
+		if err := dialIdle(addr, 1, true, clientTLS); err != nil {
 			stop()
 			x.err = "warming connection: " + err.Error()
 			return x
@@ -145,6 +183,14 @@ func connsOnce(b *bench, up *upstream, side string, round, n int) sample {
 				c, err := ln.Accept()
 				if err != nil {
 					return
+				}
+				if sec != nil {
+					tc := tls.Server(c, sec.server)
+					if err := tc.Handshake(); err != nil {
+						c.Close()
+						continue
+					}
+					c = tc
 				}
 				mu.Lock()
 				conns = append(conns, c)
@@ -168,7 +214,7 @@ func connsOnce(b *bench, up *upstream, side string, round, n int) sample {
 
 	rss0, ms0, g0 := settledMemory()
 	start := time.Now()
-	child, err := startConnChild(addr, n, request)
+	child, err := startConnChild(addr, n, request, caFile)
 	if err != nil {
 		x.err = err.Error()
 		return x
@@ -260,14 +306,14 @@ type connChild struct {
 	stdin io.WriteCloser
 }
 
-func startConnChild(addr string, n int, request bool) (*connChild, error) {
+func startConnChild(addr string, n int, request bool, caFile string) (*connChild, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(exe)
 	cmd.Env = append(os.Environ(), childEnv+"=conns", "MESHKA_BENCH_ADDR="+addr,
-		"MESHKA_BENCH_N="+strconv.Itoa(n), "MESHKA_BENCH_REQUEST="+strconv.FormatBool(request))
+		"MESHKA_BENCH_N="+strconv.Itoa(n), "MESHKA_BENCH_REQUEST="+strconv.FormatBool(request), "MESHKA_BENCH_CA="+caFile)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -326,7 +372,14 @@ func runConnChild() int {
 		fmt.Println(err)
 		return 1
 	}
-	conns, err := dialConns(os.Getenv("MESHKA_BENCH_ADDR"), n, os.Getenv("MESHKA_BENCH_REQUEST") == "true")
+	var tlsCfg *tls.Config
+	if ca := os.Getenv("MESHKA_BENCH_CA"); ca != "" {
+		if tlsCfg, err = clientTLSFrom(ca); err != nil {
+			fmt.Println(err)
+			return 1
+		}
+	}
+	conns, err := dialConns(os.Getenv("MESHKA_BENCH_ADDR"), n, os.Getenv("MESHKA_BENCH_REQUEST") == "true", tlsCfg)
 	if err != nil {
 		fmt.Println(err)
 		return 1
@@ -341,8 +394,8 @@ func runConnChild() int {
 
 // dialIdle opens n connections, optionally asks ApiVersions on each, and
 // closes them.
-func dialIdle(addr string, n int, request bool) error {
-	conns, err := dialConns(addr, n, request)
+func dialIdle(addr string, n int, request bool, tlsCfg *tls.Config) error {
+	conns, err := dialConns(addr, n, request, tlsCfg)
 	for _, c := range conns {
 		c.Close()
 	}
@@ -351,7 +404,7 @@ func dialIdle(addr string, n int, request bool) error {
 
 // dialConns opens n connections with dialWorkers dialing at once; with
 // request, each sends an ApiVersions v3 request and reads the whole answer.
-func dialConns(addr string, n int, request bool) ([]net.Conn, error) {
+func dialConns(addr string, n int, request bool, tlsCfg *tls.Config) ([]net.Conn, error) {
 	av := kmsg.NewPtrApiVersionsRequest()
 	av.Version = 3
 	av.ClientSoftwareName, av.ClientSoftwareVersion = "meshka-bench", "1"
@@ -370,7 +423,7 @@ func dialConns(addr string, n int, request bool) ([]net.Conn, error) {
 				if i >= n {
 					return
 				}
-				c, err := openIdle(addr, req, request)
+				c, err := openIdle(addr, req, request, tlsCfg)
 				if err != nil {
 					mu.Lock()
 					if firstErr == nil {
@@ -393,8 +446,18 @@ func dialConns(addr string, n int, request bool) ([]net.Conn, error) {
 	return out, firstErr
 }
 
-func openIdle(addr string, req []byte, request bool) (net.Conn, error) {
+func openIdle(addr string, req []byte, request bool, tlsCfg *tls.Config) (net.Conn, error) {
 	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err == nil && tlsCfg != nil {
+		tc := tls.Client(c, tlsCfg)
+		_ = tc.SetDeadline(time.Now().Add(30 * time.Second))
+		if err = tc.Handshake(); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("TLS handshake: %w", err)
+		}
+		_ = tc.SetDeadline(time.Time{})
+		c = tc
+	}
 	if err != nil || !request {
 		return c, err
 	}

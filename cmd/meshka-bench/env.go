@@ -32,14 +32,18 @@ type upstream struct {
 	debug   bool
 }
 
-func startUpstream(debug bool) (*upstream, error) {
+func startUpstream(debug bool) (*upstream, error) { return startUpstreamWith(debug, nil, nil) }
+
+// startUpstreamWith starts the upstream with more kfake options (TLS,
+// SASL) and the admin client options that reach it then.
+func startUpstreamWith(debug bool, kopts []kfake.Opt, adminOpts []kgo.Opt) (*upstream, error) {
 	u := &upstream{debug: debug}
-	c, err := embedded.Start(embedded.Config{Brokers: 3, Partitions: 1}, kfake.ListenFn(countnet.ListenFn(&u.sent, nil)))
+	c, err := embedded.Start(embedded.Config{Brokers: 3, Partitions: 1}, append([]kfake.Opt{kfake.ListenFn(countnet.ListenFn(&u.sent, nil))}, kopts...)...)
 	if err != nil {
 		return nil, err
 	}
 	u.cluster = c
-	u.admin, err = kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	u.admin, err = kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, adminOpts...)...)
 	if err != nil {
 		c.Close()
 		return nil, err

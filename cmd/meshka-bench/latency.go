@@ -313,5 +313,13 @@ func sideSeeds(b *bench, up *upstream, side string, tune func(*config.Config)) (
 			b.progress("meshka shutdown: %v", err)
 		}
 	}
+	if name := b.via.listenerName(); name != "" {
+		addr, ok := n.ListenerAddr(name)
+		if !ok {
+			stop()
+			return nil, nil, fmt.Errorf("meshka has no listener %s", name)
+		}
+		return []string{addr.String()}, stop, nil
+	}
 	return []string{n.Addr().String()}, stop, nil
 }

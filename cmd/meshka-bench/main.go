@@ -31,6 +31,9 @@ type options struct {
 	// the whole run (go tool trace): where goroutines wait, not only
 	// where they burn CPU.
 	execTrace string
+	// merge, with only, keeps the sections of the existing report that
+	// were not measured again.
+	merge bool
 }
 
 // measurement is one independently selectable benchmark. A measurement
@@ -61,7 +64,8 @@ var measurements = []measurement{
 	{ids: []string{"C4"}, title: "C4 a reader on another node than the partition's owner, through the mesh", run: runMeshRead, order: 11},
 	{ids: []string{"C5", "C6"}, title: "C5/C6 failover: a node killed, a node leaving", run: runFailover, order: 12},
 	{ids: []string{"A1", "A2", "A3"}, title: "A1-A3 the records API (package mesh): subscribers, a subscriber on another node, the Producer", run: runAPI, order: 13},
-	{ids: []string{"MICRO"}, title: "Micro-benchmarks", run: runMicro, order: 14},
+	{ids: []string{"S1", "S2", "S3"}, title: "S1-S3 security: TLS produce, SASL_SSL SCRAM connections, memory per idle TLS connection", run: runSecurity, order: 14},
+	{ids: []string{"MICRO"}, title: "Micro-benchmarks", run: runMicro, order: 15},
 	{ids: []string{"P3", "P4"}, title: "P3/P4 fan-out: upstream bytes and delivered throughput", run: runFanout, order: 3},
 }
 
@@ -81,11 +85,12 @@ func run() int {
 	flag.StringVar(&o.out, "out", "BENCHMARKS.md", "write the markdown report to `FILE`")
 	flag.BoolVar(&o.quick, "quick", false, "shorter runs, for a smoke check (whole run under 90 s)")
 	flag.IntVar(&o.rounds, "rounds", 3, "direct/meshka A/B pairs per measurement")
-	flag.StringVar(&only, "only", "", "comma `LIST` of measurement ids to run: P1, P2, P3, P4, P4_1 (one reader catching up), P4_1t (one reader tailing), P5, P6, P7, R1 (or R2: hostile clients), C1 (or C2, C3: three nodes), C4 (reads across nodes), A1 (or A2, A3: the records API), C5 (or C6: failover), micro; "+
+	flag.StringVar(&only, "only", "", "comma `LIST` of measurement ids to run: P1, P2, P3, P4, P4_1 (one reader catching up), P4_1t (one reader tailing), P5, P6, P7, R1 (or R2: hostile clients), C1 (or C2, C3: three nodes), C4 (reads across nodes), A1 (or A2, A3: the records API), C5 (or C6: failover), S1 (or S2, S3: security), micro; "+
 		"P3 and P4 come from the same runs, so either runs both; empty runs all")
 	flag.BoolVar(&o.debug, "debug", false, "log meshka at debug level and franz-go clients at warn level to stderr")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to `FILE`")
 	flag.StringVar(&o.memProfile, "memprofile", "", "write an allocation profile of the whole run to `FILE`")
+	flag.BoolVar(&o.merge, "merge", false, "with -only: put the measurements run into the existing report (-out), keeping its other sections as they were measured")
 	flag.StringVar(&o.execTrace, "trace", "", "write an execution trace of the whole run to `FILE` (large: use with -only and few -rounds)")
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -176,7 +181,18 @@ func run() int {
 	slices.SortStableFunc(rep.sections, func(a, b section) int { return a.order - b.order })
 	rep.took = time.Since(b.start)
 	rep.endLoad, rep.endPressure = loadAvg(), cpuPressure()
-	if err := os.WriteFile(o.out, []byte(rep.markdown()), 0o644); err != nil {
+	md := rep.markdown()
+	if o.merge && len(o.only) > 0 {
+		if old, err := os.ReadFile(o.out); err == nil {
+			var titles []string
+			for _, sec := range rep.sections {
+				titles = append(titles, sec.title)
+			}
+			md = mergeReports(string(old), md, fmt.Sprintf("Measured again alone since (-only %s -merge): %s, at commit %s on %s, %s in all.",
+				strings.Join(o.only, ","), strings.Join(titles, "; "), b.machine.commit, b.machine.date.Format("2006-01-02 15:04 MST"), rep.took.Round(time.Second)))
+		}
+	}
+	if err := os.WriteFile(o.out, []byte(md), 0o644); err != nil {
 		fmt.Fprintf(os.Stderr, "meshka-bench: %v\n", err)
 		return 1
 	}
@@ -229,6 +245,9 @@ type bench struct {
 	// meshNodes is how many joined meshka nodes a "meshka" side runs:
 	// 1, or 3 for the cluster measurements.
 	meshNodes int
+	// via, when set, secures the produce runs (S1): the upstream, the
+	// node's listener and the client; nil for plaintext everywhere.
+	via *secureVia
 }
 
 func newBench(o options) *bench {

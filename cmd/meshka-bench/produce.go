@@ -37,7 +37,7 @@ func produceRuns(b *bench, id string) (section, float64) {
 	if b.opts.quick {
 		dur = produceDurationQuick
 	}
-	up, err := startUpstream(b.opts.debug)
+	up, err := b.via.startUpstream(b.opts.debug)
 	if err != nil {
 		b.failed = true
 		s.notes = append(s.notes, "FAILED to start the upstream: "+err.Error())
@@ -133,13 +133,13 @@ func produceOnce(b *bench, up *upstream, pl *payload, id, side string, round int
 	defer drop()
 
 	before := up.Sent()
-	seeds, stop, err := sideSeeds(b, up, side, nil)
+	seeds, stop, err := sideSeeds(b, up, side, b.via.nodeTune())
 	if err != nil {
 		x.err = err.Error()
 		return x
 	}
 	defer stop()
-	cl, err := kgo.NewClient(clientOpts(seeds, b.opts.debug, kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(0))...)
+	cl, err := kgo.NewClient(clientOpts(seeds, b.opts.debug, append([]kgo.Opt{kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(0)}, b.via.clientOpts()...)...)...)
 	if err != nil {
 		x.err = err.Error()
 		return x
