@@ -109,27 +109,38 @@ func (e *pipeEnv) readLog(ctx context.Context, topic string, partition int32) []
 		e.t.Fatal(err)
 	}
 	defer cl.Close()
-	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
-	if err != nil {
-		e.t.Fatalf("end offsets of %s: %v", topic, err)
-	}
-	end, ok := ends.Lookup(topic, partition)
-	if !ok || end.Err != nil {
-		e.t.Fatalf("end offset of %s/%d: %v", topic, partition, end.Err)
-	}
-	var out []*kgo.Record
-	for int64(len(out)) < end.Offset {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			e.t.Fatalf("read %d of %d records of %s/%d: %v", len(out), end.Offset, topic, partition, ctx.Err())
+	endOffset := func() int64 {
+		ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+		if err != nil {
+			e.t.Fatalf("end offsets of %s: %v", topic, err)
 		}
-		fs.EachError(func(t string, p int32, err error) { e.t.Fatalf("fetch %s/%d: %v", t, p, err) })
-		out = append(out, fs.Records()...)
+		end, ok := ends.Lookup(topic, partition)
+		if !ok || end.Err != nil {
+			e.t.Fatalf("end offset of %s/%d: %v", topic, partition, end.Err)
+		}
+		return end.Offset
 	}
-	if int64(len(out)) != end.Offset {
-		e.t.Fatalf("read %d records of %s/%d, end offset is %d", len(out), topic, partition, end.Offset)
+	// A request upstream was still holding may land while the log is
+	// read: read on to the end as it is once the records are in.
+	var out []*kgo.Record
+	for end := endOffset(); ; {
+		for int64(len(out)) < end {
+			fs := cl.PollFetches(ctx)
+			if ctx.Err() != nil {
+				e.t.Fatalf("read %d of %d records of %s/%d: %v", len(out), end, topic, partition, ctx.Err())
+			}
+			fs.EachError(func(t string, p int32, err error) { e.t.Fatalf("fetch %s/%d: %v", t, p, err) })
+			out = append(out, fs.Records()...)
+		}
+		again := endOffset()
+		if int64(len(out)) > again {
+			e.t.Fatalf("read %d records of %s/%d, end offset is %d", len(out), topic, partition, again)
+		}
+		if again == end {
+			return out
+		}
+		end = again
 	}
-	return out
 }
 
 // holdFirstProduce makes upstream hold the first Produce request it gets
