@@ -86,8 +86,9 @@ func (c *conn) token(frame []byte) (*inflight, error) {
 
 // failures slows down repeated failed authentications from one address:
 // each failure's answer waits 100 ms more than the last, up to 3 s,
-// forgotten a minute after the last failure. Bounded: past 4096
-// addresses the oldest are forgotten first.
+// forgotten a minute after the last failure. Bounded: at 4096 addresses
+// entries are dropped (stale ones, and others as the map's order has it)
+// until there is room, so a flood of addresses cannot grow it.
 type failures struct {
 	mu   sync.Mutex
 	byIP map[string]*failure
