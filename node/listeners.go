@@ -40,7 +40,7 @@ func bindListeners(cfg config.Config, log *slog.Logger) (out []extraListener, er
 			}
 		}
 		if lc.SASLOn() {
-			x.lst.Mechanisms = lc.Mechanisms()
+			x.lst.Mechanisms = lc.Mechanisms(cfg.Security)
 		}
 		for _, r := range lc.PrincipalMappingRules {
 			rule, err := config.ParsePrincipalRule(r)
