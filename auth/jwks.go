@@ -211,6 +211,9 @@ func jwksClient(caFile string) (*http.Client, error) {
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	// A read every few minutes needs no kept connection, and none is left
+	// behind (with its goroutines) once the checker is closed.
+	tr.DisableKeepAlives = true
 	return &http.Client{
 		Transport: tr,
 		Timeout:   jwksTimeout,
