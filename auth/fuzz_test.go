@@ -1,6 +1,7 @@
 package auth_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/meshka/meshka/auth"
@@ -42,6 +43,36 @@ func FuzzScramServer(f *testing.F) {
 			if s.Done() {
 				t.Fatalf("%s authenticated %q from fuzzed messages", mech, s.User())
 			}
+		}
+	})
+}
+
+// An OAUTHBEARER client message of any bytes is parsed or refused, never
+// a panic; one parsed has a token, and holds no 0x01 in what it returns.
+func FuzzParseOAuthBearer(f *testing.F) {
+	f.Add([]byte("n,,\x01auth=Bearer eyJhbGciOiJSUzI1NiJ9.e30.c2ln\x01\x01"))
+	f.Add([]byte("n,a=alice,\x01auth=Bearer t\x01logicalCluster=lkc-1\x01identityPoolId=pool\x01\x01"))
+	f.Add([]byte("n,a=a=2Cb=3D,\x01auth=bearer   t==\x01\x01"))
+	f.Add([]byte("y,,\x01\x01"))
+	f.Add([]byte("n,,\x01auth=Bearer t\x01x=\x7f\x01\x01"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		m, err := auth.ParseOAuthBearer(in)
+		if err != nil {
+			if !auth.IsFailed(err) {
+				t.Fatalf("%q: an error not wrapping ErrFailed: %v", in, err)
+			}
+			return
+		}
+		if m.Token == "" {
+			t.Fatalf("%q parsed without a token", in)
+		}
+		for k, v := range m.Extensions {
+			if k == "" || v == "" || strings.ContainsRune(k+v, 1) || k == "auth" {
+				t.Fatalf("%q: extension %q=%q", in, k, v)
+			}
+		}
+		if strings.ContainsRune(m.Token+m.Authzid, 1) {
+			t.Fatalf("%q: 0x01 in token %q or authzid %q", in, m.Token, m.Authzid)
 		}
 	})
 }

@@ -29,6 +29,11 @@ func (u *Users) Start(mechanism string, offered []string) (Session, error) {
 	switch mechanism {
 	case Plain:
 		return &plainSession{users: u}, nil
+	case OAuthBearerName:
+		if u.oauth == nil {
+			return nil, fmt.Errorf("SASL mechanism %s is not configured (security.oauthbearer)", mechanism)
+		}
+		return u.oauth.Start(), nil
 	case ScramSHA256, ScramSHA512:
 		h, _ := hashOf(mechanism)
 		return &scramSession{h: h, lookup: func(user string) (scramCredential, bool) {

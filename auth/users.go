@@ -1,6 +1,7 @@
 // Package auth checks who a client is: the SASL mechanisms meshka's
-// listeners offer (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) against the users
-// of the configuration, and the principal of a client certificate.
+// listeners offer (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 against the users
+// of the configuration, OAUTHBEARER against an issuer's keys), and the
+// principal of a client certificate.
 package auth
 
 import (
@@ -25,11 +26,17 @@ const (
 	ScramSHA512 = "SCRAM-SHA-512"
 )
 
-// Users are the SASL users of the configuration. Read-only once built;
-// safe for concurrent use.
+// Users are the SASL users of the configuration, and the OAUTHBEARER
+// token check when there is one: what Start authenticates against.
+// Read-only once built; safe for concurrent use.
 type Users struct {
 	creds map[string]map[string]scramCredential // user → mechanism → credential
+	oauth *OAuthBearer
 }
+
+// SetOAuthBearer makes OAUTHBEARER authentications check tokens with o.
+// Call it before the first Start.
+func (u *Users) SetOAuthBearer(o *OAuthBearer) { u.oauth = o }
 
 // NewUsers builds the users of cfg (already validated: errors here are
 // for credentials that do not decode).

@@ -26,6 +26,10 @@ type decoder struct {
 
 var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
 
+// defaulter is an optional section whose keys have defaults: a section
+// present in the file starts from them.
+type defaulter interface{ defaults() }
+
 func (d *decoder) at(n *yaml.Node) position {
 	return position{n.Line, d.cols.orig(n.Line, n.Column)}
 }
@@ -77,6 +81,9 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		// null is off, and what it holds is decoded as strictly as any.
 		if v.IsNil() {
 			v.Set(reflect.New(v.Type().Elem()))
+			if d, ok := v.Interface().(defaulter); ok {
+				d.defaults()
+			}
 		}
 		d.mapping(n, v.Elem(), path)
 	case reflect.String, reflect.Bool,

@@ -22,7 +22,8 @@ type Listener struct {
 	SecurityProtocol string `yaml:"security_protocol"`
 	TLS              TLS    `yaml:"tls"`
 	// SASLMechanisms are the mechanisms offered (SASL_ listeners): PLAIN,
-	// SCRAM-SHA-256, SCRAM-SHA-512; all of them when empty.
+	// SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER; when empty, all of those
+	// the security section configures (Listener.Mechanisms).
 	SASLMechanisms []string `yaml:"sasl_mechanisms,omitempty"`
 	// PrincipalMappingRules turn a client certificate's subject into a
 	// principal name on an SSL listener, as Kafka's
@@ -40,7 +41,10 @@ const (
 )
 
 // SASL mechanisms meshka's listeners offer.
-var SASLMechanisms = []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"}
+var SASLMechanisms = []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"}
+
+// userMechanisms are the mechanisms that check security.users.
+var userMechanisms = []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"}
 
 // TLSOn says whether the listener speaks TLS.
 func (l Listener) TLSOn() bool { return l.SecurityProtocol == SSL || l.SecurityProtocol == SASLSSL }
@@ -50,18 +54,30 @@ func (l Listener) SASLOn() bool {
 	return l.SecurityProtocol == SASLPlaintext || l.SecurityProtocol == SASLSSL
 }
 
-// Mechanisms are the SASL mechanisms the listener offers.
-func (l Listener) Mechanisms() []string {
-	if len(l.SASLMechanisms) == 0 {
-		return slices.Clone(SASLMechanisms)
+// Mechanisms are the SASL mechanisms the listener offers: its
+// sasl_mechanisms, or when none are named, those s configures: PLAIN and
+// both SCRAMs when there are users, OAUTHBEARER when
+// security.oauthbearer is set.
+func (l Listener) Mechanisms(s Security) []string {
+	if len(l.SASLMechanisms) > 0 {
+		return slices.Clone(l.SASLMechanisms)
 	}
-	return slices.Clone(l.SASLMechanisms)
+	var out []string
+	if len(s.Users) > 0 {
+		out = append(out, userMechanisms...)
+	}
+	if s.OAuthBearer != nil {
+		out = append(out, SASLOAuthBearer)
+	}
+	return out
 }
 
 // Security holds who may connect: the users SASL checks.
 type Security struct {
 	Users []User       `yaml:"users"`
 	SASL  SASLSettings `yaml:"sasl"`
+	// OAuthBearer, when set, checks OAUTHBEARER tokens.
+	OAuthBearer *OAuthBearer `yaml:"oauthbearer"`
 }
 
 // SASLSettings apply to every SASL listener.
@@ -131,8 +147,20 @@ func (v *validator) validateListeners(c *Config) {
 		if len(l.SASLMechanisms) > 0 && !l.SASLOn() {
 			v.add(path+".sasl_mechanisms", "set, but security_protocol %s does not use SASL", l.SecurityProtocol)
 		}
-		if l.SASLOn() && len(c.Security.Users) == 0 {
-			v.add(path+".security_protocol", "%s needs users to check (security.users)", l.SecurityProtocol)
+		switch {
+		case !l.SASLOn():
+		case len(l.SASLMechanisms) == 0 && len(c.Security.Users) == 0 && c.Security.OAuthBearer == nil:
+			v.add(path+".security_protocol", "%s needs users to check (security.users) or tokens to check (security.oauthbearer)", l.SecurityProtocol)
+		default:
+			for j, m := range l.SASLMechanisms {
+				p := fmt.Sprintf("%s.sasl_mechanisms[%d]", path, j)
+				switch {
+				case m == SASLOAuthBearer && c.Security.OAuthBearer == nil:
+					v.add(p, "OAUTHBEARER needs security.oauthbearer (how tokens are checked)")
+				case slices.Contains(userMechanisms, m) && len(c.Security.Users) == 0:
+					v.add(p, "%s needs users to check (security.users)", m)
+				}
+			}
 		}
 		for j, r := range l.PrincipalMappingRules {
 			if _, err := ParsePrincipalRule(r); err != nil {
@@ -167,4 +195,7 @@ func (v *validator) validateListeners(c *Config) {
 		}
 	}
 	v.durationRange("security.sasl.session_lifetime", c.Security.SASL.SessionLifetime, 0, 365*24*time.Hour)
+	if c.Security.OAuthBearer != nil {
+		v.validateOAuthBearer("security.oauthbearer", *c.Security.OAuthBearer)
+	}
 }

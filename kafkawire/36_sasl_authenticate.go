@@ -8,9 +8,9 @@ package kafkawire
 // is answered SASL_AUTHENTICATION_FAILED, never saying which, and the
 // connection is closed; answers to repeated failures from one address
 // come slower and slower (up to 3 s). Once authenticated, v1+ answers
-// with security.sasl.session_lifetime (KIP-368): the client must
-// authenticate again within it, or its connection is closed at its next
-// request.
+// with security.sasl.session_lifetime, or the OAUTHBEARER token's
+// remaining validity when shorter (KIP-368): the client must authenticate
+// again within it, or its connection is closed at its next request.
 
 import (
 	"context"
@@ -55,7 +55,9 @@ func handleSaslAuthenticate(c *conn, kreq kmsg.Request) func() (kmsg.Response, e
 	}
 	resp.SASLAuthBytes = out
 	if c.sasl.authed && req.Version >= 1 && !c.sasl.expires.IsZero() {
-		resp.SessionLifetimeMillis = time.Until(c.sasl.expires).Milliseconds()
+		// A token accepted within the clock skew may have run out
+		// already: 1 ms, as 0 would tell the client no lifetime at all.
+		resp.SessionLifetimeMillis = max(time.Until(c.sasl.expires).Milliseconds(), 1)
 	}
 	return now(resp, nil)
 }

@@ -34,22 +34,30 @@ func (c *conn) gate(key int16) error {
 		return fmt.Errorf("a %s request before SASL authentication", kmsg.NameForKey(key))
 	}
 	if !c.sasl.expires.IsZero() && time.Now().After(c.sasl.expires) {
-		return fmt.Errorf("the SASL session of %q ran out (security.sasl.session_lifetime) without a new authentication", c.sasl.user)
+		return fmt.Errorf("the SASL session of %q ran out (security.sasl.session_lifetime or the token's exp) without a new authentication", c.sasl.user)
 	}
 	return nil
 }
 
-// authenticated records a finished authentication as user.
+// authenticated records a finished authentication (c.sasl.session's) as
+// user. It holds for security.sasl.session_lifetime, and no longer than
+// the credential when that runs out (an OAUTHBEARER token's exp).
 func (c *conn) authenticated(user string) error {
 	if c.sasl.authed && c.sasl.user != user {
 		// KIP-368: re-authentication keeps the principal.
 		return fmt.Errorf("%w: re-authenticated as %q, was %q", auth.ErrFailed, user, c.sasl.user)
 	}
-	c.sasl.authed, c.sasl.user, c.sasl.session = true, user, nil
-	c.principal.Store(auth.UserPrincipal(user))
+	c.sasl.expires = time.Time{}
 	if d := c.s.deps.SessionLifetime; d > 0 {
 		c.sasl.expires = time.Now().Add(d)
 	}
+	if e, ok := c.sasl.session.(auth.Expirer); ok {
+		if exp := e.Expiry(); !exp.IsZero() && (c.sasl.expires.IsZero() || exp.Before(c.sasl.expires)) {
+			c.sasl.expires = exp
+		}
+	}
+	c.sasl.authed, c.sasl.user, c.sasl.session = true, user, nil
+	c.principal.Store(auth.UserPrincipal(user))
 	return nil
 }
 

@@ -40,7 +40,7 @@ func bindListeners(cfg config.Config, log *slog.Logger) (out []extraListener, er
 			}
 		}
 		if lc.SASLOn() {
-			x.lst.Mechanisms = lc.Mechanisms()
+			x.lst.Mechanisms = lc.Mechanisms(cfg.Security)
 		}
 		for _, r := range lc.PrincipalMappingRules {
 			rule, err := config.ParsePrincipalRule(r)
@@ -87,16 +87,23 @@ func listenerAddrs(xs []extraListener) map[string]string {
 	return out
 }
 
-// users are the SASL users of the configuration; nil without any.
-func users(cfg config.Config) (*auth.Users, error) {
-	if len(cfg.Security.Users) == 0 {
-		return nil, nil
-	}
+// users are what SASL listeners check: the users of the configuration,
+// and the OAUTHBEARER token check when security.oauthbearer is set,
+// whose key set refreshing the caller stops with Close.
+func users(cfg config.Config, log *slog.Logger) (*auth.Users, *auth.OAuthBearer, error) {
 	u, err := auth.NewUsers(cfg.Security.Users)
 	if err != nil {
-		return nil, errors.Join(fmt.Errorf("security.users"), err)
+		return nil, nil, errors.Join(fmt.Errorf("security.users"), err)
 	}
-	return u, nil
+	if cfg.Security.OAuthBearer == nil {
+		return u, nil, nil
+	}
+	o, err := auth.NewOAuthBearer(*cfg.Security.OAuthBearer, log.With("sasl", auth.OAuthBearerName))
+	if err != nil {
+		return nil, nil, err
+	}
+	u.SetOAuthBearer(o)
+	return u, o, nil
 }
 
 func protocolOf(cfg config.Config, name string) string {

@@ -21,6 +21,7 @@ import (
 	"github.com/meshka/meshka/actors/group"
 	"github.com/meshka/meshka/actors/partition"
 	"github.com/meshka/meshka/actors/table"
+	"github.com/meshka/meshka/auth"
 	"github.com/meshka/meshka/cluster"
 	"github.com/meshka/meshka/config"
 	"github.com/meshka/meshka/kafkawire"
@@ -50,6 +51,9 @@ type Node struct {
 	reg  *cluster.Registry
 	srv  *kafkawire.Server
 	ln   net.Listener
+	// oauth refreshes the OAUTHBEARER key set until the node stops; nil
+	// without security.oauthbearer.
+	oauth *auth.OAuthBearer
 
 	budget *partition.Budget
 
@@ -130,19 +134,22 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 		up.Close()
 		return nil, err
 	}
-	us, err := users(cfg)
+	us, oauth, err := users(cfg, log)
 	if err != nil {
 		ln.Close()
 		up.Close()
 		return nil, err
 	}
+	n.oauth = oauth
 	extra, err := bindListeners(cfg, log)
 	if err != nil {
+		oauth.Close()
 		ln.Close()
 		up.Close()
 		return nil, err
 	}
 	closeListeners := func() {
+		oauth.Close()
 		ln.Close()
 		for _, x := range extra {
 			x.ln.Close()
@@ -433,6 +440,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	n.api.Close()
 	n.mesh.Stop()
 	n.up.Close()
+	n.oauth.Close()
 	n.log.Info("meshka node stopped")
 	return errors.Join(berr, err)
 }
@@ -469,6 +477,7 @@ func (n *Node) Crash() {
 	n.api.Close()
 	n.mesh.Stop()
 	n.up.Close()
+	n.oauth.Close()
 }
 
 // PartitionActive reports whether the actor of topic's partition p is

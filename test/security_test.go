@@ -24,8 +24,9 @@ import (
 	"github.com/meshka/meshka/internal/testenv"
 )
 
-// secured is a node with a listener of each security protocol, its CA
-// and a user alice (password alice-secret) for PLAIN and both SCRAMs.
+// secured is a node with a listener of each security protocol, its CA,
+// a user alice (password alice-secret) for PLAIN and both SCRAMs, and an
+// OAuth issuer whose tokens OAUTHBEARER accepts.
 type secured struct {
 	env      *testenv.Env
 	ca       *testcert.CA
@@ -33,6 +34,7 @@ type secured struct {
 	dir      string
 	pool     *x509.CertPool
 	password string
+	issuer   *testIssuer
 }
 
 func startSecured(t *testing.T, opts ...testenv.Option) *secured {
@@ -50,7 +52,7 @@ func startSecured(t *testing.T, opts ...testenv.Option) *secured {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &secured{ca: ca, other: other, dir: dir, pool: x509.NewCertPool(), password: "alice-secret"}
+	s := &secured{ca: ca, other: other, dir: dir, pool: x509.NewCertPool(), password: "alice-secret", issuer: newTestIssuer(t)}
 	s.pool.AddCert(ca.Cert)
 	var user config.User
 	user.Name = "alice"
@@ -65,6 +67,7 @@ func startSecured(t *testing.T, opts ...testenv.Option) *secured {
 	mtls.CAFile, mtls.ClientAuth = ca.CAFile, "required"
 	all := append([]testenv.Option{func(cfg *config.Config) {
 		cfg.Security.Users = []config.User{user}
+		s.issuer.configure(cfg)
 		cfg.Kafka.Listeners = []config.Listener{
 			{Name: "sasl", Listen: "127.0.0.1:0", SecurityProtocol: config.SASLPlaintext},
 			{Name: "sasl_ssl", Listen: "127.0.0.1:0", SecurityProtocol: config.SASLSSL, TLS: tlsCfg},
@@ -132,7 +135,8 @@ func roundTrip(t *testing.T, ctx context.Context, cl *kgo.Client, addr, topic st
 	}
 }
 
-// Every mechanism on SASL_PLAINTEXT and SASL_SSL, TLS alone, and mTLS:
+// Every mechanism (PLAIN, both SCRAMs, OAUTHBEARER) on SASL_PLAINTEXT
+// and SASL_SSL, TLS alone, and mTLS:
 // a franz-go client produces and consumes, and is told the addresses of
 // the listener it came in on.
 func TestSecuredListeners(t *testing.T) {
@@ -145,6 +149,8 @@ func TestSecuredListeners(t *testing.T) {
 			return plain.Auth{User: "alice", Pass: s.password}.AsMechanism()
 		case auth.ScramSHA256:
 			return scram.Auth{User: "alice", Pass: s.password}.AsSha256Mechanism()
+		case auth.OAuthBearerName:
+			return s.issuer.mechanism(t, time.Hour, nil)
 		}
 		return scram.Auth{User: "alice", Pass: s.password}.AsSha512Mechanism()
 	}
