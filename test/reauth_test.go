@@ -109,3 +109,61 @@ func TestSASLReauthentication(t *testing.T) {
 		t.Fatal("Metadata answered after the session lifetime ran out")
 	}
 }
+
+// rawToken writes a bare SASL token frame (the v0 flow, no request
+// header) and reads the bare answer.
+func (c *rawConn) rawToken(token []byte) ([]byte, error) {
+	frame := binary.BigEndian.AppendUint32(nil, uint32(len(token)))
+	frame = append(frame, token...)
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write(frame); err != nil {
+		return nil, err
+	}
+	var size [4]byte
+	if _, err := io.ReadFull(c.r, size[:]); err != nil {
+		return nil, err
+	}
+	b := make([]byte, binary.BigEndian.Uint32(size[:]))
+	_, err := io.ReadFull(c.r, b)
+	return b, err
+}
+
+// The v0 flow: after SaslHandshake v0 the tokens travel as bare frames.
+// PLAIN with the right password authenticates (Metadata is answered
+// after it); a wrong one closes the connection.
+func TestSASLHandshakeV0(t *testing.T) {
+	s := startSecured(t)
+	for _, tc := range []struct {
+		password string
+		ok       bool
+	}{{s.password, true}, {"guess", false}} {
+		nc, err := net.Dial("tcp", s.addr(t, "sasl"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := &rawConn{Conn: nc, r: bufio.NewReader(nc)}
+		hs := kmsg.NewPtrSASLHandshakeRequest()
+		hs.Version, hs.Mechanism = 0, "PLAIN"
+		hsResp := kmsg.NewPtrSASLHandshakeResponse()
+		if err := c.ask(hs, hsResp); err != nil || hsResp.ErrorCode != 0 {
+			t.Fatalf("SaslHandshake v0: %v, code %d", err, hsResp.ErrorCode)
+		}
+		answer, err := c.rawToken([]byte("\x00alice\x00" + tc.password))
+		meta := kmsg.NewPtrMetadataRequest()
+		meta.Version = 1
+		metaErr := c.ask(meta, kmsg.NewPtrMetadataResponse())
+		nc.Close()
+		if tc.ok {
+			if err != nil || len(answer) != 0 {
+				t.Fatalf("v0 PLAIN token: answer %q, %v", answer, err)
+			}
+			if metaErr != nil {
+				t.Fatalf("Metadata after a v0 authentication: %v", metaErr)
+			}
+			continue
+		}
+		if err == nil || metaErr == nil {
+			t.Fatalf("a wrong password in the v0 flow: token %v, Metadata %v", err, metaErr)
+		}
+	}
+}
