@@ -334,6 +334,12 @@ func TestExampleFileShowsTheDefaults(t *testing.T) {
 	if len(cfg.Security.Users) == 0 {
 		cfg.Security.Users = nil
 	}
+	if len(cfg.Security.SuperUsers) == 0 {
+		cfg.Security.SuperUsers = nil
+	}
+	if len(cfg.Security.ACLs.Rules) == 0 {
+		cfg.Security.ACLs.Rules = nil
+	}
 	if want := Default(); !reflect.DeepEqual(cfg, want) {
 		t.Errorf("%s no longer shows the defaults:\ngot  %+v\nwant %+v", path, cfg, want)
 	}

@@ -3,6 +3,7 @@ package config
 import (
 	"encoding/base64"
 	"fmt"
+	"net/netip"
 	"regexp"
 	"slices"
 	"strings"
@@ -72,13 +73,48 @@ func (l Listener) Mechanisms(s Security) []string {
 	return out
 }
 
-// Security holds who may connect: the users SASL checks.
+// Security holds who may connect, the users SASL checks, and what each
+// principal may do.
 type Security struct {
 	Users []User       `yaml:"users"`
 	SASL  SASLSettings `yaml:"sasl"`
 	// OAuthBearer, when set, checks OAUTHBEARER tokens.
 	OAuthBearer *OAuthBearer `yaml:"oauthbearer"`
+	// SuperUsers are principals (User:<name>) no ACL binds, as Kafka's
+	// super.users.
+	SuperUsers []string `yaml:"super_users,omitempty"`
+	ACLs       ACLs     `yaml:"acls"`
 }
+
+// ACLs are the rules of what each principal may do at the Kafka edge,
+// checked as Kafka's StandardAuthorizer checks its ACLs.
+type ACLs struct {
+	// Enabled turns checking on; off, every principal may do everything.
+	Enabled bool `yaml:"enabled"`
+	// AllowIfNoMatch allows what no rule names the resource of, as
+	// Kafka's allow.everyone.if.no.acl.found.
+	AllowIfNoMatch bool      `yaml:"allow_if_no_match"`
+	Rules          []ACLRule `yaml:"rules,omitempty"`
+}
+
+// ACLRule is one ACL: a principal may (allow) or may not (deny) do some
+// operations on resources, from a host.
+type ACLRule struct {
+	Principal  string   `yaml:"principal"` // User:<name>, or User:* for every principal
+	Resource   string   `yaml:"resource"`  // topic, group, cluster or transactional_id
+	Name       string   `yaml:"name"`      // a name, "*" for all; a prefix when pattern is prefixed
+	Pattern    string   `yaml:"pattern"`   // literal (the default) or prefixed
+	Operations []string `yaml:"operations"`
+	Permission string   `yaml:"permission"` // allow (the default) or deny
+	Host       string   `yaml:"host"`       // "*" (the default) or an IP address
+}
+
+// ACL names as the configuration writes them.
+var (
+	ACLResources  = []string{"topic", "group", "cluster", "transactional_id"}
+	ACLOperations = []string{"read", "write", "create", "delete", "alter", "describe", "cluster_action",
+		"describe_configs", "alter_configs", "idempotent_write", "all"}
+)
 
 // SASLSettings apply to every SASL listener.
 type SASLSettings struct {
@@ -198,4 +234,60 @@ func (v *validator) validateListeners(c *Config) {
 	if c.Security.OAuthBearer != nil {
 		v.validateOAuthBearer("security.oauthbearer", *c.Security.OAuthBearer)
 	}
+	v.validateACLs(c.Security)
 }
+
+func (v *validator) validateACLs(s Security) {
+	for i, p := range s.SuperUsers {
+		if !userPrincipal(p) || p == "User:*" {
+			v.add(fmt.Sprintf("security.super_users[%d]", i), "%q: want User:<name>", p)
+		}
+	}
+	for i, r := range s.ACLs.Rules {
+		path := fmt.Sprintf("security.acls.rules[%d]", i)
+		if !userPrincipal(r.Principal) {
+			v.add(path+".principal", "%q: want User:<name> or User:*", r.Principal)
+		}
+		if !slices.Contains(ACLResources, r.Resource) {
+			v.add(path+".resource", "%q: want one of %s", r.Resource, strings.Join(ACLResources, ", "))
+		}
+		prefixed := false
+		switch r.Pattern {
+		case "", "literal":
+		case "prefixed":
+			prefixed = true
+		default:
+			v.add(path+".pattern", "%q: want literal or prefixed", r.Pattern)
+		}
+		switch {
+		case r.Resource == "cluster":
+			if prefixed || r.Name != "" && r.Name != "kafka-cluster" && r.Name != "*" {
+				v.add(path+".name", "%q: the cluster is one literal resource, kafka-cluster (or leave name out)", r.Name)
+			}
+		case r.Name == "":
+			v.add(path+".name", "a rule needs the resource's name, \"*\" for all, or a prefix with pattern: prefixed")
+		case prefixed && r.Name == "*":
+			v.add(path+".name", "\"*\" is every name with pattern literal; a prefixed rule names a prefix")
+		}
+		if len(r.Operations) == 0 {
+			v.add(path+".operations", "a rule needs at least one operation: %s", strings.Join(ACLOperations, ", "))
+		}
+		for j, op := range r.Operations {
+			if !slices.Contains(ACLOperations, op) {
+				v.add(fmt.Sprintf("%s.operations[%d]", path, j), "%q: want one of %s", op, strings.Join(ACLOperations, ", "))
+			}
+		}
+		if r.Permission != "" && r.Permission != "allow" && r.Permission != "deny" {
+			v.add(path+".permission", "%q: want allow or deny", r.Permission)
+		}
+		if r.Host != "" && r.Host != "*" {
+			if _, err := netip.ParseAddr(r.Host); err != nil {
+				v.add(path+".host", "%q: want * or an IP address", r.Host)
+			}
+		}
+	}
+}
+
+// userPrincipal says whether p is a principal meshka's clients can be:
+// User:<name>, or the wildcard User:*.
+func userPrincipal(p string) bool { return strings.HasPrefix(p, "User:") && len(p) > len("User:") }

@@ -9,7 +9,11 @@ package kafkawire
 // byte with the client's version, acks, timeout and transactional id,
 // several batches in flight per partition on one ordered connection, so
 // upstream appends them in the order clients sent them. The answer is
-// upstream's, per partition. acks=0 gets no response.
+// upstream's, per partition. acks=0 gets no response. With ACLs, a
+// partition of a topic the principal may not WRITE gets
+// TOPIC_AUTHORIZATION_FAILED, and every partition of a transactional
+// produce whose transactional id it may not WRITE gets
+// TRANSACTIONAL_ID_AUTHORIZATION_FAILED.
 
 import (
 	"time"
@@ -17,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/meshka/meshka/acl"
 	"github.com/meshka/meshka/actors/partition"
 	"github.com/meshka/meshka/cluster"
 	"github.com/meshka/meshka/internal/answer"
@@ -33,10 +38,25 @@ func handleProduce(c *conn, kreq kmsg.Request) func() (kmsg.Response, error) {
 		reply *cluster.Reply
 	}
 	var waits []wait
+	// A transactional producer needs WRITE on its transactional id, and
+	// every producer WRITE on each topic; a refused partition is
+	// answered in its own entry, the others go on.
+	var refused int16
+	if req.TransactionID != nil && !c.allowed(acl.Write, acl.TransactionalID, *req.TransactionID) {
+		refused = txnRefused
+	}
 	resp.Topics = answer.Each(req.Topics, func(out *kmsg.ProduceResponseTopic, rt *kmsg.ProduceRequestTopic) {
 		out.Topic = rt.Topic
+		code := refused
+		if code == 0 && !c.allowedTopic(acl.Write, rt.Topic) {
+			code = topicRefused
+		}
 		out.Partitions = answer.Each(rt.Partitions, func(op *kmsg.ProduceResponseTopicPartition, rp *kmsg.ProduceRequestTopicPartition) {
 			op.Partition = rp.Partition
+			if code != 0 {
+				op.ErrorCode = code
+				return
+			}
 			if code := c.s.checkPartition(c, rt.Topic, rp.Partition); code != 0 {
 				op.ErrorCode = code
 				return

@@ -13,7 +13,8 @@ package kafkawire
 // stops at the last stable offset and lists the aborted transactions in
 // range. Fetch sessions (KIP-227) are declined: the session id is always 0,
 // so clients send full requests, and a request naming a session gets
-// FETCH_SESSION_ID_NOT_FOUND.
+// FETCH_SESSION_ID_NOT_FOUND. With ACLs, a partition of a topic the
+// principal may not READ gets TOPIC_AUTHORIZATION_FAILED.
 
 import (
 	"context"
@@ -23,6 +24,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/meshka/meshka/acl"
 	"github.com/meshka/meshka/actors/partition"
 	"github.com/meshka/meshka/cluster"
 	"github.com/meshka/meshka/internal/answer"
@@ -64,13 +66,20 @@ func (s *Server) fetch(c *conn, req *kmsg.FetchRequest) (kmsg.Response, error) {
 	}
 	var parts []*fetchPart
 	failedEarly := false // Kafka answers a partition error at once
+	refused := 0         // partitions of topics the principal may not READ
 	resp.Topics = answer.Each(req.Topics, func(out *kmsg.FetchResponseTopic, rt *kmsg.FetchRequestTopic) {
 		out.Topic = rt.Topic
+		readable := c.allowedTopic(acl.Read, rt.Topic)
 		out.Partitions = answer.Each(rt.Partitions, func(op *kmsg.FetchResponseTopicPartition, rp *kmsg.FetchRequestTopicPartition) {
 			op.Partition = rp.Partition
 			op.HighWatermark, op.LastStableOffset, op.LogStartOffset = -1, -1, -1
 			p := &fetchPart{topic: rt.Topic, offset: rp.FetchOffset, maxBytes: rp.PartitionMaxBytes, out: op}
-			if code := s.checkFetchPartition(c, rt.Topic, rp.Partition); code != 0 {
+			if !readable {
+				// Refused, but not a reason to cut the long poll of
+				// the others short, as in Kafka.
+				op.ErrorCode, p.done = topicRefused, true
+				refused++
+			} else if code := s.checkFetchPartition(c, rt.Topic, rp.Partition); code != 0 {
 				op.ErrorCode = code
 				p.done = true
 				failedEarly = true
@@ -80,6 +89,9 @@ func (s *Server) fetch(c *conn, req *kmsg.FetchRequest) (kmsg.Response, error) {
 			parts = append(parts, p)
 		})
 	})
+	if refused > 0 && refused == len(parts) {
+		failedEarly = true // nothing to wait for
+	}
 
 	wait := time.Duration(req.MaxWaitMillis) * time.Millisecond
 	if wait > s.cfg.FetchMaxWaitCap {

@@ -14,13 +14,21 @@ package kafkawire
 // anyway: the named topics with LEADER_NOT_AVAILABLE, which clients retry
 // and report as the cluster being unavailable, and a request for every
 // topic names those meshka has seen.
+//
+// With ACLs, a request for every topic lists only those the principal may
+// DESCRIBE; a named topic it may not DESCRIBE is answered
+// TOPIC_AUTHORIZATION_FAILED; and a topic is created on first use only
+// for a principal with CREATE on the cluster or the topic (else a topic
+// upstream lacks is TOPIC_AUTHORIZATION_FAILED too). Authorized
+// operations (v8+) are reported when asked.
 
 import (
-	"context"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/meshka/meshka/acl"
 	"github.com/meshka/meshka/actors/partition"
 	"github.com/meshka/meshka/cluster"
 	"github.com/meshka/meshka/upstream"
@@ -31,12 +39,13 @@ func init() { register(3, 0, 12, handleMetadata) }
 func handleMetadata(c *conn, kreq kmsg.Request) func() (kmsg.Response, error) {
 	req := kreq.(*kmsg.MetadataRequest)
 	return func() (kmsg.Response, error) {
-		return c.s.metadata(c.ctx, c.registry(), req), nil
+		return c.s.metadata(c, req), nil
 	}
 }
 
-// metadata answers req; client is the asking connection's context.
-func (s *Server) metadata(client context.Context, reg *cluster.Registry, req *kmsg.MetadataRequest) *kmsg.MetadataResponse {
+// metadata answers req for the asking connection c.
+func (s *Server) metadata(c *conn, req *kmsg.MetadataRequest) *kmsg.MetadataResponse {
+	client, reg := c.ctx, c.registry()
 	ctx := client
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
 	for _, n := range reg.Nodes() {
@@ -67,10 +76,25 @@ func (s *Server) metadata(client context.Context, reg *cluster.Registry, req *km
 		names = nil // v0 asks for every topic with an empty list
 	}
 	autoCreate := req.Version < 4 || req.AllowAutoTopicCreation
+	var refused, describeOnly []string // named, and not to describe; or not to create
+	if c.aclOn() && names != nil {
+		var ok []string
+		ok, refused = split(names, func(n *string) bool { return c.allowedTopic(acl.Describe, *n) })
+		if autoCreate && !c.allowedCluster(acl.Create) {
+			ok, describeOnly = split(ok, func(n *string) bool { return c.allowedTopic(acl.Create, *n) })
+		}
+		names = ok
+	}
 	var topics []*upstream.TopicMeta
 	var err error
 	if names == nil || len(names) > 0 {
 		topics, err = s.deps.Upstream.Meta().Topics(ctx, names, autoCreate)
+	}
+	if err == nil && len(describeOnly) > 0 {
+		var more []*upstream.TopicMeta
+		more, err = s.deps.Upstream.Meta().Topics(ctx, describeOnly, false)
+		topics = append(topics, more...)
+		names = append(names, describeOnly...)
 	}
 	if err != nil {
 		if client.Err() == nil {
@@ -80,7 +104,9 @@ func (s *Server) metadata(client context.Context, reg *cluster.Registry, req *km
 			// Every topic was asked for: name the ones meshka has
 			// seen, each unavailable, rather than an empty cluster.
 			names = s.deps.Upstream.Meta().KnownTopics()
+			names = slices.DeleteFunc(names, func(n string) bool { return !c.allowedTopic(acl.Describe, n) })
 		}
+		topics = nil
 		for _, n := range names {
 			rt := kmsg.NewMetadataResponseTopic()
 			rt.Topic = kmsg.StringPtr(n)
@@ -88,8 +114,28 @@ func (s *Server) metadata(client context.Context, reg *cluster.Registry, req *km
 			resp.Topics = append(resp.Topics, rt)
 		}
 	}
+	all := req.Topics == nil || req.Version == 0 && len(req.Topics) == 0
 	for _, t := range topics {
-		resp.Topics = append(resp.Topics, s.metadataTopic(reg, t))
+		if all && !c.allowedTopic(acl.Describe, t.Name) {
+			continue // listed only to those who may describe it
+		}
+		rt := s.metadataTopic(reg, t)
+		if c.aclOn() && slices.Contains(describeOnly, t.Name) && t.Err == kerr.UnknownTopicOrPartition.Code {
+			rt.ErrorCode = topicRefused // it would have been created, but not for this principal
+		}
+		if req.IncludeTopicAuthorizedOperations && c.aclOn() {
+			rt.AuthorizedOperations = c.authorizedOps(acl.Topic, t.Name)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	for _, n := range refused {
+		rt := kmsg.NewMetadataResponseTopic()
+		rt.Topic = kmsg.StringPtr(n)
+		rt.ErrorCode = topicRefused
+		resp.Topics = append(resp.Topics, rt)
+	}
+	if req.IncludeClusterAuthorizedOperations && c.aclOn() {
+		resp.AuthorizedOperations = c.authorizedOps(acl.Cluster, acl.ClusterName)
 	}
 	for _, t := range byID {
 		rt := kmsg.NewMetadataResponseTopic()

@@ -5,9 +5,13 @@ package kafkawire
 // v0-v5 (v4+ batches keys). The coordinator of a group is the node hosting
 // its group actor. The coordinator of a transactional id is this node,
 // which forwards transaction requests to upstream's transaction
-// coordinator. Share groups (type 2, v6) are not handled.
+// coordinator. Share groups (type 2, v6) are not handled. With ACLs, a
+// group key needs DESCRIBE on the group (else GROUP_AUTHORIZATION_FAILED)
+// and a transactional id DESCRIBE on it (else
+// TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
 
 import (
+	"github.com/meshka/meshka/acl"
 	"github.com/meshka/meshka/actors/group"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -26,6 +30,10 @@ func handleFindCoordinator(c *conn, kreq kmsg.Request) func() (kmsg.Response, er
 				return kerr.InvalidRequest.Code, -1, "", -1
 			case key == "" && req.CoordinatorType == 1:
 				return kerr.InvalidRequest.Code, -1, "", -1
+			case req.CoordinatorType == 0 && !c.allowed(acl.Describe, acl.Group, key):
+				return groupRefused, -1, "", -1
+			case req.CoordinatorType == 1 && !c.allowed(acl.Describe, acl.TransactionalID, key):
+				return txnRefused, -1, "", -1
 			case req.CoordinatorType == 0:
 				n := c.registry().Owner(group.Kind, group.Identity(c.s.deps.UpstreamName, key))
 				if n.ID < 0 {

@@ -6,7 +6,9 @@ package kafkawire
 // (groups Kafka clients joined here, and the shares of bindings), and
 // every group upstream knows (groups with committed offsets, Empty there
 // because members join meshka, not upstream). States (v4+) and types (v5+)
-// filter as Kafka's do, case-insensitively for states.
+// filter as Kafka's do, case-insensitively for states. With ACLs, a
+// principal with DESCRIBE on the cluster sees every group, others only
+// the groups they may DESCRIBE.
 
 import (
 	"slices"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/meshka/meshka/acl"
 	"github.com/meshka/meshka/actors/group"
 )
 
@@ -24,8 +27,10 @@ func handleListGroups(c *conn, kreq kmsg.Request) func() (kmsg.Response, error) 
 	return func() (kmsg.Response, error) {
 		resp := req.ResponseKind().(*kmsg.ListGroupsResponse)
 		seen := make(map[string]bool)
+		all := !c.aclOn() || c.allowedCluster(acl.Describe)
+		visible := func(id string) bool { return all || c.allowed(acl.Describe, acl.Group, id) }
 		add := func(id, state, typ string) {
-			if seen[id] || !matches(req.StatesFilter, state, true) || !matches(req.TypesFilter, "classic", false) {
+			if seen[id] || !visible(id) || !matches(req.StatesFilter, state, true) || !matches(req.TypesFilter, "classic", false) {
 				return
 			}
 			seen[id] = true
@@ -44,7 +49,7 @@ func handleListGroups(c *conn, kreq kmsg.Request) func() (kmsg.Response, error) 
 		}
 		slices.Sort(ids)
 		for _, id := range slices.Compact(ids) {
-			if !c.s.coordinates(id) {
+			if !c.s.coordinates(id) || !visible(id) {
 				// Listed by the node that does, as Kafka's brokers each
 				// list their own.
 				continue

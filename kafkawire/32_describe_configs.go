@@ -3,6 +3,36 @@ package kafkawire
 // DescribeConfigs, key 32.
 //
 // Forwarded at the client's version: broker resources to the upstream
-// broker they name, topic resources to any broker.
+// broker they name, topic resources to any broker. With ACLs, a resource
+// the principal may not DESCRIBE_CONFIGS is answered with the
+// authorization error of its kind (configRefusal) and the rest forwarded.
 
-func init() { register(32, 0, maxOf(32), forward(nil)) }
+import (
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/meshka/meshka/acl"
+)
+
+func init() { register(32, 0, maxOf(32), handleDescribeConfigs) }
+
+func handleDescribeConfigs(c *conn, kreq kmsg.Request) func() (kmsg.Response, error) {
+	req := kreq.(*kmsg.DescribeConfigsRequest)
+	return c.forwardConfigs(req, acl.DescribeConfigs, len(req.Resources),
+		func(i int) (kmsg.ConfigResourceType, string) {
+			return req.Resources[i].ResourceType, req.Resources[i].ResourceName
+		},
+		func(idx []int) kmsg.Request {
+			up := *req
+			up.Resources = nil
+			for _, i := range idx {
+				up.Resources = append(up.Resources, req.Resources[i])
+			}
+			return &up
+		},
+		func(kresp kmsg.Response, i int, code int16) {
+			resp := kresp.(*kmsg.DescribeConfigsResponse)
+			r := kmsg.NewDescribeConfigsResponseResource()
+			r.ResourceType, r.ResourceName, r.ErrorCode = req.Resources[i].ResourceType, req.Resources[i].ResourceName, code
+			resp.Resources = append(resp.Resources, r)
+		})
+}

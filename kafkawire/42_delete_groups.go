@@ -3,12 +3,15 @@ package kafkawire
 // DeleteGroups, key 42.
 //
 // A group can be deleted when its actor has no members (else
-// NON_EMPTY_GROUP); its committed offsets are then deleted upstream.
+// NON_EMPTY_GROUP); its committed offsets are then deleted upstream. With
+// ACLs, a group the principal may not DELETE gets GROUP_AUTHORIZATION_FAILED
+// in its entry.
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/meshka/meshka/acl"
 	"github.com/meshka/meshka/actors/group"
 )
 
@@ -21,6 +24,11 @@ func handleDeleteGroups(c *conn, kreq kmsg.Request) func() (kmsg.Response, error
 		for _, id := range req.Groups {
 			r := kmsg.NewDeleteGroupsResponseGroup()
 			r.Group = id
+			if !c.allowed(acl.Delete, acl.Group, id) {
+				r.ErrorCode = groupRefused
+				resp.Groups = append(resp.Groups, r)
+				continue
+			}
 			_, hadActor := c.s.groups.lookup(id)
 			answer, code, err := ask[*group.DeleteResponse](c, id, &group.DeleteRequest{}, groupWait)
 			if err != nil {

@@ -5,11 +5,15 @@ package kafkawire
 // v0-v2. The brokers are meshka nodes and the controller is this node; the
 // cluster id is upstream's. meshka has no controllers to list, so a request
 // for controller endpoints (v1+, type 2) gets UNSUPPORTED_ENDPOINT_TYPE, as
-// a Kafka broker answers.
+// a Kafka broker answers. As in Kafka, ACLs refuse no one here: the
+// cluster's authorized operations (DESCRIBE on it first) are reported when
+// asked.
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/meshka/meshka/acl"
 )
 
 func init() { register(60, 0, 2, handleDescribeCluster) }
@@ -29,6 +33,12 @@ func handleDescribeCluster(c *conn, kreq kmsg.Request) func() (kmsg.Response, er
 			return resp, nil
 		}
 		resp.ClusterID = *id
+		if req.IncludeClusterAuthorizedOperations && c.aclOn() {
+			resp.ClusterAuthorizedOperations = 0
+			if c.allowedCluster(acl.Describe) {
+				resp.ClusterAuthorizedOperations = c.authorizedOps(acl.Cluster, acl.ClusterName)
+			}
+		}
 		resp.ControllerID = c.registry().Controller().ID
 		for _, n := range c.registry().Nodes() {
 			b := kmsg.NewDescribeClusterResponseBroker()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -42,6 +43,7 @@ type conn struct {
 	nc       net.Conn // what requests are read from and answers written to: raw, or TLS over it
 	lst      *Listener
 	remote   string
+	host     netip.Addr // the client's address, as ACL rules name hosts
 	clientID string
 
 	// principal is who the client is (a string): User:ANONYMOUS, the
@@ -68,6 +70,9 @@ func newConn(s *Server, nc net.Conn, release func(), lst *Listener) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &conn{s: s, raw: nc, nc: nc, lst: lst, remote: nc.RemoteAddr().String(), queue: make(chan *inflight, s.cfg.MaxInflight),
 		ctx: ctx, cancel: cancel, release: release}
+	if ap, err := netip.ParseAddrPort(c.remote); err == nil {
+		c.host = ap.Addr().Unmap()
+	}
 	if lst.TLS != nil {
 		c.nc = tls.Server(nc, lst.TLS) // the handshake comes first in serve
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/meshka/meshka/acl"
 	"github.com/meshka/meshka/actors/group"
 	"github.com/meshka/meshka/cluster"
 )
@@ -134,6 +135,11 @@ func awaitGroup[A proto.Message](c *conn, id string, r *cluster.Reply, d time.Du
 // actor cannot be reached, or does not answer in time, refuse builds the
 // response for the code that stands for the answer.
 func groupCall[A group.KafkaResponse, R kmsg.Response](c *conn, req kmsg.Request, id string, msg proto.Message, d time.Duration, refuse func(code int16) R) func() (kmsg.Response, error) {
+	// Joining, syncing, heartbeating and leaving all need READ on the
+	// group; a refused member never reaches the actor.
+	if !c.allowed(acl.Read, acl.Group, id) {
+		return now(refuse(groupRefused), nil)
+	}
 	r, code := c.s.askGroup(id, msg)
 	// The finish is not run when the connection fails first; the reply is
 	// then closed with the connection.

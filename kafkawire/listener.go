@@ -39,8 +39,12 @@ var DefaultListener = Listener{Name: config.DefaultListenerName}
 func (l *Listener) sasl() bool { return len(l.Mechanisms) > 0 }
 
 // selfAnswered are the keys meshka answers itself whatever upstream
-// supports: ApiVersions and the SASL exchange, which is between the
-// client and meshka.
+// supports: ApiVersions, the SASL exchange, which is between the client
+// and meshka, and the ACL keys, whose rules are meshka's configuration.
 func selfAnswered(key int16) bool {
-	return key == apiVersionsKey || key == saslHandshakeKey || key == saslAuthenticateKey
+	switch key {
+	case apiVersionsKey, saslHandshakeKey, saslAuthenticateKey, describeACLsKey, createACLsKey, deleteACLsKey:
+		return true
+	}
+	return false
 }

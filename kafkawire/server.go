@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/meshka/meshka/acl"
 	"github.com/meshka/meshka/actors/partition"
 	"github.com/meshka/meshka/auth"
 	"github.com/meshka/meshka/cluster"
@@ -45,6 +46,9 @@ type Deps struct {
 	// security.sasl.session_lifetime (KIP-368; 0: forever).
 	Users           *auth.Users
 	SessionLifetime time.Duration
+	// ACL decides what each principal may do (security.acls); nil
+	// allows everything.
+	ACL *acl.Authorizer
 }
 
 // Server accepts Kafka clients. Serve and Shutdown may be called from

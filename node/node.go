@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/meshka/meshka/acl"
 	"log/slog"
 	"maps"
 	"net"
@@ -54,6 +55,7 @@ type Node struct {
 	// oauth refreshes the OAUTHBEARER key set until the node stops; nil
 	// without security.oauthbearer.
 	oauth *auth.OAuthBearer
+	acl   *acl.Authorizer // security.acls, replaced whole on a reload
 
 	budget *partition.Budget
 
@@ -141,6 +143,14 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 		return nil, err
 	}
 	n.oauth = oauth
+	policy, err := acl.FromConfig(cfg.Security)
+	if err != nil {
+		oauth.Close()
+		ln.Close()
+		up.Close()
+		return nil, err
+	}
+	n.acl = acl.New(policy)
 	extra, err := bindListeners(cfg, log)
 	if err != nil {
 		oauth.Close()
@@ -239,7 +249,7 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 		RequestBudget:      netguard.NewBudget(int64(cfg.Kafka.MaxRequestMemory)),
 		ResponseBudget:     netguard.NewBudget(int64(cfg.Kafka.MaxResponseMemory)),
 	}, kafkawire.Deps{Upstream: up, UpstreamName: upstreamName, Mesh: mesh, Feeds: feeds, Registry: n.reg, Logger: log,
-		Users: us, SessionLifetime: cfg.Security.SASL.SessionLifetime.D()})
+		Users: us, SessionLifetime: cfg.Security.SASL.SessionLifetime.D(), ACL: n.acl})
 	go func() { n.served <- n.srv.Serve(ln) }()
 	for _, x := range extra {
 		reg, err := n.reg.For(x.lst.Name, x.advertise)
@@ -374,6 +384,10 @@ func (n *Node) Addr() net.Addr { return n.ln.Addr() }
 
 // Kafka is the node's Kafka listener, for its counters.
 func (n *Node) Kafka() *kafkawire.Server { return n.srv }
+
+// ACL is the authorizer of the node's Kafka edge; its Replace puts
+// reloaded rules in force for every connection.
+func (n *Node) ACL() *acl.Authorizer { return n.acl }
 
 // CacheBytes is the bytes all partition caches on the node hold.
 func (n *Node) CacheBytes() int64 { return n.budget.Used() }

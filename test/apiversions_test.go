@@ -38,10 +38,11 @@ func TestApiVersionsIntersection(t *testing.T) {
 	handled := map[int16]bool{0: true, 1: true, 2: true, 3: true, 8: true, 9: true, 10: true, 11: true,
 		12: true, 13: true, 14: true, 15: true, 16: true, 18: true, 19: true, 20: true, 21: true, 22: true,
 		23: true, 24: true, 25: true, 26: true, 28: true, 32: true, 33: true, 37: true, 42: true, 44: true,
-		47: true, 60: true, 17: true, 36: true}
+		47: true, 60: true, 17: true, 36: true, 29: true, 30: true, 31: true}
 	// SaslHandshake and SaslAuthenticate are between the client and
-	// meshka: advertised at meshka's own versions, whatever upstream's.
-	self := map[int16]int16{17: 1, 36: 2}
+	// meshka, and the ACL keys answer from meshka's configuration:
+	// advertised at meshka's own versions, whatever upstream's.
+	self := map[int16]int16{17: 1, 36: 2, 29: 3, 30: 3, 31: 3}
 	seen := map[int16]kmsg.ApiVersionsResponseApiKey{}
 	for _, k := range mk.ApiKeys {
 		seen[k.ApiKey] = k

@@ -71,6 +71,11 @@ func serve(c *command, args []string, dev bool, stdout, stderr io.Writer) int {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sig)
+	// SIGHUP reloads the ACLs once the nodes run; one during startup
+	// waits for then rather than ending the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 
 	if dev {
 		// Before the embedded upstream opens a file: a second kfake on
@@ -127,12 +132,20 @@ func serve(c *command, args []string, dev bool, stdout, stderr io.Writer) int {
 		go func() { done <- <-n.Done() }()
 	}
 	code = 0
-	select {
-	case s := <-sig:
-		log.Info("shutting down", "signal", s.String(), "timeout", cfg.Kafka.ShutdownTimeout.D())
-	case err := <-done:
-		log.Error("kafka listener failed", "err", err)
-		code = 1
+	security := cfg.Security
+wait:
+	for {
+		select {
+		case <-hup:
+			security = reload(c, security, nodes, log)
+		case s := <-sig:
+			log.Info("shutting down", "signal", s.String(), "timeout", cfg.Kafka.ShutdownTimeout.D())
+			break wait
+		case err := <-done:
+			log.Error("kafka listener failed", "err", err)
+			code = 1
+			break wait
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Kafka.ShutdownTimeout.D())
 	defer cancel()
