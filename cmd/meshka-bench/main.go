@@ -254,7 +254,7 @@ func newBench(o options) *bench {
 	now := time.Now()
 	// The budgets leave room for compiling (go run) and writing the report
 	// inside the 15 min (default) and 90 s (-quick) limits.
-	budget := 13 * time.Minute
+	budget := 14 * time.Minute
 	if o.quick {
 		budget = 75 * time.Second
 	}
