@@ -188,7 +188,7 @@ func run() int {
 			for _, sec := range rep.sections {
 				titles = append(titles, sec.title)
 			}
-			md = mergeReports(string(old), md, fmt.Sprintf("Measured again alone since (-only %s -merge): %s, at commit %s on %s, %s in all.",
+			md = mergeReports(string(old), md, fmt.Sprintf(rerunPrefix+" (-only %s -merge): %s, at commit %s on %s, %s in all.",
 				strings.Join(o.only, ","), strings.Join(titles, "; "), b.machine.commit, b.machine.date.Format("2006-01-02 15:04 MST"), rep.took.Round(time.Second)))
 		}
 	}

@@ -41,7 +41,7 @@ func mergeReports(old, fresh, rerun string) string {
 		fmt.Fprintf(&b, "## %s\n", s.title)
 		body := s.body
 		if s.title == "Machine" {
-			body = strings.TrimRight(body, "\n") + "\n\n" + rerun + "\n\n"
+			body = strings.TrimRight(dropRerun(body, freshSecs), "\n") + "\n\n" + rerun + "\n\n"
 		}
 		b.WriteString(body)
 	}
@@ -71,4 +71,42 @@ func splitSections(md string) (head string, secs []mdSection) {
 		cur.body += l
 	}
 	return hb.String(), secs
+}
+
+// rerunPrefix begins the Machine section's line on sections measured
+// again alone; the titles follow ": " up to ", at commit ".
+const rerunPrefix = "Measured again alone since"
+
+// dropRerun takes the sections of fresh out of the Machine section's
+// earlier lines on re-runs: they are measured again now. A line left with
+// no section goes.
+func dropRerun(body string, fresh []mdSection) string {
+	now := map[string]bool{}
+	for _, s := range fresh {
+		now[s.title] = true
+	}
+	lines := strings.SplitAfter(body, "\n")
+	var b strings.Builder
+	for _, l := range lines {
+		if !strings.HasPrefix(l, rerunPrefix) {
+			b.WriteString(l)
+			continue
+		}
+		head, rest, ok1 := strings.Cut(l, "): ")
+		titles, tail, ok2 := strings.Cut(rest, ", at commit ")
+		if !ok1 || !ok2 {
+			b.WriteString(l)
+			continue
+		}
+		var kept []string
+		for _, t := range strings.Split(titles, "; ") {
+			if !now[t] {
+				kept = append(kept, t)
+			}
+		}
+		if len(kept) > 0 {
+			b.WriteString(head + "): " + strings.Join(kept, "; ") + ", at commit " + tail)
+		}
+	}
+	return strings.ReplaceAll(b.String(), "\n\n\n", "\n\n")
 }
