@@ -1,0 +1,187 @@
+// Package wire reads and writes MQTT 3.1.1 and 5 control packets on a
+// connection. The packets' own encoding and decoding are
+// mochi-mqtt/server's packets package; the read loop is meshka's: the
+// remaining length is checked against the bound before anything is
+// allocated for the body, and a body is read whole before it is decoded,
+// so a slow or hostile client holds at most one bounded packet.
+package wire
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// Protocol versions, as CONNECT names them.
+const (
+	V311 byte = 4
+	V5   byte = 5
+)
+
+// Error is why a packet was refused, with the MQTT reason code that says
+// so (MQTT 5: in the CONNACK or DISCONNECT meshka sends before closing;
+// MQTT 3.1.1 has no reason codes: the connection is just closed).
+type Error struct {
+	Code packets.Code
+	Err  error
+}
+
+func (e *Error) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("mqtt: %s (reason code 0x%02x)", e.Code.Reason, e.Code.Code)
+	}
+	return fmt.Sprintf("mqtt: %s (reason code 0x%02x): %v", e.Code.Reason, e.Code.Code, e.Err)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+func refuse(code packets.Code, err error) *Error { return &Error{Code: code, Err: err} }
+
+// Reader reads packets from one connection; not safe for concurrent use.
+type Reader struct {
+	r       *bufio.Reader
+	max     int
+	version byte
+}
+
+// NewReader reads from r packets of at most maxPacketSize bytes, fixed
+// header included (mqtt.max_packet_size). Packets decode as MQTT 3.1.1
+// until a CONNECT names another version (or SetVersion does).
+func NewReader(r io.Reader, maxPacketSize int) *Reader {
+	return &Reader{r: bufio.NewReaderSize(r, 4096), max: maxPacketSize, version: V311}
+}
+
+// SetVersion sets the protocol version the connection's CONNECT named.
+func (r *Reader) SetVersion(v byte) { r.version = v }
+
+// Read reads the next packet. io.EOF is a connection closed between
+// packets; an *Error is a packet refused, after which the connection is
+// to be closed (with its reason code, for MQTT 5).
+func (r *Reader) Read() (packets.Packet, error) {
+	var pk packets.Packet
+	hb, err := r.r.ReadByte()
+	if err != nil {
+		return pk, err // io.EOF between packets
+	}
+	if err := pk.FixedHeader.Decode(hb); err != nil {
+		return pk, refuse(codeOf(err, packets.ErrMalformedPacket), err)
+	}
+	remaining, lenBytes, err := packets.DecodeLength(r.r)
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return pk, io.ErrUnexpectedEOF
+		}
+		return pk, refuse(packets.ErrMalformedPacket, err)
+	}
+	if size := 1 + lenBytes + remaining; r.max > 0 && size > r.max {
+		return pk, refuse(packets.ErrPacketTooLarge, fmt.Errorf("%d bytes, more than mqtt.max_packet_size (%d)", size, r.max))
+	}
+	pk.FixedHeader.Remaining = remaining
+	body := make([]byte, remaining)
+	if _, err := io.ReadFull(r.r, body); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return pk, err
+	}
+	pk.ProtocolVersion = r.version
+	if err := decode(&pk, body); err != nil {
+		return pk, refuse(codeOf(err, packets.ErrMalformedPacket), err)
+	}
+	if pk.FixedHeader.Type == packets.Connect {
+		// The connection's version from here on is the one its
+		// CONNECT names.
+		r.version = pk.ProtocolVersion
+	}
+	return pk, nil
+}
+
+// decode reads the body of pk, whose fixed header is read.
+func decode(pk *packets.Packet, body []byte) error {
+	switch pk.FixedHeader.Type {
+	case packets.Connect:
+		return pk.ConnectDecode(body)
+	case packets.Connack:
+		return pk.ConnackDecode(body)
+	case packets.Publish:
+		return pk.PublishDecode(body)
+	case packets.Puback:
+		return pk.PubackDecode(body)
+	case packets.Pubrec:
+		return pk.PubrecDecode(body)
+	case packets.Pubrel:
+		return pk.PubrelDecode(body)
+	case packets.Pubcomp:
+		return pk.PubcompDecode(body)
+	case packets.Subscribe:
+		return pk.SubscribeDecode(body)
+	case packets.Suback:
+		return pk.SubackDecode(body)
+	case packets.Unsubscribe:
+		return pk.UnsubscribeDecode(body)
+	case packets.Unsuback:
+		return pk.UnsubackDecode(body)
+	case packets.Pingreq:
+		return pk.PingreqDecode(body)
+	case packets.Pingresp:
+		return pk.PingrespDecode(body)
+	case packets.Disconnect:
+		return pk.DisconnectDecode(body)
+	case packets.Auth:
+		if pk.ProtocolVersion != V5 {
+			return packets.ErrProtocolViolation // AUTH is MQTT 5's
+		}
+		return pk.AuthDecode(body)
+	}
+	return packets.ErrProtocolViolation // type 0 is reserved
+}
+
+// codeOf is the reason code err carries, or def when it carries none.
+func codeOf(err error, def packets.Code) packets.Code {
+	var c packets.Code
+	if errors.As(err, &c) {
+		return c
+	}
+	return def
+}
+
+// Encode appends pk, at its ProtocolVersion, to buf.
+func Encode(buf *bytes.Buffer, pk *packets.Packet) error {
+	switch pk.FixedHeader.Type {
+	case packets.Connect:
+		return pk.ConnectEncode(buf)
+	case packets.Connack:
+		return pk.ConnackEncode(buf)
+	case packets.Publish:
+		return pk.PublishEncode(buf)
+	case packets.Puback:
+		return pk.PubackEncode(buf)
+	case packets.Pubrec:
+		return pk.PubrecEncode(buf)
+	case packets.Pubrel:
+		return pk.PubrelEncode(buf)
+	case packets.Pubcomp:
+		return pk.PubcompEncode(buf)
+	case packets.Subscribe:
+		return pk.SubscribeEncode(buf)
+	case packets.Suback:
+		return pk.SubackEncode(buf)
+	case packets.Unsubscribe:
+		return pk.UnsubscribeEncode(buf)
+	case packets.Unsuback:
+		return pk.UnsubackEncode(buf)
+	case packets.Pingreq:
+		return pk.PingreqEncode(buf)
+	case packets.Pingresp:
+		return pk.PingrespEncode(buf)
+	case packets.Disconnect:
+		return pk.DisconnectEncode(buf)
+	case packets.Auth:
+		return pk.AuthEncode(buf)
+	}
+	return fmt.Errorf("mqtt: no packet type %d", pk.FixedHeader.Type)
+}
