@@ -306,11 +306,7 @@ func failed(g *shareGen) error {
 func (s *Share) positions(g *shareGen) map[topicPartition]int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make(map[topicPartition]int64, len(g.positions))
-	for k, v := range g.positions {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(g.positions)
 }
 
 // start reads the committed offsets of g's partitions and subscribes to

@@ -123,6 +123,46 @@ func produce(t *testing.T, ctx context.Context, cl *kgo.Client, topic string, pa
 	}
 }
 
+// startMembers starts a member of the share o names on each of meshes,
+// member i consuming into got; they close at the test's end.
+func startMembers(t *testing.T, meshes []*mesh.Mesh, o mesh.ShareOptions, got *collector) []*mesh.Share {
+	t.Helper()
+	var wg sync.WaitGroup
+	members := make([]*mesh.Share, len(meshes))
+	t.Cleanup(func() {
+		for _, s := range members {
+			if s != nil {
+				s.Close()
+			}
+		}
+		wg.Wait()
+	})
+	for i, m := range meshes {
+		s, err := m.Share(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		members[i] = s
+		wg.Add(1)
+		go got.consume(s, i, &wg)
+	}
+	return members
+}
+
+// waitSplit waits until members split topic's partitions evenly.
+func waitSplit(t *testing.T, ctx context.Context, members []*mesh.Share, topic string, parts int) {
+	t.Helper()
+	waitUntil(t, ctx, func() bool { _, ok := split(members, topic, parts); return ok },
+		func() string { d, _ := split(members, topic, parts); return d })
+}
+
+// waitDelivered waits until got has every record of produced.
+func waitDelivered(t *testing.T, ctx context.Context, got *collector, produced map[[2]int64]bool, when string) {
+	t.Helper()
+	waitUntil(t, ctx, func() bool { return got.missing(produced) == 0 },
+		func() string { return fmt.Sprintf("%s%d records not delivered", when, got.missing(produced)) })
+}
+
 func shareOptions(groupID, topic string) mesh.ShareOptions {
 	return mesh.ShareOptions{Group: groupID, Topics: []string{topic}, Start: mesh.Earliest(),
 		SessionTimeout: 6 * time.Second, HeartbeatInterval: 100 * time.Millisecond, CommitInterval: 100 * time.Millisecond}
@@ -141,31 +181,13 @@ func TestShareSplitsAndRebalances(t *testing.T) {
 	createTopic(t, ctx, env.Client(t), topic, parts)
 	m := env.Node.Mesh()
 	got := newCollector()
-	var wg sync.WaitGroup
-	var members []*mesh.Share
-	for i := range 3 {
-		s, err := m.Share(shareOptions(groupID, topic))
-		if err != nil {
-			t.Fatal(err)
-		}
-		members = append(members, s)
-		wg.Add(1)
-		go got.consume(s, i, &wg)
-	}
-	defer func() {
-		for _, s := range members {
-			s.Close()
-		}
-		wg.Wait()
-	}()
-	waitUntil(t, ctx, func() bool { _, ok := split(members, topic, parts); return ok },
-		func() string { d, _ := split(members, topic, parts); return d })
+	members := startMembers(t, []*mesh.Mesh{m, m, m}, shareOptions(groupID, topic), got)
+	waitSplit(t, ctx, members, topic, parts)
 
 	direct := env.DirectClient(t, manualPartitioner())
 	produced := map[[2]int64]bool{}
 	produce(t, ctx, direct, topic, parts, 50, produced)
-	waitUntil(t, ctx, func() bool { return got.missing(produced) == 0 },
-		func() string { return fmt.Sprintf("%d records not delivered", got.missing(produced)) })
+	waitDelivered(t, ctx, got, produced, "")
 	got.mu.Lock()
 	for k, i := range got.by {
 		if !slices.Contains(members[i].Assigned()[topic], int32(k[0])) {
@@ -179,13 +201,9 @@ func TestShareSplitsAndRebalances(t *testing.T) {
 	members[2].Close()
 	produce(t, ctx, direct, topic, parts, 50, produced)
 	rest := members[:2]
-	waitUntil(t, ctx, func() bool { _, ok := split(rest, topic, parts); return ok },
-		func() string { d, _ := split(rest, topic, parts); return d })
+	waitSplit(t, ctx, rest, topic, parts)
 	produce(t, ctx, direct, topic, parts, 50, produced)
-	waitUntil(t, ctx, func() bool { return got.missing(produced) == 0 },
-		func() string {
-			return fmt.Sprintf("after a member left, %d records not delivered", got.missing(produced))
-		})
+	waitDelivered(t, ctx, got, produced, "after a member left, ")
 	t.Logf("%d records delivered, %d of them twice", len(produced), got.duplicates())
 
 	// Kafka's view of the share, through meshka.
@@ -291,30 +309,12 @@ func TestRemotingShareAcrossNodes(t *testing.T) {
 	createTopic(t, ctx, c.Client(t, 0), topic, parts)
 	coordinator := int(c.Nodes[0].Registry().Owner(group.Kind, group.Identity("default", groupID)).ID)
 	got := newCollector()
-	var wg sync.WaitGroup
-	members := make([]*mesh.Share, 3)
-	for i := range 3 {
-		s, err := c.Nodes[i].Mesh().Share(shareOptions(groupID, topic))
-		if err != nil {
-			t.Fatal(err)
-		}
-		members[i] = s
-		wg.Add(1)
-		go got.consume(s, i, &wg)
-	}
-	defer func() {
-		for _, s := range members {
-			s.Close()
-		}
-		wg.Wait()
-	}()
-	waitUntil(t, ctx, func() bool { _, ok := split(members, topic, parts); return ok },
-		func() string { d, _ := split(members, topic, parts); return d })
+	members := startMembers(t, []*mesh.Mesh{c.Nodes[0].Mesh(), c.Nodes[1].Mesh(), c.Nodes[2].Mesh()}, shareOptions(groupID, topic), got)
+	waitSplit(t, ctx, members, topic, parts)
 	direct := c.DirectClient(t, manualPartitioner())
 	produced := map[[2]int64]bool{}
 	produce(t, ctx, direct, topic, parts, 30, produced)
-	waitUntil(t, ctx, func() bool { return got.missing(produced) == 0 },
-		func() string { return fmt.Sprintf("%d records not delivered", got.missing(produced)) })
+	waitDelivered(t, ctx, got, produced, "")
 
 	// One member leaves: a member not on the coordinator's node, so the
 	// crash below can take another member's node and the coordinator.
@@ -326,8 +326,7 @@ func TestRemotingShareAcrossNodes(t *testing.T) {
 			rest = append(rest, s)
 		}
 	}
-	waitUntil(t, ctx, func() bool { _, ok := split(rest, topic, parts); return ok },
-		func() string { d, _ := split(rest, topic, parts); return d })
+	waitSplit(t, ctx, rest, topic, parts)
 	produce(t, ctx, direct, topic, parts, 30, produced)
 
 	// The coordinator's node, with its member, crashes: the group moves,
@@ -337,8 +336,7 @@ func TestRemotingShareAcrossNodes(t *testing.T) {
 	produce(t, ctx, direct, topic, parts, 30, produced)
 	waitUntil(t, ctx, func() bool { return len(last.Assigned()[topic]) == parts },
 		func() string { return fmt.Sprintf("the last member has %v", last.Assigned()) })
-	waitUntil(t, ctx, func() bool { return got.missing(produced) == 0 },
-		func() string { return fmt.Sprintf("after the crash, %d records not delivered", got.missing(produced)) })
+	waitDelivered(t, ctx, got, produced, "after the crash, ")
 	t.Logf("%d records delivered, %d of them twice", len(produced), got.duplicates())
 }
 
@@ -351,15 +349,8 @@ func TestShareWithAKafkaConsumer(t *testing.T) {
 	ctx := timeout(t, time.Minute)
 	const topic, groupID, parts = "shared-mixed", "share-mixed", 4
 	createTopic(t, ctx, env.Client(t), topic, parts)
-	s, err := env.Node.Mesh().Share(shareOptions(groupID, topic))
-	if err != nil {
-		t.Fatal(err)
-	}
 	got := newCollector()
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go got.consume(s, 0, &wg)
-	defer func() { s.Close(); wg.Wait() }()
+	s := startMembers(t, []*mesh.Mesh{env.Node.Mesh()}, shareOptions(groupID, topic), got)[0]
 	consumer := env.Client(t, kgo.ConsumerGroup(groupID), kgo.ConsumeTopics(topic), kgo.Balancers(kgo.RangeBalancer()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.HeartbeatInterval(100*time.Millisecond))
 	waitUntil(t, ctx, func() bool { return len(s.Assigned()[topic]) == parts/2 },

@@ -30,12 +30,7 @@ import (
 // binary: librdkafka is the client most deployments meet, and the script
 // also covers what only a real process has (signals, restart on a data dir).
 func TestKcatScript(t *testing.T) {
-	if _, err := exec.LookPath("kcat"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("kcat is not on PATH, and CI is expected to install it: %v", err)
-		}
-		t.Skipf("kcat is not on PATH: %v", err)
-	}
+	kcatOr(t)
 	script, err := filepath.Abs(filepath.Join("kcat", "kcat_test.sh"))
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package test
 
 import (
-	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -9,7 +8,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -22,7 +20,6 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/pkg/sasl/oauth"
 
@@ -153,38 +150,10 @@ func TestOAuthBearerTokenBoundsTheSession(t *testing.T) {
 	ctx := timeout(t, 2*time.Minute)
 	createTopic(t, ctx, s.env.DirectClient(t), "oauth-expiry", 1, nil)
 
-	nc, err := net.Dial("tcp", s.addr(t, "sasl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	c := &rawConn{Conn: nc, r: bufio.NewReader(nc)}
-	hs := kmsg.NewPtrSASLHandshakeRequest()
-	hs.Version, hs.Mechanism = 1, "OAUTHBEARER"
-	hsResp := kmsg.NewPtrSASLHandshakeResponse()
-	if err := c.ask(hs, hsResp); err != nil || hsResp.ErrorCode != 0 {
-		t.Fatalf("SaslHandshake: %v, code %d", err, hsResp.ErrorCode)
-	}
 	const valid = 2 * time.Second
-	au := kmsg.NewPtrSASLAuthenticateRequest()
-	au.Version = 1
-	au.SASLAuthBytes = []byte("n,,\x01auth=Bearer " + s.issuer.token(t, "alice", testAudience, valid) + "\x01\x01")
-	auResp := kmsg.NewPtrSASLAuthenticateResponse()
-	if err := c.ask(au, auResp); err != nil || auResp.ErrorCode != 0 {
-		t.Fatalf("SaslAuthenticate: %v, code %d", err, auResp.ErrorCode)
-	}
-	if auResp.SessionLifetimeMillis <= 0 || auResp.SessionLifetimeMillis > valid.Milliseconds() {
-		t.Fatalf("session lifetime %d ms, want up to the token's %d", auResp.SessionLifetimeMillis, valid.Milliseconds())
-	}
-	meta := kmsg.NewPtrMetadataRequest()
-	meta.Version = 1
-	if err := c.ask(meta, kmsg.NewPtrMetadataResponse()); err != nil {
-		t.Fatalf("Metadata within the token's validity: %v", err)
-	}
-	time.Sleep(time.Duration(auResp.SessionLifetimeMillis)*time.Millisecond + 200*time.Millisecond)
-	if err := c.ask(meta, kmsg.NewPtrMetadataResponse()); err == nil {
-		t.Fatal("Metadata answered after the token expired")
-	}
+	token := []byte("n,,\x01auth=Bearer " + s.issuer.token(t, "alice", testAudience, valid) + "\x01\x01")
+	c, left := rawAuthenticated(t, s.addr(t, "sasl"), "OAUTHBEARER", token, valid)
+	closedAfter(t, c, left)
 
 	var tokens atomic.Int32
 	const lifetime = 3 * time.Second

@@ -78,36 +78,8 @@ func TestSASLReauthentication(t *testing.T) {
 	}
 	t.Logf("%d records produced across %s", n, 3*lifetime+lifetime/2)
 
-	nc, err := net.Dial("tcp", s.addr(t, "sasl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	c := &rawConn{Conn: nc, r: bufio.NewReader(nc)}
-	hs := kmsg.NewPtrSASLHandshakeRequest()
-	hs.Version, hs.Mechanism = 1, "PLAIN"
-	hsResp := kmsg.NewPtrSASLHandshakeResponse()
-	if err := c.ask(hs, hsResp); err != nil || hsResp.ErrorCode != 0 {
-		t.Fatalf("SaslHandshake: %v, code %d", err, hsResp.ErrorCode)
-	}
-	au := kmsg.NewPtrSASLAuthenticateRequest()
-	au.Version, au.SASLAuthBytes = 1, []byte("\x00alice\x00"+s.password)
-	auResp := kmsg.NewPtrSASLAuthenticateResponse()
-	if err := c.ask(au, auResp); err != nil || auResp.ErrorCode != 0 {
-		t.Fatalf("SaslAuthenticate: %v, code %d", err, auResp.ErrorCode)
-	}
-	if auResp.SessionLifetimeMillis <= 0 || auResp.SessionLifetimeMillis > lifetime.Milliseconds() {
-		t.Fatalf("session lifetime %d ms, want up to %d", auResp.SessionLifetimeMillis, lifetime.Milliseconds())
-	}
-	meta := kmsg.NewPtrMetadataRequest()
-	meta.Version = 1
-	if err := c.ask(meta, kmsg.NewPtrMetadataResponse()); err != nil {
-		t.Fatalf("Metadata within the lifetime: %v", err)
-	}
-	time.Sleep(time.Duration(auResp.SessionLifetimeMillis)*time.Millisecond + 200*time.Millisecond)
-	if err := c.ask(meta, kmsg.NewPtrMetadataResponse()); err == nil {
-		t.Fatal("Metadata answered after the session lifetime ran out")
-	}
+	c, left := rawAuthenticated(t, s.addr(t, "sasl"), "PLAIN", []byte("\x00alice\x00"+s.password), lifetime)
+	closedAfter(t, c, left)
 }
 
 // rawToken writes a bare SASL token frame (the v0 flow, no request
@@ -165,5 +137,50 @@ func TestSASLHandshakeV0(t *testing.T) {
 		if err == nil || metaErr == nil {
 			t.Fatalf("a wrong password in the v0 flow: token %v, Metadata %v", err, metaErr)
 		}
+	}
+}
+
+// rawAuthenticated dials addr and authenticates with SaslHandshake v1
+// for mech and one SaslAuthenticate v1 carrying token; it returns the
+// connection and the session lifetime meshka answered, which must be
+// above 0 and at most max.
+func rawAuthenticated(t *testing.T, addr, mech string, token []byte, max time.Duration) (*rawConn, time.Duration) {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	c := &rawConn{Conn: nc, r: bufio.NewReader(nc)}
+	hs := kmsg.NewPtrSASLHandshakeRequest()
+	hs.Version, hs.Mechanism = 1, mech
+	hsResp := kmsg.NewPtrSASLHandshakeResponse()
+	if err := c.ask(hs, hsResp); err != nil || hsResp.ErrorCode != 0 {
+		t.Fatalf("SaslHandshake: %v, code %d", err, hsResp.ErrorCode)
+	}
+	au := kmsg.NewPtrSASLAuthenticateRequest()
+	au.Version, au.SASLAuthBytes = 1, token
+	auResp := kmsg.NewPtrSASLAuthenticateResponse()
+	if err := c.ask(au, auResp); err != nil || auResp.ErrorCode != 0 {
+		t.Fatalf("SaslAuthenticate: %v, code %d", err, auResp.ErrorCode)
+	}
+	if auResp.SessionLifetimeMillis <= 0 || auResp.SessionLifetimeMillis > max.Milliseconds() {
+		t.Fatalf("session lifetime %d ms, want up to %d", auResp.SessionLifetimeMillis, max.Milliseconds())
+	}
+	return c, time.Duration(auResp.SessionLifetimeMillis) * time.Millisecond
+}
+
+// closedAfter checks that c is answered within its session lifetime and
+// closed at its first request after it.
+func closedAfter(t *testing.T, c *rawConn, lifetime time.Duration) {
+	t.Helper()
+	meta := kmsg.NewPtrMetadataRequest()
+	meta.Version = 1
+	if err := c.ask(meta, kmsg.NewPtrMetadataResponse()); err != nil {
+		t.Fatalf("Metadata within the session lifetime: %v", err)
+	}
+	time.Sleep(lifetime + 200*time.Millisecond)
+	if err := c.ask(meta, kmsg.NewPtrMetadataResponse()); err == nil {
+		t.Fatal("Metadata answered after the session lifetime ran out")
 	}
 }

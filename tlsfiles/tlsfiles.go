@@ -26,11 +26,7 @@ const checkEvery = time.Second
 // changed; a new file that fails to load leaves the previous certificate
 // in use, and says so in the log.
 func Server(t config.TLS, log *slog.Logger) (*tls.Config, error) {
-	min, err := t.TLSVersion()
-	if err != nil {
-		return nil, err
-	}
-	suites, err := t.Suites()
+	base, err := common(t)
 	if err != nil {
 		return nil, err
 	}
@@ -45,7 +41,7 @@ func Server(t config.TLS, log *slog.Logger) (*tls.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	base := &tls.Config{MinVersion: min, CipherSuites: suites, ClientAuth: auth}
+	base.ClientAuth = auth
 	cfg := base.Clone()
 	cfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
 		cert, pool := f.current()
@@ -61,18 +57,14 @@ func Server(t config.TLS, log *slog.Logger) (*tls.Config, error) {
 // another node. Its certificate (mTLS), when it has one, is read again
 // once its files change; the CAs are read once.
 func Client(t config.TLS, log *slog.Logger) (*tls.Config, error) {
-	min, err := t.TLSVersion()
-	if err != nil {
-		return nil, err
-	}
-	suites, err := t.Suites()
+	cfg, err := common(t)
 	if err != nil {
 		return nil, err
 	}
 	if (t.CertFile == "") != (t.KeyFile == "") {
 		return nil, errors.New("tls: cert_file and key_file go together")
 	}
-	cfg := &tls.Config{MinVersion: min, CipherSuites: suites, ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify}
+	cfg.ServerName, cfg.InsecureSkipVerify = t.ServerName, t.InsecureSkipVerify
 	if t.CAFile != "" {
 		pool, err := loadPool(t.CAFile)
 		if err != nil {
@@ -91,6 +83,20 @@ func Client(t config.TLS, log *slog.Logger) (*tls.Config, error) {
 		}
 	}
 	return cfg, nil
+}
+
+// common is what a listener's and a client's configurations share: the
+// lowest version and the TLS 1.2 suites.
+func common(t config.TLS) (*tls.Config, error) {
+	min, err := t.TLSVersion()
+	if err != nil {
+		return nil, err
+	}
+	suites, err := t.Suites()
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{MinVersion: min, CipherSuites: suites}, nil
 }
 
 // files is a certificate, its key and a CA pool as last read, and the
