@@ -14,6 +14,7 @@ type Config struct {
 	Cache    Cache    `yaml:"cache"`
 	Groups   Groups   `yaml:"groups"`
 	Tables   Tables   `yaml:"tables"`
+	MQTT     MQTT     `yaml:"mqtt"`
 	Security Security `yaml:"security"`
 	Log      Log      `yaml:"log"`
 	Dev      Dev      `yaml:"dev"`
@@ -233,6 +234,7 @@ func Default() Config {
 			MaxSessionTimeout: Duration(30 * time.Minute),
 		},
 		Tables: Tables{MaxBytes: 256 * MiB},
+		MQTT:   defaultMQTT(),
 		Log: Log{
 			Level:  "info",
 			Format: "text",

@@ -163,6 +163,29 @@ groups:
   max_size: 50
 tables:
   max_bytes: 1GiB
+mqtt:
+  listen: 0.0.0.0:1883
+  advertise: mqtt.example.com:1883
+  websocket: 0.0.0.0:8083
+  allow_anonymous: false
+  max_packet_size: 256KiB
+  max_connections: 20000
+  max_inflight: 16
+  max_queued_bytes: 4MiB
+  max_keep_alive: 5m
+  max_session_expiry: 24h
+  topic_alias_maximum: 10
+  qos0_acks: leader
+  topics:
+    messages: m
+    retained: r
+    sessions: s
+    create: false
+    partitions: 6
+    replication: 3
+  routes:
+    - filter: "sensors/#"
+      topic: sensors
 security:
   users:
     - name: alice
@@ -232,6 +255,11 @@ func fullConfig() Config {
 			MaxSize:               50,
 		},
 		Tables: Tables{MaxBytes: GiB},
+		MQTT: MQTT{Listen: "0.0.0.0:1883", Advertise: "mqtt.example.com:1883", WebSocket: "0.0.0.0:8083",
+			MaxPacketSize: 256 * KiB, MaxConnections: 20000, MaxInflight: 16, MaxQueuedBytes: 4 * MiB,
+			MaxKeepAlive: Duration(5 * time.Minute), MaxSessionExpiry: Duration(24 * time.Hour), TopicAliasMaximum: 10,
+			QoS0Acks: "leader", Topics: MQTTTopics{Messages: "m", Retained: "r", Sessions: "s", Partitions: 6, Replication: 3},
+			Routes: []MQTTRoute{{Filter: "sensors/#", Topic: "sensors"}}},
 		Security: Security{Users: []User{{Name: "alice", ScramSHA512: &ScramCredential{Salt: "c2FsdA==", Iterations: 8192,
 			StoredKey: "c3RvcmVk", ServerKey: "c2VydmVy"}}}, SASL: SASLSettings{SessionLifetime: Duration(time.Hour)}},
 		Log: Log{Level: "debug", Format: "json"},
@@ -330,6 +358,9 @@ func TestExampleFileShowsTheDefaults(t *testing.T) {
 	}
 	if len(cfg.Kafka.Listeners) == 0 {
 		cfg.Kafka.Listeners = nil
+	}
+	if len(cfg.MQTT.Routes) == 0 {
+		cfg.MQTT.Routes = nil
 	}
 	if len(cfg.Security.Users) == 0 {
 		cfg.Security.Users = nil

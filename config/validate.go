@@ -111,6 +111,7 @@ func (c *Config) Validate() Errors {
 	}
 	v.intRange("groups.max_size", int64(c.Groups.MaxSize))
 	v.sizeRange("tables.max_bytes", c.Tables.MaxBytes, KiB, TiB)
+	v.validateMQTT(c.MQTT)
 	first := map[string]int{}
 	for i, topic := range c.Cache.Bootstrap {
 		path := fmt.Sprintf("cache.bootstrap[%d]", i)
@@ -163,6 +164,11 @@ var intRanges = map[string]struct{ lo, hi int64 }{
 	"kafka.max_connections":        {0, 1 << 24},
 	"kafka.max_connections_per_ip": {0, 1 << 24},
 	"groups.max_size":              {0, 1 << 20},
+	"mqtt.max_connections":         {0, 1 << 24},
+	"mqtt.max_inflight":            {1, 65535},
+	"mqtt.topic_alias_maximum":     {0, 65535},
+	"mqtt.topics.partitions":       {0, 100000},
+	"mqtt.topics.replication":      {0, 32767},
 	"dev.nodes":                    {1, 9},
 	"dev.brokers":                  {1, 9},
 	"dev.partitions":               {1, 1000},
