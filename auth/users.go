@@ -34,6 +34,16 @@ type Users struct {
 	oauth *OAuthBearer
 }
 
+// CheckPassword checks a user's password against the user's SCRAM
+// credentials, as PLAIN does; the error is ErrFailed whatever the cause.
+// For protocols that carry a username and password of their own (MQTT).
+func (u *Users) CheckPassword(user, password string) error {
+	if u == nil {
+		return fmt.Errorf("%w: no users", ErrFailed)
+	}
+	return u.checkPassword(user, password)
+}
+
 // SetOAuthBearer makes OAUTHBEARER authentications check tokens with o.
 // Call it before the first Start.
 func (u *Users) SetOAuthBearer(o *OAuthBearer) { u.oauth = o }

@@ -26,8 +26,10 @@ import (
 	"github.com/meshka/meshka/cluster"
 	"github.com/meshka/meshka/config"
 	"github.com/meshka/meshka/kafkawire"
+	"github.com/meshka/meshka/mappers/mqtt"
 	apimesh "github.com/meshka/meshka/mesh"
 	"github.com/meshka/meshka/netguard"
+	"github.com/meshka/meshka/tlsfiles"
 	"github.com/meshka/meshka/upstream"
 )
 
@@ -225,6 +227,13 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 	n.reg = cluster.NewRegistry(self, mesh)
 	n.api = apimesh.New(apimesh.Config{Cluster: mesh, Upstream: up, UpstreamName: upstreamName, Logger: log})
 	built, err := buildBindings(cfg, n.api, log)
+	if err == nil && cfg.MQTT.Listen != "" {
+		var mq apimesh.Binding
+		if mq, err = mqttBroker(cfg, n.api, us, n.acl, log); err == nil {
+			// the MQTT mapper starts after the registered bindings
+			built = append(built, namedBinding{"mqtt", mq})
+		}
+	}
 	if err != nil {
 		n.api.Close()
 		mesh.Leave(cfg.Cluster.LeaveTimeout.D())
@@ -354,6 +363,19 @@ func buildBindings(cfg config.Config, m *apimesh.Mesh, log *slog.Logger) ([]name
 		return nil, err
 	}
 	return built, nil
+}
+
+// mqttBroker builds the MQTT mapper of mqtt.listen.
+func mqttBroker(cfg config.Config, m *apimesh.Mesh, us *auth.Users, az *acl.Authorizer, log *slog.Logger) (*mqtt.Broker, error) {
+	env := mqtt.Env{Mesh: m, NodeID: cfg.Node.ID, Users: us, ACL: az, Logger: log}
+	if cfg.MQTT.TLS != nil {
+		t, err := tlsfiles.Server(*cfg.MQTT.TLS, log.With("listener", "mqtt"))
+		if err != nil {
+			return nil, fmt.Errorf("mqtt.tls: %w", err)
+		}
+		env.TLS = t
+	}
+	return mqtt.New(cfg.MQTT, env)
 }
 
 // spreadPartitions places a topic's partitions evenly over the nodes, as

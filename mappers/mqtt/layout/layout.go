@@ -28,6 +28,7 @@ const (
 	HeaderResponseTopic = "mqtt:response-topic" // MQTT 5 Response Topic
 	HeaderCorrelation   = "mqtt:correlation"    // MQTT 5 Correlation Data (bytes)
 	HeaderClient        = "mqtt:client"         // the publishing client's id (for no-local subscriptions)
+	HeaderRetain        = "mqtt:retain"         // "1": published with the retain flag (for retain-as-published)
 	userPrefix          = "mqtt:user:"
 	reserved            = "mqtt:"
 )
@@ -42,6 +43,9 @@ func Record(pk *packets.Packet, client, kafkaTopic string, now time.Time) mesh.R
 	}
 	if client != "" {
 		add(HeaderClient, []byte(client))
+	}
+	if pk.FixedHeader.Retain {
+		add(HeaderRetain, []byte("1"))
 	}
 	p := &pk.Properties
 	if p.ContentType != "" {
@@ -90,6 +94,8 @@ func Publish(r *mesh.Record, max byte, now time.Time) (pk packets.Packet, expire
 			qos = byte(n)
 		case HeaderClient:
 			pk.Origin = v
+		case HeaderRetain:
+			pk.FixedHeader.Retain = v == "1"
 		case HeaderContentType:
 			pk.Properties.ContentType = v
 		case HeaderPayloadFormat:

@@ -58,6 +58,9 @@ func NewReader(r io.Reader, maxPacketSize int) *Reader {
 // SetVersion sets the protocol version the connection's CONNECT named.
 func (r *Reader) SetVersion(v byte) { r.version = v }
 
+// Version is the protocol version packets decode at.
+func (r *Reader) Version() byte { return r.version }
+
 // Read reads the next packet. io.EOF is a connection closed between
 // packets; an *Error is a packet refused, after which the connection is
 // to be closed (with its reason code, for MQTT 5).
