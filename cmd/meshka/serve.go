@@ -110,6 +110,7 @@ func serve(c *command, args []string, dev bool, stdout, stderr io.Writer) int {
 
 	var devCA string
 	if dev {
+		devMQTT(&cfg)
 		var err error
 		if devCA, err = addDevSecurity(&cfg); err != nil {
 			log.Error("cannot set up the dev SASL_SSL listener", "err", err)
@@ -177,6 +178,11 @@ func startNodes(cfg config.Config, dev bool, log *slog.Logger) ([]*node.Node, er
 				c.Node.Advertise = portPlus(cfg.Node.Advertise, i)
 			}
 			c.Cluster.Bind = portPlus(cfg.Cluster.Bind, i)
+			for _, a := range []*string{&c.MQTT.Listen, &c.MQTT.Advertise, &c.MQTT.WebSocket} {
+				if *a != "" {
+					*a = portPlus(*a, i)
+				}
+			}
 			c.Kafka.Listeners = nil
 			for _, l := range cfg.Kafka.Listeners {
 				l.Listen = portPlus(l.Listen, i)
@@ -206,6 +212,19 @@ func startNodes(cfg config.Config, dev bool, log *slog.Logger) ([]*node.Node, er
 		nodes = append(nodes, n)
 	}
 	return nodes, nil
+}
+
+// devMQTT serves MQTT in meshka dev, on 127.0.0.1:1883 unless the
+// configuration says where (a Kafka listener on port 0 picks one for
+// MQTT too).
+func devMQTT(cfg *config.Config) {
+	if cfg.MQTT.Listen != "" {
+		return
+	}
+	cfg.MQTT.Listen = "127.0.0.1:1883"
+	if _, port, err := net.SplitHostPort(cfg.Node.Listen); err == nil && port == "0" {
+		cfg.MQTT.Listen = "127.0.0.1:0"
+	}
 }
 
 // portPlus is addr with i added to its port; port 0 stays 0.

@@ -9,7 +9,7 @@ import (
 
 	"github.com/meshka/meshka/mappers/mqtt/layout"
 	"github.com/meshka/meshka/mappers/mqtt/session"
-	)
+)
 
 // saveEvery is how soon a session that changed (messages sent or
 // acknowledged) is saved to the sessions topic: what a node that dies
