@@ -46,6 +46,7 @@ type client5 struct {
 	got          chan *paho.Publish
 	disconnected chan *paho.Disconnect
 	connack      *paho.Connack
+	nc           net.Conn
 }
 
 // connect5 connects an MQTT 5 client; cp adjusts the CONNECT.
@@ -64,7 +65,7 @@ func dial5(t testing.TB, addr, clientID string, cp func(*paho.Connect)) (*client
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &client5{got: make(chan *paho.Publish, 10000), disconnected: make(chan *paho.Disconnect, 1)}
+	c := &client5{got: make(chan *paho.Publish, 10000), disconnected: make(chan *paho.Disconnect, 1), nc: nc}
 	c.Client = paho.NewClient(paho.ClientConfig{Conn: nc,
 		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
 			c.got <- pr.Packet
@@ -165,3 +166,11 @@ func header(r *kgo.Record, key string) (string, bool) {
 }
 
 func u32(v uint32) *uint32 { return &v }
+
+// persistent makes a CONNECT resume its session, kept for expiry seconds.
+func persistent(expiry uint32) func(*paho.Connect) {
+	return func(c *paho.Connect) {
+		c.CleanStart = false
+		c.Properties = &paho.ConnectProperties{SessionExpiryInterval: u32(expiry)}
+	}
+}

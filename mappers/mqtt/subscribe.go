@@ -192,6 +192,11 @@ func (c *conn) startSubscription(sub session.Subscription, isNew bool) error {
 				r.close()
 				return err
 			}
+			// Where it starts is where a resume starts, until it has
+			// delivered something.
+			c.mu.Lock()
+			c.st.Started(key, topic, s.Positions())
+			c.mu.Unlock()
 			r.subs = append(r.subs, s)
 		}
 	}

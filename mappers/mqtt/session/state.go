@@ -184,6 +184,26 @@ func (s *State) Handled(key, topic string, partition int32, offset int64) {
 	}
 }
 
+// Started records where the subscription of key starts reading topic's
+// partitions, for those it has no position in.
+func (s *State) Started(key, topic string, at map[int32]int64) {
+	sub, ok := s.Subscription(key)
+	if !ok || sub.Share != "" {
+		return
+	}
+	if sub.Sent == nil {
+		sub.Sent = map[string]map[int32]int64{}
+	}
+	if sub.Sent[topic] == nil {
+		sub.Sent[topic] = map[int32]int64{}
+	}
+	for p, o := range at {
+		if _, ok := sub.Sent[topic][p]; !ok {
+			sub.Sent[topic][p] = o
+		}
+	}
+}
+
 // Replay is what to do with a record a resumed subscription reads again.
 type Replay int8
 
