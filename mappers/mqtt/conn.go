@@ -42,6 +42,7 @@ type conn struct {
 	// what the client told in CONNECT (MQTT 5), with defaults
 	clientReceiveMax uint16
 	clientMaxPacket  uint32
+	clientAliasMax   uint16
 	will             *packets.Packet // nil: none
 
 	ctx    context.Context // ends when the connection ends: deliveries stop
@@ -55,6 +56,11 @@ type conn struct {
 	ids       session.PacketIDs
 	subs      map[string]*running // by subscription key
 	aliases   map[uint16]string   // the client's topic aliases
+	// outAliases are the topic aliases meshka set on what it sent, under
+	// aliasMu, which also keeps the order packets are queued in the order
+	// their aliases were set.
+	aliasMu    sync.Mutex
+	outAliases map[string]uint16
 	inflight  int                 // QoS 1 and 2 publishes from the client not yet answered
 	acks      ackQueue
 	quota     chan struct{} // a token per QoS 1 or 2 message the client may still take
@@ -184,6 +190,7 @@ func (c *conn) connect(pk *packets.Packet) bool {
 			c.clientReceiveMax = rm
 		}
 		c.clientMaxPacket = pk.Properties.MaximumPacketSize
+		c.clientAliasMax = pk.Properties.TopicAliasMaximum
 	}
 	if cn.WillFlag {
 		c.will = willOf(pk, c.version)
@@ -215,6 +222,7 @@ func (c *conn) connect(pk *packets.Packet) bool {
 	st.Disconnected = 0
 	st.Node = c.b.env.NodeID
 	c.st = st
+	st.Prune()
 	for _, pd := range st.Outbound {
 		c.ids.Hold(pd.PacketID)
 		select {

@@ -227,3 +227,27 @@ func TestNoLocalAndSubscriptionIdentifier(t *testing.T) {
 }
 
 func ptr(v int) *int { return &v }
+
+// Topic aliases both ways: the client's alias on its publishes is
+// resolved; meshka sets an alias on the first message of a topic it
+// sends to a client that takes them, and sends only the alias after.
+func TestTopicAliases(t *testing.T) {
+	_, addr := start(t)
+	sub := connect5(t, addr, "s", func(c *paho.Connect) {
+		c.Properties = &paho.ConnectProperties{TopicAliasMaximum: u16(2)}
+	})
+	sub.subscribe(t, paho.SubscribeOptions{Topic: "al/#", QoS: 1})
+	pub := connect5(t, addr, "p", nil)
+	pub.publish(t, &paho.Publish{Topic: "al/one", QoS: 1, Payload: []byte("1"), Properties: &paho.PublishProperties{TopicAlias: u16(3)}})
+	pub.publish(t, &paho.Publish{Topic: "", QoS: 1, Payload: []byte("2"), Properties: &paho.PublishProperties{TopicAlias: u16(3)}})
+	first, second := sub.next(t), sub.next(t)
+	if first.Topic != "al/one" || string(first.Payload) != "1" || first.Properties == nil || first.Properties.TopicAlias == nil {
+		t.Fatalf("first: %s %q %+v, want al/one with an alias", first.Topic, first.Payload, first.Properties)
+	}
+	if second.Topic != "" || string(second.Payload) != "2" || second.Properties == nil || second.Properties.TopicAlias == nil ||
+		*second.Properties.TopicAlias != *first.Properties.TopicAlias {
+		t.Fatalf("second: %q %q %+v, want only alias %d", second.Topic, second.Payload, second.Properties, *first.Properties.TopicAlias)
+	}
+}
+
+func u16(v uint16) *uint16 { return &v }

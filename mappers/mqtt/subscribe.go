@@ -318,12 +318,12 @@ func (c *conn) deliver(ctx context.Context, r *running, rec mesh.Record, share *
 	}
 	pk.ProtocolVersion = c.version
 	if pk.FixedHeader.Qos == 0 {
-		buf, err := encode(&pk)
-		if err != nil || !c.fits(buf) {
+		queued, fits := c.sendPublish(&pk, kindQoS0)
+		if !fits {
 			skip()
 			return true
 		}
-		if !c.out.put(buf, kindQoS0) {
+		if !queued {
 			c.b.stats.dropped.Add(1)
 		} else {
 			c.b.stats.delivered.Add(1)
@@ -367,17 +367,50 @@ func (c *conn) deliver(ctx context.Context, r *running, rec mesh.Record, share *
 		c.dirty = true
 		c.mu.Unlock()
 	}
-	buf, err := encode(&pk)
-	if err != nil || !c.fits(buf) {
+	queued, fits := c.sendPublish(&pk, kindQoS12)
+	if !fits {
 		c.acknowledged(pk.PacketID, true) // discarded as if sent [MQTT-3.1.2-25]
 		return true
 	}
-	if !c.out.put(buf, kindQoS12) {
+	if !queued {
 		return false
 	}
 	c.b.stats.delivered.Add(1)
 	c.saveSoon()
 	return true
+}
+
+// sendPublish queues a PUBLISH for the client, with a topic alias when
+// the client takes them (MQTT 5): the first message of a topic sets one,
+// later ones use it, until the client's Topic Alias Maximum is used up.
+// fits is false for a packet larger than the client's Maximum Packet
+// Size, which is not sent.
+func (c *conn) sendPublish(pk *packets.Packet, kind putKind) (queued, fits bool) {
+	c.aliasMu.Lock()
+	defer c.aliasMu.Unlock()
+	var set string
+	if c.clientAliasMax > 0 && c.version == wire.V5 {
+		if a, ok := c.outAliases[pk.TopicName]; ok {
+			pk.Properties.TopicAlias, pk.Properties.TopicAliasFlag = a, true
+			pk.TopicName = ""
+		} else if len(c.outAliases) < int(c.clientAliasMax) {
+			if c.outAliases == nil {
+				c.outAliases = map[string]uint16{}
+			}
+			a := uint16(len(c.outAliases) + 1)
+			pk.Properties.TopicAlias, pk.Properties.TopicAliasFlag = a, true
+			set = pk.TopicName
+		}
+	}
+	buf, err := encode(pk)
+	if err != nil || !c.fits(buf) {
+		return false, false
+	}
+	queued = c.out.put(buf, kind)
+	if queued && set != "" {
+		c.outAliases[set] = pk.Properties.TopicAlias
+	}
+	return queued, true
 }
 
 // fits says whether a packet is within the client's Maximum Packet Size.
@@ -534,14 +567,14 @@ func (c *conn) sendOneRetained(ctx context.Context, sub session.Subscription, re
 		c.mu.Unlock()
 		kind = kindQoS12
 	}
-	buf, err := encode(&pk)
-	if err != nil || !c.fits(buf) {
+	queued, fits := c.sendPublish(&pk, kind)
+	if !fits {
 		if pk.PacketID != 0 {
 			c.acknowledged(pk.PacketID, true)
 		}
 		return true
 	}
-	return c.out.put(buf, kind) || kind == kindQoS0
+	return queued || kind == kindQoS0
 }
 
 // literalPrefix is the part of a filter before its first wildcard.

@@ -291,6 +291,15 @@ func (s *State) Forget(key string) {
 	})
 }
 
+// Prune drops the pending messages of no subscription (retained
+// messages sent on a subscribe, which are not read again on a resume).
+func (s *State) Prune() {
+	s.Outbound = slices.DeleteFunc(s.Outbound, func(p Pending) bool {
+		_, ok := s.Subscription(p.Sub)
+		return !ok
+	})
+}
+
 // Received says whether pid is a QoS 2 publish already written, whose
 // PUBREL has not come.
 func (s *State) Received(pid uint16) bool { return slices.Contains(s.Inbound, pid) }
