@@ -51,25 +51,25 @@ type conn struct {
 
 	lease *lease
 
-	mu        sync.Mutex
-	st        *session.State
-	ids       session.PacketIDs
-	subs      map[string]*running // by subscription key
-	aliases   map[uint16]string   // the client's topic aliases
+	mu      sync.Mutex
+	st      *session.State
+	ids     session.PacketIDs
+	subs    map[string]*running // by subscription key
+	aliases map[uint16]string   // the client's topic aliases
 	// outAliases are the topic aliases meshka set on what it sent, under
 	// aliasMu, which also keeps the order packets are queued in the order
 	// their aliases were set.
 	aliasMu    sync.Mutex
 	outAliases map[string]uint16
-	inflight  int                 // QoS 1 and 2 publishes from the client not yet answered
-	acks      ackQueue
-	quota     chan struct{} // a token per QoS 1 or 2 message the client may still take
-	shared    map[uint16]sharedPending
-	dirty     bool
-	saving    bool
-	ended     bool
-	graceful  bool        // the client sent DISCONNECT (without will)
-	serverEnd *wire.Error // why the server ended it (shutdown, takeover); nil: the client did
+	inflight   int // QoS 1 and 2 publishes from the client not yet answered
+	acks       ackQueue
+	quota      chan struct{} // a token per QoS 1 or 2 message the client may still take
+	shared     map[uint16]sharedPending
+	dirty      bool
+	saving     bool
+	ended      bool
+	graceful   bool        // the client sent DISCONNECT (without will)
+	serverEnd  *wire.Error // why the server ended it (shutdown, takeover); nil: the client did
 }
 
 type loggerFunc func(msg string, args ...any)
