@@ -157,7 +157,8 @@ func (b *Broker) willOnEnd(ctx context.Context, c *conn, takenOver bool) {
 	if exp := time.Duration(c.st.Expiry) * time.Second; exp < delay {
 		delay = exp
 	}
-	if delay <= 0 {
+	if delay <= 0 || b.ctx.Err() != nil {
+		// no delay, or the node stops: a will waiting here would be lost
 		b.publishWill(ctx, c.clientID, c.will)
 		return
 	}
