@@ -71,7 +71,8 @@ type Broker struct {
 	conns  map[*conn]struct{}
 	timers map[string]*time.Timer // wills and expiries of sessions disconnected here, by client id and purpose
 
-	stats stats
+	stats   stats
+	missing sync.Once // the sessions topic missing, logged once
 }
 
 type stats struct {

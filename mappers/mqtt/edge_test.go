@@ -12,10 +12,12 @@ import (
 	"github.com/coder/websocket"
 	"github.com/eclipse/paho.golang/paho"
 	pahov3 "github.com/eclipse/paho.mqtt.golang"
+	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/meshka/meshka/auth"
 	"github.com/meshka/meshka/config"
 	"github.com/meshka/meshka/internal/testcert"
+	"github.com/meshka/meshka/internal/testenv"
 )
 
 // An MQTT 3.1.1 client (paho.mqtt.golang) publishes and subscribes as a
@@ -163,5 +165,42 @@ func TestWebSocket(t *testing.T) {
 	}
 	if p := sub.next(t); string(p.Payload) != "framed" {
 		t.Fatalf("got %q", p.Payload)
+	}
+}
+
+// ACLs apply to the Kafka topics MQTT reaches: a publish needs WRITE on
+// its topic's Kafka topic, a subscription READ on every topic it reads.
+func TestACLs(t *testing.T) {
+	env := testenv.StartWith(t, []kfake.Opt{mqttTopics, kfake.SeedTopics(3, "sensors")}, withMQTT,
+		withUser(t, "alice", "a", false), withUser(t, "bob", "b", false), func(cfg *config.Config) {
+			cfg.MQTT.Routes = []config.MQTTRoute{{Filter: "sensors/#", Topic: "sensors"}}
+			cfg.Security.ACLs = config.ACLs{Enabled: true, Rules: []config.ACLRule{
+				{Principal: "User:alice", Resource: "topic", Name: "sensors", Operations: []string{"write"}},
+				{Principal: "User:bob", Resource: "topic", Name: "sensors", Operations: []string{"read"}},
+			}}
+		})
+	addr := brokerOf(t, env.Node).Addr().String()
+	login := func(user, password string) func(*paho.Connect) {
+		return func(c *paho.Connect) {
+			c.Username, c.UsernameFlag, c.Password, c.PasswordFlag = user, true, []byte(password), true
+		}
+	}
+	bob := connect5(t, addr, "bob", login("bob", "b"))
+	alice := connect5(t, addr, "alice", login("alice", "a"))
+	sa, _ := bob.Subscribe(t.Context(), &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "sensors/#", QoS: 1}, {Topic: "other/#", QoS: 1}}})
+	if sa == nil || len(sa.Reasons) != 2 || sa.Reasons[0] != 1 || sa.Reasons[1] != 0x87 {
+		t.Fatalf("SUBACK reasons %x, want [01 87]", sa.Reasons)
+	}
+	if r, _ := bob.Publish(t.Context(), &paho.Publish{Topic: "sensors/1", QoS: 1, Payload: []byte("x")}); r == nil || r.ReasonCode != 0x87 {
+		t.Fatalf("bob's publish answered %+v, want reason 0x87", r)
+	}
+	if r := alice.publish(t, &paho.Publish{Topic: "sensors/1", QoS: 1, Payload: []byte("ok")}); r.ReasonCode != 0 {
+		t.Fatalf("alice's publish answered 0x%02x", r.ReasonCode)
+	}
+	if p := bob.next(t); string(p.Payload) != "ok" {
+		t.Fatalf("bob got %q", p.Payload)
+	}
+	if recs := consume(t, env, "sensors", 1); string(recs[0].Value) != "ok" {
+		t.Fatalf("the sensors topic holds %q", recs[0].Value)
 	}
 }

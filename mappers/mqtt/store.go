@@ -2,10 +2,12 @@ package mqtt
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/meshka/meshka/mappers/mqtt/layout"
 	"github.com/meshka/meshka/mappers/mqtt/session"
@@ -48,6 +50,13 @@ func (ls *lease) releaseNow() {
 // (and deletes what was kept).
 func (b *Broker) loadSession(ctx context.Context, clientID string, clean bool) (st *session.State, present bool, err error) {
 	e, ok, err := b.sessions.Get(ctx, []byte(clientID))
+	if errors.Is(err, kerr.UnknownTopicOrPartition) && clean {
+		// No sessions topic: a clean session needs nothing from it.
+		b.missing.Do(func() {
+			b.log.Warn("no sessions topic: only clean sessions without expiry work", "topic", b.cfg.Topics.Sessions)
+		})
+		return &session.State{}, false, nil
+	}
 	if err != nil {
 		return nil, false, err
 	}
@@ -69,6 +78,9 @@ func (b *Broker) loadSession(ctx context.Context, clientID string, clean bool) (
 // deleteSession deletes what is kept of a session that ended.
 func (b *Broker) deleteSession(ctx context.Context, clientID string) error {
 	_, ok, err := b.sessions.Get(ctx, []byte(clientID))
+	if errors.Is(err, kerr.UnknownTopicOrPartition) {
+		return nil
+	}
 	if err != nil || !ok {
 		return err
 	}
