@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -172,5 +173,40 @@ func persistent(expiry uint32) func(*paho.Connect) {
 	return func(c *paho.Connect) {
 		c.CleanStart = false
 		c.Properties = &paho.ConnectProperties{SessionExpiryInterval: u32(expiry)}
+	}
+}
+
+// waitShare waits until the consumer group of a shared subscription is
+// stable with members members, each assigned partitions, as Kafka tools
+// see it through the node at kafkaAddr.
+func waitShare(t testing.TB, kafkaAddr, group string, members int) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(kafkaAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		gs, err := adm.DescribeGroups(ctx, group)
+		cancel()
+		if err == nil {
+			g := gs[group]
+			assigned := 0
+			for _, m := range g.Members {
+				if ca, ok := m.Assigned.AsConsumer(); ok && len(ca.Topics) > 0 {
+					assigned++
+				}
+			}
+			if g.State == "Stable" && len(g.Members) == members && assigned == members {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("group %s not stable with %d assigned members: %+v %v", group, members, gs, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

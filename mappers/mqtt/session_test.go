@@ -168,12 +168,12 @@ func TestWillDelay(t *testing.T) {
 // Members of a shared subscription split its messages: each message to
 // one member, none lost.
 func TestSharedSubscription(t *testing.T) {
-	_, addr := start(t)
+	env, addr := start(t)
 	a := connect5(t, addr, "w1", nil)
 	b := connect5(t, addr, "w2", nil)
 	a.subscribe(t, paho.SubscribeOptions{Topic: "$share/workers/jobs/#", QoS: 1})
 	b.subscribe(t, paho.SubscribeOptions{Topic: "$share/workers/jobs/#", QoS: 1})
-	time.Sleep(2 * time.Second) // both members joined the share's group
+	waitShare(t, env.Node.Addr().String(), "mqtt-share/workers/jobs/#", 2)
 	pub := connect5(t, addr, "p", nil)
 	const n = 60
 	for i := range n {
