@@ -16,7 +16,8 @@
 // held by one table actor per topic in the cluster, with Get, Scan by
 // key prefix, Watch, and Put and Delete that read their own writes. A
 // Lease is exclusive, cluster-wide ownership of a name (an MQTT session's
-// client id), which a later Acquire anywhere revokes.
+// client id), which a later Acquire anywhere revokes. CreateTopics
+// creates the topics a binding needs upstream.
 //
 // RegisterBinding makes a binding of the program's own available to its
 // nodes, which start it when their configuration names it under
