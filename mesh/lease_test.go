@@ -165,6 +165,8 @@ func TestLeaseLatestAcquirerWins(t *testing.T) {
 	o.Holder = "b"
 	b := acquireAsync(ctx, m, o)
 	waitRevoked(t, ctx, a, "a")
+	// b waits at the lease actor once the holder was told of it.
+	waitUntil(t, ctx, func() bool { return a.Taker() == "b" }, func() string { return fmt.Sprintf("taker %q, want b", a.Taker()) })
 	o.Holder = "c"
 	c := acquireAsync(ctx, m, o)
 	select {
