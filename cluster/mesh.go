@@ -81,6 +81,11 @@ type Mesh struct {
 	byPID   map[string]key
 	seq     uint64
 	stopped bool
+	// The views taken, oldest first (history.go); founder: the first
+	// held this node alone; trimmed: older ones were forgotten.
+	history []datedView
+	founder bool
+	trimmed bool
 }
 
 type key struct{ kind, identity string }
@@ -263,6 +268,7 @@ func (m *Mesh) placeAgain(v *View) {
 	self := m.members.Name()
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.remember(v, time.Now())
 	moved := 0
 	for k, pid := range m.local {
 		if o, ok := place(v, k.kind, k.identity, m.spread[k.kind]); ok && o.Name == self {

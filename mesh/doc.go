@@ -14,7 +14,10 @@
 // group's partitions are split over its members on any node, rebalanced
 // as they come and go, and their offsets committed upstream. A Table is a topic as the latest value of each key,
 // held by one table actor per topic in the cluster, with Get, Scan by
-// key prefix, Watch, and Put and Delete that read their own writes.
+// key prefix, Watch, and Put and Delete that read their own writes. A
+// Lease is exclusive, cluster-wide ownership of a name (an MQTT session's
+// client id), which a later Acquire anywhere revokes. CreateTopics
+// creates the topics a binding needs upstream.
 //
 // RegisterBinding makes a binding of the program's own available to its
 // nodes, which start it when their configuration names it under

@@ -40,6 +40,7 @@ type Mesh struct {
 
 	mu     sync.Mutex
 	hubs   map[hubKey]*hub
+	leases map[*Lease]struct{}
 	closed bool
 }
 
@@ -51,17 +52,19 @@ func New(cfg Config) *Mesh {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Mesh{cluster: cfg.Cluster, up: cfg.Upstream, upstreamName: cfg.UpstreamName, log: log.With("component", "mesh"),
-		ctx: ctx, cancel: cancel, hubs: map[hubKey]*hub{}}
+		ctx: ctx, cancel: cancel, hubs: map[hubKey]*hub{}, leases: map[*Lease]struct{}{}}
 }
 
-// Close ends every subscription (their Next answers ErrClosed) and
-// producer of the Mesh and waits for their goroutines to stop.
+// Close ends every subscription (their Next answers ErrClosed),
+// producer and share of the Mesh, abandons its leases (their Revoked
+// close; see Lease) and waits for their goroutines to stop.
 func (m *Mesh) Close() {
 	m.mu.Lock()
 	m.closed = true
 	m.mu.Unlock()
 	m.cancel()
 	m.wg.Wait()
+	m.dropLeases()
 }
 
 // go runs f as one of the Mesh's goroutines, stopped by Close.

@@ -20,6 +20,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/meshka/meshka/actors/group"
+	"github.com/meshka/meshka/actors/lease"
 	"github.com/meshka/meshka/actors/partition"
 	"github.com/meshka/meshka/actors/table"
 	"github.com/meshka/meshka/auth"
@@ -169,8 +170,8 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 	}
 	n.budget = partition.NewBudget(int64(cfg.Cache.NodeMaxBytes))
 	feeds := partition.NewFeeds()
-	// Table actors read partitions through the mesh they run in, which
-	// exists once cluster.Start returns.
+	// Table actors read partitions through the mesh they run in, and
+	// lease actors read its views; it exists once cluster.Start returns.
 	var meshRef atomic.Pointer[cluster.Mesh]
 	mesh, err := cluster.Start(cluster.Config{
 		Gossip: cluster.GossipConfig{
@@ -212,6 +213,11 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 				Upstream: up,
 				MaxBytes: int64(cfg.Tables.MaxBytes),
 				Logger:   log,
+			}),
+			lease.Kind: lease.Props(lease.Config{
+				Cluster: meshRef.Load,
+				Clock:   &lease.Clock{},
+				Logger:  log,
 			}),
 		},
 		Spread: map[string]cluster.Spreader{partition.Kind: spreadPartitions},
@@ -531,6 +537,12 @@ func (n *Node) GroupActive(id string) bool {
 // node.
 func (n *Node) TableActive(topic string) bool {
 	return n.mesh.Active(table.Kind, table.Identity(upstreamName, topic))
+}
+
+// LeaseActive reports whether the lease actor of name and id is active
+// on this node.
+func (n *Node) LeaseActive(name, id string) bool {
+	return n.mesh.Active(lease.Kind, lease.Identity(name, id))
 }
 
 // GossipAddr is the node's memberlist address, which other nodes join at.
