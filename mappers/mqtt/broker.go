@@ -52,7 +52,10 @@ type Broker struct {
 	env    Env
 	log    *slog.Logger
 	routes routes
-	leases leaser
+	// persistent sessions are held through the cluster's leases; clean
+	// ones, whose state ends with their connection, within the node
+	persistent leaser
+	clean      leaser
 
 	m        *mesh.Mesh
 	all      *mesh.Producer // acks=all: QoS 1 and 2, retained, wills
@@ -95,9 +98,10 @@ func New(cfg config.MQTT, env Env) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Broker{cfg: cfg, env: env, log: log.With("component", "mqtt"), routes: rs, m: env.Mesh, leases: &localLeases{},
+	b := &Broker{cfg: cfg, env: env, log: log.With("component", "mqtt"), routes: rs, m: env.Mesh, clean: &localLeases{},
 		conns: map[*conn]struct{}{}, timers: map[string]*time.Timer{}}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
+	b.persistent = &meshLeases{m: env.Mesh, track: b.track, done: b.wg.Done}
 	return b, nil
 }
 
@@ -265,7 +269,30 @@ func (b *Broker) createTopics(ctx context.Context) {
 	if !b.cfg.Topics.Create {
 		return
 	}
-	// the mesh API's topic creation comes with leases
+	compact := map[string]string{"cleanup.policy": "compact"}
+	t := b.cfg.Topics
+	parts, repl := t.Partitions, t.Replication
+	if parts == 0 {
+		parts = -1
+	}
+	if repl == 0 {
+		repl = -1
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	errs, err := b.m.CreateTopics(cctx,
+		mesh.TopicSpec{Name: t.Messages, Partitions: parts, Replication: repl},
+		mesh.TopicSpec{Name: t.Retained, Partitions: parts, Replication: repl, Configs: compact},
+		mesh.TopicSpec{Name: t.Sessions, Partitions: parts, Replication: repl, Configs: compact})
+	if err != nil {
+		b.log.Warn("MQTT topics not created", "err", err)
+		return
+	}
+	for name, err := range errs {
+		if err != nil {
+			b.log.Warn("MQTT topic not created", "topic", name, "err", err)
+		}
+	}
 }
 
 // releasing is c, whose Close also releases its place in the listener's

@@ -203,7 +203,11 @@ func (c *conn) connect(pk *packets.Packet) bool {
 
 	ctx, cancel := context.WithTimeout(c.ctx, 30*time.Second)
 	defer cancel()
-	l, err := c.b.acquire(ctx, c.clientID, c)
+	// A session that outlives its connection is held through the
+	// cluster; so is a clean one replacing such a session, which a
+	// connection elsewhere may hold.
+	persistent := expiry > 0 || !cn.Clean || c.b.sessionKept(ctx, c.clientID)
+	l, err := c.b.acquire(ctx, c.clientID, c, persistent)
 	if err != nil {
 		c.log("session not taken over", "err", err)
 		c.connack(false, packets.ErrServerUnavailable, nil)

@@ -31,8 +31,12 @@ type lease struct {
 // acquire takes the session of clientID for c: a connection holding it
 // is told to end (0x8E), saves the session and lets go, and then c has
 // it.
-func (b *Broker) acquire(ctx context.Context, clientID string, c *conn) (*lease, error) {
-	release, err := b.leases.acquire(ctx, clientID, fmt.Sprintf("node %d %s", b.env.NodeID, c.nc.RemoteAddr()), c.takeover)
+func (b *Broker) acquire(ctx context.Context, clientID string, c *conn, persistent bool) (*lease, error) {
+	leases := b.clean
+	if persistent {
+		leases = b.persistent
+	}
+	release, err := leases.acquire(ctx, clientID, fmt.Sprintf("node %d %s", b.env.NodeID, c.nc.RemoteAddr()), c.takeover)
 	if err != nil {
 		return nil, err
 	}
@@ -73,6 +77,13 @@ func (b *Broker) loadSession(ctx context.Context, clientID string, clean bool) (
 		}
 	}
 	return &session.State{}, false, nil
+}
+
+// sessionKept says whether the sessions topic holds a session of
+// clientID (false when it cannot tell).
+func (b *Broker) sessionKept(ctx context.Context, clientID string) bool {
+	_, ok, err := b.sessions.Get(ctx, []byte(clientID))
+	return err == nil && ok
 }
 
 // deleteSession deletes what is kept of a session that ended.
