@@ -204,3 +204,26 @@ func TestACLs(t *testing.T) {
 		t.Fatalf("the sensors topic holds %q", recs[0].Value)
 	}
 }
+
+// mqtt.max_connections bounds the node's MQTT connections: the next is
+// closed at once, and a place freed takes a new one.
+func TestMaxConnections(t *testing.T) {
+	_, addr := start(t, func(cfg *config.Config) { cfg.MQTT.MaxConnections = 2 })
+	a := connect5(t, addr, "a", nil)
+	connect5(t, addr, "b", nil)
+	if _, err := dial5(t, addr, "c", nil); err == nil {
+		t.Fatal("a third connection was served")
+	}
+	a.Disconnect(&paho.Disconnect{})
+	a.nc.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := dial5(t, addr, "d", nil); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no connection served after one closed")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -251,3 +251,42 @@ func TestTopicAliases(t *testing.T) {
 }
 
 func u16(v uint16) *uint16 { return &v }
+
+// An expired message is not sent; one with time left is sent with what
+// is left of its interval.
+func TestMessageExpiry(t *testing.T) {
+	_, addr := start(t)
+	sub := connect5(t, addr, "late", persistent(60))
+	sub.subscribe(t, paho.SubscribeOptions{Topic: "exp/#", QoS: 1})
+	sub.Disconnect(&paho.Disconnect{})
+	sub.nc.Close()
+	pub := connect5(t, addr, "p", nil)
+	pub.publish(t, &paho.Publish{Topic: "exp/short", QoS: 1, Payload: []byte("short"), Properties: &paho.PublishProperties{MessageExpiry: u32(1)}})
+	pub.publish(t, &paho.Publish{Topic: "exp/long", QoS: 1, Payload: []byte("long"), Properties: &paho.PublishProperties{MessageExpiry: u32(600)}})
+	time.Sleep(2100 * time.Millisecond)
+	back := connect5(t, addr, "late", persistent(60))
+	p := back.next(t)
+	if string(p.Payload) != "long" {
+		t.Fatalf("got %q first, want long (short expired)", p.Payload)
+	}
+	if p.Properties == nil || p.Properties.MessageExpiry == nil || *p.Properties.MessageExpiry > 598 || *p.Properties.MessageExpiry < 500 {
+		t.Fatalf("expiry %+v, want what is left of 600 s", p.Properties)
+	}
+	back.none(t, 300*time.Millisecond)
+}
+
+// A message larger than the client's Maximum Packet Size is not sent to
+// it (and what follows still is).
+func TestClientMaximumPacketSize(t *testing.T) {
+	_, addr := start(t)
+	sub := connect5(t, addr, "small", func(c *paho.Connect) {
+		c.Properties = &paho.ConnectProperties{MaximumPacketSize: u32(100)}
+	})
+	sub.subscribe(t, paho.SubscribeOptions{Topic: "big/#", QoS: 1})
+	pub := connect5(t, addr, "p", nil)
+	pub.publish(t, &paho.Publish{Topic: "big/1", QoS: 1, Payload: make([]byte, 200)})
+	pub.publish(t, &paho.Publish{Topic: "big/2", QoS: 1, Payload: []byte("fits")})
+	if p := sub.next(t); string(p.Payload) != "fits" {
+		t.Fatalf("got %d bytes on %s, want only the one that fits", len(p.Payload), p.Topic)
+	}
+}
