@@ -352,6 +352,14 @@ func (c *conn) readLoop() error {
 			// end the connection.
 			c.nc.SetReadDeadline(time.Now().Add(c.keepAlive * 3 / 2))
 		}
+		// After the deadline is set: a takeover or shutdown from here on
+		// sets its own, which ends the read.
+		c.mu.Lock()
+		ended := c.serverEnd != nil
+		c.mu.Unlock()
+		if ended {
+			return errShutdown
+		}
 		pk, err := c.rd.Read()
 		if err != nil {
 			var ne net.Error
