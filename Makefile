@@ -23,13 +23,14 @@ lint:
 # TestRemoting…) skip under the race detector, where protoactor's remoting
 # races with itself (see internal/race), and run in a second pass without.
 REMOTING_PKGS := ./cluster/ ./actors/group/ ./mesh/ ./examples/linebinding/ ./mappers/mqtt/ ./test/
-test: lint test/kafkajs/node_modules
+test: lint test/kafkajs/node_modules mappers/mqtt/testdata/mqttjs/node_modules
 	@echo "$(GO) test -race -timeout 20m -count=1 $(PKGS)"; status=0; \
 	$(GO) test -race -timeout 20m -count=1 $(PKGS) || status=$$?; \
 	echo "$(GO) test -timeout 10m -count=1 -run Remoting $(REMOTING_PKGS)"; \
 	$(GO) test -timeout 10m -count=1 -run Remoting $(REMOTING_PKGS) || status=$$?; \
 	command -v kcat >/dev/null 2>&1 || echo "kcat is not installed: TestKcatScript was skipped"; \
-	{ command -v node && command -v npm; } >/dev/null 2>&1 || echo "node or npm is not installed: TestKafkajs was skipped"; \
+	{ command -v node && command -v npm; } >/dev/null 2>&1 || echo "node or npm is not installed: TestKafkajs and TestMQTTjs were skipped"; \
+	command -v mosquitto_pub >/dev/null 2>&1 || echo "mosquitto-clients is not installed: TestMosquittoScript was skipped"; \
 	exit $$status
 
 # Runs every test once with coverage of every package (without the race
@@ -50,6 +51,15 @@ test/kafkajs/node_modules: test/kafkajs/package.json test/kafkajs/package-lock.j
 	  npm ci --prefix test/kafkajs --no-audit --no-fund && touch $@; \
 	else \
 	  echo "npm is not installed: TestKafkajs will skip (install Node.js and npm to run it)"; \
+	fi
+
+# MQTT.js for TestMQTTjs, likewise.
+mappers/mqtt/testdata/mqttjs/node_modules: mappers/mqtt/testdata/mqttjs/package.json mappers/mqtt/testdata/mqttjs/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  echo "npm ci --prefix mappers/mqtt/testdata/mqttjs"; \
+	  npm ci --prefix mappers/mqtt/testdata/mqttjs --no-audit --no-fund && touch $@; \
+	else \
+	  echo "npm is not installed: TestMQTTjs will skip (install Node.js and npm to run it)"; \
 	fi
 
 # Regenerates the protobuf code of the messages that cross nodes (the

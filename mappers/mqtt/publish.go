@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -71,9 +72,14 @@ func (c *conn) publish(pk *packets.Packet) error {
 		return nil
 	}
 	c.mu.Lock()
-	if c.inflight >= c.b.cfg.MaxInflight {
-		c.mu.Unlock()
-		return &wire.Error{Code: packets.ErrReceiveMaximum} // [MQTT-3.3.4-9]
+	for c.inflight >= c.b.cfg.MaxInflight {
+		if c.version == wire.V5 {
+			c.mu.Unlock()
+			return &wire.Error{Code: packets.ErrReceiveMaximum} // [MQTT-3.3.4-9]
+		}
+		// MQTT 3.1.1 has no Receive Maximum to tell the client: it is
+		// read no further until an answer frees a slot.
+		c.acks.waitRoom(&c.mu)
 	}
 	c.inflight++
 	slot := c.acks.add(pk.PacketID, qos)
@@ -145,6 +151,7 @@ func (c *conn) answered(slot *ackSlot, err error) {
 	}
 	if len(ready) > 0 {
 		c.dirty = true
+		c.acks.freed()
 	}
 	c.mu.Unlock()
 	for _, s := range ready {
@@ -235,7 +242,24 @@ func (b *Broker) retain(ctx context.Context, pk *packets.Packet, done func(mesh.
 }
 
 // ackQueue orders the answers to the client's QoS 1 and 2 publishes.
-type ackQueue struct{ q []*ackSlot }
+type ackQueue struct {
+	q    []*ackSlot
+	room *sync.Cond // on the connection's mu: answers went out
+}
+
+// waitRoom waits, mu (the connection's) held, until answers go out.
+func (a *ackQueue) waitRoom(mu *sync.Mutex) {
+	if a.room == nil {
+		a.room = sync.NewCond(mu)
+	}
+	a.room.Wait()
+}
+
+func (a *ackQueue) freed() {
+	if a.room != nil {
+		a.room.Broadcast()
+	}
+}
 
 type ackSlot struct {
 	pid  uint16

@@ -80,6 +80,10 @@ func Record(pk *packets.Packet, client, kafkaTopic string, now time.Time) mesh.R
 // left of the original, as MQTT 5 asks.
 func Publish(r *mesh.Record, max byte, now time.Time) (pk packets.Packet, expired bool, err error) {
 	pk.FixedHeader.Type = packets.Publish
+	// mochi's encoder leaves out Response Topic and Correlation Data
+	// unless told: a server that got them passes them on [MQTT-3.3.2-15]
+	// [MQTT-3.3.2-16].
+	pk.Mods.AllowResponseInfo = true
 	pk.TopicName = string(r.Key)
 	pk.Payload = r.Value
 	qos := byte(0)

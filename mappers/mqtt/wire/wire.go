@@ -73,7 +73,7 @@ func (r *Reader) Read() (packets.Packet, error) {
 	if err := pk.FixedHeader.Decode(hb); err != nil {
 		return pk, refuse(codeOf(err, packets.ErrMalformedPacket), err)
 	}
-	remaining, lenBytes, err := packets.DecodeLength(r.r)
+	remaining, lenBytes, err := readLength(r.r)
 	if err != nil {
 		if errors.Is(err, io.EOF) {
 			return pk, io.ErrUnexpectedEOF
@@ -81,6 +81,9 @@ func (r *Reader) Read() (packets.Packet, error) {
 		return pk, refuse(packets.ErrMalformedPacket, err)
 	}
 	if size := 1 + lenBytes + remaining; r.max > 0 && size > r.max {
+		if pk.FixedHeader.Type == packets.Connect {
+			r.peekVersion()
+		}
 		return pk, refuse(packets.ErrPacketTooLarge, fmt.Errorf("%d bytes, more than mqtt.max_packet_size (%d)", size, r.max))
 	}
 	pk.FixedHeader.Remaining = remaining
@@ -92,6 +95,13 @@ func (r *Reader) Read() (packets.Packet, error) {
 		return pk, err
 	}
 	pk.ProtocolVersion = r.version
+	if pk.FixedHeader.Type == packets.Connect {
+		// A level we do not speak is refused as such before the rest,
+		// whose layout is that level's, is decoded [MQTT-3.1.2-2].
+		if v, ok := connectVersion(body); ok && v != V311 && v != V5 {
+			return pk, refuse(packets.ErrUnsupportedProtocolVersion, fmt.Errorf("protocol version %d", v))
+		}
+	}
 	if err := decode(&pk, body); err != nil {
 		return pk, refuse(codeOf(err, packets.ErrMalformedPacket), err)
 	}
@@ -101,6 +111,44 @@ func (r *Reader) Read() (packets.Packet, error) {
 		r.version = pk.ProtocolVersion
 	}
 	return pk, nil
+}
+
+// readLength reads a remaining length, a variable byte integer of at most
+// four bytes [MQTT-1.5.5-1]. (mochi's DecodeLength reads on for as long
+// as the value stays in range, so it takes a fifth byte, and a run of
+// 0x80 bytes never ends.)
+func readLength(r io.ByteReader) (n, size int, err error) {
+	for size < 4 {
+		b, err := r.ReadByte()
+		if err != nil {
+			return 0, size, err
+		}
+		n |= int(b&0x7f) << (7 * size)
+		size++
+		if b&0x80 == 0 {
+			return n, size, nil
+		}
+	}
+	return 0, size, packets.ErrMalformedVariableByteInteger
+}
+
+// peekVersion takes the version of a CONNECT too large to read from the
+// start of its body, so that an MQTT 5 client is told why in a CONNACK
+// it can read.
+func (r *Reader) peekVersion() {
+	b, _ := r.r.Peek(7)
+	if v, ok := connectVersion(b); ok && v == V5 {
+		r.version = V5
+	}
+}
+
+// connectVersion is the protocol level a CONNECT's body names after the
+// protocol name MQTT; false: the body starts otherwise.
+func connectVersion(body []byte) (byte, bool) {
+	if len(body) < 7 || string(body[:6]) != "\x00\x04MQTT" {
+		return 0, false
+	}
+	return body[6], true
 }
 
 // decode reads the body of pk, whose fixed header is read.

@@ -90,6 +90,35 @@ type endless struct{ read int }
 
 func (e *endless) Read(p []byte) (int, error) { e.read += len(p); return len(p), nil }
 
+// repeating is a stream of one byte, again and again.
+type repeating struct {
+	b    byte
+	read int
+}
+
+func (r *repeating) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = r.b
+	}
+	r.read += len(p)
+	return len(p), nil
+}
+
+// A CONNECT too large to read is refused at the version it names, when
+// it is MQTT 5, so the client can be told why in a CONNACK it reads.
+func TestOversizeConnectVersion(t *testing.T) {
+	for _, v := range []byte{wire.V311, wire.V5} {
+		pk := samples(v)[0]
+		pk.Connect.ClientIdentifier = string(bytes.Repeat([]byte("c"), 200))
+		r := wire.NewReader(bytes.NewReader(encode(t, pk)), 128)
+		_, err := r.Read()
+		refusedWith(t, err, 0x95)
+		if r.Version() != v {
+			t.Errorf("an oversize CONNECT of version %d: the reader's version is %d", v, r.Version())
+		}
+	}
+}
+
 func refusedWith(t *testing.T, err error, code byte) {
 	t.Helper()
 	var we *wire.Error
@@ -101,7 +130,8 @@ func refusedWith(t *testing.T, err error, code byte) {
 // A packet announcing more than the bound is refused with 0x95 before its
 // body is read; a remaining length of more than four bytes is malformed
 // (0x81); a body cut short is io.ErrUnexpectedEOF; reserved flags, type
-// 0 and AUTH under 3.1.1 are refused.
+// 0 and AUTH under 3.1.1 are refused, and so is a CONNECT of a protocol
+// level other than 4 and 5 (0x84).
 func TestRefusals(t *testing.T) {
 	big := io.MultiReader(bytes.NewReader([]byte{0x30, 0xff, 0xff, 0xff, 0x7f}), &endless{})
 	_, err := wire.NewReader(big, 1<<20).Read()
@@ -109,6 +139,16 @@ func TestRefusals(t *testing.T) {
 
 	_, err = wire.NewReader(bytes.NewReader([]byte{0x30, 0xff, 0xff, 0xff, 0xff, 0x01}), 1<<20).Read()
 	refusedWith(t, err, 0x81)
+	// a fifth length byte is malformed even when the value is in range
+	_, err = wire.NewReader(bytes.NewReader([]byte{0xc0, 0x80, 0x80, 0x80, 0x80, 0x00}), 1<<20).Read()
+	refusedWith(t, err, 0x81)
+	// and a run of continuation bytes ends at the fifth
+	run := &repeating{b: 0x80}
+	_, err = wire.NewReader(io.MultiReader(bytes.NewReader([]byte{0x30}), run), 1<<20).Read()
+	refusedWith(t, err, 0x81)
+	if run.read > 4096 {
+		t.Errorf("read %d bytes of a remaining length", run.read)
+	}
 
 	pub := encode(t, samples(wire.V311)[2])
 	_, err = wire.NewReader(bytes.NewReader(pub[:len(pub)-2]), 1<<20).Read()
@@ -123,6 +163,13 @@ func TestRefusals(t *testing.T) {
 	refusedWith(t, err, 0x82)
 	_, err = wire.NewReader(bytes.NewReader([]byte{0x36, 0x02, 0x00, 0x00}), 1<<20).Read() // QoS 3
 	refusedWith(t, err, 0x82)
+
+	// a protocol level of neither 3.1.1 nor 5 is refused as such, whatever
+	// follows it
+	v6 := encode(t, samples(wire.V5)[0])
+	v6[8] = 6
+	_, err = wire.NewReader(bytes.NewReader(v6), 1<<20).Read()
+	refusedWith(t, err, 0x84)
 }
 
 // Any bytes read as packets end in a packet, an error or io.EOF, never
