@@ -450,6 +450,7 @@ func (c *conn) endByServer(why *wire.Error) {
 	first := c.serverEnd == nil
 	if first {
 		c.serverEnd = why
+		c.acks.freed() // a read loop waiting for room ends
 	}
 	c.mu.Unlock()
 	if first {

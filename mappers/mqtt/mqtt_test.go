@@ -39,8 +39,6 @@ func TestKafkaRecordReachesSubscribers(t *testing.T) {
 	b := connect5(t, addr, "sub-b", nil)
 	a.subscribe(t, paho.SubscribeOptions{Topic: "sensors/+/temp", QoS: 0})
 	b.subscribe(t, paho.SubscribeOptions{Topic: "other/#", QoS: 0})
-	cl := env.Node
-	_ = cl
 	kc, err := kgo.NewClient(kgo.SeedBrokers(env.Node.Addr().String()))
 	if err != nil {
 		t.Fatal(err)

@@ -78,7 +78,12 @@ func (c *conn) publish(pk *packets.Packet) error {
 			return &wire.Error{Code: packets.ErrReceiveMaximum} // [MQTT-3.3.4-9]
 		}
 		// MQTT 3.1.1 has no Receive Maximum to tell the client: it is
-		// read no further until an answer frees a slot.
+		// read no further until an answer frees a slot, or the server
+		// ends the connection.
+		if c.serverEnd != nil {
+			c.mu.Unlock()
+			return c.serverEnd
+		}
 		c.acks.waitRoom(&c.mu)
 	}
 	c.inflight++
