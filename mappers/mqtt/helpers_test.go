@@ -210,3 +210,22 @@ func waitShare(t testing.TB, kafkaAddr, group string, members int) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// consumeWithin reads up to n records of topic from the upstream, for at
+// most d, and returns what it read.
+func consumeWithin(t testing.TB, env *testenv.Env, topic string, n int, d time.Duration) []*kgo.Record {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(env.Upstream.ListenAddrs()...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	var out []*kgo.Record
+	for len(out) < n && ctx.Err() == nil {
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) { out = append(out, r) })
+	}
+	return out
+}
