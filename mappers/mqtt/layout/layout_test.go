@@ -101,3 +101,27 @@ func TestKafkaRecords(t *testing.T) {
 		t.Fatal("QoS 7 accepted")
 	}
 }
+
+// FuzzPublish: whatever headers a Kafka producer put on a record, it
+// becomes a PUBLISH that encodes, or is refused with an error; never a
+// panic.
+func FuzzPublish(f *testing.F) {
+	f.Add("mqtt:qos", "1", "mqtt:expires-at", "99999999999999", "a/b", []byte("v"))
+	f.Add("mqtt:qos", "7", "mqtt:payload-format", "1", "", []byte{})
+	f.Add("mqtt:user:mqtt:qos", "x", "mqtt:correlation", "\x00", "$SYS/x", []byte("p"))
+	f.Fuzz(func(t *testing.T, k1, v1, k2, v2, key string, value []byte) {
+		r := mesh.Record{Key: []byte(key), Value: value, Headers: []mesh.Header{{Key: k1, Value: []byte(v1)}, {Key: k2, Value: []byte(v2)}}}
+		for _, version := range []byte{4, 5} {
+			pk, expired, err := layout.Publish(&r, 2, time.Now())
+			if err != nil || expired {
+				continue
+			}
+			pk.ProtocolVersion = version
+			if pk.FixedHeader.Qos > 0 {
+				pk.PacketID = 1
+			}
+			var buf bytes.Buffer
+			pk.PublishEncode(&buf) // must not panic; an error is a record not sent
+		}
+	})
+}
