@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"net"
 	"os"
 	"testing"
@@ -225,5 +226,65 @@ func TestMaxConnections(t *testing.T) {
 			t.Fatal("no connection served after one closed")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// With client_auth required, a client certificate stands for a username:
+// a client presenting one connects without a password (anonymous access
+// off), its principal the certificate's subject (ACLs name it); one
+// without is refused at the TLS handshake.
+func TestClientCertificate(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := testcert.NewCA(dir, "mqtt test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := ca.Server("server", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli, err := ca.Client("device", pkix.Name{CommonName: "device-7"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, addr := start(t, func(cfg *config.Config) {
+		cfg.MQTT.TLS = &config.TLS{CertFile: srv.CertFile, KeyFile: srv.KeyFile, CAFile: ca.CAFile, ClientAuth: "required"}
+		cfg.MQTT.AllowAnonymous = false
+		cfg.Security.ACLs = config.ACLs{Enabled: true, Rules: []config.ACLRule{
+			{Principal: "User:CN=device-7", Resource: "topic", Name: "mqtt-messages", Operations: []string{"write"}}}}
+	})
+	pem, err := os.ReadFile(ca.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	pair, err := tls.LoadX509KeyPair(cli.CertFile, cli.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", Certificates: []tls.Certificate{pair}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	cl := paho.NewClient(paho.ClientConfig{Conn: nc})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := cl.Connect(ctx, &paho.Connect{ClientID: "device-7", CleanStart: true, KeepAlive: 30}); err != nil {
+		t.Fatalf("connect with a client certificate: %v", err)
+	}
+	if r, err := cl.Publish(ctx, &paho.Publish{Topic: "dev/7", QoS: 1, Payload: []byte("by cert")}); err != nil || r.ReasonCode != 0 {
+		t.Fatalf("publish as CN=device-7: %+v %v", r, err)
+	}
+	if recs := consume(t, env, "mqtt-messages", 1); string(recs[0].Value) != "by cert" {
+		t.Fatalf("record %q", recs[0].Value)
+	}
+	bare, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
+	if err == nil {
+		defer bare.Close()
+		if _, err := paho.NewClient(paho.ClientConfig{Conn: bare}).Connect(ctx, &paho.Connect{ClientID: "nocert", CleanStart: true}); err == nil {
+			t.Fatal("a client without a certificate connected")
+		}
 	}
 }
