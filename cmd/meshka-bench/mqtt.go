@@ -129,8 +129,9 @@ func mosquittoOr(b *bench, s *section, id string) string {
 	bin, err := findMosquitto()
 	if err != nil {
 		b.progress("%s SKIPPED: %v; install it: %s", id, err, mosquittoInstall)
-		s.notes = append(s.notes, fmt.Sprintf("SKIPPED: %v, and %s compares meshka with it in the same run. Install it (%s) and run `make bench BENCH_ARGS=\"-only %s -merge\"`.",
+		s.notes = append(s.notes, fmt.Sprintf("SKIPPED: %v, and %s compares meshka with it in the same run. Install it — %s — and run `make bench BENCH_ARGS=\"-only %s -merge\"`.",
 			err, id, mosquittoInstall, id))
+		s.noRaw = true
 		return ""
 	}
 	return bin
