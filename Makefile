@@ -71,6 +71,8 @@ generate:
 
 # BENCH_ARGS runs a part: make bench BENCH_ARGS="-only S1,A1 -merge"
 # measures S1-S3 and A1-A3 again and keeps the rest of BENCHMARKS.md.
+# M1-M3 compare meshka's MQTT broker with mosquitto (apt-get install
+# mosquitto) and are skipped, saying so, without it.
 bench:
 	$(GO) run ./cmd/meshka-bench -out BENCHMARKS.md $(BENCH_ARGS)
 

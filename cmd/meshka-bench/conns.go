@@ -307,13 +307,24 @@ type connChild struct {
 }
 
 func startConnChild(addr string, n int, request bool, caFile string) (*connChild, error) {
+	return startConnChildEnv(addr, n, "MESHKA_BENCH_REQUEST="+strconv.FormatBool(request), "MESHKA_BENCH_CA="+caFile)
+}
+
+// startMQTTConnChild starts a child whose connections each send an MQTT
+// CONNECT and read its CONNACK (M3).
+func startMQTTConnChild(addr string, n int) (*connChild, error) {
+	return startConnChildEnv(addr, n, "MESHKA_BENCH_MQTT=true")
+}
+
+// startConnChildEnv starts the child with env, telling it what to do
+// on each connection, added to its environment.
+func startConnChildEnv(addr string, n int, env ...string) (*connChild, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), childEnv+"=conns", "MESHKA_BENCH_ADDR="+addr,
-		"MESHKA_BENCH_N="+strconv.Itoa(n), "MESHKA_BENCH_REQUEST="+strconv.FormatBool(request), "MESHKA_BENCH_CA="+caFile)
+	cmd.Env = append(append(os.Environ(), childEnv+"=conns", "MESHKA_BENCH_ADDR="+addr, "MESHKA_BENCH_N="+strconv.Itoa(n)), env...)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -379,7 +390,19 @@ func runConnChild() int {
 			return 1
 		}
 	}
-	conns, err := dialConns(os.Getenv("MESHKA_BENCH_ADDR"), n, os.Getenv("MESHKA_BENCH_REQUEST") == "true", tlsCfg)
+	addr := os.Getenv("MESHKA_BENCH_ADDR")
+	var conns []net.Conn
+	if os.Getenv("MESHKA_BENCH_MQTT") == "true" {
+		conns, err = dialEach(n, func(i int) (net.Conn, error) {
+			c, err := dialMQTT(addr, fmt.Sprintf("idle-%d", i), mqttIdleKeepAlive)
+			if err != nil {
+				return nil, err
+			}
+			return c.nc, nil
+		})
+	} else {
+		conns, err = dialConns(addr, n, os.Getenv("MESHKA_BENCH_REQUEST") == "true", tlsCfg)
+	}
 	if err != nil {
 		fmt.Println(err)
 		return 1
@@ -409,6 +432,12 @@ func dialConns(addr string, n int, request bool, tlsCfg *tls.Config) ([]net.Conn
 	av.Version = 3
 	av.ClientSoftwareName, av.ClientSoftwareVersion = "meshka-bench", "1"
 	req := kmsg.NewRequestFormatter(kmsg.FormatterClientID("bench-idle")).AppendRequest(nil, av, 1)
+	return dialEach(n, func(int) (net.Conn, error) { return openIdle(addr, req, request, tlsCfg) })
+}
+
+// dialEach opens n connections with open, dialWorkers at once; on an
+// error it returns those opened before it.
+func dialEach(n int, open func(i int) (net.Conn, error)) ([]net.Conn, error) {
 	conns := make([]net.Conn, n)
 	var next atomic.Int64
 	var firstErr error
@@ -423,7 +452,7 @@ func dialConns(addr string, n int, request bool, tlsCfg *tls.Config) ([]net.Conn
 				if i >= n {
 					return
 				}
-				c, err := openIdle(addr, req, request, tlsCfg)
+				c, err := open(i)
 				if err != nil {
 					mu.Lock()
 					if firstErr == nil {

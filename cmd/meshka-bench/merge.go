@@ -10,10 +10,11 @@ import (
 // replaces old's of the same title, or, when old has none, goes before
 // the micro-benchmarks (at the end without them); every other section of
 // old is kept as it was measured. old's Machine section says which
-// sections were measured again, and at which commit and date.
+// sections were measured again, and at which commit and date. The head,
+// which describes the harness rather than a measurement, is fresh's.
 func mergeReports(old, fresh, rerun string) string {
-	oldHead, oldSecs := splitSections(old)
-	_, freshSecs := splitSections(fresh)
+	_, oldSecs := splitSections(old)
+	head, freshSecs := splitSections(fresh)
 	byTitle := map[string]int{}
 	for i, s := range oldSecs {
 		byTitle[s.title] = i
@@ -36,7 +37,7 @@ func mergeReports(old, fresh, rerun string) string {
 		}
 	}
 	var b strings.Builder
-	b.WriteString(oldHead)
+	b.WriteString(head)
 	for _, s := range oldSecs {
 		fmt.Fprintf(&b, "## %s\n", s.title)
 		body := s.body

@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"bytes"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -35,6 +36,7 @@ const (
 // has no writer.
 type outbox struct {
 	nc  net.Conn
+	w   io.Writer // nc, or the connection it wraps: see newOutbox
 	max int
 	wg  *sync.WaitGroup // the connection's: the writer is counted in it
 
@@ -48,7 +50,12 @@ type outbox struct {
 }
 
 func newOutbox(nc net.Conn, max int, wg *sync.WaitGroup) *outbox {
-	o := &outbox{nc: nc, max: max, wg: wg}
+	o := &outbox{nc: nc, w: nc, max: max, wg: wg}
+	// net.Buffers writes with one writev only to the *net.TCPConn itself;
+	// through the listener's wrapper it writes each packet on its own.
+	if g, ok := nc.(*guardedConn); ok {
+		o.w = g.Conn
+	}
 	o.room = sync.NewCond(&o.mu)
 	return o
 }
@@ -106,7 +113,7 @@ func (o *outbox) write() {
 		o.queue, o.bytes = nil, 0
 		o.mu.Unlock()
 		o.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
-		_, err := bufs.WriteTo(o.nc)
+		_, err := bufs.WriteTo(o.w)
 		o.mu.Lock()
 		_ = n
 		o.room.Broadcast()
