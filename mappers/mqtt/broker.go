@@ -164,7 +164,7 @@ func (b *Broker) accept() {
 		}
 		var nc net.Conn = releasing(c, release)
 		if b.env.TLS != nil {
-			nc = tls.Server(c, b.env.TLS)
+			nc = tls.Server(nc, b.env.TLS) // closing it releases the place too
 		}
 		b.serve(nc)
 	}

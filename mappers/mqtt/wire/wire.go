@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/mochi-mqtt/server/v2/packets"
 )
@@ -42,17 +43,48 @@ func (e *Error) Unwrap() error { return e.Err }
 func refuse(code packets.Code, err error) *Error { return &Error{Code: code, Err: err} }
 
 // Reader reads packets from one connection; not safe for concurrent use.
+// Between packets, when nothing it read is left unparsed, it waits for
+// the next packet's first byte holding no buffer: an idle connection
+// costs no read buffer, and a busy one borrows one from a pool while
+// bytes are there.
 type Reader struct {
-	r       *bufio.Reader
+	src     io.Reader
+	r       *bufio.Reader // nil while idle
+	first   [1]byte
 	max     int
 	version byte
 }
+
+// bufferSize is a read buffer's size: a few small packets at once.
+const bufferSize = 4096
+
+var buffers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, bufferSize) }}
 
 // NewReader reads from r packets of at most maxPacketSize bytes, fixed
 // header included (mqtt.max_packet_size). Packets decode as MQTT 3.1.1
 // until a CONNECT names another version (or SetVersion does).
 func NewReader(r io.Reader, maxPacketSize int) *Reader {
-	return &Reader{r: bufio.NewReaderSize(r, 4096), max: maxPacketSize, version: V311}
+	return &Reader{src: r, max: maxPacketSize, version: V311}
+}
+
+// headerByte reads a packet's first byte: from the buffer when it holds
+// one; else, once the buffer has gone back to the pool, straight from
+// the connection, taking a buffer for what follows.
+func (r *Reader) headerByte() (byte, error) {
+	if r.r != nil && r.r.Buffered() > 0 {
+		return r.r.ReadByte()
+	}
+	if r.r != nil {
+		r.r.Reset(nil)
+		buffers.Put(r.r)
+		r.r = nil
+	}
+	if _, err := io.ReadFull(r.src, r.first[:]); err != nil {
+		return 0, err
+	}
+	r.r = buffers.Get().(*bufio.Reader)
+	r.r.Reset(r.src)
+	return r.first[0], nil
 }
 
 // SetVersion sets the protocol version the connection's CONNECT named.
@@ -66,7 +98,7 @@ func (r *Reader) Version() byte { return r.version }
 // to be closed (with its reason code, for MQTT 5).
 func (r *Reader) Read() (packets.Packet, error) {
 	var pk packets.Packet
-	hb, err := r.r.ReadByte()
+	hb, err := r.headerByte()
 	if err != nil {
 		return pk, err // io.EOF between packets
 	}
