@@ -80,15 +80,16 @@ func runMQTTConns(b *bench) section {
 			"and after, each time after three runtime.GC calls, debug.FreeOSMemory and a 300 ms settle; mosquitto: VmRSS of its process "+
 			"(/proc/PID/status) after a 300 ms settle. The delta ÷ %d is the figure. The client ends are in the child, so neither broker's "+
 			"figure holds them. Kernel socket buffers are not process memory and are not counted.", n, dialWorkers, n),
-		"What an idle meshka MQTT connection holds: its read loop's goroutine (stack) and buffered reader, the connection's state and "+
-			"session (a clean session is not written to the sessions topic), its session lease and the keep alive's read deadline; its "+
-			"writer goroutine exists only while something is queued. Heap and stack columns in the raw table are runtime.MemStats deltas "+
-			"(HeapInuse, StackInuse) per connection. mosquitto holds a context struct and small buffers per client in one C process.",
-		"What makes meshka's figure: a heap profile taken with the 10,000 connections open (a one-off run, not part of "+
-			"the harness) had 93.9 MB in use, 46.2 MB of it the 4 KiB bufio.Reader each connection's packet reader holds while idle "+
-			"(mappers/mqtt/wire/wire.go:55, NewReader), and the read loop's goroutine keeps an 8 KiB stack (the raw table's stacks column); "+
-			"the rest is the connection's state, its contexts and lease, and the accepted socket. A reader that took its buffer only while "+
-			"a packet is read, as the Kafka listener's connections do (P6), would save about 4.6 KiB per connection.",
+		"What an idle meshka MQTT connection holds: its read loop's goroutine, waiting for a packet's first byte with no read "+
+			"buffer (a pooled 4 KiB buffer is borrowed only while bytes are there: mappers/mqtt/wire), its stack kept small because "+
+			"CONNECT, SUBSCRIBE and UNSUBSCRIBE are handled on short-lived goroutines of their own (their calls into leases and tables "+
+			"go deep), the connection's state and session (a clean session is not written to the sessions topic), its node-local "+
+			"session lease and the keep alive's read deadline; its writer goroutine exists only while something is queued. Heap and "+
+			"stack columns in the raw table are runtime.MemStats deltas (HeapInuse, StackInuse) per connection. mosquitto holds a "+
+			"context struct and small buffers per client in one C process.",
+		"Before the read buffer was borrowed and the deep handling moved off the read loop, a heap profile with the 10,000 "+
+			"connections open had 46.2 of 93.9 MB in the 4 KiB read buffers, and the read loops' stacks had grown to 16 KiB (17.4 KiB "+
+			"per connection in all, at f1c4fae).",
 	)
 	return s
 }

@@ -101,7 +101,7 @@ func (c *conn) run() {
 			return
 		}
 	}
-	pk, err := c.rd.Read()
+	pk, err := c.rd.ReadPacket()
 	if err != nil {
 		c.refuseFirst(err)
 		return
@@ -111,7 +111,7 @@ func (c *conn) run() {
 		c.log("first packet is not CONNECT", "type", pk.FixedHeader.Type)
 		return
 	}
-	if !c.connect(&pk) {
+	if !c.deep(func() bool { return c.connect(pk) }) {
 		c.out.close()
 		c.wg.Wait()
 		return
@@ -261,6 +261,16 @@ func (c *conn) connect(pk *packets.Packet) bool {
 	return true
 }
 
+// deep runs f, a packet's handling that goes deep into the mesh API
+// (leases, tables, subscriptions), on a goroutine of its own and waits
+// for it: the read loop's goroutine, which an idle connection keeps,
+// never grows the stack f needs.
+func (c *conn) deep(f func() bool) bool {
+	done := make(chan bool, 1)
+	go func() { done <- f() }()
+	return <-done
+}
+
 // sessionExpiry is the session expiry interval the connection gets, in
 // seconds, bounded by mqtt.max_session_expiry.
 func (c *conn) sessionExpiry(pk *packets.Packet) uint32 {
@@ -360,7 +370,7 @@ func (c *conn) readLoop() error {
 		if ended {
 			return errShutdown
 		}
-		pk, err := c.rd.Read()
+		pk, err := c.rd.ReadPacket()
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
@@ -368,7 +378,7 @@ func (c *conn) readLoop() error {
 			}
 			return err
 		}
-		if err := c.handle(&pk); err != nil {
+		if err := c.handle(pk); err != nil {
 			return err
 		}
 	}
@@ -403,9 +413,13 @@ func (c *conn) handle(pk *packets.Packet) error {
 	case packets.Pubcomp:
 		c.acknowledged(pk.PacketID, true)
 	case packets.Subscribe:
-		return c.subscribe(pk)
+		var err error
+		c.deep(func() bool { err = c.subscribe(pk); return true })
+		return err
 	case packets.Unsubscribe:
-		return c.unsubscribe(pk)
+		var err error
+		c.deep(func() bool { err = c.unsubscribe(pk); return true })
+		return err
 	case packets.Pingreq:
 		c.send(&packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pingresp}})
 	case packets.Disconnect:

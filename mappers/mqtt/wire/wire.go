@@ -97,7 +97,15 @@ func (r *Reader) Version() byte { return r.version }
 // packets; an *Error is a packet refused, after which the connection is
 // to be closed (with its reason code, for MQTT 5).
 func (r *Reader) Read() (packets.Packet, error) {
-	var pk packets.Packet
+	pk, err := r.ReadPacket()
+	return *pk, err
+}
+
+// ReadPacket is Read with the packet on the heap: a connection's read
+// loop keeps no packet on its stack while it waits, so its stack stays
+// small.
+func (r *Reader) ReadPacket() (*packets.Packet, error) {
+	pk := new(packets.Packet)
 	hb, err := r.headerByte()
 	if err != nil {
 		return pk, err // io.EOF between packets
@@ -134,7 +142,7 @@ func (r *Reader) Read() (packets.Packet, error) {
 			return pk, refuse(packets.ErrUnsupportedProtocolVersion, fmt.Errorf("protocol version %d", v))
 		}
 	}
-	if err := decode(&pk, body); err != nil {
+	if err := decode(pk, body); err != nil {
 		return pk, refuse(codeOf(err, packets.ErrMalformedPacket), err)
 	}
 	if pk.FixedHeader.Type == packets.Connect {
