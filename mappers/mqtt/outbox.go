@@ -35,10 +35,12 @@ const (
 // something to write and ended when there is not, so an idle connection
 // has no writer.
 type outbox struct {
-	nc  net.Conn
-	w   io.Writer // nc, or the connection it wraps: see newOutbox
-	max int
-	wg  *sync.WaitGroup // the connection's: the writer is counted in it
+	nc net.Conn
+	w  io.Writer // nc, or the connection it wraps: see newOutbox
+	// vectored: w is a TCP connection, which writes many buffers at once
+	vectored bool
+	max      int
+	wg       *sync.WaitGroup // the connection's: the writer is counted in it
 
 	mu      sync.Mutex
 	room    *sync.Cond
@@ -56,8 +58,25 @@ func newOutbox(nc net.Conn, max int, wg *sync.WaitGroup) *outbox {
 	if g, ok := nc.(*guardedConn); ok {
 		o.w = g.Conn
 	}
+	_, o.vectored = o.w.(*net.TCPConn)
 	o.room = sync.NewCond(&o.mu)
 	return o
+}
+
+// writeAll writes bufs: with one writev to a TCP connection; to any
+// other (TLS, WebSocket), which would make each buffer a record or a
+// frame of its own, joined into one write.
+func (o *outbox) writeAll(bufs net.Buffers, n int) error {
+	if o.vectored || len(bufs) == 1 {
+		_, err := bufs.WriteTo(o.w)
+		return err
+	}
+	joined := make([]byte, 0, n)
+	for _, b := range bufs {
+		joined = append(joined, b...)
+	}
+	_, err := o.w.Write(joined)
+	return err
 }
 
 // put queues buf and says whether it was (false: dropped, or the outbox
@@ -113,9 +132,8 @@ func (o *outbox) write() {
 		o.queue, o.bytes = nil, 0
 		o.mu.Unlock()
 		o.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
-		_, err := bufs.WriteTo(o.w)
+		err := o.writeAll(bufs, n)
 		o.mu.Lock()
-		_ = n
 		o.room.Broadcast()
 		if err != nil {
 			o.closeLocked()
