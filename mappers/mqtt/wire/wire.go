@@ -192,7 +192,16 @@ func connectVersion(body []byte) (byte, bool) {
 }
 
 // decode reads the body of pk, whose fixed header is read.
-func decode(pk *packets.Packet, body []byte) error {
+func decode(pk *packets.Packet, body []byte) (err error) {
+	// The codecs index their input unchecked in places (an MQTT 5
+	// SUBSCRIBE ending after a filter, without its options byte, reads
+	// past the body): a body they cannot read is a malformed packet,
+	// never a panic of the connection.
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v", packets.ErrMalformedPacket, r)
+		}
+	}()
 	switch pk.FixedHeader.Type {
 	case packets.Connect:
 		return pk.ConnectDecode(body)

@@ -163,6 +163,12 @@ func TestRefusals(t *testing.T) {
 	refusedWith(t, err, 0x82)
 	_, err = wire.NewReader(bytes.NewReader([]byte{0x36, 0x02, 0x00, 0x00}), 1<<20).Read() // QoS 3
 	refusedWith(t, err, 0x82)
+	// an MQTT 5 SUBSCRIBE whose last filter has no options byte (the
+	// codec reads past the body): malformed, not a panic
+	r5 := wire.NewReader(bytes.NewReader([]byte{0x82, 0x06, 0x00, 0x01, 0x00, 0x00, 0x01, 'a'}), 1<<20)
+	r5.SetVersion(wire.V5)
+	_, err = r5.Read()
+	refusedWith(t, err, 0x81)
 
 	// a protocol level of neither 3.1.1 nor 5 is refused as such, whatever
 	// follows it
