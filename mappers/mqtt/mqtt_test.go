@@ -7,7 +7,11 @@ import (
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/meshka/meshka/config"
+	"github.com/meshka/meshka/internal/testenv"
 )
 
 // An MQTT publish is a record of the messages topic keyed by its topic
@@ -73,5 +77,39 @@ func TestPublishSubscribeQoS(t *testing.T) {
 		if got.Topic != "q/"+string('0'+qos) || got.QoS != qos {
 			t.Fatalf("got %s at QoS %d, want q/%d at %d", got.Topic, got.QoS, qos, qos)
 		}
+	}
+}
+
+// A route exposes an existing Kafka topic to MQTT: what a Kafka producer
+// writes to it, keyed by MQTT topic name, reaches subscribers of the
+// route's filter, and MQTT publishes matching it land there.
+func TestRouteExposesAKafkaTopic(t *testing.T) {
+	env := testenv.StartWith(t, []kfake.Opt{mqttTopics, kfake.SeedTopics(3, "telemetry")}, withMQTT, func(cfg *config.Config) {
+		cfg.MQTT.Routes = []config.MQTTRoute{{Filter: "plant/+/telemetry/#", Topic: "telemetry"}}
+	})
+	addr := brokerOf(t, env.Node).Addr().String()
+	sub := connect5(t, addr, "scada", nil)
+	sub.subscribe(t, paho.SubscribeOptions{Topic: "plant/7/telemetry/#", QoS: 1})
+	kc, err := kgo.NewClient(kgo.SeedBrokers(env.Node.Addr().String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := kc.ProduceSync(ctx, &kgo.Record{Topic: "telemetry", Key: []byte("plant/7/telemetry/pressure"), Value: []byte("3.2bar")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if p := sub.next(t); p.Topic != "plant/7/telemetry/pressure" || string(p.Payload) != "3.2bar" {
+		t.Fatalf("got %s %q", p.Topic, p.Payload)
+	}
+	connect5(t, addr, "rtu", nil).publish(t, &paho.Publish{Topic: "plant/8/telemetry/flow", QoS: 1, Payload: []byte("12")})
+	recs := consume(t, env, "telemetry", 2)
+	if string(recs[0].Key)+string(recs[1].Key) != "plant/7/telemetry/pressureplant/8/telemetry/flow" &&
+		string(recs[1].Key)+string(recs[0].Key) != "plant/7/telemetry/pressureplant/8/telemetry/flow" {
+		t.Fatalf("telemetry holds %q and %q", recs[0].Key, recs[1].Key)
+	}
+	if more := consumeWithin(t, env, "mqtt-messages", 1, time.Second); len(more) != 0 {
+		t.Fatalf("a routed publish also went to mqtt-messages: %q", more[0].Key)
 	}
 }
