@@ -48,8 +48,8 @@ type MQTT struct {
 	// TopicAliasMaximum is how many topic aliases a client may set on
 	// its publishes (MQTT 5); 0: none.
 	TopicAliasMaximum int `yaml:"topic_alias_maximum"`
-	// QoS0Acks is what a QoS 0 publish waits for from upstream: none
-	// (the default) or leader.
+	// QoS0Acks is the acks QoS 0 publishes are produced with: none (the
+	// default) or leader. The client never waits: QoS 0 has no answer.
 	QoS0Acks string `yaml:"qos0_acks"`
 	// Topics names the Kafka topics the mapper keeps its data in.
 	Topics MQTTTopics `yaml:"topics"`
