@@ -37,6 +37,12 @@ type LeaseOptions struct {
 	// at most 2 s, at least 10 ms); the lease actor drops a holder that
 	// has not renewed within three intervals.
 	RenewInterval time.Duration
+	// OnRevoked, when set, is called once, on a goroutine of its own,
+	// when the holder must give the lease up: another Acquire takes it,
+	// or the lease was lost (the actor no longer knows this holder), or
+	// the Mesh closed. Not after Release. It saves the holder a
+	// goroutine waiting on Revoked.
+	OnRevoked func()
 }
 
 func (o *LeaseOptions) withDefaults(m *Mesh) error {
@@ -97,6 +103,7 @@ type Lease struct {
 	revokedAt uint64 // the highest epoch a Revoke named
 	revoked   chan struct{}
 	isRevoked bool
+	released  bool // Release was called: OnRevoked is not
 
 	dropOnce    sync.Once
 	releaseOnce sync.Once
@@ -177,6 +184,9 @@ func (l *Lease) Release(ctx context.Context) error {
 }
 
 func (l *Lease) release(ctx context.Context) error {
+	l.mu.Lock()
+	l.released = true
+	l.mu.Unlock()
 	l.cancel()
 	<-l.stopped
 	l.drop()
@@ -336,6 +346,9 @@ func (l *Lease) closeRevoked() {
 	if !l.isRevoked {
 		l.isRevoked = true
 		close(l.revoked)
+		if f := l.o.OnRevoked; f != nil && !l.released && l.epoch != 0 {
+			go f()
+		}
 	}
 }
 

@@ -85,7 +85,10 @@ func TestLeaseGrantRevokeRelease(t *testing.T) {
 	ctx := timeout(t, time.Minute)
 	m := env.Node.Mesh()
 	o := mesh.LeaseOptions{Name: "mqtt-session", ID: "client-1", Holder: "a", RevokeTimeout: time.Minute}
+	told := make(chan struct{}, 2)
+	o.OnRevoked = func() { told <- struct{}{} }
 	a := mustAcquire(t, ctx, m, o)
+	o.OnRevoked = nil
 	if a.Epoch() == 0 {
 		t.Fatal("epoch 0")
 	}
@@ -97,6 +100,11 @@ func TestLeaseGrantRevokeRelease(t *testing.T) {
 	o.Holder = "b"
 	b := acquireAsync(ctx, m, o)
 	waitRevoked(t, ctx, a, "a")
+	select {
+	case <-told:
+	case <-ctx.Done():
+		t.Fatal("OnRevoked was not called")
+	}
 	if a.Taker() != "b" {
 		t.Fatalf("taker %q, want b", a.Taker())
 	}
@@ -106,6 +114,11 @@ func TestLeaseGrantRevokeRelease(t *testing.T) {
 	}
 	if err := a.Release(ctx); err != nil {
 		t.Fatalf("a second release: %v", err)
+	}
+	select {
+	case <-told:
+		t.Fatal("OnRevoked called twice")
+	default:
 	}
 	lb := grantedIn(t, ctx, b, "b")
 	if lb.Epoch() <= a.Epoch() {

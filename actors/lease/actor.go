@@ -45,9 +45,17 @@ func Props(cfg Config) *actor.Props {
 	if cfg.IdleAfter <= 0 {
 		cfg.IdleAfter = IdleAfter
 	}
+	// A lease actor takes a few messages at a time (an acquire, renews,
+	// a release), and there is one per name held: a small mailbox, whose
+	// ring buffer is allocated whole when the actor starts (4096 slots
+	// would be some 100 KiB per lease).
 	return actor.PropsFromProducer(func() actor.Actor { return &Actor{cfg: cfg, log: cfg.Logger} },
-		actor.WithMailbox(actor.Bounded(4096)))
+		actor.WithMailbox(actor.Bounded(MailboxSize)))
 }
+
+// MailboxSize bounds a lease actor's mailbox; senders wait when it is
+// full.
+const MailboxSize = 64
 
 // Actor arbitrates one name's lease: it adapts messages to its State,
 // sends what the State returns, and keeps one timer for the State's next

@@ -311,9 +311,10 @@ func startConnChild(addr string, n int, request bool, caFile string) (*connChild
 }
 
 // startMQTTConnChild starts a child whose connections each send an MQTT
-// CONNECT and read its CONNACK (M3).
-func startMQTTConnChild(addr string, n int) (*connChild, error) {
-	return startConnChildEnv(addr, n, "MESHKA_BENCH_MQTT=true")
+// CONNECT, with clean session 0 when persistent, and read its CONNACK
+// (M3, M3p).
+func startMQTTConnChild(addr string, n int, persistent bool) (*connChild, error) {
+	return startConnChildEnv(addr, n, "MESHKA_BENCH_MQTT=true", "MESHKA_BENCH_PERSISTENT="+strconv.FormatBool(persistent))
 }
 
 // startConnChildEnv starts the child with env, telling it what to do
@@ -394,7 +395,7 @@ func runConnChild() int {
 	var conns []net.Conn
 	if os.Getenv("MESHKA_BENCH_MQTT") == "true" {
 		conns, err = dialEach(n, func(i int) (net.Conn, error) {
-			c, err := dialMQTT(addr, fmt.Sprintf("idle-%d", i), mqttIdleKeepAlive)
+			c, err := dialMQTTSession(addr, fmt.Sprintf("idle-%d", i), mqttIdleKeepAlive, os.Getenv("MESHKA_BENCH_PERSISTENT") != "true")
 			if err != nil {
 				return nil, err
 			}

@@ -31,6 +31,12 @@ const mqttMaxBody = 1 << 20
 // dialMQTT connects and sends CONNECT (clean session, no will) with the
 // given keep alive in seconds, and checks the CONNACK.
 func dialMQTT(addr, clientID string, keepAlive uint16) (*mqttClient, error) {
+	return dialMQTTSession(addr, clientID, keepAlive, true)
+}
+
+// dialMQTTSession is dialMQTT with clean session as given: false keeps
+// the session past the connection.
+func dialMQTTSession(addr, clientID string, keepAlive uint16, clean bool) (*mqttClient, error) {
 	nc, err := net.DialTimeout("tcp", addr, 10*time.Second)
 	if err != nil {
 		return nil, err
@@ -38,7 +44,7 @@ func dialMQTT(addr, clientID string, keepAlive uint16) (*mqttClient, error) {
 	c := &mqttClient{nc: nc, r: bufio.NewReaderSize(nc, 16<<10)}
 	_ = nc.SetDeadline(time.Now().Add(30 * time.Second))
 	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: 4,
-		Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), ClientIdentifier: clientID, Keepalive: keepAlive, Clean: true}}
+		Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), ClientIdentifier: clientID, Keepalive: keepAlive, Clean: clean}}
 	var b bytes.Buffer
 	if err := pk.ConnectEncode(&b); err != nil {
 		nc.Close()

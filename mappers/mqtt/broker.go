@@ -101,7 +101,7 @@ func New(cfg config.MQTT, env Env) (*Broker, error) {
 	b := &Broker{cfg: cfg, env: env, log: log.With("component", "mqtt"), routes: rs, m: env.Mesh, clean: &localLeases{},
 		conns: map[*conn]struct{}{}, timers: map[string]*time.Timer{}}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
-	b.persistent = &meshLeases{m: env.Mesh, track: b.track, done: b.wg.Done}
+	b.persistent = &meshLeases{m: env.Mesh}
 	return b, nil
 }
 

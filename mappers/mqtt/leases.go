@@ -18,38 +18,17 @@ type leaser interface {
 // meshLeases hold sessions across the cluster, through the mesh API's
 // leases: one lease actor per client id arbitrates, wherever the holder
 // and the new connection are.
-type meshLeases struct {
-	m     *mesh.Mesh
-	track func(int) bool // counts a goroutine of the broker's
-	done  func()
-}
+type meshLeases struct{ m *mesh.Mesh }
 
 func (l *meshLeases) acquire(ctx context.Context, id, holder string, revoke func()) (func(), error) {
-	ls, err := l.m.Acquire(ctx, mesh.LeaseOptions{Name: leaseName, ID: id, Holder: holder})
+	ls, err := l.m.Acquire(ctx, mesh.LeaseOptions{Name: leaseName, ID: id, Holder: holder, OnRevoked: revoke})
 	if err != nil {
 		return nil, err
 	}
-	if !l.track(1) {
-		ls.Release(context.Background())
-		return nil, mesh.ErrClosed
-	}
-	stop := make(chan struct{})
-	go func() {
-		defer l.done()
-		select {
-		case <-ls.Revoked():
-			revoke()
-		case <-stop:
-		}
-	}()
-	var once sync.Once
 	return func() {
-		once.Do(func() {
-			close(stop)
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			ls.Release(ctx)
-		})
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		ls.Release(ctx)
 	}, nil
 }
 
