@@ -15,6 +15,7 @@ type Config struct {
 	Groups   Groups   `yaml:"groups"`
 	Tables   Tables   `yaml:"tables"`
 	MQTT     MQTT     `yaml:"mqtt"`
+	HTTP     HTTP     `yaml:"http"`
 	Security Security `yaml:"security"`
 	Log      Log      `yaml:"log"`
 	Dev      Dev      `yaml:"dev"`
@@ -235,6 +236,7 @@ func Default() Config {
 		},
 		Tables: Tables{MaxBytes: 256 * MiB},
 		MQTT:   defaultMQTT(),
+		HTTP:   defaultHTTP(),
 		Log: Log{
 			Level:  "info",
 			Format: "text",

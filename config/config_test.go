@@ -186,6 +186,23 @@ mqtt:
   routes:
     - filter: "sensors/#"
       topic: sensors
+http:
+  listen: 0.0.0.0:8080
+  advertise: api.example.com:443
+  allow_anonymous: false
+  cors_origins: ["https://app.example.com"]
+  max_body_bytes: 64KiB
+  read_header_timeout: 5s
+  idle_timeout: 30s
+  max_wait: 20s
+  routes:
+    - method: POST
+      path: /events/{id}
+      topic: events
+      capability: produce
+      key: "${params.id}"
+      headers: {source: "${header.x-source}"}
+      acks: leader
 security:
   users:
     - name: alice
@@ -260,6 +277,10 @@ func fullConfig() Config {
 			MaxKeepAlive: Duration(5 * time.Minute), MaxSessionExpiry: Duration(24 * time.Hour), TopicAliasMaximum: 10,
 			QoS0Acks: "leader", Topics: MQTTTopics{Messages: "m", Retained: "r", Sessions: "s", Partitions: 6, Replication: 3},
 			Routes: []MQTTRoute{{Filter: "sensors/#", Topic: "sensors"}}},
+		HTTP: HTTP{Listen: "0.0.0.0:8080", Advertise: "api.example.com:443", CORSOrigins: []string{"https://app.example.com"},
+			MaxBodyBytes: 64 * KiB, ReadHeaderTimeout: Duration(5 * time.Second), IdleTimeout: Duration(30 * time.Second),
+			MaxWait: Duration(20 * time.Second), Routes: []HTTPRoute{{Method: "POST", Path: "/events/{id}", Topic: "events",
+				Capability: "produce", Key: "${params.id}", Headers: map[string]string{"source": "${header.x-source}"}, Acks: "leader"}}},
 		Security: Security{Users: []User{{Name: "alice", ScramSHA512: &ScramCredential{Salt: "c2FsdA==", Iterations: 8192,
 			StoredKey: "c3RvcmVk", ServerKey: "c2VydmVy"}}}, SASL: SASLSettings{SessionLifetime: Duration(time.Hour)}},
 		Log: Log{Level: "debug", Format: "json"},
@@ -361,6 +382,12 @@ func TestExampleFileShowsTheDefaults(t *testing.T) {
 	}
 	if len(cfg.MQTT.Routes) == 0 {
 		cfg.MQTT.Routes = nil
+	}
+	if len(cfg.HTTP.Routes) == 0 {
+		cfg.HTTP.Routes = nil
+	}
+	if len(cfg.HTTP.CORSOrigins) == 0 {
+		cfg.HTTP.CORSOrigins = nil
 	}
 	if len(cfg.Security.Users) == 0 {
 		cfg.Security.Users = nil

@@ -90,6 +90,16 @@ func substituteEnv(src []byte, lookup func(string) (string, bool)) ([]byte, colu
 			continue
 		}
 		ref := src[i : i+closing+1]
+		if routeExpression(string(ref[2 : len(ref)-1])) {
+			// ${params.x} and ${header.x} are the HTTP routes' own,
+			// resolved per request: left as written.
+			for _, c := range ref {
+				sc.next(c)
+			}
+			emit(ref)
+			i, col = i+len(ref), col+runeCount(ref)
+			continue
+		}
 		value, err := expand(string(ref[2:len(ref)-1]), lookup)
 		if err != "" {
 			errs = append(errs, Error{Line: line, Column: col, Msg: err})
@@ -121,6 +131,12 @@ func expand(expr string, lookup func(string) (string, bool)) (string, string) {
 		return "", fmt.Sprintf("environment variable %s contains a newline, which is not allowed", name)
 	}
 	return v, ""
+}
+
+// routeExpression says whether the inside of a ${...} is an HTTP route's
+// substitution (http.routes), not an environment variable.
+func routeExpression(expr string) bool {
+	return strings.HasPrefix(expr, "params.") || strings.HasPrefix(expr, "header.")
 }
 
 func validEnvName(s string) bool {

@@ -112,6 +112,7 @@ func (c *Config) Validate() Errors {
 	v.intRange("groups.max_size", int64(c.Groups.MaxSize))
 	v.sizeRange("tables.max_bytes", c.Tables.MaxBytes, KiB, TiB)
 	v.validateMQTT(c.MQTT)
+	v.validateHTTP(c.HTTP)
 	first := map[string]int{}
 	for i, topic := range c.Cache.Bootstrap {
 		path := fmt.Sprintf("cache.bootstrap[%d]", i)

@@ -15,6 +15,27 @@ func TestValidate(t *testing.T) {
 		msg    string
 	}{
 		{"defaults", func(*Config) {}, "", ""},
+		{"mqtt route filter", func(c *Config) { c.MQTT.Routes = []MQTTRoute{{Filter: "a/#/b", Topic: "t"}} }, "mqtt.routes[0].filter", "'#' must be the last level"},
+		{"mqtt route to the sessions topic", func(c *Config) { c.MQTT.Routes = []MQTTRoute{{Filter: "a/#", Topic: "mqtt-sessions"}} }, "mqtt.routes[0].topic", "must not be the retained or sessions topic"},
+		{"mqtt topics the same", func(c *Config) { c.MQTT.Topics.Retained = "mqtt-messages" }, "mqtt.topics.retained", "must differ from mqtt.topics.messages"},
+		{"http route ok", func(c *Config) {
+			c.HTTP.Routes = []HTTPRoute{{Method: "POST", Path: "/e/{id}", Topic: "e", Capability: "produce", Key: "${params.id}"}}
+		}, "", ""},
+		{"http route unknown param", func(c *Config) {
+			c.HTTP.Routes = []HTTPRoute{{Method: "POST", Path: "/e/{id}", Topic: "e", Capability: "produce", Key: "${params.nope}"}}
+		}, "http.routes[0].key", `${params.nope}: the path "/e/{id}" has no {nope}`},
+		{"http route bad expression", func(c *Config) {
+			c.HTTP.Routes = []HTTPRoute{{Method: "POST", Path: "/e", Topic: "e", Capability: "produce", Headers: map[string]string{"h": "${who}"}}}
+		}, "http.routes[0].headers.h", "want ${params.<name>} or ${header.<name>}"},
+		{"http route path", func(c *Config) {
+			c.HTTP.Routes = []HTTPRoute{{Method: "GET", Path: "/e/x{id}", Topic: "e", Capability: "fetch"}}
+		}, "http.routes[0].path", "a parameter must be a whole segment"},
+		{"http fetch with POST", func(c *Config) {
+			c.HTTP.Routes = []HTTPRoute{{Method: "POST", Path: "/e", Topic: "e", Capability: "fetch"}}
+		}, "http.routes[0].method", "a fetch route is read with GET"},
+		{"http capability", func(c *Config) {
+			c.HTTP.Routes = []HTTPRoute{{Method: "GET", Path: "/e", Topic: "e", Capability: "teleport"}}
+		}, "http.routes[0].capability", "must be one of produce, fetch, stream"},
 		{"node.id negative", func(c *Config) { c.Node.ID = -1 }, "node.id", "must be between 0 and 2147483647, got -1"},
 		{"node.id max", func(c *Config) { c.Node.ID = 2147483647 }, "", ""},
 		{"listen empty host", func(c *Config) { c.Node.Listen = ":9092" }, "node.listen", "listens on all interfaces (empty host); set node.advertise"},

@@ -1,0 +1,163 @@
+package config
+
+import (
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// HTTP configures the HTTP mapper: routes that produce, fetch and stream
+// Kafka topics over HTTP.
+type HTTP struct {
+	// Listen is the host:port of the HTTP listener (or HTTPS with TLS
+	// set); empty: no HTTP listener.
+	Listen string `yaml:"listen"`
+	// Advertise is the host:port clients are told about (Location
+	// headers, logs); empty: Listen.
+	Advertise string `yaml:"advertise"`
+	TLS       *TLS   `yaml:"tls,omitempty"`
+	// AllowAnonymous serves requests without credentials. A request with
+	// Basic credentials is always checked against security.users.
+	AllowAnonymous bool `yaml:"allow_anonymous"`
+	// CORSOrigins are the origins browsers may call from ("*": any).
+	CORSOrigins []string `yaml:"cors_origins,omitempty"`
+	// MaxBodyBytes bounds a request's body (413 past it).
+	MaxBodyBytes Size `yaml:"max_body_bytes"`
+	// ReadHeaderTimeout bounds how long a client may take to send a
+	// request's headers; IdleTimeout how long a keep-alive connection
+	// waits for its next request.
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+	IdleTimeout       Duration `yaml:"idle_timeout"`
+	// MaxWait bounds a long poll's Prefer: wait=N.
+	MaxWait Duration `yaml:"max_wait"`
+	// Routes are matched in order; the first whose method and path match
+	// serves the request.
+	Routes []HTTPRoute `yaml:"routes,omitempty"`
+}
+
+// HTTPRoute maps requests of one method and path to a capability over a
+// Kafka topic.
+type HTTPRoute struct {
+	Method string `yaml:"method"`
+	// Path is matched segment by segment; {name} matches one segment and
+	// names it for ${params.name}.
+	Path       string `yaml:"path"`
+	Topic      string `yaml:"topic"`
+	Capability string `yaml:"capability"`
+	// Key is the record key, with ${params.x} and ${header.x}
+	// substitutions: produce's key, fetch's and stream's key filter.
+	Key string `yaml:"key"`
+	// Headers are record headers: produce writes them, fetch and stream
+	// deliver only records that have them all.
+	Headers map[string]string `yaml:"headers,omitempty"`
+	// Acks is what produce waits for: all (the default), leader or none.
+	Acks string `yaml:"acks"`
+}
+
+// HTTP capabilities.
+const (
+	CapProduce = "produce"
+	CapFetch   = "fetch"
+	CapStream  = "stream"
+)
+
+func defaultHTTP() HTTP {
+	return HTTP{
+		AllowAnonymous:    true,
+		MaxBodyBytes:      MiB,
+		ReadHeaderTimeout: Duration(10 * time.Second),
+		IdleTimeout:       Duration(2 * time.Minute),
+		MaxWait:           Duration(60 * time.Second),
+	}
+}
+
+var routeSubstitution = regexp.MustCompile(`\$\{([^}]*)\}`)
+
+func (v *validator) validateHTTP(h HTTP) {
+	if h.Listen != "" {
+		v.hostPort("http.listen", h.Listen, addrRules{})
+	}
+	if h.Advertise != "" {
+		v.hostPort("http.advertise", h.Advertise, addrRules{needHost: true})
+	}
+	if h.TLS != nil {
+		v.validateTLS("http.tls", *h.TLS, true)
+	}
+	for i, o := range h.CORSOrigins {
+		if o != "*" && !strings.HasPrefix(o, "http://") && !strings.HasPrefix(o, "https://") {
+			v.add(fmt.Sprintf("http.cors_origins[%d]", i), `must be "*" or an origin such as "https://app.example.com", got %q`, o)
+		}
+	}
+	v.sizeRange("http.max_body_bytes", h.MaxBodyBytes, 1, GiB)
+	v.durationRange("http.read_header_timeout", h.ReadHeaderTimeout, 100*time.Millisecond, 10*time.Minute)
+	v.durationRange("http.idle_timeout", h.IdleTimeout, 0, 24*time.Hour)
+	v.durationRange("http.max_wait", h.MaxWait, 0, 10*time.Minute)
+	for i, r := range h.Routes {
+		path := fmt.Sprintf("http.routes[%d]", i)
+		switch r.Method {
+		case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch:
+		default:
+			v.add(path+".method", "must be one of GET, POST, PUT, DELETE, PATCH; got %q", r.Method)
+		}
+		params, msg := RouteParams(r.Path)
+		if msg != "" {
+			v.add(path+".path", "%s", msg)
+		}
+		if msg := checkTopic(r.Topic); msg != "" {
+			v.add(path+".topic", "%s", msg)
+		}
+		v.oneOf(path+".capability", r.Capability, CapProduce, CapFetch, CapStream)
+		if r.Capability == CapProduce && r.Method == http.MethodGet {
+			v.add(path+".method", "a produce route takes a body: POST, PUT, DELETE or PATCH, not GET")
+		}
+		if (r.Capability == CapFetch || r.Capability == CapStream) && r.Method != http.MethodGet {
+			v.add(path+".method", "a %s route is read with GET, got %s", r.Capability, r.Method)
+		}
+		if r.Acks != "" {
+			v.oneOf(path+".acks", r.Acks, "all", "leader", "none")
+		}
+		check := func(key, s string) {
+			for _, m := range routeSubstitution.FindAllStringSubmatch(s, -1) {
+				name := m[1]
+				switch {
+				case strings.HasPrefix(name, "params."):
+					if p := strings.TrimPrefix(name, "params."); !params[p] {
+						v.add(key, "${%s}: the path %q has no {%s}", name, r.Path, p)
+					}
+				case strings.HasPrefix(name, "header.") && len(name) > len("header."):
+				default:
+					v.add(key, "${%s}: want ${params.<name>} or ${header.<name>}", name)
+				}
+			}
+		}
+		check(path+".key", r.Key)
+		for k, val := range r.Headers {
+			check(path+".headers."+k, val)
+		}
+	}
+}
+
+// RouteParams checks a route's path and returns the names of its
+// {params}, or what is wrong with it.
+func RouteParams(p string) (map[string]bool, string) {
+	if !strings.HasPrefix(p, "/") {
+		return nil, fmt.Sprintf(`must start with "/", got %q`, p)
+	}
+	params := map[string]bool{}
+	for _, seg := range strings.Split(p[1:], "/") {
+		if !strings.ContainsAny(seg, "{}") {
+			continue
+		}
+		name, ok := strings.CutPrefix(seg, "{")
+		if name, ok = strings.CutSuffix(name, "}"); !ok || name == "" || strings.ContainsAny(name, "{}") {
+			return nil, fmt.Sprintf("a parameter must be a whole segment such as {id}, got %q in %q", seg, p)
+		}
+		if params[name] {
+			return nil, fmt.Sprintf("parameter {%s} twice in %q", name, p)
+		}
+		params[name] = true
+	}
+	return params, ""
+}
