@@ -258,3 +258,33 @@ func (s *Subscription) give(ctx context.Context, r Record) bool {
 		return false
 	}
 }
+
+// Offsets is, per partition of topic, the offset start resolves to now:
+// Latest, the end (the offset the next record written gets); Earliest,
+// the log start; AtTime, the first record at or after the time (the end
+// when there is none); AtOffsets, the offsets given (the others at the
+// end). What a binding compares a client's position with, to say whether
+// anything is new.
+func (m *Mesh) Offsets(ctx context.Context, topic string, start Start) (map[int32]int64, error) {
+	n, err := m.Partitions(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	at := start.at
+	if at == 0 && start.offsets == nil {
+		at = upstream.OffsetLatest // the zero Start
+	}
+	out := make(map[int32]int64, n)
+	for p := range n {
+		if o, ok := start.offsets[p]; ok {
+			out[p] = o
+			continue
+		}
+		off, err := m.offsetAt(ctx, topic, p, at)
+		if err != nil {
+			return nil, err
+		}
+		out[p] = off
+	}
+	return out, nil
+}
