@@ -27,6 +27,7 @@ import (
 	"github.com/meshka/meshka/cluster"
 	"github.com/meshka/meshka/config"
 	"github.com/meshka/meshka/kafkawire"
+	httpmap "github.com/meshka/meshka/mappers/http"
 	"github.com/meshka/meshka/mappers/mqtt"
 	apimesh "github.com/meshka/meshka/mesh"
 	"github.com/meshka/meshka/netguard"
@@ -233,6 +234,12 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 	n.reg = cluster.NewRegistry(self, mesh)
 	n.api = apimesh.New(apimesh.Config{Cluster: mesh, Upstream: up, UpstreamName: upstreamName, Logger: log})
 	built, err := buildBindings(cfg, n.api, log)
+	if err == nil && cfg.HTTP.Listen != "" {
+		var hb apimesh.Binding
+		if hb, err = httpServer(cfg, n.api, us, log); err == nil {
+			built = append(built, namedBinding{"http", hb})
+		}
+	}
 	if err == nil && cfg.MQTT.Listen != "" {
 		var mq apimesh.Binding
 		if mq, err = mqttBroker(cfg, n.api, us, n.acl, log); err == nil {
@@ -369,6 +376,19 @@ func buildBindings(cfg config.Config, m *apimesh.Mesh, log *slog.Logger) ([]name
 		return nil, err
 	}
 	return built, nil
+}
+
+// httpServer builds the HTTP mapper of http.listen.
+func httpServer(cfg config.Config, m *apimesh.Mesh, us *auth.Users, log *slog.Logger) (*httpmap.Server, error) {
+	env := httpmap.Env{Mesh: m, Users: us, Logger: log}
+	if cfg.HTTP.TLS != nil {
+		t, err := tlsfiles.Server(*cfg.HTTP.TLS, log.With("listener", "http"))
+		if err != nil {
+			return nil, fmt.Errorf("http.tls: %w", err)
+		}
+		env.TLS = t
+	}
+	return httpmap.New(cfg.HTTP, env)
 }
 
 // mqttBroker builds the MQTT mapper of mqtt.listen.

@@ -111,6 +111,7 @@ func serve(c *command, args []string, dev bool, stdout, stderr io.Writer) int {
 	var devCA string
 	if dev {
 		devMQTT(&cfg)
+		devHTTP(&cfg)
 		var err error
 		if devCA, err = addDevSecurity(&cfg); err != nil {
 			log.Error("cannot set up the dev SASL_SSL listener", "err", err)
@@ -178,7 +179,7 @@ func startNodes(cfg config.Config, dev bool, log *slog.Logger) ([]*node.Node, er
 				c.Node.Advertise = portPlus(cfg.Node.Advertise, i)
 			}
 			c.Cluster.Bind = portPlus(cfg.Cluster.Bind, i)
-			for _, a := range []*string{&c.MQTT.Listen, &c.MQTT.Advertise, &c.MQTT.WebSocket} {
+			for _, a := range []*string{&c.MQTT.Listen, &c.MQTT.Advertise, &c.MQTT.WebSocket, &c.HTTP.Listen, &c.HTTP.Advertise} {
 				if *a != "" {
 					*a = portPlus(*a, i)
 				}
@@ -224,6 +225,19 @@ func devMQTT(cfg *config.Config) {
 	cfg.MQTT.Listen = "127.0.0.1:1883"
 	if _, port, err := net.SplitHostPort(cfg.Node.Listen); err == nil && port == "0" {
 		cfg.MQTT.Listen = "127.0.0.1:0"
+	}
+}
+
+// devHTTP serves HTTP in meshka dev, on 127.0.0.1:8080 unless the
+// configuration says where (a Kafka listener on port 0 picks one for
+// HTTP too).
+func devHTTP(cfg *config.Config) {
+	if cfg.HTTP.Listen != "" {
+		return
+	}
+	cfg.HTTP.Listen = "127.0.0.1:8080"
+	if _, port, err := net.SplitHostPort(cfg.Node.Listen); err == nil && port == "0" {
+		cfg.HTTP.Listen = "127.0.0.1:0"
 	}
 }
 

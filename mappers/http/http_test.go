@@ -1,0 +1,244 @@
+package httpmap_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/meshka/meshka/config"
+	"github.com/meshka/meshka/internal/testenv"
+	httpmap "github.com/meshka/meshka/mappers/http"
+)
+
+var routes = []config.HTTPRoute{
+	{Method: "POST", Path: "/events/{id}", Topic: "events", Capability: "produce", Key: "${params.id}",
+		Headers: map[string]string{"source": "${header.x-source}"}},
+	{Method: "GET", Path: "/events", Topic: "events", Capability: "fetch"},
+	{Method: "GET", Path: "/events/{id}", Topic: "events", Capability: "fetch", Key: "${params.id}"},
+	{Method: "GET", Path: "/stream", Topic: "events", Capability: "stream"},
+}
+
+func start(t testing.TB, opts ...testenv.Option) (*testenv.Env, string) {
+	t.Helper()
+	env := testenv.StartWith(t, []kfake.Opt{kfake.SeedTopics(3, "events")}, append([]testenv.Option{func(cfg *config.Config) {
+		cfg.HTTP.Listen = "127.0.0.1:0"
+		cfg.HTTP.Routes = routes
+		cfg.HTTP.MaxBodyBytes = 1024
+	}}, opts...)...)
+	b, ok := env.Node.Binding("http")
+	if !ok {
+		t.Fatal("no HTTP binding")
+	}
+	return env, "http://" + b.(*httpmap.Server).Addr().String()
+}
+
+func do(t testing.TB, method, url, body string, header map[string]string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+// A POST is a record: key from the path, the content type and a header
+// from the request; 201 says where it went; a Kafka client reads it.
+func TestProduce(t *testing.T) {
+	env, base := start(t)
+	resp, body := do(t, "POST", base+"/events/order-7", `{"total":12}`, map[string]string{"Content-Type": "application/json", "X-Source": "web"})
+	if resp.StatusCode != 201 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	var p struct {
+		Topic     string
+		Partition int32
+		Offset    int64
+	}
+	if err := json.Unmarshal([]byte(body), &p); err != nil || p.Topic != "events" || p.Offset < 0 {
+		t.Fatalf("answer %s (%v)", body, err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(env.Upstream.ListenAddrs()...), kgo.ConsumeTopics("events"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var rec *kgo.Record
+	for rec == nil && ctx.Err() == nil {
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) { rec = r })
+	}
+	if rec == nil || string(rec.Key) != "order-7" || string(rec.Value) != `{"total":12}` || rec.Partition != p.Partition || rec.Offset != p.Offset {
+		t.Fatalf("record %+v", rec)
+	}
+	hs := map[string]string{}
+	for _, h := range rec.Headers {
+		hs[h.Key] = string(h.Value)
+	}
+	if hs["content-type"] != "application/json" || hs["source"] != "web" {
+		t.Fatalf("headers %v", hs)
+	}
+}
+
+// Bad requests get a clear status: a body over http.max_body_bytes 413,
+// an unknown path 404, a method the path does not take 405.
+func TestProduceRefusals(t *testing.T) {
+	_, base := start(t)
+	if resp, body := do(t, "POST", base+"/events/x", strings.Repeat("a", 2000), nil); resp.StatusCode != 413 {
+		t.Errorf("oversize: %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := do(t, "GET", base+"/nowhere", "", nil); resp.StatusCode != 404 {
+		t.Errorf("unknown route: %d", resp.StatusCode)
+	}
+	if resp, _ := do(t, "PUT", base+"/events", "", nil); resp.StatusCode != 405 || resp.Header.Get("Allow") != "GET" {
+		t.Errorf("wrong method: %d Allow %q", resp.StatusCode, resp.Header.Get("Allow"))
+	}
+}
+
+// GET merges the topic into a JSON array (a key's records only, on a
+// keyed route); its ETag answers 304 while nothing is new, and a long
+// poll returns once something is.
+func TestFetch(t *testing.T) {
+	env, base := start(t)
+	kc, err := kgo.NewClient(kgo.SeedBrokers(env.Node.Addr().String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kc.Close()
+	ctx := t.Context()
+	for i, k := range []string{"a", "b", "a"} {
+		if err := kc.ProduceSync(ctx, &kgo.Record{Topic: "events", Key: []byte(k), Value: []byte(fmt.Sprintf(`{"n":%d}`, i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kc.ProduceSync(ctx, &kgo.Record{Topic: "events", Key: []byte("a"), Value: []byte("plain text")})
+	resp, body := do(t, "GET", base+"/events/a", "", nil)
+	if resp.StatusCode != 200 || strings.TrimSpace(body) != `[{"n":0},{"n":2},"plain text"]` {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	resp, body = do(t, "GET", base+"/events", "", nil)
+	var all []any
+	if err := json.Unmarshal([]byte(body), &all); err != nil || len(all) != 4 {
+		t.Fatalf("all: %s (%v)", body, err)
+	}
+	tag := resp.Header.Get("ETag")
+	if resp, _ := do(t, "GET", base+"/events", "", map[string]string{"If-None-Match": tag}); resp.StatusCode != 304 {
+		t.Fatalf("unchanged: %d, want 304", resp.StatusCode)
+	}
+	go func() {
+		time.Sleep(500 * time.Millisecond)
+		kc.ProduceSync(context.Background(), &kgo.Record{Topic: "events", Key: []byte("c"), Value: []byte(`{"n":9}`)})
+	}()
+	resp, body = do(t, "GET", base+"/events", "", map[string]string{"If-None-Match": tag, "Prefer": "wait=10"})
+	if resp.StatusCode != 200 || !strings.Contains(body, `{"n":9}`) || resp.Header.Get("ETag") == tag {
+		t.Fatalf("long poll: %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := do(t, "GET", base+"/events", "", map[string]string{"If-None-Match": resp.Header.Get("ETag"), "Prefer": "wait=1"}); resp.StatusCode != 304 {
+		t.Fatalf("long poll with nothing new: %d, want 304", resp.StatusCode)
+	}
+}
+
+// sse reads a stream's events: id, event and data.
+type event struct{ id, event, data string }
+
+func readEvents(t testing.TB, r *bufio.Reader, n int) []event {
+	t.Helper()
+	var out []event
+	var e event
+	for len(out) < n {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("after %d events: %v", len(out), err)
+		}
+		line = strings.TrimSuffix(line, "\n")
+		switch {
+		case line == "":
+			if e.data != "" || e.event != "" {
+				out = append(out, e)
+			}
+			e = event{}
+		case strings.HasPrefix(line, "id: "):
+			e.id = line[4:]
+		case strings.HasPrefix(line, "event: "):
+			e.event = line[7:]
+		case strings.HasPrefix(line, "data: "):
+			e.data = line[6:]
+		}
+	}
+	return out
+}
+
+// SSE: events as records come; a client that reconnects with the last
+// id it got gets exactly what came after, none lost or repeated; a
+// delete is event: delete; a bad id is 400.
+func TestStreamResumes(t *testing.T) {
+	env, base := start(t)
+	kc, err := kgo.NewClient(kgo.SeedBrokers(env.Node.Addr().String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kc.Close()
+	ctx := t.Context()
+	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/stream", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("stream: %v %+v", err, resp)
+	}
+	rd := bufio.NewReader(resp.Body)
+	produce := func(from, to int) {
+		for i := from; i < to; i++ {
+			if err := kc.ProduceSync(ctx, &kgo.Record{Topic: "events", Key: []byte(fmt.Sprint("k", i%5)), Value: []byte(fmt.Sprint(i))}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	produce(0, 10)
+	first := readEvents(t, rd, 5)
+	resp.Body.Close() // the client drops the stream after 5 events
+	produce(10, 20)
+	kc.ProduceSync(ctx, &kgo.Record{Topic: "events", Key: []byte("gone"), Value: nil})
+	req, _ = http.NewRequestWithContext(ctx, "GET", base+"/stream", nil)
+	req.Header.Set("Last-Event-ID", first[len(first)-1].id)
+	resp2, err := http.DefaultClient.Do(req)
+	if err != nil || resp2.StatusCode != 200 {
+		t.Fatalf("resume: %v %+v", err, resp2)
+	}
+	defer resp2.Body.Close()
+	rest := readEvents(t, bufio.NewReader(resp2.Body), 16)
+	seen := map[string]int{}
+	for _, e := range append(first, rest...) {
+		if e.event == "delete" {
+			if e.data != "gone" {
+				t.Errorf("delete of %q", e.data)
+			}
+			continue
+		}
+		seen[e.data]++
+	}
+	for i := range 20 {
+		if seen[fmt.Sprint(i)] != 1 {
+			t.Errorf("record %d came %d times", i, seen[fmt.Sprint(i)])
+		}
+	}
+	if resp, _ := do(t, "GET", base+"/stream", "", map[string]string{"Last-Event-ID": "not-an-id"}); resp.StatusCode != 400 {
+		t.Errorf("bad Last-Event-ID: %d, want 400", resp.StatusCode)
+	}
+}

@@ -1,0 +1,227 @@
+// Package httpmap is meshka's HTTP mapper (directory mappers/http):
+// configured routes that produce HTTP bodies as records, fetch a topic
+// as a JSON array with an ETag of its position, and stream it as
+// Server-Sent Events whose ids resume exactly, on any node. It uses the
+// public mesh API only.
+package httpmap
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/meshka/meshka/auth"
+	"github.com/meshka/meshka/config"
+	"github.com/meshka/meshka/mesh"
+	"github.com/meshka/meshka/netguard"
+	"github.com/meshka/meshka/records"
+)
+
+// Env is what the node gives the mapper.
+type Env struct {
+	Mesh   *mesh.Mesh
+	Users  *auth.Users // Basic credentials are checked against them
+	TLS    *tls.Config // nil: plain HTTP
+	Logger *slog.Logger
+}
+
+// Server is the HTTP listener of one node.
+type Server struct {
+	cfg    config.HTTP
+	env    Env
+	log    *slog.Logger
+	routes []*route
+
+	producers map[mesh.Acks]*mesh.Producer
+	srv       *http.Server
+	ln        net.Listener
+
+	ctx    context.Context // ends at Stop: streams and long polls end
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New builds the mapper from a validated configuration.
+func New(cfg config.HTTP, env Env) (*Server, error) {
+	if env.Mesh == nil {
+		return nil, errors.New("http: no mesh")
+	}
+	log := env.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{cfg: cfg, env: env, log: log.With("component", "http"), routes: compile(cfg.Routes)}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s, nil
+}
+
+var _ mesh.Binding = (*Server)(nil)
+
+// Start binds the listener and serves it.
+func (s *Server) Start(ctx context.Context) error {
+	s.producers = map[mesh.Acks]*mesh.Producer{}
+	for _, a := range []mesh.Acks{mesh.AcksAll, mesh.AcksLeader, mesh.AcksNone} {
+		s.producers[a] = s.env.Mesh.NewProducer(mesh.ProducerOptions{Acks: a, Compression: records.CodecNone})
+	}
+	raw, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("http.listen: %w", err)
+	}
+	s.ln = netListener{netguard.Listen(raw, "http", netguard.Limits{MaxConns: netguard.MaxConnsFromFileLimit()}, s.log)}
+	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: s.cfg.ReadHeaderTimeout.D(), IdleTimeout: s.cfg.IdleTimeout.D(),
+		MaxHeaderBytes: 64 << 10, TLSConfig: s.env.TLS, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		BaseContext: func(net.Listener) context.Context { return s.ctx }}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		var err error
+		if s.env.TLS != nil {
+			err = s.srv.ServeTLS(s.ln, "", "")
+		} else {
+			err = s.srv.Serve(s.ln)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Warn("HTTP listener ended", "err", err)
+		}
+	}()
+	s.log.Info("HTTP listener started", "listen", s.ln.Addr().String(), "routes", len(s.routes), "tls", s.env.TLS != nil)
+	return nil
+}
+
+// Addr is the bound address.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Stop ends streams and long polls, lets requests in progress finish
+// within ctx, and closes the listener.
+func (s *Server) Stop(ctx context.Context) error {
+	s.cancel()
+	var err error
+	if s.srv != nil {
+		err = s.srv.Shutdown(ctx)
+		if err != nil {
+			s.srv.Close()
+		}
+	}
+	s.wg.Wait()
+	cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, p := range s.producers {
+		p.Close(cctx)
+	}
+	return err
+}
+
+// Health reports whether the listener serves.
+func (s *Server) Health() mesh.Health {
+	return mesh.Health{OK: s.ctx.Err() == nil, Detail: fmt.Sprintf("%d routes", len(s.routes))}
+}
+
+// ServeHTTP routes a request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.cors(w, r) {
+		return
+	}
+	if !s.authenticate(w, r) {
+		return
+	}
+	rt, params, allowed := find(s.routes, r.Method, r.URL.Path)
+	if rt == nil {
+		if len(allowed) > 0 {
+			w.Header().Set("Allow", strings.Join(allowed, ", "))
+			problem(w, http.StatusMethodNotAllowed, "%s is not served on %s; allowed: %s", r.Method, r.URL.Path, strings.Join(allowed, ", "))
+			return
+		}
+		problem(w, http.StatusNotFound, "no route serves %s %s", r.Method, r.URL.Path)
+		return
+	}
+	switch rt.cfg.Capability {
+	case config.CapProduce:
+		s.produce(w, r, rt, params)
+	case config.CapFetch:
+		s.fetch(w, r, rt, params)
+	case config.CapStream:
+		s.stream(w, r, rt, params)
+	}
+}
+
+// cors answers a preflight and sets the allowed origin; true: answered.
+func (s *Server) cors(w http.ResponseWriter, r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" || len(s.cfg.CORSOrigins) == 0 {
+		return false
+	}
+	if !slices.Contains(s.cfg.CORSOrigins, "*") && !slices.Contains(s.cfg.CORSOrigins, origin) {
+		return false
+	}
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Add("Vary", "Origin")
+	h.Set("Access-Control-Expose-Headers", "ETag, Location")
+	if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+		h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, PATCH")
+		h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Idempotency-Key, If-None-Match, If-Match, Last-Event-ID, Prefer")
+		h.Set("Access-Control-Max-Age", "600")
+		w.WriteHeader(http.StatusNoContent)
+		return true
+	}
+	return false
+}
+
+// authenticate checks Basic credentials; false: answered 401.
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) bool {
+	user, password, ok := r.BasicAuth()
+	if !ok {
+		if s.cfg.AllowAnonymous {
+			return true
+		}
+		w.Header().Set("WWW-Authenticate", `Basic realm="meshka"`)
+		problem(w, http.StatusUnauthorized, "credentials required")
+		return false
+	}
+	if err := s.env.Users.CheckPassword(user, password); err != nil {
+		s.log.Info("HTTP authentication failed", "remote", r.RemoteAddr, "user", user)
+		w.Header().Set("WWW-Authenticate", `Basic realm="meshka"`)
+		problem(w, http.StatusUnauthorized, "bad username or password")
+		return false
+	}
+	return true
+}
+
+// problem answers an error as RFC 9457 problem details.
+func problem(w http.ResponseWriter, status int, format string, args ...any) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]any{"status": status, "title": http.StatusText(status), "detail": fmt.Sprintf(format, args...)})
+}
+
+// netListener is a guarded listener as a net.Listener.
+type netListener struct{ *netguard.Listener }
+
+func (l netListener) Accept() (net.Conn, error) {
+	c, release, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &guardedConn{Conn: c, release: release}, nil
+}
+
+type guardedConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (g *guardedConn) Close() error {
+	err := g.Conn.Close()
+	g.once.Do(g.release)
+	return err
+}
