@@ -54,13 +54,36 @@ type HTTPRoute struct {
 	Headers map[string]string `yaml:"headers,omitempty"`
 	// Acks is what produce waits for: all (the default), leader or none.
 	Acks string `yaml:"acks"`
+	// Filters narrow fetch, stream and websocket to records matching any
+	// of them (each: a key and headers, all of which must match), besides
+	// Key and Headers.
+	Filters []HTTPFilter `yaml:"filters,omitempty"`
+	// ReplyTo is a request route's reply topic: the request is produced
+	// to Topic with a correlation id and this reply-to header, and the
+	// answer is the record on ReplyTo with the same correlation id.
+	ReplyTo string `yaml:"reply_to"`
+	// Async lets a request route answer Prefer: respond-async with 202
+	// and a Location to GET the reply from.
+	Async bool `yaml:"async"`
+	// Timeout bounds how long a request route waits for its reply (504
+	// past it).
+	Timeout Duration `yaml:"timeout"`
+}
+
+// HTTPFilter is one alternative of a route's filters.
+type HTTPFilter struct {
+	Key     string            `yaml:"key"`
+	Headers map[string]string `yaml:"headers,omitempty"`
 }
 
 // HTTP capabilities.
 const (
-	CapProduce = "produce"
-	CapFetch   = "fetch"
-	CapStream  = "stream"
+	CapProduce   = "produce"
+	CapFetch     = "fetch"
+	CapItem      = "item"
+	CapStream    = "stream"
+	CapWebSocket = "websocket"
+	CapRequest   = "request"
 )
 
 func defaultHTTP() HTTP {
@@ -108,16 +131,30 @@ func (v *validator) validateHTTP(h HTTP) {
 		if msg := checkTopic(r.Topic); msg != "" {
 			v.add(path+".topic", "%s", msg)
 		}
-		v.oneOf(path+".capability", r.Capability, CapProduce, CapFetch, CapStream)
+		v.oneOf(path+".capability", r.Capability, CapProduce, CapFetch, CapItem, CapStream, CapWebSocket, CapRequest)
 		if r.Capability == CapProduce && r.Method == http.MethodGet {
 			v.add(path+".method", "a produce route takes a body: POST, PUT, DELETE or PATCH, not GET")
 		}
-		if (r.Capability == CapFetch || r.Capability == CapStream) && r.Method != http.MethodGet {
+		if (r.Capability == CapFetch || r.Capability == CapStream || r.Capability == CapWebSocket) && r.Method != http.MethodGet {
 			v.add(path+".method", "a %s route is read with GET, got %s", r.Capability, r.Method)
 		}
 		if r.Acks != "" {
 			v.oneOf(path+".acks", r.Acks, "all", "leader", "none")
 		}
+		switch {
+		case r.Capability == CapRequest:
+			if msg := checkTopic(r.ReplyTo); msg != "" {
+				v.add(path+".reply_to", "a request route needs its reply topic: %s", msg)
+			}
+			if r.Method == http.MethodGet {
+				v.add(path+".method", "a request route takes a body: POST, PUT, DELETE or PATCH, not GET")
+			}
+		case r.ReplyTo != "":
+			v.add(path+".reply_to", "only a request route has a reply topic")
+		case r.Async:
+			v.add(path+".async", "only a request route answers asynchronously")
+		}
+		v.durationRange(path+".timeout", r.Timeout, 0, 10*time.Minute)
 		check := func(key, s string) {
 			for _, m := range routeSubstitution.FindAllStringSubmatch(s, -1) {
 				name := m[1]
@@ -135,6 +172,13 @@ func (v *validator) validateHTTP(h HTTP) {
 		check(path+".key", r.Key)
 		for k, val := range r.Headers {
 			check(path+".headers."+k, val)
+		}
+		for j, f := range r.Filters {
+			fp := fmt.Sprintf("%s.filters[%d]", path, j)
+			check(fp+".key", f.Key)
+			for k, val := range f.Headers {
+				check(fp+".headers."+k, val)
+			}
 		}
 	}
 }

@@ -35,7 +35,7 @@ func TestValidate(t *testing.T) {
 		}, "http.routes[0].method", "a fetch route is read with GET"},
 		{"http capability", func(c *Config) {
 			c.HTTP.Routes = []HTTPRoute{{Method: "GET", Path: "/e", Topic: "e", Capability: "teleport"}}
-		}, "http.routes[0].capability", "must be one of produce, fetch, stream"},
+		}, "http.routes[0].capability", "must be one of produce, fetch, item, stream, websocket, request"},
 		{"node.id negative", func(c *Config) { c.Node.ID = -1 }, "node.id", "must be between 0 and 2147483647, got -1"},
 		{"node.id max", func(c *Config) { c.Node.ID = 2147483647 }, "", ""},
 		{"listen empty host", func(c *Config) { c.Node.Listen = ":9092" }, "node.listen", "listens on all interfaces (empty host); set node.advertise"},

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/meshka/meshka/config"
 	"github.com/meshka/meshka/mappers/http/position"
 	"github.com/meshka/meshka/mesh"
 )
@@ -24,6 +25,7 @@ const fetchMaxBytes = 8 << 20
 type matcher struct {
 	key     []byte // nil: any
 	headers []mesh.Header
+	any     []matcher // the route's filters: one must match, when there are any
 }
 
 func (s *Server) matcher(w http.ResponseWriter, r *http.Request, rt *route, params map[string]string) (matcher, bool) {
@@ -44,6 +46,13 @@ func (s *Server) matcher(w http.ResponseWriter, r *http.Request, rt *route, para
 		}
 		m.headers = append(m.headers, mesh.Header{Key: k, Value: []byte(val)})
 	}
+	for _, f := range rt.cfg.Filters {
+		sub, ok := s.matcher(w, r, &route{cfg: config.HTTPRoute{Key: f.Key, Headers: f.Headers}}, params)
+		if !ok {
+			return m, false
+		}
+		m.any = append(m.any, sub)
+	}
 	return m, true
 }
 
@@ -57,7 +66,15 @@ func (m matcher) match(rec *mesh.Record) bool {
 			return false
 		}
 	}
-	return true
+	if len(m.any) == 0 {
+		return true
+	}
+	for _, a := range m.any {
+		if a.match(rec) {
+			return true
+		}
+	}
+	return false
 }
 
 // fetch answers the topic's records the route matches, read from the

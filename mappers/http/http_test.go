@@ -25,6 +25,7 @@ var routes = []config.HTTPRoute{
 	{Method: "GET", Path: "/events", Topic: "events", Capability: "fetch"},
 	{Method: "GET", Path: "/events/{id}", Topic: "events", Capability: "fetch", Key: "${params.id}"},
 	{Method: "GET", Path: "/stream", Topic: "events", Capability: "stream"},
+	{Method: "GET", Path: "/some", Topic: "events", Capability: "fetch", Filters: []config.HTTPFilter{{Key: "a"}, {Key: "c"}}},
 }
 
 func start(t testing.TB, opts ...testenv.Option) (*testenv.Env, string) {
@@ -140,6 +141,9 @@ func TestFetch(t *testing.T) {
 		t.Fatalf("all: %s (%v)", body, err)
 	}
 	tag := resp.Header.Get("ETag")
+	if _, body := do(t, "GET", base+"/some", "", nil); strings.TrimSpace(body) != `[{"n":0},{"n":2},"plain text"]` {
+		t.Fatalf("filters a or c: %s", body)
+	}
 	if resp, _ := do(t, "GET", base+"/events", "", map[string]string{"If-None-Match": tag}); resp.StatusCode != 304 {
 		t.Fatalf("unchanged: %d, want 304", resp.StatusCode)
 	}

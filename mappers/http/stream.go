@@ -107,6 +107,9 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, rt *route, param
 			}
 			continue
 		}
+		if !m.match(&rec) {
+			continue // the route's filters with keys of their own are checked here
+		}
 		bw.WriteString("id: " + position.Encode(sub.Positions()) + "\n")
 		if rec.Value == nil {
 			bw.WriteString("event: delete\n")
