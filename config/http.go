@@ -32,6 +32,10 @@ type HTTP struct {
 	IdleTimeout       Duration `yaml:"idle_timeout"`
 	// MaxWait bounds a long poll's Prefer: wait=N.
 	MaxWait Duration `yaml:"max_wait"`
+	// Confluent serves the Confluent REST Proxy's API (v3 under /v3, v2
+	// under /topics and /consumers) besides the routes, which a route of
+	// the same method and path overrides; meshka dev turns it on.
+	Confluent bool `yaml:"confluent"`
 	// Routes are matched in order; the first whose method and path match
 	// serves the request.
 	Routes []HTTPRoute `yaml:"routes,omitempty"`
