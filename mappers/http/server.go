@@ -150,6 +150,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.fetch(w, r, rt, params)
 	case config.CapStream:
 		s.stream(w, r, rt, params)
+	case config.CapItem:
+		s.item(w, r, rt, params)
 	default:
 		problem(w, http.StatusNotImplemented, "the %s capability is not served by this version of meshka", rt.cfg.Capability)
 	}
