@@ -307,3 +307,97 @@ func TestItems(t *testing.T) {
 		t.Fatalf("delete again: %d", resp.StatusCode)
 	}
 }
+
+// responder answers every request record on requests with a reply on
+// replies: the body upper-cased, status 201, as a Kafka service would.
+func responder(t testing.TB, env *testenv.Env) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(env.Upstream.ListenAddrs()...), kgo.ConsumeTopics("requests"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	t.Cleanup(func() { cancel(); <-done; cl.Close() })
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+				var corr, to []byte
+				for _, h := range r.Headers {
+					switch h.Key {
+					case "correlation-id":
+						corr = h.Value
+					case "reply-to":
+						to = h.Value
+					}
+				}
+				cl.Produce(ctx, &kgo.Record{Topic: string(to), Value: []byte(strings.ToUpper(string(r.Value))),
+					Headers: []kgo.RecordHeader{{Key: "correlation-id", Value: corr}, {Key: "status", Value: []byte("201")},
+						{Key: "content-type", Value: []byte("text/plain")}}}, nil)
+			})
+		}
+	}()
+}
+
+// Request-reply: each request's answer is its own reply (none
+// mismatched, many at once), with the status and content type the
+// reply's headers set; async answers 202 with a Location that returns
+// the reply.
+func TestRequestReply(t *testing.T) {
+	env := testenv.StartWith(t, []kfake.Opt{kfake.SeedTopics(3, "requests", "replies")}, func(cfg *config.Config) {
+		cfg.HTTP.Listen = "127.0.0.1:0"
+		cfg.HTTP.Routes = []config.HTTPRoute{{Method: "POST", Path: "/rpc", Topic: "requests", Capability: "request", ReplyTo: "replies",
+			Async: true, Timeout: config.Duration(20 * time.Second)}}
+	})
+	b, _ := env.Node.Binding("http")
+	base := "http://" + b.(*httpmap.Server).Addr().String()
+	responder(t, env)
+	const n, workers = 1000, 50
+	errs := make(chan error, n)
+	next := make(chan int, n)
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	for range workers {
+		go func() {
+			for i := range next {
+				errs <- ask(t, base, i)
+			}
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	resp, _ := do(t, "POST", base+"/rpc", "later", map[string]string{"Prefer": "respond-async"})
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != 202 || !strings.HasPrefix(loc, "/rpc/") {
+		t.Fatalf("async: %d Location %q", resp.StatusCode, loc)
+	}
+	resp, body := do(t, "GET", base+loc, "", map[string]string{"Prefer": "wait=10"})
+	if resp.StatusCode != 201 || body != "LATER" {
+		t.Fatalf("async reply: %d %q", resp.StatusCode, body)
+	}
+}
+
+// ask makes one request and checks that its reply is its own.
+func ask(t testing.TB, base string, i int) error {
+	want := fmt.Sprint("hello ", i)
+	req, err := http.NewRequest("POST", base+"/rpc", strings.NewReader(want))
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 201 || string(body) != strings.ToUpper(want) || resp.Header.Get("Content-Type") != "text/plain" {
+		return fmt.Errorf("request %d: %d %q", i, resp.StatusCode, body)
+	}
+	return nil
+}

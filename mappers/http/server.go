@@ -42,6 +42,7 @@ type Server struct {
 	routes []*route
 
 	producers map[mesh.Acks]*mesh.Producer
+	replies   replies
 	srv       *http.Server
 	ln        net.Listener
 
@@ -60,6 +61,7 @@ func New(cfg config.HTTP, env Env) (*Server, error) {
 		log = slog.Default()
 	}
 	s := &Server{cfg: cfg, env: env, log: log.With("component", "http"), routes: compile(cfg.Routes)}
+	s.replies.s = s
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
 }
@@ -134,6 +136,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rt, params, allowed := find(s.routes, r.Method, r.URL.Path)
+	if rt == nil && r.Method == http.MethodGet {
+		if art, id, ok := s.asyncRoute(r.URL.Path); ok {
+			s.asyncReply(w, r, art, id)
+			return
+		}
+	}
 	if rt == nil {
 		if len(allowed) > 0 {
 			w.Header().Set("Allow", strings.Join(allowed, ", "))
@@ -152,9 +160,29 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.stream(w, r, rt, params)
 	case config.CapItem:
 		s.item(w, r, rt, params)
+	case config.CapRequest:
+		s.request(w, r, rt, params)
 	default:
 		problem(w, http.StatusNotImplemented, "the %s capability is not served by this version of meshka", rt.cfg.Capability)
 	}
+}
+
+// asyncRoute finds the async request route whose replies path holds:
+// the route's path, then the correlation id.
+func (s *Server) asyncRoute(path string) (*route, string, bool) {
+	i := strings.LastIndexByte(path, '/')
+	if i <= 0 || i == len(path)-1 {
+		return nil, "", false
+	}
+	for _, rt := range s.routes {
+		if rt.cfg.Capability != config.CapRequest || !rt.cfg.Async {
+			continue
+		}
+		if _, ok := rt.match(path[:i]); ok {
+			return rt, path[i+1:], true
+		}
+	}
+	return nil, "", false
 }
 
 // cors answers a preflight and sets the allowed origin; true: answered.
