@@ -236,7 +236,7 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 	built, err := buildBindings(cfg, n.api, log)
 	if err == nil && cfg.HTTP.Listen != "" {
 		var hb apimesh.Binding
-		if hb, err = httpServer(cfg, n.api, us, log); err == nil {
+		if hb, err = httpServer(cfg, n.api, us, oauth, n.acl, log); err == nil {
 			built = append(built, namedBinding{"http", hb})
 		}
 	}
@@ -379,8 +379,8 @@ func buildBindings(cfg config.Config, m *apimesh.Mesh, log *slog.Logger) ([]name
 }
 
 // httpServer builds the HTTP mapper of http.listen.
-func httpServer(cfg config.Config, m *apimesh.Mesh, us *auth.Users, log *slog.Logger) (*httpmap.Server, error) {
-	env := httpmap.Env{Mesh: m, Users: us, Logger: log}
+func httpServer(cfg config.Config, m *apimesh.Mesh, us *auth.Users, bearer *auth.OAuthBearer, az *acl.Authorizer, log *slog.Logger) (*httpmap.Server, error) {
+	env := httpmap.Env{Mesh: m, Users: us, Bearer: bearer, ACL: az, Logger: log}
 	if cfg.HTTP.TLS != nil {
 		t, err := tlsfiles.Server(*cfg.HTTP.TLS, log.With("listener", "http"))
 		if err != nil {

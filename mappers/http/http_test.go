@@ -3,6 +3,7 @@ package httpmap_test
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -400,4 +401,8 @@ func ask(t testing.TB, base string, i int) error {
 		return fmt.Errorf("request %d: %d %q", i, resp.StatusCode, body)
 	}
 	return nil
+}
+
+func basicAuth(user, password string) string {
+	return base64.StdEncoding.EncodeToString([]byte(user + ":" + password))
 }

@@ -14,11 +14,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/meshka/meshka/acl"
 	"github.com/meshka/meshka/auth"
 	"github.com/meshka/meshka/config"
 	"github.com/meshka/meshka/mesh"
@@ -28,8 +30,14 @@ import (
 
 // Env is what the node gives the mapper.
 type Env struct {
-	Mesh   *mesh.Mesh
-	Users  *auth.Users // Basic credentials are checked against them
+	Mesh  *mesh.Mesh
+	Users *auth.Users // Basic credentials are checked against them
+	// Bearer checks Bearer tokens (security.oauthbearer); nil: a Bearer
+	// token is refused.
+	Bearer *auth.OAuthBearer
+	// ACL authorizes each request's principal on the route's topics;
+	// nil or disabled: everything is allowed.
+	ACL    *acl.Authorizer
 	TLS    *tls.Config // nil: plain HTTP
 	Logger *slog.Logger
 }
@@ -132,7 +140,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.cors(w, r) {
 		return
 	}
-	if !s.authenticate(w, r) {
+	principal, ok := s.authenticate(w, r)
+	if !ok {
 		return
 	}
 	rt, params, allowed := find(s.routes, r.Method, r.URL.Path)
@@ -149,6 +158,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		problem(w, http.StatusNotFound, "no route serves %s %s", r.Method, r.URL.Path)
+		return
+	}
+	if !s.authorize(w, r, principal, rt) {
 		return
 	}
 	switch rt.cfg.Capability {
@@ -208,24 +220,88 @@ func (s *Server) cors(w http.ResponseWriter, r *http.Request) bool {
 	return false
 }
 
-// authenticate checks Basic credentials; false: answered 401.
-func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) bool {
+// authenticate checks Basic credentials or a Bearer token and returns
+// the request's principal; false: answered 401.
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (string, bool) {
+	refuse := func(detail string) (string, bool) {
+		w.Header().Set("WWW-Authenticate", `Basic realm="meshka"`)
+		if s.env.Bearer != nil {
+			w.Header().Add("WWW-Authenticate", `Bearer realm="meshka"`)
+		}
+		problem(w, http.StatusUnauthorized, "%s", detail)
+		return "", false
+	}
+	if token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		if s.env.Bearer == nil {
+			return refuse("Bearer tokens are not accepted here (no security.oauthbearer)")
+		}
+		claims, err := s.env.Bearer.Check(strings.TrimSpace(token))
+		if err != nil {
+			s.log.Info("HTTP authentication failed", "remote", r.RemoteAddr, "err", err)
+			return refuse("the token is not valid")
+		}
+		return auth.UserPrincipal(claims.Principal), true
+	}
 	user, password, ok := r.BasicAuth()
 	if !ok {
 		if s.cfg.AllowAnonymous {
-			return true
+			return "User:ANONYMOUS", true
 		}
-		w.Header().Set("WWW-Authenticate", `Basic realm="meshka"`)
-		problem(w, http.StatusUnauthorized, "credentials required")
-		return false
+		return refuse("credentials required")
 	}
 	if err := s.env.Users.CheckPassword(user, password); err != nil {
 		s.log.Info("HTTP authentication failed", "remote", r.RemoteAddr, "user", user)
-		w.Header().Set("WWW-Authenticate", `Basic realm="meshka"`)
-		problem(w, http.StatusUnauthorized, "bad username or password")
-		return false
+		return refuse("bad username or password")
+	}
+	return auth.UserPrincipal(user), true
+}
+
+// authorize checks the principal may do what the route does (WRITE to
+// produce, READ to fetch, stream and get items, WRITE to change them;
+// a request WRITE to its topic and READ of its replies); false:
+// answered 403.
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request, principal string, rt *route) bool {
+	az := s.env.ACL
+	if az == nil || !az.Enabled() {
+		return true
+	}
+	var host netip.Addr
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		host = ap.Addr().Unmap()
+	}
+	type need struct {
+		op    acl.Operation
+		topic string
+	}
+	var needs []need
+	switch rt.cfg.Capability {
+	case config.CapProduce:
+		needs = []need{{acl.Write, rt.cfg.Topic}}
+	case config.CapItem:
+		if r.Method == http.MethodGet {
+			needs = []need{{acl.Read, rt.cfg.Topic}}
+		} else {
+			needs = []need{{acl.Write, rt.cfg.Topic}}
+		}
+	case config.CapRequest:
+		needs = []need{{acl.Write, rt.cfg.Topic}, {acl.Read, rt.cfg.ReplyTo}}
+	default:
+		needs = []need{{acl.Read, rt.cfg.Topic}}
+	}
+	for _, n := range needs {
+		if !az.Authorize(principal, host, n.op, acl.Topic, n.topic) {
+			problem(w, http.StatusForbidden, "%s may not %s topic %s", principal, opName(n.op), n.topic)
+			return false
+		}
 	}
 	return true
+}
+
+func opName(op acl.Operation) string {
+	if op == acl.Write {
+		return "write to"
+	}
+	return "read"
 }
 
 // problem answers an error as RFC 9457 problem details.

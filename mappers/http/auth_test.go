@@ -1,0 +1,80 @@
+package httpmap_test
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/MicahParks/jwkset"
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/meshka/meshka/auth"
+	"github.com/meshka/meshka/config"
+)
+
+// Basic credentials are checked against security.users, a Bearer token
+// against security.oauthbearer's issuer; without anonymous access a
+// request without either is 401; ACLs answer 403 per topic and
+// operation.
+func TestAuthenticationAndACLs(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwk, err := jwkset.NewJWKFromKey(key.Public(), jwkset.JWKOptions{Metadata: jwkset.JWKMetadataOptions{KID: "k1", ALG: jwkset.AlgES256, USE: jwkset.UseSig}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, _ := json.Marshal(jwkset.JWKSMarshal{Keys: []jwkset.JWKMarshal{jwk.Marshal()}})
+	jwksFile := filepath.Join(t.TempDir(), "jwks.json")
+	if err := os.WriteFile(jwksFile, set, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cred, err := auth.NewCredential(auth.ScramSHA256, "alice", "a-secret", 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, base := start(t, func(cfg *config.Config) {
+		cfg.HTTP.AllowAnonymous = false
+		cfg.Security.Users = []config.User{{Name: "alice", ScramSHA256: cred}}
+		o := config.DefaultOAuthBearer()
+		o.JWKSFile, o.Issuer, o.Audience = jwksFile, "https://idp.test", config.StringList{"meshka"}
+		cfg.Security.OAuthBearer = &o
+		cfg.Security.ACLs = config.ACLs{Enabled: true, Rules: []config.ACLRule{
+			{Principal: "User:alice", Resource: "topic", Name: "events", Operations: []string{"write"}},
+			{Principal: "User:bob", Resource: "topic", Name: "events", Operations: []string{"read"}},
+		}}
+	})
+	tok := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{"iss": "https://idp.test", "aud": "meshka", "sub": "bob",
+		"iat": time.Now().Unix(), "exp": time.Now().Add(time.Minute).Unix()})
+	tok.Header["kid"] = "k1"
+	bearer, err := tok.SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	basic := func(user, password string) map[string]string {
+		return map[string]string{"Authorization": "Basic " + basicAuth(user, password)}
+	}
+	for _, c := range []struct {
+		name, method, path string
+		header             map[string]string
+		want               int
+	}{
+		{"anonymous", "GET", "/events", nil, 401},
+		{"wrong password", "POST", "/events/1", basic("alice", "nope"), 401},
+		{"alice writes", "POST", "/events/1", basic("alice", "a-secret"), 201},
+		{"alice may not read", "GET", "/events", basic("alice", "a-secret"), 403},
+		{"bob reads with a token", "GET", "/events", map[string]string{"Authorization": "Bearer " + bearer}, 200},
+		{"bob may not write", "POST", "/events/2", map[string]string{"Authorization": "Bearer " + bearer}, 403},
+		{"a bad token", "GET", "/events", map[string]string{"Authorization": "Bearer x.y.z"}, 401},
+	} {
+		if resp, body := do(t, c.method, base+c.path, "{}", c.header); resp.StatusCode != c.want {
+			t.Errorf("%s: %d %s, want %d", c.name, resp.StatusCode, body, c.want)
+		}
+	}
+}
