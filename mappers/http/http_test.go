@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -405,4 +406,54 @@ func ask(t testing.TB, base string, i int) error {
 
 func basicAuth(user, password string) string {
 	return base64.StdEncoding.EncodeToString([]byte(user + ":" + password))
+}
+
+// A produce retried with the same Idempotency-Key is answered as the
+// first was and written once.
+func TestIdempotencyKey(t *testing.T) {
+	env, base := start(t)
+	h := map[string]string{"Idempotency-Key": "req-42"}
+	r1, b1 := do(t, "POST", base+"/events/k", "once", h)
+	r2, b2 := do(t, "POST", base+"/events/k", "once", h)
+	if r1.StatusCode != 201 || r2.StatusCode != 201 || b1 != b2 || r2.Header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("first %d %s; retry %d %s %v", r1.StatusCode, b1, r2.StatusCode, b2, r2.Header)
+	}
+	do(t, "POST", base+"/events/k", "other", map[string]string{"Idempotency-Key": "req-43"})
+	cl, err := kgo.NewClient(kgo.SeedBrokers(env.Upstream.ListenAddrs()...), kgo.ConsumeTopics("events"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	var got []string
+	for ctx.Err() == nil {
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+	}
+	if len(got) != 2 {
+		t.Fatalf("records %q, want once and other", got)
+	}
+}
+
+// Slow headers (a client that never finishes them) are cut off by
+// http.read_header_timeout; other clients are served meanwhile.
+func TestSlowHeadersCutOff(t *testing.T) {
+	_, base := start(t, func(cfg *config.Config) { cfg.HTTP.ReadHeaderTimeout = config.Duration(300 * time.Millisecond) })
+	nc, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.Write([]byte("GET /events HTTP/1.1\r\nHost: x\r\nX-Slow: "))
+	if resp, _ := do(t, "GET", base+"/events", "", nil); resp.StatusCode != 200 {
+		t.Fatalf("another client: %d", resp.StatusCode)
+	}
+	nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	b, err := io.ReadAll(nc)
+	if err != nil {
+		t.Fatalf("the slow connection was not closed: %v", err)
+	}
+	if len(b) > 0 && !strings.Contains(string(b), "408") {
+		t.Fatalf("answered %q", b)
+	}
 }

@@ -1,6 +1,7 @@
 package httpmap
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -60,6 +61,29 @@ func (s *Server) produce(w http.ResponseWriter, r *http.Request, rt *route, para
 		}
 		rec.Headers = append(rec.Headers, mesh.Header{Key: k, Value: []byte(val)})
 	}
+	if ik := r.Header.Get("Idempotency-Key"); ik != "" {
+		key := rt.cfg.Method + " " + rt.cfg.Path + " " + ik
+		a, first := s.idem.begin(key, time.Now())
+		if !first {
+			select {
+			case <-a.done:
+			case <-r.Context().Done():
+				return
+			}
+			if a.status != 0 && a.status < 500 {
+				w.Header().Set("Content-Type", "application/json")
+				w.Header().Set("Idempotent-Replayed", "true")
+				w.WriteHeader(a.status)
+				w.Write(a.body)
+				return
+			}
+			// the first attempt failed: this one tries again
+			a, _ = s.idem.begin(key, time.Now())
+		}
+		rw := &recorder{ResponseWriter: w}
+		defer func() { s.idem.finish(key, a, rw.status, rw.body.Bytes()) }()
+		w = rw
+	}
 	out, err := s.producers[rt.acks].ProduceSync(r.Context(), rec)
 	if err != nil {
 		status := http.StatusServiceUnavailable
@@ -85,4 +109,24 @@ func (s *Server) produce(w http.ResponseWriter, r *http.Request, rt *route, para
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(produced{Topic: out[0].Topic, Partition: out[0].Partition, Offset: out[0].Offset,
 		Timestamp: rec.Timestamp.UnixMilli()})
+}
+
+// recorder keeps what a produce answered, for its idempotency key.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	body   bytes.Buffer
+}
+
+func (r *recorder) WriteHeader(status int) {
+	r.status = status
+	r.ResponseWriter.WriteHeader(status)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	r.body.Write(b)
+	return r.ResponseWriter.Write(b)
 }

@@ -51,6 +51,7 @@ type Server struct {
 
 	producers map[mesh.Acks]*mesh.Producer
 	replies   replies
+	idem      idempotency
 	srv       *http.Server
 	ln        net.Listener
 
