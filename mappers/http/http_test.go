@@ -457,3 +457,22 @@ func TestSlowHeadersCutOff(t *testing.T) {
 		t.Fatalf("answered %q", b)
 	}
 }
+
+// /openapi.json documents the configured routes.
+func TestOpenAPI(t *testing.T) {
+	_, base := start(t)
+	resp, body := do(t, "GET", base+"/openapi.json", "", nil)
+	var doc struct {
+		OpenAPI string                                `json:"openapi"`
+		Paths   map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	if resp.StatusCode != 200 || json.Unmarshal([]byte(body), &doc) != nil || doc.OpenAPI != "3.1.0" {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	if _, ok := doc.Paths["/events/{id}"]["post"]; !ok {
+		t.Fatalf("no POST /events/{id} in %s", body)
+	}
+	if !strings.Contains(string(doc.Paths["/events/{id}"]["post"]), `"name": "id"`) {
+		t.Errorf("no id parameter: %s", doc.Paths["/events/{id}"]["post"])
+	}
+}

@@ -146,6 +146,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rt, params, allowed := find(s.routes, r.Method, r.URL.Path)
+	if rt == nil && r.Method == http.MethodGet && r.URL.Path == openAPIPath {
+		s.serveOpenAPI(w)
+		return
+	}
 	if rt == nil && r.Method == http.MethodGet {
 		if art, id, ok := s.asyncRoute(r.URL.Path); ok {
 			s.asyncReply(w, r, art, id)
