@@ -69,7 +69,8 @@ var measurements = []measurement{
 	{ids: []string{"M2"}, title: "M2 MQTT QoS 1 latency at 1,000 messages/s, meshka vs mosquitto", run: runMQTTLatency, order: 16},
 	{ids: []string{"M3"}, title: "M3 memory per idle MQTT connection, meshka and mosquitto", run: runMQTTConns, order: 17},
 	{ids: []string{"M4"}, title: "M4 MQTT subscribers of one topic: upstream bytes vs one Kafka reader", run: runMQTTUpstream, order: 18},
-	{ids: []string{"MICRO"}, title: "Micro-benchmarks", run: runMicro, order: 19},
+	{ids: []string{"H2"}, title: "H2 produce over HTTP, one record per request", run: runHTTPProduce, order: 19},
+	{ids: []string{"MICRO"}, title: "Micro-benchmarks", run: runMicro, order: 20},
 	{ids: []string{"P3", "P4"}, title: "P3/P4 fan-out: upstream bytes and delivered throughput", run: runFanout, order: 3},
 }
 
