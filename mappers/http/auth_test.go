@@ -1,16 +1,21 @@
 package httpmap_test
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/MicahParks/jwkset"
+	"github.com/coder/websocket"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/meshka/meshka/auth"
@@ -40,6 +45,7 @@ func TestAuthenticationAndACLs(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, base := start(t, func(cfg *config.Config) {
+		cfg.HTTP.Routes = slices.Concat(cfg.HTTP.Routes, wsRoutes)
 		cfg.HTTP.AllowAnonymous = false
 		cfg.Security.Users = []config.User{{Name: "alice", ScramSHA256: cred}}
 		o := config.DefaultOAuthBearer()
@@ -76,5 +82,18 @@ func TestAuthenticationAndACLs(t *testing.T) {
 		if resp, body := do(t, c.method, base+c.path, "{}", c.header); resp.StatusCode != c.want {
 			t.Errorf("%s: %d %s, want %d", c.name, resp.StatusCode, body, c.want)
 		}
+	}
+
+	// bob may read over a WebSocket, and is closed with 1008 when he writes
+	ws := dialWS(t, "ws"+strings.TrimPrefix(base, "http")+"/ws", &websocket.DialOptions{
+		HTTPHeader: http.Header{"Authorization": {"Bearer " + bearer}}})
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := ws.Write(ctx, websocket.MessageText, []byte(`{"x":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = ws.Read(ctx)
+	if code := websocket.CloseStatus(err); code != websocket.StatusPolicyViolation {
+		t.Fatalf("bob's frame: %v (code %d), want 1008", err, code)
 	}
 }

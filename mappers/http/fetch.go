@@ -56,6 +56,24 @@ func (s *Server) matcher(w http.ResponseWriter, r *http.Request, rt *route, para
 	return m, true
 }
 
+// filter is the part of m the mesh checks in the partitions' shared
+// readers: the key and the headers. The route's filters, which may have
+// keys of their own, are left to match.
+func (m matcher) filter() mesh.Filter {
+	var f mesh.Filter
+	if m.key != nil {
+		f.Key = mesh.KeyExact(m.key)
+	}
+	if len(m.headers) > 0 {
+		all := make([]mesh.HeaderMatch, 0, len(m.headers))
+		for _, h := range m.headers {
+			all = append(all, mesh.HeaderMatch{Name: h.Key, Value: h.Value})
+		}
+		f.Headers = [][]mesh.HeaderMatch{all}
+	}
+	return f
+}
+
 func (m matcher) match(rec *mesh.Record) bool {
 	if m.key != nil && !bytes.Equal(rec.Key, m.key) {
 		return false

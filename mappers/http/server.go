@@ -55,9 +55,13 @@ type Server struct {
 	srv       *http.Server
 	ln        net.Listener
 
-	ctx    context.Context // ends at Stop: streams and long polls end
+	ctx    context.Context // ends at Stop: streams, long polls and WebSockets end
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	mu      sync.Mutex            // guards sockets, and orders trackSocket before Stop's wait
+	sockets map[net.Conn]struct{} // the WebSockets' connections, which the http.Server no longer tracks
+	sockWG  sync.WaitGroup        // their handlers
 }
 
 // New builds the mapper from a validated configuration.
@@ -69,7 +73,8 @@ func New(cfg config.HTTP, env Env) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{cfg: cfg, env: env, log: log.With("component", "http"), routes: compile(cfg.Routes)}
+	s := &Server{cfg: cfg, env: env, log: log.With("component", "http"), routes: compile(cfg.Routes),
+		sockets: map[net.Conn]struct{}{}}
 	s.replies.s = s
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
@@ -90,7 +95,8 @@ func (s *Server) Start(ctx context.Context) error {
 	s.ln = netListener{netguard.Listen(raw, "http", netguard.Limits{MaxConns: netguard.MaxConnsFromFileLimit()}, s.log)}
 	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: s.cfg.ReadHeaderTimeout.D(), IdleTimeout: s.cfg.IdleTimeout.D(),
 		MaxHeaderBytes: 64 << 10, TLSConfig: s.env.TLS, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-		BaseContext: func(net.Listener) context.Context { return s.ctx }}
+		BaseContext: func(net.Listener) context.Context { return s.ctx },
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context { return context.WithValue(ctx, connKey{}, c) }}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -111,16 +117,21 @@ func (s *Server) Start(ctx context.Context) error {
 // Addr is the bound address.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
-// Stop ends streams and long polls, lets requests in progress finish
-// within ctx, and closes the listener.
+// Stop ends streams and long polls, closes WebSockets with 1001, lets
+// requests in progress finish within ctx, and closes the listener.
 func (s *Server) Stop(ctx context.Context) error {
+	s.mu.Lock()
 	s.cancel()
+	s.mu.Unlock()
 	var err error
 	if s.srv != nil {
 		err = s.srv.Shutdown(ctx)
 		if err != nil {
 			s.srv.Close()
 		}
+	}
+	if werr := s.waitSockets(ctx); err == nil {
+		err = werr
 	}
 	s.wg.Wait()
 	cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -179,6 +190,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.item(w, r, rt, params)
 	case config.CapRequest:
 		s.request(w, r, rt, params)
+	case config.CapWebSocket:
+		s.websocket(w, r, rt, params)
 	default:
 		problem(w, http.StatusNotImplemented, "the %s capability is not served by this version of meshka", rt.cfg.Capability)
 	}
@@ -290,6 +303,15 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, principal str
 		}
 	case config.CapRequest:
 		needs = []need{{acl.Write, rt.cfg.Topic}, {acl.Read, rt.cfg.ReplyTo}}
+	case config.CapWebSocket:
+		// Reading is checked at the upgrade (unless the socket only
+		// publishes); writing at the socket's first frame.
+		if r.URL.Query().Get("subscribe") != "false" {
+			needs = []need{{acl.Read, rt.cfg.Topic}}
+		}
+		if !az.Authorize(principal, host, acl.Write, acl.Topic, rt.cfg.Topic) {
+			*r = *r.WithContext(context.WithValue(r.Context(), noWriteKey{}, principal))
+		}
 	default:
 		needs = []need{{acl.Read, rt.cfg.Topic}}
 	}
@@ -301,6 +323,10 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, principal str
 	}
 	return true
 }
+
+// noWriteKey marks a WebSocket request whose principal may not write to
+// the route's topic; its value is the principal.
+type noWriteKey struct{}
 
 func opName(op acl.Operation) string {
 	if op == acl.Write {

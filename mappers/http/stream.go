@@ -52,19 +52,8 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, rt *route, param
 		}
 		start = mesh.AtOffsets(at)
 	}
-	filter := mesh.Filter{}
-	if m.key != nil {
-		filter.Key = mesh.KeyExact(m.key)
-	}
-	if len(m.headers) > 0 {
-		var all []mesh.HeaderMatch
-		for _, h := range m.headers {
-			all = append(all, mesh.HeaderMatch{Name: h.Key, Value: h.Value})
-		}
-		filter.Headers = [][]mesh.HeaderMatch{all}
-	}
 	ctx := r.Context()
-	sub, err := s.env.Mesh.Subscribe(ctx, mesh.SubscribeOptions{Topic: rt.cfg.Topic, Start: start, Filter: filter,
+	sub, err := s.env.Mesh.Subscribe(ctx, mesh.SubscribeOptions{Topic: rt.cfg.Topic, Start: start, Filter: m.filter(),
 		Queue: streamQueue, Slow: mesh.CutOff})
 	if err != nil {
 		s.unavailable(w, rt.cfg.Topic, err)
