@@ -41,6 +41,8 @@ type Server struct {
 	log    *slog.Logger
 	routes []*route
 
+	confluent *http.ServeMux // the Confluent REST Proxy API; nil unless http.confluent
+
 	producers map[mesh.Acks]*mesh.Producer
 	srv       *http.Server
 	ln        net.Listener
@@ -61,6 +63,9 @@ func New(cfg config.HTTP, env Env) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, env: env, log: log.With("component", "http"), routes: compile(cfg.Routes)}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if cfg.Confluent {
+		s.confluent = s.newConfluent()
+	}
 	return s, nil
 }
 
@@ -135,6 +140,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rt, params, allowed := find(s.routes, r.Method, r.URL.Path)
 	if rt == nil {
+		if s.confluent != nil {
+			// Handler only asks; ServeHTTP matches again and sets the
+			// path's values.
+			if _, pattern := s.confluent.Handler(r); pattern != "" {
+				s.confluent.ServeHTTP(w, r)
+				return
+			}
+		}
 		if len(allowed) > 0 {
 			w.Header().Set("Allow", strings.Join(allowed, ", "))
 			problem(w, http.StatusMethodNotAllowed, "%s is not served on %s; allowed: %s", r.Method, r.URL.Path, strings.Join(allowed, ", "))
