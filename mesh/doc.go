@@ -17,7 +17,8 @@
 // key prefix, Watch, and Put and Delete that read their own writes. A
 // Lease is exclusive, cluster-wide ownership of a name (an MQTT session's
 // client id), which a later Acquire anywhere revokes. CreateTopics
-// creates the topics a binding needs upstream.
+// creates the topics a binding needs upstream; ClusterID, Topics and
+// Topic describe what upstream has.
 //
 // RegisterBinding makes a binding of the program's own available to its
 // nodes, which start it when their configuration names it under

@@ -29,6 +29,7 @@ type PartitionMeta struct {
 	Partition   int32
 	Leader      int32
 	LeaderEpoch int32
+	Replicas    int32 // how many replicas upstream keeps of it
 	Err         int16
 }
 
@@ -243,7 +244,8 @@ func (m *MetaCache) fetchNow(ctx context.Context, names []string, autoCreate boo
 			if rp.Partition < 0 || int(rp.Partition) >= len(rt.Partitions) {
 				continue // a gap; upstream is mid-change, the TTL heals it
 			}
-			t.Partitions[rp.Partition] = PartitionMeta{Partition: rp.Partition, Leader: rp.Leader, LeaderEpoch: rp.LeaderEpoch, Err: rp.ErrorCode}
+			t.Partitions[rp.Partition] = PartitionMeta{Partition: rp.Partition, Leader: rp.Leader, LeaderEpoch: rp.LeaderEpoch,
+				Replicas: int32(len(rp.Replicas)), Err: rp.ErrorCode}
 		}
 		if t.Err == 0 {
 			m.topics[t.Name] = t

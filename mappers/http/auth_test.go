@@ -45,6 +45,7 @@ func TestAuthenticationAndACLs(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, base := start(t, func(cfg *config.Config) {
+		cfg.HTTP.Confluent = true
 		cfg.HTTP.Routes = slices.Concat(cfg.HTTP.Routes, wsRoutes)
 		cfg.HTTP.AllowAnonymous = false
 		cfg.Security.Users = []config.User{{Name: "alice", ScramSHA256: cred}}
@@ -78,8 +79,16 @@ func TestAuthenticationAndACLs(t *testing.T) {
 		{"bob reads with a token", "GET", "/events", map[string]string{"Authorization": "Bearer " + bearer}, 200},
 		{"bob may not write", "POST", "/events/2", map[string]string{"Authorization": "Bearer " + bearer}, 403},
 		{"a bad token", "GET", "/events", map[string]string{"Authorization": "Bearer x.y.z"}, 401},
+		{"bob may not produce through v2", "POST", "/topics/events", map[string]string{"Authorization": "Bearer " + bearer,
+			"Content-Type": "application/vnd.kafka.json.v2+json"}, 403},
+		{"alice produces through v2", "POST", "/topics/events", map[string]string{"Authorization": "Basic " + basicAuth("alice", "a-secret"),
+			"Content-Type": "application/vnd.kafka.json.v2+json"}, 200},
 	} {
-		if resp, body := do(t, c.method, base+c.path, "{}", c.header); resp.StatusCode != c.want {
+		payload := "{}"
+		if strings.HasPrefix(c.path, "/topics/") {
+			payload = `{"records":[{"value":{"n":1}}]}`
+		}
+		if resp, body := do(t, c.method, base+c.path, payload, c.header); resp.StatusCode != c.want {
 			t.Errorf("%s: %d %s, want %d", c.name, resp.StatusCode, body, c.want)
 		}
 	}

@@ -49,6 +49,8 @@ type Server struct {
 	log    *slog.Logger
 	routes []*route
 
+	confluent *http.ServeMux // the Confluent REST Proxy API; nil unless http.confluent
+
 	producers map[mesh.Acks]*mesh.Producer
 	replies   replies
 	idem      idempotency
@@ -77,6 +79,9 @@ func New(cfg config.HTTP, env Env) (*Server, error) {
 		sockets: map[net.Conn]struct{}{}}
 	s.replies.s = s
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if cfg.Confluent {
+		s.confluent = s.newConfluent()
+	}
 	return s, nil
 }
 
@@ -168,6 +173,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if rt == nil {
+		if s.confluent != nil {
+			// Handler only asks; ServeHTTP matches again and sets the
+			// path's values.
+			if _, pattern := s.confluent.Handler(r); pattern != "" {
+				s.confluent.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, principal)))
+				return
+			}
+		}
 		if len(allowed) > 0 {
 			w.Header().Set("Allow", strings.Join(allowed, ", "))
 			problem(w, http.StatusMethodNotAllowed, "%s is not served on %s; allowed: %s", r.Method, r.URL.Path, strings.Join(allowed, ", "))
@@ -322,6 +335,29 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, principal str
 		}
 	}
 	return true
+}
+
+// principalKey holds a request's principal for the Confluent API's
+// handlers, which check ACLs per topic themselves.
+type principalKey struct{}
+
+// mayTopic says whether the request's principal may do op on topic,
+// and answers 403 in the Confluent API's shape when it may not.
+func (s *Server) mayTopic(w http.ResponseWriter, r *http.Request, contentType string, op acl.Operation, topic string) bool {
+	az := s.env.ACL
+	if az == nil || !az.Enabled() {
+		return true
+	}
+	principal, _ := r.Context().Value(principalKey{}).(string)
+	var host netip.Addr
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		host = ap.Addr().Unmap()
+	}
+	if az.Authorize(principal, host, op, acl.Topic, topic) {
+		return true
+	}
+	writeConfluent(w, contentType, http.StatusForbidden, errorf(40301, "%s may not %s topic %s", principal, opName(op), topic))
+	return false
 }
 
 // noWriteKey marks a WebSocket request whose principal may not write to

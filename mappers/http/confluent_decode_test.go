@@ -1,0 +1,112 @@
+package httpmap
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"testing/iotest"
+	"time"
+)
+
+// The framer finds the same objects however the body is split, strings
+// holding braces and escaped quotes included, and bounds each.
+func TestFramer(t *testing.T) {
+	body := ` {"a":"}{\"\\"} {"b":[{"c":1}]}` + "\n\t" + `{}`
+	want := []string{`{"a":"}{\"\\"}`, `{"b":[{"c":1}]}`, `{}`}
+	for name, r := range map[string]io.Reader{
+		"whole": strings.NewReader(body), "a byte at a time": iotest.OneByteReader(strings.NewReader(body)),
+		"error with the last data": iotest.DataErrReader(strings.NewReader(body)),
+	} {
+		fr := newFramer(r, 64)
+		var got []string
+		for {
+			f, err := fr.next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			got = append(got, string(f))
+		}
+		if strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Errorf("%s: %q", name, got)
+		}
+	}
+	if _, err := newFramer(strings.NewReader(`{"a":"`+strings.Repeat("x", 100)+`"}`), 64).next(); !errors.Is(err, errFrameTooLarge) {
+		t.Errorf("past the bound: %v", err)
+	}
+	if _, err := newFramer(strings.NewReader(`{"a":`), 64).next(); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("cut short: %v", err)
+	}
+}
+
+// Timestamps are written as the REST Proxy writes them.
+func TestV3Time(t *testing.T) {
+	for in, want := range map[string]string{
+		"2021-02-05T19:14:42Z": "2021-02-05T19:14:42Z", "2021-02-05T20:14:42.9+01:00": "2021-02-05T19:14:42.900Z",
+		"2021-02-05T19:14:42.123456Z": "2021-02-05T19:14:42.123Z",
+	} {
+		ts, _ := time.Parse(time.RFC3339Nano, in)
+		if got := v3Time(ts); got != want {
+			t.Errorf("%s: %s, want %s", in, got, want)
+		}
+	}
+}
+
+// FuzzV3Record: whatever the bytes of a v3 produce body, the framer
+// splits them into bounded objects or stops with an error, and each
+// object decodes to a record or to an error in the REST Proxy's shape;
+// never a panic. A JSON value is written as valid JSON text.
+func FuzzV3Record(f *testing.F) {
+	for _, s := range []string{
+		`{"partition_id":1,"headers":[{"name":"Header-1","value":"SGVhZGVyLTE="},{"name":"Header-2","value":"SGVhZGVyLTI="}],` +
+			`"key":{"type":"BINARY","data":"Zm9vYmFy"},"value":{"type":"JSON","data":{"foo":"bar"}},"timestamp":"2021-02-05T19:14:42Z"}`,
+		`{"value":{"type":"STRING","data":"My message"}}`,
+		`{"key":{"subject_name_strategy":"TOPIC_NAME","schema_id":1,"data":1000},"value":{"schema_version":1,"data":{"foo":"bar"}}}`,
+		`{"value":{"type":"JSON","data":"ONE"}} {"value":{"type":"JSON","data":"TWO"}}`,
+		`{"value":{"type":"BINARY","data":null}}{}`,
+		`{"headers":[{"name":"h"}],"value":{"type":"JSON","data":"a\"}\\"}}`,
+		`{"value": {"type": "JSON", "data": }`,
+		`[{"value":1}]`,
+		"{\"value\":{\"type\":\"STRING\",\"data\":\"\xff\"}}",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		const max = 4096
+		fr := newFramer(bytes.NewReader(body), max)
+		for range len(body) + 1 {
+			frame, err := fr.next()
+			if err == io.EOF {
+				return
+			}
+			if err != nil {
+				if errors.Is(err, io.EOF) {
+					t.Fatalf("a cut body reported as its end: %v", err)
+				}
+				return
+			}
+			if len(frame) > max || frame[0] != '{' {
+				t.Fatalf("frame of %d bytes: %q", len(frame), frame)
+			}
+			rec := decodeV3Record(frame)
+			if rec.err != nil {
+				if s := rec.err.status(); s < 400 || s > 599 {
+					t.Fatalf("error %v has status %d", rec.err, s)
+				}
+				continue
+			}
+			if rec.value != nil && rec.value.Type == "JSON" && rec.rec.Value != nil && !json.Valid(rec.rec.Value) {
+				t.Fatalf("JSON value written as %q", rec.rec.Value)
+			}
+			if rec.rec.Partition < -1 {
+				t.Fatalf("partition %d", rec.rec.Partition)
+			}
+		}
+		t.Fatal("the framer did not end")
+	})
+}

@@ -1,0 +1,731 @@
+package httpmap
+
+// The Confluent REST Proxy's v3 API (api/v3/openapi.yaml of
+// confluentinc/kafka-rest), as far as the mesh API can answer it: the
+// cluster, its topics and their partitions, and producing records, one
+// request at a time or streamed. Content type application/json
+// throughout. Not served (404 in v3's shape): ACLs, brokers, configs,
+// consumer groups, reassignments, creating and deleting topics, and
+// records:batch.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/meshka/meshka/acl"
+	"github.com/meshka/meshka/mesh"
+)
+
+const v3ContentType = "application/json"
+
+// v3StreamInFlight and v3StreamBytes bound the records of one streamed
+// produce whose delivery reports are not written yet, in number and in
+// JSON bytes (a record past the bytes goes alone): past them the body
+// is not read, and TCP holds the client back.
+const (
+	v3StreamInFlight = 256
+	v3StreamBytes    = 8 << 20
+)
+
+// noClusterID is the cluster id served when upstream names none (Kafka
+// before 0.10.1).
+const noClusterID = "meshka"
+
+func (s *Server) v3Routes(mux *http.ServeMux) {
+	ct := v3ContentType
+	get := func(h http.HandlerFunc) map[string]http.HandlerFunc {
+		return map[string]http.HandlerFunc{http.MethodGet: h}
+	}
+	confluentRoutes(mux, ct, "/v3/clusters", get(s.v3Clusters))
+	confluentRoutes(mux, ct, "/v3/clusters/{cluster_id}", get(s.v3Cluster))
+	confluentRoutes(mux, ct, "/v3/clusters/{cluster_id}/topics", get(s.v3Topics))
+	confluentRoutes(mux, ct, "/v3/clusters/{cluster_id}/topics/{topic_name}", get(s.v3Topic))
+	confluentRoutes(mux, ct, "/v3/clusters/{cluster_id}/topics/{topic_name}/partitions", get(s.v3Partitions))
+	confluentRoutes(mux, ct, "/v3/clusters/{cluster_id}/topics/{topic_name}/partitions/{partition_id}", get(s.v3Partition))
+	confluentRoutes(mux, ct, "/v3/clusters/{cluster_id}/topics/{topic_name}/records",
+		map[string]http.HandlerFunc{http.MethodPost: s.v3Produce})
+	mux.HandleFunc("/v3/", func(w http.ResponseWriter, r *http.Request) {
+		writeConfluent(w, ct, http.StatusNotFound, errorf(http.StatusNotFound,
+			"HTTP 404 Not Found: meshka serves clusters, topics, partitions and records of the v3 API, not %s %s", r.Method, r.URL.Path))
+	})
+}
+
+// v3 resources, in the shapes of the API's ClusterData, TopicData and
+// PartitionData.
+type (
+	v3Meta struct {
+		Self         string `json:"self"`
+		ResourceName string `json:"resource_name,omitempty"`
+	}
+	v3ListMeta struct {
+		Self string  `json:"self"`
+		Next *string `json:"next"`
+	}
+	v3Related struct {
+		Related string `json:"related"`
+	}
+	v3List[T any] struct {
+		Kind     string     `json:"kind"`
+		Metadata v3ListMeta `json:"metadata"`
+		Data     []T        `json:"data"`
+	}
+	v3ClusterData struct {
+		Kind                   string    `json:"kind"`
+		Metadata               v3Meta    `json:"metadata"`
+		ClusterID              string    `json:"cluster_id"`
+		ACLs                   v3Related `json:"acls"`
+		Brokers                v3Related `json:"brokers"`
+		BrokerConfigs          v3Related `json:"broker_configs"`
+		ConsumerGroups         v3Related `json:"consumer_groups"`
+		Topics                 v3Related `json:"topics"`
+		PartitionReassignments v3Related `json:"partition_reassignments"`
+	}
+	v3TopicData struct {
+		Kind      string `json:"kind"`
+		Metadata  v3Meta `json:"metadata"`
+		ClusterID string `json:"cluster_id"`
+		TopicName string `json:"topic_name"`
+		// Upstream's internal flag and replication (omitted when
+		// upstream names no replicas).
+		IsInternal             bool      `json:"is_internal"`
+		ReplicationFactor      int16     `json:"replication_factor,omitempty"`
+		PartitionsCount        int32     `json:"partitions_count"`
+		Partitions             v3Related `json:"partitions"`
+		Configs                v3Related `json:"configs"`
+		PartitionReassignments v3Related `json:"partition_reassignments"`
+	}
+	// v3PartitionData has no leader: the mesh API does not say which
+	// node serves a partition.
+	v3PartitionData struct {
+		Kind         string    `json:"kind"`
+		Metadata     v3Meta    `json:"metadata"`
+		ClusterID    string    `json:"cluster_id"`
+		TopicName    string    `json:"topic_name"`
+		PartitionID  int32     `json:"partition_id"`
+		Replicas     v3Related `json:"replicas"`
+		Reassignment v3Related `json:"reassignment"`
+	}
+)
+
+func v3Fail(w http.ResponseWriter, e *confluentError) {
+	writeConfluent(w, v3ContentType, e.status(), e)
+}
+
+// v3ClusterID is the id of the one cluster served: upstream's.
+func (s *Server) v3ClusterID(ctx context.Context) (string, *confluentError) {
+	id, err := s.env.Mesh.ClusterID(ctx)
+	if err != nil {
+		return "", upstreamError("", err)
+	}
+	if id == "" {
+		id = noClusterID
+	}
+	return id, nil
+}
+
+// v3Check answers 404 for a cluster id that is not upstream's; ok: it is.
+func (s *Server) v3Check(w http.ResponseWriter, r *http.Request) (string, bool) {
+	id, e := s.v3ClusterID(r.Context())
+	if e != nil {
+		v3Fail(w, e)
+		return "", false
+	}
+	if got := r.PathValue("cluster_id"); got != id {
+		v3Fail(w, errorf(http.StatusNotFound, "Cluster %s cannot be found.", got))
+		return "", false
+	}
+	return id, true
+}
+
+func (s *Server) v3ClusterData(r *http.Request, id string) v3ClusterData {
+	self := s.confluentBase(r) + "/v3/clusters/" + id
+	return v3ClusterData{Kind: "KafkaCluster", Metadata: v3Meta{Self: self, ResourceName: "crn:///kafka=" + id}, ClusterID: id,
+		ACLs: v3Related{self + "/acls"}, Brokers: v3Related{self + "/brokers"}, BrokerConfigs: v3Related{self + "/broker-configs"},
+		ConsumerGroups: v3Related{self + "/consumer-groups"}, Topics: v3Related{self + "/topics"},
+		PartitionReassignments: v3Related{self + "/topics/-/partitions/-/reassignment"}}
+}
+
+func (s *Server) v3TopicData(r *http.Request, id string, t mesh.TopicInfo) v3TopicData {
+	self := s.confluentBase(r) + "/v3/clusters/" + id + "/topics/" + t.Name
+	return v3TopicData{Kind: "KafkaTopic", Metadata: v3Meta{Self: self, ResourceName: "crn:///kafka=" + id + "/topic=" + t.Name},
+		ClusterID: id, TopicName: t.Name, IsInternal: t.Internal, ReplicationFactor: t.Replication, PartitionsCount: t.Partitions,
+		Partitions: v3Related{self + "/partitions"}, Configs: v3Related{self + "/configs"},
+		PartitionReassignments: v3Related{self + "/partitions/-/reassignment"}}
+}
+
+func (s *Server) v3PartitionData(r *http.Request, id, topic string, p int32) v3PartitionData {
+	n := strconv.Itoa(int(p))
+	self := s.confluentBase(r) + "/v3/clusters/" + id + "/topics/" + topic + "/partitions/" + n
+	return v3PartitionData{Kind: "KafkaPartition",
+		Metadata:  v3Meta{Self: self, ResourceName: "crn:///kafka=" + id + "/topic=" + topic + "/partition=" + n},
+		ClusterID: id, TopicName: topic, PartitionID: p, Replicas: v3Related{self + "/replicas"}, Reassignment: v3Related{self + "/reassignment"}}
+}
+
+// GET /v3/clusters: the one cluster.
+func (s *Server) v3Clusters(w http.ResponseWriter, r *http.Request) {
+	id, e := s.v3ClusterID(r.Context())
+	if e != nil {
+		v3Fail(w, e)
+		return
+	}
+	writeConfluent(w, v3ContentType, http.StatusOK, v3List[v3ClusterData]{Kind: "KafkaClusterList",
+		Metadata: v3ListMeta{Self: s.confluentBase(r) + "/v3/clusters"}, Data: []v3ClusterData{s.v3ClusterData(r, id)}})
+}
+
+// GET /v3/clusters/{cluster_id}
+func (s *Server) v3Cluster(w http.ResponseWriter, r *http.Request) {
+	if id, ok := s.v3Check(w, r); ok {
+		writeConfluent(w, v3ContentType, http.StatusOK, s.v3ClusterData(r, id))
+	}
+}
+
+// GET /v3/clusters/{cluster_id}/topics: upstream's topics but its
+// internal ones, as the REST Proxy lists them.
+func (s *Server) v3Topics(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.v3Check(w, r)
+	if !ok {
+		return
+	}
+	ts, err := s.env.Mesh.Topics(r.Context())
+	if err != nil {
+		v3Fail(w, upstreamError("", err))
+		return
+	}
+	list := v3List[v3TopicData]{Kind: "KafkaTopicList", Metadata: v3ListMeta{Self: s.confluentBase(r) + "/v3/clusters/" + id + "/topics"},
+		Data: []v3TopicData{}}
+	for _, t := range ts {
+		if !t.Internal {
+			list.Data = append(list.Data, s.v3TopicData(r, id, t))
+		}
+	}
+	writeConfluent(w, v3ContentType, http.StatusOK, list)
+}
+
+// v3TopicOf is the request's topic; ok false: answered 404 or 503.
+func (s *Server) v3TopicOf(w http.ResponseWriter, r *http.Request) (string, mesh.TopicInfo, bool) {
+	id, ok := s.v3Check(w, r)
+	if !ok {
+		return "", mesh.TopicInfo{}, false
+	}
+	name := r.PathValue("topic_name")
+	t, err := s.env.Mesh.Topic(r.Context(), name)
+	if err != nil {
+		v3Fail(w, upstreamError(name, err))
+		return "", mesh.TopicInfo{}, false
+	}
+	return id, t, true
+}
+
+// GET /v3/clusters/{cluster_id}/topics/{topic_name}
+func (s *Server) v3Topic(w http.ResponseWriter, r *http.Request) {
+	if id, t, ok := s.v3TopicOf(w, r); ok {
+		writeConfluent(w, v3ContentType, http.StatusOK, s.v3TopicData(r, id, t))
+	}
+}
+
+// GET /v3/clusters/{cluster_id}/topics/{topic_name}/partitions
+func (s *Server) v3Partitions(w http.ResponseWriter, r *http.Request) {
+	id, t, ok := s.v3TopicOf(w, r)
+	if !ok {
+		return
+	}
+	list := v3List[v3PartitionData]{Kind: "KafkaPartitionList",
+		Metadata: v3ListMeta{Self: s.confluentBase(r) + "/v3/clusters/" + id + "/topics/" + t.Name + "/partitions"},
+		Data:     make([]v3PartitionData, 0, t.Partitions)}
+	for p := range t.Partitions {
+		list.Data = append(list.Data, s.v3PartitionData(r, id, t.Name, p))
+	}
+	writeConfluent(w, v3ContentType, http.StatusOK, list)
+}
+
+// GET /v3/clusters/{cluster_id}/topics/{topic_name}/partitions/{partition_id}
+func (s *Server) v3Partition(w http.ResponseWriter, r *http.Request) {
+	id, t, ok := s.v3TopicOf(w, r)
+	if !ok {
+		return
+	}
+	p, err := strconv.ParseInt(r.PathValue("partition_id"), 10, 32)
+	if err != nil || p < 0 || p >= int64(t.Partitions) {
+		v3Fail(w, errorf(codePartitionNotFound, "Partition not found: topic %s has partitions 0 to %d, not %s.",
+			t.Name, t.Partitions-1, r.PathValue("partition_id")))
+		return
+	}
+	writeConfluent(w, v3ContentType, http.StatusOK, s.v3PartitionData(r, id, t.Name, int32(p)))
+}
+
+// v3Report is a record's delivery report, or its error (error_code and
+// message only).
+type v3Report struct {
+	ErrorCode   int     `json:"error_code"`
+	Message     string  `json:"message,omitempty"`
+	ClusterID   string  `json:"cluster_id,omitempty"`
+	TopicName   string  `json:"topic_name,omitempty"`
+	PartitionID *int32  `json:"partition_id,omitempty"`
+	Offset      *int64  `json:"offset,omitempty"`
+	Timestamp   string  `json:"timestamp,omitempty"`
+	Key         *v3Size `json:"key,omitempty"`
+	Value       *v3Size `json:"value,omitempty"`
+}
+
+// v3Size is the type a key or value was given in and its size as
+// written: -1 for a null, as Kafka's producers report it.
+type v3Size struct {
+	Type string `json:"type"`
+	Size int    `json:"size"`
+}
+
+func errReport(e *confluentError) *v3Report { return &v3Report{ErrorCode: e.Code, Message: e.Message} }
+
+func (rep *v3Report) status() int {
+	if rep.ErrorCode == http.StatusOK {
+		return http.StatusOK
+	}
+	return (&confluentError{Code: rep.ErrorCode}).status()
+}
+
+// POST /v3/clusters/{cluster_id}/topics/{topic_name}/records: one or
+// more records, their JSON objects one after another. A body of known
+// length is read whole (http.max_body_bytes bounds it) and checked before
+// anything is produced; the answer is the delivery report, with the
+// error's HTTP status when one record failed, or the reports one after
+// another, 200 (a record that is not JSON fails the whole body). A
+// body without a length (Transfer-Encoding: chunked) is
+// a stream: 200 at once, then each record's report as it is delivered,
+// in order.
+func (s *Server) v3Produce(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.v3Check(w, r)
+	if !ok {
+		return
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != v3ContentType {
+			v3Fail(w, errorf(http.StatusUnsupportedMediaType, "HTTP 415 Unsupported Media Type: records are sent as %s, not %s", v3ContentType, ct))
+			return
+		}
+	}
+	topic := r.PathValue("topic_name")
+	if !s.mayTopic(w, r, v3ContentType, acl.Write, topic) {
+		return
+	}
+	if r.ContentLength < 0 {
+		s.v3Stream(w, r, id, topic)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(s.cfg.MaxBodyBytes)))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			v3Fail(w, errorf(http.StatusRequestEntityTooLarge,
+				"The request included a message larger than the maximum message size the server can accept (http.max_body_bytes, %d bytes); stream larger requests with Transfer-Encoding: chunked", tooLarge.Limit))
+			return
+		}
+		v3Fail(w, errorf(http.StatusBadRequest, "reading the body: %v", err))
+		return
+	}
+	var recs []v3Record
+	fr := newFramer(bytes.NewReader(body), int(s.cfg.MaxBodyBytes))
+	for {
+		frame, err := fr.next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			v3Fail(w, errorf(http.StatusBadRequest, "Error processing message: %v", err))
+			return
+		}
+		if rec := decodeV3Record(frame); rec.err == nil || json.Valid(frame) {
+			recs = append(recs, rec)
+		} else {
+			v3Fail(w, rec.err) // JSON that does not parse: nothing is produced
+			return
+		}
+	}
+	if len(recs) == 0 {
+		v3Fail(w, errorf(http.StatusUnprocessableEntity, "Payload error. Request body is empty. Data is required."))
+		return
+	}
+	slots := make([]<-chan *v3Report, len(recs))
+	for i := range recs {
+		slots[i] = s.v3Send(r.Context(), id, topic, &recs[i])
+	}
+	if len(slots) == 1 {
+		rep := <-slots[0]
+		writeConfluent(w, v3ContentType, rep.status(), rep)
+		return
+	}
+	w.Header().Set("Content-Type", v3ContentType)
+	enc := json.NewEncoder(w)
+	for _, slot := range slots {
+		enc.Encode(<-slot)
+	}
+}
+
+// v3Stream serves a streamed produce: records are read as they come and
+// each one's report is written and flushed once it is delivered, in
+// order, while the client sends more. A body that stops being JSON
+// objects gets a last report, 400, and the answer ends; so does a record
+// past http.max_body_bytes (413). The stream ends when the client ends
+// its body, or when meshka stops.
+func (s *Server) v3Stream(w http.ResponseWriter, r *http.Request, cluster, topic string) {
+	rc := http.NewResponseController(w)
+	rc.EnableFullDuplex() // HTTP/1.1 only; HTTP/2 is full duplex already
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	// A body read blocks past ctx's end; the deadline ends it.
+	stop := context.AfterFunc(ctx, func() { rc.SetReadDeadline(time.Now()) })
+	defer stop()
+
+	w.Header().Set("Content-Type", v3ContentType)
+	w.WriteHeader(http.StatusOK)
+	rc.Flush()
+	type waiting struct {
+		report <-chan *v3Report
+		size   int64
+	}
+	pending := make(chan waiting, v3StreamInFlight)
+	var inFlight atomic.Int64 // bytes
+	freed := make(chan struct{}, 1)
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		enc := json.NewEncoder(w)
+		for p := range pending {
+			rep := <-p.report
+			inFlight.Add(-p.size)
+			select {
+			case freed <- struct{}{}:
+			default:
+			}
+			if ctx.Err() != nil {
+				continue // the client is gone: drain
+			}
+			if enc.Encode(rep) != nil || rc.Flush() != nil {
+				cancel()
+			}
+		}
+	}()
+	fr := newFramer(r.Body, int(s.cfg.MaxBodyBytes))
+	for {
+		frame, err := fr.next()
+		if err == io.EOF || err != nil && ctx.Err() != nil {
+			break
+		}
+		size := int64(len(frame))
+		for n := inFlight.Load(); n > 0 && n+size > v3StreamBytes && ctx.Err() == nil; n = inFlight.Load() {
+			select {
+			case <-freed:
+			case <-ctx.Done():
+			}
+		}
+		var slot <-chan *v3Report
+		if err != nil {
+			code := http.StatusBadRequest
+			if errors.Is(err, errFrameTooLarge) {
+				code = http.StatusRequestEntityTooLarge
+			}
+			slot = reported(errReport(errorf(code, "Error processing message: %v", err)))
+		} else {
+			rec := decodeV3Record(frame)
+			slot = s.v3Send(ctx, cluster, topic, &rec)
+		}
+		inFlight.Add(size)
+		select {
+		case pending <- waiting{slot, size}:
+		case <-ctx.Done():
+		}
+		if err != nil || ctx.Err() != nil {
+			break
+		}
+	}
+	close(pending)
+	<-written
+}
+
+func reported(rep *v3Report) <-chan *v3Report {
+	ch := make(chan *v3Report, 1)
+	ch <- rep
+	return ch
+}
+
+// v3Send produces a decoded record (or reports why it cannot be) and
+// returns where its report comes, once.
+func (s *Server) v3Send(ctx context.Context, cluster, topic string, d *v3Record) <-chan *v3Report {
+	if d.err != nil {
+		return reported(errReport(d.err))
+	}
+	d.rec.Topic = topic
+	if d.rec.Partition >= 0 {
+		n, err := s.env.Mesh.Partitions(ctx, topic)
+		if err != nil {
+			return reported(errReport(produceError(topic, err)))
+		}
+		if d.rec.Partition >= n {
+			return reported(errReport(errorf(codePartitionNotFound, "Partition not found: topic %s has partitions 0 to %d, not %d.",
+				topic, n-1, d.rec.Partition)))
+		}
+	}
+	out := make(chan *v3Report, 1)
+	err := s.producers[mesh.AcksAll].Produce(ctx, d.rec, func(wr mesh.Record, err error) {
+		if err != nil {
+			out <- errReport(produceError(topic, err))
+			return
+		}
+		out <- &v3Report{ErrorCode: http.StatusOK, ClusterID: cluster, TopicName: topic, PartitionID: &wr.Partition, Offset: &wr.Offset,
+			Timestamp: v3Time(wr.Timestamp), Key: d.key, Value: d.value}
+	})
+	if err != nil {
+		out <- errReport(produceError(topic, err))
+	}
+	return out
+}
+
+// v3Time is a record's timestamp as the REST Proxy writes it (Java's
+// ISO_INSTANT at Kafka's millisecond precision): UTC, milliseconds when
+// there are any.
+func v3Time(t time.Time) string {
+	t = time.UnixMilli(t.UnixMilli()).UTC()
+	if t.Nanosecond() == 0 {
+		return t.Format("2006-01-02T15:04:05Z")
+	}
+	return t.Format("2006-01-02T15:04:05.000Z")
+}
+
+// v3Input is one record of a produce request as sent (the API's
+// ProduceRequest). Unknown fields are refused: a misspelt partition_id
+// must not send a record elsewhere.
+type v3Input struct {
+	PartitionID *int32     `json:"partition_id"`
+	Headers     []v3Header `json:"headers"`
+	Key         *v3Data    `json:"key"`
+	Value       *v3Data    `json:"value"`
+	Timestamp   *string    `json:"timestamp"`
+}
+
+type v3Header struct {
+	Name  *string `json:"name"`
+	Value *string `json:"value"` // base64; null: Kafka's null
+}
+
+// v3Data is a key or a value: its type and data, or the schema fields
+// of the types that need a schema registry.
+type v3Data struct {
+	Type                *string         `json:"type"`
+	Data                json.RawMessage `json:"data"`
+	Subject             json.RawMessage `json:"subject"`
+	SubjectNameStrategy json.RawMessage `json:"subject_name_strategy"`
+	SchemaID            json.RawMessage `json:"schema_id"`
+	SchemaVersion       json.RawMessage `json:"schema_version"`
+	Schema              json.RawMessage `json:"schema"`
+}
+
+// v3Record is one record of a produce request, decoded: what to produce
+// and the types its key and value came in, or why it cannot be.
+type v3Record struct {
+	rec        mesh.Record
+	key, value *v3Size // nil: none given
+	err        *confluentError
+}
+
+// decodeV3Record decodes one JSON object of a produce request. It never
+// panics, whatever the bytes: the worst is a record with its error.
+func decodeV3Record(frame []byte) v3Record {
+	var in v3Input
+	dec := json.NewDecoder(bytes.NewReader(frame))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil {
+		return v3Record{err: errorf(http.StatusBadRequest, "Error processing JSON: %v", err)}
+	}
+	if dec.More() {
+		return v3Record{err: errorf(http.StatusBadRequest, "Error processing JSON: more than one value in a record")}
+	}
+	out := v3Record{rec: mesh.Record{Partition: -1}}
+	if in.PartitionID != nil {
+		if *in.PartitionID < 0 {
+			return v3Record{err: errorf(codePartitionNotFound, "Partition not found: partition_id %d.", *in.PartitionID)}
+		}
+		out.rec.Partition = *in.PartitionID
+	}
+	var e *confluentError
+	if out.rec.Key, out.key, e = in.Key.decode("key"); e != nil {
+		return v3Record{err: e}
+	}
+	if out.rec.Value, out.value, e = in.Value.decode("value"); e != nil {
+		return v3Record{err: e}
+	}
+	for i, h := range in.Headers {
+		if h.Name == nil {
+			return v3Record{err: errorf(http.StatusBadRequest, "headers[%d]: no name", i)}
+		}
+		hd := mesh.Header{Key: *h.Name}
+		if h.Value != nil {
+			v, err := decodeBase64(*h.Value)
+			if err != nil {
+				return v3Record{err: errorf(http.StatusBadRequest, "headers[%d] (%s): the value is not base64: %v", i, *h.Name, err)}
+			}
+			hd.Value = v
+			if hd.Value == nil {
+				hd.Value = []byte{} // empty, not null
+			}
+		}
+		out.rec.Headers = append(out.rec.Headers, hd)
+	}
+	if in.Timestamp != nil {
+		ts, err := time.Parse(time.RFC3339Nano, *in.Timestamp)
+		if err != nil {
+			return v3Record{err: errorf(http.StatusBadRequest, "timestamp %q is not an RFC 3339 date-time such as 2021-02-05T19:14:42Z", *in.Timestamp)}
+		}
+		if ts.UnixMilli() < 0 {
+			return v3Record{err: errorf(http.StatusBadRequest, "timestamp %s is before 1970", *in.Timestamp)}
+		}
+		out.rec.Timestamp = ts
+	}
+	return out
+}
+
+// decode is the bytes of a key or value, and its type and size for the
+// report; nil d: none given.
+func (d *v3Data) decode(which string) ([]byte, *v3Size, *confluentError) {
+	if d == nil {
+		return nil, nil, nil
+	}
+	for _, f := range [...]struct {
+		name string
+		raw  json.RawMessage
+	}{{"subject", d.Subject}, {"subject_name_strategy", d.SubjectNameStrategy}, {"schema_id", d.SchemaID},
+		{"schema_version", d.SchemaVersion}, {"schema", d.Schema}} {
+		if name := f.name; present(f.raw) {
+			return nil, nil, errorf(http.StatusBadRequest,
+				"%s: %s names a schema, and schemas come with schema registry support, which this version of meshka does not have; give type BINARY, JSON or STRING without one", which, name)
+		}
+	}
+	if d.Type == nil {
+		return nil, nil, errorf(http.StatusBadRequest,
+			"%s: no type: without one the schema is looked up in a schema registry, which this version of meshka does not have; give type BINARY, JSON or STRING", which)
+	}
+	var b []byte
+	switch t := *d.Type; t {
+	case "BINARY":
+		if present(d.Data) {
+			var s string
+			if json.Unmarshal(d.Data, &s) != nil {
+				return nil, nil, errorf(http.StatusBadRequest, "%s: data=%s is not a base64 string.", which, brief(d.Data))
+			}
+			var err error
+			if b, err = decodeBase64(s); err != nil {
+				return nil, nil, errorf(http.StatusBadRequest, "%s: data=%s is not a valid base64 string: %v", which, brief(d.Data), err)
+			}
+			if b == nil {
+				b = []byte{}
+			}
+		}
+	case "JSON":
+		if present(d.Data) {
+			var buf bytes.Buffer
+			if err := json.Compact(&buf, d.Data); err != nil {
+				return nil, nil, errorf(http.StatusBadRequest, "%s: data is not JSON: %v", which, err)
+			}
+			b = buf.Bytes()
+		}
+	case "STRING":
+		if present(d.Data) {
+			var s string
+			if json.Unmarshal(d.Data, &s) != nil {
+				return nil, nil, errorf(http.StatusBadRequest, "%s: data=%s is not a string.", which, brief(d.Data))
+			}
+			b = []byte(s)
+		}
+	case "AVRO", "JSONSCHEMA", "PROTOBUF":
+		return nil, nil, errorf(http.StatusBadRequest,
+			"%s: type %s comes with schema registry support, which this version of meshka does not have; give type BINARY, JSON or STRING", which, t)
+	default:
+		return nil, nil, errorf(http.StatusBadRequest, "%s: unknown type %q; want BINARY, JSON or STRING", which, t)
+	}
+	size := len(b)
+	if b == nil {
+		size = -1
+	}
+	return b, &v3Size{Type: *d.Type, Size: size}, nil
+}
+
+// present says a JSON field was given, and not as null.
+func present(raw json.RawMessage) bool {
+	return len(raw) > 0 && !bytes.Equal(raw, []byte("null"))
+}
+
+var errFrameTooLarge = errors.New("a record larger than http.max_body_bytes")
+
+// framer splits a body into its top-level JSON objects, whitespace
+// between them or none, as the v3 API takes records. It reads a byte at
+// a time from a buffer, so it survives any split of the body; a record
+// is bounded before it is held.
+type framer struct {
+	r   *bufio.Reader
+	max int
+	off int64 // bytes read
+	buf []byte
+}
+
+func newFramer(r io.Reader, max int) *framer {
+	return &framer{r: bufio.NewReader(r), max: max}
+}
+
+// next is the next object, valid until the next call; io.EOF once the
+// body ends between objects.
+func (f *framer) next() ([]byte, error) {
+	for {
+		c, err := f.r.ReadByte()
+		if err != nil {
+			return nil, err
+		}
+		f.off++
+		if c == ' ' || c == '\t' || c == '\r' || c == '\n' {
+			continue
+		}
+		if c != '{' {
+			return nil, fmt.Errorf("at byte %d: want a JSON object for a record, got %q", f.off-1, c)
+		}
+		break
+	}
+	f.buf = append(f.buf[:0], '{')
+	depth, inString, escaped := 1, false, false
+	for depth > 0 {
+		c, err := f.r.ReadByte()
+		if err == io.EOF {
+			return nil, fmt.Errorf("after byte %d: the body ends inside a record: %w", f.off, io.ErrUnexpectedEOF)
+		}
+		if err != nil {
+			return nil, err
+		}
+		f.off++
+		if len(f.buf) >= f.max {
+			return nil, fmt.Errorf("at byte %d: %w (%d bytes)", f.off-1, errFrameTooLarge, f.max)
+		}
+		f.buf = append(f.buf, c)
+		switch {
+		case inString && escaped:
+			escaped = false
+		case inString && c == '\\':
+			escaped = true
+		case inString && c == '"':
+			inString = false
+		case inString:
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			depth++
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return f.buf, nil
+}
