@@ -3,7 +3,6 @@ package httpmap
 import (
 	"bytes"
 	"errors"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -74,14 +73,8 @@ func (s *Server) item(w http.ResponseWriter, r *http.Request, rt *route, params 
 		w.Header().Set("Content-Type", ct)
 		w.Write(cur.Value)
 	case http.MethodPut, http.MethodPost, http.MethodPatch:
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(s.cfg.MaxBodyBytes)))
-		if err != nil {
-			var tooLarge *http.MaxBytesError
-			if errors.As(err, &tooLarge) {
-				problem(w, http.StatusRequestEntityTooLarge, "the body is larger than http.max_body_bytes (%d bytes)", tooLarge.Limit)
-				return
-			}
-			problem(w, http.StatusBadRequest, "reading the body: %v", err)
+		body, ok := s.readBody(w, r)
+		if !ok {
 			return
 		}
 		var headers []mesh.Header

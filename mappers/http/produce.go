@@ -17,6 +17,22 @@ import (
 // is kept in.
 const HeaderContentType = "content-type"
 
+// readBody reads a request's body, at most http.max_body_bytes; false:
+// answered (413 past the bound, 400 for a body that did not arrive).
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(s.cfg.MaxBodyBytes)))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			problem(w, http.StatusRequestEntityTooLarge, "the body is larger than http.max_body_bytes (%d bytes)", tooLarge.Limit)
+			return nil, false
+		}
+		problem(w, http.StatusBadRequest, "reading the body: %v", err)
+		return nil, false
+	}
+	return body, true
+}
+
 // produced is a produce's answer.
 type produced struct {
 	Topic     string `json:"topic"`
@@ -29,14 +45,8 @@ type produced struct {
 // the route, the body's content type kept; 201 with where it went (202
 // with acks none, which learns no offset).
 func (s *Server) produce(w http.ResponseWriter, r *http.Request, rt *route, params map[string]string) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(s.cfg.MaxBodyBytes)))
-	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			problem(w, http.StatusRequestEntityTooLarge, "the body is larger than http.max_body_bytes (%d bytes)", tooLarge.Limit)
-			return
-		}
-		problem(w, http.StatusBadRequest, "reading the body: %v", err)
+	body, ok := s.readBody(w, r)
+	if !ok {
 		return
 	}
 	rec := mesh.Record{Topic: rt.cfg.Topic, Partition: -1, Value: body, Timestamp: time.Now()}

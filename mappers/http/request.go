@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"io"
 	"maps"
 	"net/http"
 	"strconv"
@@ -125,14 +124,8 @@ func (rs *replies) read(topic string, h *replyHub) {
 // answer is 202 at once, with a Location where the reply can be read,
 // from any node.
 func (s *Server) request(w http.ResponseWriter, r *http.Request, rt *route, params map[string]string) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(s.cfg.MaxBodyBytes)))
-	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			problem(w, http.StatusRequestEntityTooLarge, "the body is larger than http.max_body_bytes (%d bytes)", tooLarge.Limit)
-			return
-		}
-		problem(w, http.StatusBadRequest, "reading the body: %v", err)
+	body, ok := s.readBody(w, r)
+	if !ok {
 		return
 	}
 	id := r.Header.Get("Idempotency-Key")

@@ -97,7 +97,7 @@ func (s *Server) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("http.listen: %w", err)
 	}
-	s.ln = netListener{netguard.Listen(raw, "http", netguard.Limits{MaxConns: netguard.MaxConnsFromFileLimit()}, s.log)}
+	s.ln = netguard.Listen(raw, "http", netguard.Limits{MaxConns: netguard.MaxConnsFromFileLimit()}, s.log).NetListener()
 	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: s.cfg.ReadHeaderTimeout.D(), IdleTimeout: s.cfg.IdleTimeout.D(),
 		MaxHeaderBytes: 64 << 10, TLSConfig: s.env.TLS, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		BaseContext: func(net.Listener) context.Context { return s.ctx },
@@ -376,27 +376,4 @@ func problem(w http.ResponseWriter, status int, format string, args ...any) {
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(map[string]any{"status": status, "title": http.StatusText(status), "detail": fmt.Sprintf(format, args...)})
-}
-
-// netListener is a guarded listener as a net.Listener.
-type netListener struct{ *netguard.Listener }
-
-func (l netListener) Accept() (net.Conn, error) {
-	c, release, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return &guardedConn{Conn: c, release: release}, nil
-}
-
-type guardedConn struct {
-	net.Conn
-	once    sync.Once
-	release func()
-}
-
-func (g *guardedConn) Close() error {
-	err := g.Conn.Close()
-	g.once.Do(g.release)
-	return err
 }

@@ -162,7 +162,7 @@ func (b *Broker) accept() {
 		if err != nil {
 			return // closed
 		}
-		var nc net.Conn = releasing(c, release)
+		var nc net.Conn = netguard.Release(c, release)
 		if b.env.TLS != nil {
 			nc = tls.Server(nc, b.env.TLS) // closing it releases the place too
 		}
@@ -293,31 +293,4 @@ func (b *Broker) createTopics(ctx context.Context) {
 			b.log.Warn("MQTT topic not created", "topic", name, "err", err)
 		}
 	}
-}
-
-// releasing is c, whose Close also releases its place in the listener's
-// bounds.
-func releasing(c net.Conn, release func()) net.Conn { return &guardedConn{Conn: c, release: release} }
-
-type guardedConn struct {
-	net.Conn
-	once    sync.Once
-	release func()
-}
-
-func (g *guardedConn) Close() error {
-	err := g.Conn.Close()
-	g.once.Do(g.release)
-	return err
-}
-
-// netListener is a guarded listener as a net.Listener, for http.Server.
-type netListener struct{ *netguard.Listener }
-
-func (l netListener) Accept() (net.Conn, error) {
-	c, release, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return releasing(c, release), nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/meshka/meshka/mappers/mqtt/wire"
+	"github.com/meshka/meshka/netguard"
 )
 
 // writeTimeout bounds one write to a client; a client that takes no bytes
@@ -55,8 +56,8 @@ func newOutbox(nc net.Conn, max int, wg *sync.WaitGroup) *outbox {
 	o := &outbox{nc: nc, w: nc, max: max, wg: wg}
 	// net.Buffers writes with one writev only to the *net.TCPConn itself;
 	// through the listener's wrapper it writes each packet on its own.
-	if g, ok := nc.(*guardedConn); ok {
-		o.w = g.Conn
+	if g, ok := nc.(*netguard.Released); ok {
+		o.w = g.Unwrap()
 	}
 	_, o.vectored = o.w.(*net.TCPConn)
 	o.room = sync.NewCond(&o.mu)

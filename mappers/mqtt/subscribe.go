@@ -347,16 +347,8 @@ func (c *conn) deliver(ctx context.Context, r *running, rec mesh.Record, share *
 		pk.FixedHeader.Dup = true
 		pk.FixedHeader.Qos = pending.QoS
 	case session.Fresh:
-		select {
-		case <-c.quota:
-		case <-ctx.Done():
-			return false
-		}
-		c.mu.Lock()
-		pid, ok := c.ids.Take()
+		pid, ok := c.takeSlot(ctx) // c.mu held when ok
 		if !ok {
-			c.mu.Unlock()
-			c.quota <- struct{}{}
 			return false
 		}
 		pk.PacketID = pid
@@ -411,6 +403,26 @@ func (c *conn) sendPublish(pk *packets.Packet, kind putKind) (queued, fits bool)
 		c.outAliases[set] = pk.Properties.TopicAlias
 	}
 	return queued, true
+}
+
+// takeSlot waits for a slot of the client's receive maximum and takes a
+// packet id for a QoS 1 or 2 message; on success c.mu is held, for the
+// caller to record the message pending. False: the connection ended, or
+// every packet id is pending.
+func (c *conn) takeSlot(ctx context.Context) (uint16, bool) {
+	select {
+	case <-c.quota:
+	case <-ctx.Done():
+		return 0, false
+	}
+	c.mu.Lock()
+	pid, ok := c.ids.Take()
+	if !ok {
+		c.mu.Unlock()
+		c.quota <- struct{}{}
+		return 0, false
+	}
+	return pid, true
 }
 
 // fits says whether a packet is within the client's Maximum Packet Size.
@@ -547,16 +559,8 @@ func (c *conn) sendOneRetained(ctx context.Context, sub session.Subscription, re
 	}
 	kind := kindQoS0
 	if pk.FixedHeader.Qos > 0 {
-		select {
-		case <-c.quota:
-		case <-ctx.Done():
-			return false
-		}
-		c.mu.Lock()
-		pid, ok := c.ids.Take()
+		pid, ok := c.takeSlot(ctx) // c.mu held when ok
 		if !ok {
-			c.mu.Unlock()
-			c.quota <- struct{}{}
 			return false
 		}
 		pk.PacketID = pid

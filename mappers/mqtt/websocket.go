@@ -30,7 +30,7 @@ func (b *Broker) listenWebSocket(maxConns int) (*wsServer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mqtt.websocket: %w", err)
 	}
-	ln := netListener{netguard.Listen(raw, "mqtt-websocket", netguard.Limits{MaxConns: maxConns}, b.log)}
+	ln := netguard.Listen(raw, "mqtt-websocket", netguard.Limits{MaxConns: maxConns}, b.log).NetListener()
 	ws := &wsServer{ln: ln}
 	mux := http.NewServeMux()
 	mux.HandleFunc(wsPath, func(w http.ResponseWriter, r *http.Request) {
