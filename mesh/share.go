@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/meshka/meshka/actors/group"
+	"github.com/meshka/meshka/upstream"
 )
 
 // ShareOptions say what a member of a share reads and how it takes part.
@@ -25,7 +26,10 @@ type ShareOptions struct {
 	// Start is where a partition with no committed offset starts, or
 	// one whose committed offset the log no longer holds: Latest (the
 	// zero Start), Earliest or AtTime. Given offsets are not a start for
-	// a share; AtOffsets counts as Latest.
+	// a share; AtOffsets counts as Latest. Latest is the end of each
+	// partition when Share is called, not when the group assigns it: a
+	// record written after Share returned reaches the share even if the
+	// rebalance is still under way.
 	Start Start
 	// Queue bounds the records delivered but not yet taken by Next
 	// (1024 when 0). A member whose queue is full is paused: it reads on
@@ -111,6 +115,9 @@ type Share struct {
 	cancel   context.CancelFunc // ends the member's loop
 	stopped  chan struct{}      // closed once the loop has left the group
 	commits  chan chan error    // Commit's asks, for the loop
+	// ends is, with Start Latest, each partition's end offset when Share
+	// was called: where one with nothing committed starts. Read-only.
+	ends map[topicPartition]int64
 
 	mu      sync.Mutex
 	gen     *shareGen     // the generation delivering; nil between them
@@ -148,11 +155,38 @@ func (m *Mesh) Share(o ShareOptions) (*Share, error) {
 	s := &Share{m: m, o: o, identity: group.Identity(m.upstreamName, o.Group), cancel: cancel,
 		stopped: make(chan struct{}), commits: make(chan chan error),
 		changed: make(chan struct{}), done: make(chan struct{})}
+	if o.Start.at == upstream.OffsetLatest {
+		s.ends = m.ends(ctx, o.Topics)
+	}
 	if !m.goroutine(func() { s.run(ctx) }) {
 		cancel()
 		return nil, ErrClosed
 	}
 	return s, nil
+}
+
+// endsTimeout bounds how long Share waits for upstream's end offsets.
+const endsTimeout = 10 * time.Second
+
+// ends is the end offset of every partition of topics, as far as
+// upstream answers within endsTimeout: a topic that does not exist yet,
+// or that upstream cannot describe now, is left out (its partitions then
+// start at their end when assigned).
+func (m *Mesh) ends(ctx context.Context, topics []string) map[topicPartition]int64 {
+	ctx, cancel := context.WithTimeout(ctx, endsTimeout)
+	defer cancel()
+	out := map[topicPartition]int64{}
+	for _, t := range topics {
+		offs, err := m.Offsets(ctx, t, Latest())
+		if err != nil {
+			m.log.Debug("share starts without the end offsets of a topic", "topic", t, "err", err)
+			continue
+		}
+		for p, off := range offs {
+			out[topicPartition{t, p}] = off
+		}
+	}
+	return out
 }
 
 // Next returns the next record of the member's partitions, waiting for

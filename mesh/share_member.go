@@ -310,9 +310,10 @@ func (s *Share) positions(g *shareGen) map[topicPartition]int64 {
 }
 
 // start reads the committed offsets of g's partitions and subscribes to
-// them. A partition that has none (or one the log no longer holds)
-// starts at the share's Start, and that offset is committed at once, so
-// a rebalance before the first record does not move its start.
+// them. A partition that has none starts where it ended when Share was
+// called (with Start Latest), else (or when the log no longer holds that
+// offset) at the share's Start; that offset is committed at once, so a
+// rebalance before the first record does not move its start.
 func (s *Share) start(ctx context.Context, g *shareGen, mb *member) error {
 	committed, err := s.fetchOffsets(ctx, g.assigned)
 	if err != nil {
@@ -323,6 +324,10 @@ func (s *Share) start(ctx context.Context, g *shareGen, mb *member) error {
 		for _, p := range ps {
 			k := topicPartition{t, p}
 			off, ok := committed[k]
+			isCommitted := ok && off >= 0
+			if !isCommitted {
+				off, ok = s.ends[k]
+			}
 			if ok && off >= 0 {
 				first, err := s.m.up.OffsetAt(ctx, t, p, Earliest().at)
 				if err != nil {
@@ -330,7 +335,9 @@ func (s *Share) start(ctx context.Context, g *shareGen, mb *member) error {
 				}
 				if off >= first {
 					starts[k] = off
-					g.committed[k] = off
+					if isCommitted {
+						g.committed[k] = off
+					}
 					continue
 				}
 			}
