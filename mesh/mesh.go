@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/meshka/meshka/actors/hosted"
 	"github.com/meshka/meshka/cluster"
 	"github.com/meshka/meshka/upstream"
 )
@@ -22,7 +24,10 @@ type Config struct {
 	Cluster      *cluster.Mesh
 	Upstream     *upstream.Client
 	UpstreamName string // the upstream's name in actor identities
-	Logger       *slog.Logger
+	// Hosted is the node's registry of binding actors, which its hosted
+	// actor kind serves (nil: Actors is refused); the Mesh closes it.
+	Hosted *hosted.Registry
+	Logger *slog.Logger
 }
 
 // Mesh is one node's door to the records of the upstream's topics: its
@@ -32,6 +37,7 @@ type Mesh struct {
 	cluster      *cluster.Mesh
 	up           *upstream.Client
 	upstreamName string
+	hosted       *hosted.Registry
 	log          *slog.Logger
 
 	ctx    context.Context // ends at Close: every goroutine of the Mesh stops
@@ -51,21 +57,33 @@ func New(cfg Config) *Mesh {
 		log = slog.Default()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Mesh{cluster: cfg.Cluster, up: cfg.Upstream, upstreamName: cfg.UpstreamName, log: log.With("component", "mesh"),
+	return &Mesh{cluster: cfg.Cluster, up: cfg.Upstream, upstreamName: cfg.UpstreamName, hosted: cfg.Hosted, log: log.With("component", "mesh"),
 		ctx: ctx, cancel: cancel, hubs: map[hubKey]*hub{}, leases: map[*Lease]struct{}{}}
 }
 
 // Close ends every subscription (their Next answers ErrClosed),
-// producer and share of the Mesh, abandons its leases (their Revoked
-// close; see Lease) and waits for their goroutines to stop.
+// producer and share of the Mesh, stops the binding actors this node
+// runs (StopClosing), abandons its leases (their Revoked close; see
+// Lease) and waits for their goroutines to stop.
 func (m *Mesh) Close() {
 	m.mu.Lock()
 	m.closed = true
 	m.mu.Unlock()
 	m.cancel()
+	if m.hosted != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), hostedCloseTimeout)
+		if err := m.hosted.Close(ctx); err != nil {
+			m.log.Warn("binding actors did not all stop", "err", err)
+		}
+		cancel()
+	}
 	m.wg.Wait()
 	m.dropLeases()
 }
+
+// hostedCloseTimeout bounds how long Close waits for binding actors to
+// stop.
+const hostedCloseTimeout = 10 * time.Second
 
 // go runs f as one of the Mesh's goroutines, stopped by Close.
 func (m *Mesh) goroutine(f func()) bool {

@@ -20,6 +20,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/meshka/meshka/actors/group"
+	"github.com/meshka/meshka/actors/hosted"
 	"github.com/meshka/meshka/actors/lease"
 	"github.com/meshka/meshka/actors/partition"
 	"github.com/meshka/meshka/actors/table"
@@ -174,6 +175,7 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 	// Table actors read partitions through the mesh they run in, and
 	// lease actors read its views; it exists once cluster.Start returns.
 	var meshRef atomic.Pointer[cluster.Mesh]
+	hostedActors := hosted.NewRegistry() // the binding actors this node runs; the mesh API closes it
 	mesh, err := cluster.Start(cluster.Config{
 		Gossip: cluster.GossipConfig{
 			Self: cluster.Member{
@@ -220,6 +222,7 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 				Clock:   &lease.Clock{},
 				Logger:  log,
 			}),
+			hosted.Kind: hosted.Props(hosted.Config{Registry: hostedActors, Logger: log}),
 		},
 		Spread: map[string]cluster.Spreader{partition.Kind: spreadPartitions},
 		Logger: log,
@@ -232,7 +235,7 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 	n.mesh = mesh
 	meshRef.Store(mesh)
 	n.reg = cluster.NewRegistry(self, mesh)
-	n.api = apimesh.New(apimesh.Config{Cluster: mesh, Upstream: up, UpstreamName: upstreamName, Logger: log})
+	n.api = apimesh.New(apimesh.Config{Cluster: mesh, Upstream: up, UpstreamName: upstreamName, Hosted: hostedActors, Logger: log})
 	built, err := buildBindings(cfg, n.api, log)
 	if err == nil && cfg.HTTP.Listen != "" {
 		var hb apimesh.Binding
