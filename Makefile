@@ -22,7 +22,7 @@ lint:
 # The tests of actor remoting between nodes in one process (named
 # TestRemoting…) skip under the race detector, where protoactor's remoting
 # races with itself (see internal/race), and run in a second pass without.
-REMOTING_PKGS := ./cluster/ ./actors/group/ ./mesh/ ./examples/linebinding/ ./mappers/mqtt/ ./test/
+REMOTING_PKGS := ./cluster/ ./actors/group/ ./mesh/ ./examples/linebinding/ ./mappers/mqtt/ ./mappers/http/ ./test/
 test: lint test/kafkajs/node_modules mappers/mqtt/testdata/mqttjs/node_modules
 	@echo "$(GO) test -race -timeout 20m -count=1 $(PKGS)"; status=0; \
 	$(GO) test -race -timeout 20m -count=1 $(PKGS) || status=$$?; \
