@@ -22,7 +22,7 @@ lint:
 # The tests of actor remoting between nodes in one process (named
 # TestRemoting…) skip under the race detector, where protoactor's remoting
 # races with itself (see internal/race), and run in a second pass without.
-REMOTING_PKGS := ./cluster/ ./actors/group/ ./mesh/ ./examples/linebinding/ ./mappers/mqtt/ ./test/
+REMOTING_PKGS := ./cluster/ ./actors/group/ ./mesh/ ./examples/linebinding/ ./mappers/mqtt/ ./mappers/http/ ./test/
 test: lint test/kafkajs/node_modules mappers/mqtt/testdata/mqttjs/node_modules
 	@echo "$(GO) test -race -timeout 20m -count=1 $(PKGS)"; status=0; \
 	$(GO) test -race -timeout 20m -count=1 $(PKGS) || status=$$?; \
@@ -31,7 +31,7 @@ test: lint test/kafkajs/node_modules mappers/mqtt/testdata/mqttjs/node_modules
 	command -v kcat >/dev/null 2>&1 || echo "kcat is not installed: TestKcatScript was skipped"; \
 	{ command -v node && command -v npm; } >/dev/null 2>&1 || echo "node or npm is not installed: TestKafkajs and TestMQTTjs were skipped"; \
 	command -v mosquitto_pub >/dev/null 2>&1 || echo "mosquitto-clients is not installed: TestMosquittoScript was skipped"; \
-	{ command -v chromium || command -v chromium-browser; } >/dev/null 2>&1 || echo "chromium is not installed: TestBrowserEventSourceResumes was skipped"; \
+	{ command -v chromium || command -v chromium-browser; } >/dev/null 2>&1 || echo "chromium is not installed: TestBrowserEventSourceResumes and TestBrowserWebSocket were skipped"; \
 	command -v curl >/dev/null 2>&1 || echo "curl is not installed: TestConfluentCurl was skipped"; \
 	exit $$status
 

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -320,11 +321,22 @@ func responder(t testing.TB, env *testenv.Env) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	respond(t, cl, nil, nil)
+}
+
+// respond answers the request records cl consumes, as responder does,
+// until the test ends, and closes cl then. With partitions the replies
+// go to those partitions in turn (cl must have kgo.ManualPartitioner),
+// else where cl's partitioner puts them. A request whose body is a key
+// of hold is answered once that channel is closed.
+func respond(t testing.TB, cl *kgo.Client, partitions []int32, hold map[string]chan struct{}) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	t.Cleanup(func() { cancel(); <-done; cl.Close() })
+	var held sync.WaitGroup
+	t.Cleanup(func() { cancel(); <-done; held.Wait(); cl.Close() })
 	go func() {
 		defer close(done)
+		n := 0
 		for ctx.Err() == nil {
 			cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
 				var corr, to []byte
@@ -336,9 +348,24 @@ func responder(t testing.TB, env *testenv.Env) {
 						to = h.Value
 					}
 				}
-				cl.Produce(ctx, &kgo.Record{Topic: string(to), Value: []byte(strings.ToUpper(string(r.Value))),
+				reply := &kgo.Record{Topic: string(to), Value: []byte(strings.ToUpper(string(r.Value))),
 					Headers: []kgo.RecordHeader{{Key: "correlation-id", Value: corr}, {Key: "status", Value: []byte("201")},
-						{Key: "content-type", Value: []byte("text/plain")}}}, nil)
+						{Key: "content-type", Value: []byte("text/plain")}}}
+				if len(partitions) > 0 {
+					reply.Partition = partitions[n%len(partitions)]
+					n++
+				}
+				if gate, ok := hold[string(r.Value)]; ok {
+					held.Go(func() {
+						select {
+						case <-gate:
+							cl.Produce(ctx, reply, nil)
+						case <-ctx.Done():
+						}
+					})
+					return
+				}
+				cl.Produce(ctx, reply, nil)
 			})
 		}
 	}()
