@@ -36,9 +36,30 @@ type HTTP struct {
 	// under /topics and /consumers) besides the routes, which a route of
 	// the same method and path overrides; meshka dev turns it on.
 	Confluent bool `yaml:"confluent"`
+	// Consumers configures the Confluent v2 API's consumer instances.
+	Consumers HTTPConsumers `yaml:"consumers"`
 	// Routes are matched in order; the first whose method and path match
 	// serves the request.
 	Routes []HTTPRoute `yaml:"routes,omitempty"`
+}
+
+// HTTPConsumers configures the Confluent v2 API's consumer instances:
+// cluster-wide actors, any node serving any instance, whose state is kept
+// in a compacted topic.
+type HTTPConsumers struct {
+	// Topic holds each instance's state, keyed by group and name.
+	Topic string `yaml:"topic"`
+	// Create creates Topic on start (compacted, one partition) when
+	// upstream does not have it; Replication is its replication factor
+	// (0: upstream's default).
+	Create      bool  `yaml:"create"`
+	Replication int16 `yaml:"replication"`
+	// InstanceTimeout is how long an instance lives without a request
+	// (the REST Proxy's consumer.instance.timeout.ms).
+	InstanceTimeout Duration `yaml:"instance_timeout"`
+	// MaxBytes bounds one GET records answer (the REST Proxy's
+	// consumer.request.max.bytes); a request's max_bytes may ask for less.
+	MaxBytes Size `yaml:"max_bytes"`
 }
 
 // HTTPRoute maps requests of one method and path to a capability over a
@@ -97,6 +118,8 @@ func defaultHTTP() HTTP {
 		ReadHeaderTimeout: Duration(10 * time.Second),
 		IdleTimeout:       Duration(2 * time.Minute),
 		MaxWait:           Duration(60 * time.Second),
+		Consumers: HTTPConsumers{Topic: "meshka-http-consumers", Create: true,
+			InstanceTimeout: Duration(5 * time.Minute), MaxBytes: 4 * MiB},
 	}
 }
 
@@ -121,6 +144,12 @@ func (v *validator) validateHTTP(h HTTP) {
 	v.durationRange("http.read_header_timeout", h.ReadHeaderTimeout, 100*time.Millisecond, 10*time.Minute)
 	v.durationRange("http.idle_timeout", h.IdleTimeout, 0, 24*time.Hour)
 	v.durationRange("http.max_wait", h.MaxWait, 0, 10*time.Minute)
+	if msg := checkTopic(h.Consumers.Topic); msg != "" {
+		v.add("http.consumers.topic", "%s", msg)
+	}
+	v.intRange("http.consumers.replication", int64(h.Consumers.Replication))
+	v.durationRange("http.consumers.instance_timeout", h.Consumers.InstanceTimeout, time.Second, 7*24*time.Hour)
+	v.sizeRange("http.consumers.max_bytes", h.Consumers.MaxBytes, KiB, 32*MiB)
 	for i, r := range h.Routes {
 		path := fmt.Sprintf("http.routes[%d]", i)
 		switch r.Method {

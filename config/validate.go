@@ -170,6 +170,7 @@ var intRanges = map[string]struct{ lo, hi int64 }{
 	"mqtt.topic_alias_maximum":     {0, 65535},
 	"mqtt.topics.partitions":       {0, 100000},
 	"mqtt.topics.replication":      {0, 32767},
+	"http.consumers.replication":   {0, 32767},
 	"dev.nodes":                    {1, 9},
 	"dev.brokers":                  {1, 9},
 	"dev.partitions":               {1, 1000},

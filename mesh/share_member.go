@@ -450,19 +450,45 @@ func (s *Share) commit(ctx context.Context, mb *member, g *shareGen, positions m
 // fetchOffsets is what the group has committed upstream for assigned;
 // -1 where nothing is.
 func (s *Share) fetchOffsets(ctx context.Context, assigned map[string][]int32) (map[topicPartition]int64, error) {
+	return s.m.groupOffsets(ctx, s.o.Group, assigned)
+}
+
+// GroupOffsets is what consumer group has committed upstream for the
+// given partitions of each topic: the offset the group reads on from, -1
+// where it has committed nothing.
+func (m *Mesh) GroupOffsets(ctx context.Context, group string, partitions map[string][]int32) (map[string]map[int32]int64, error) {
+	got, err := m.groupOffsets(ctx, group, partitions)
+	if err != nil {
+		return nil, fmt.Errorf("mesh: offsets of group %q: %w", group, err)
+	}
+	out := map[string]map[int32]int64{}
+	for t, ps := range partitions {
+		out[t] = map[int32]int64{}
+		for _, p := range ps {
+			off, ok := got[topicPartition{t, p}]
+			if !ok {
+				off = -1
+			}
+			out[t][p] = off
+		}
+	}
+	return out, nil
+}
+
+func (m *Mesh) groupOffsets(ctx context.Context, group string, assigned map[string][]int32) (map[topicPartition]int64, error) {
 	out := map[topicPartition]int64{}
 	if len(assigned) == 0 {
 		return out, nil
 	}
 	req := kmsg.NewPtrOffsetFetchRequest()
-	req.Version = s.m.upstreamVersion(req.Key(), 7)
-	req.Group = s.o.Group
+	req.Version = m.upstreamVersion(req.Key(), 7)
+	req.Group = group
 	for t, ps := range assigned {
 		rt := kmsg.NewOffsetFetchRequestTopic()
 		rt.Topic, rt.Partitions = t, slices.Clone(ps)
 		req.Topics = append(req.Topics, rt)
 	}
-	kresp, err := s.m.up.Forward(ctx, req)
+	kresp, err := m.up.Forward(ctx, req)
 	if err != nil {
 		return nil, err
 	}

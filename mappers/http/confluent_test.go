@@ -613,7 +613,7 @@ func TestConfluentV2Produce(t *testing.T) {
 
 // v2's topics and refusals: names, a topic's partitions, 404 for a topic
 // upstream lacks, 415 for the schema formats and other media types, 400
-// and 422 for bad bodies, 501 for consumer instances.
+// and 422 for bad bodies, 501 for manual assignment of consumer instances.
 func TestConfluentV2Topics(t *testing.T) {
 	_, base, _ := startConfluent(t)
 	resp, body := do(t, "GET", base+"/topics", "", nil)
@@ -649,7 +649,8 @@ func TestConfluentV2Topics(t *testing.T) {
 		{"no records", "/topics/events", `{"records": []}`, v2("json"), 422, 422, "records"},
 		{"bad base64", "/topics/events", `{"records": [{"value": "fooba"}]}`, v2("binary"), 400, 400, "records[0].value"},
 		{"too large", "/topics/events", `{"records": [{"value": "` + strings.Repeat("a", 2000) + `"}]}`, v2("json"), 413, 413, "max_body_bytes"},
-		{"consumers", "/consumers/group", `{}`, v2("json"), 501, 501, "consumer instances"},
+		{"consumer instance too large", "/consumers/group", `{"name": "` + strings.Repeat("a", 2000) + `"}`, v2("json"), 413, 413, "max_body_bytes"},
+		{"assigning an instance", "/consumers/group/instances/x/assignments", `{"partitions": []}`, v2("json"), 501, 501, "manual assignment"},
 	} {
 		resp, body := do(t, "POST", base+c.path, c.body, c.header)
 		wantError(t, c.what, resp, body, c.status, c.code, c.message)

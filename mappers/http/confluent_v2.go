@@ -5,8 +5,7 @@ package httpmap
 // and binary embedded formats, GET /topics and /topics/{topic}. Answers
 // are application/vnd.kafka.v2+json. The schema formats (avro,
 // jsonschema, protobuf) are answered 415 until schema registry support
-// comes, and consumer instances (/consumers) 501 until they come as
-// cluster-wide actors.
+// comes. Its consumer instances (/consumers) are in consumers.go.
 
 import (
 	"bytes"
@@ -36,12 +35,7 @@ func (s *Server) v2Routes(mux *http.ServeMux) {
 	confluentRoutes(mux, ct, "/topics", map[string]http.HandlerFunc{http.MethodGet: s.v2Topics})
 	confluentRoutes(mux, ct, "/topics/{topic}", map[string]http.HandlerFunc{http.MethodGet: s.v2Topic, http.MethodPost: s.v2Produce})
 	confluentRoutes(mux, ct, "/topics/{topic}/partitions/{partition}", map[string]http.HandlerFunc{http.MethodPost: s.v2Produce})
-	consumers := func(w http.ResponseWriter, r *http.Request) {
-		v2Fail(w, errorf(http.StatusNotImplemented,
-			"v2 consumer instances are not served by this version of meshka; consume with a Kafka client through meshka, or stream a topic with an HTTP route (capability stream)"))
-	}
-	mux.HandleFunc("/consumers", consumers)
-	mux.HandleFunc("/consumers/", consumers)
+	s.v2ConsumerRoutes(mux)
 }
 
 func v2Fail(w http.ResponseWriter, e *confluentError) {

@@ -50,6 +50,7 @@ type Server struct {
 	routes []*route
 
 	confluent *http.ServeMux // the Confluent REST Proxy API; nil unless http.confluent
+	consumers *mesh.Actors   // its v2 consumer instances; nil unless http.confluent
 
 	producers map[mesh.Acks]*mesh.Producer
 	replies   replies
@@ -93,8 +94,16 @@ func (s *Server) Start(ctx context.Context) error {
 	for _, a := range []mesh.Acks{mesh.AcksAll, mesh.AcksLeader, mesh.AcksNone} {
 		s.producers[a] = s.env.Mesh.NewProducer(mesh.ProducerOptions{Acks: a, Compression: records.CodecNone})
 	}
+	if s.confluent != nil {
+		if err := s.startConsumers(ctx); err != nil {
+			return err
+		}
+	}
 	raw, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
+		if s.consumers != nil {
+			s.consumers.Close(ctx)
+		}
 		return fmt.Errorf("http.listen: %w", err)
 	}
 	s.ln = netguard.Listen(raw, "http", netguard.Limits{MaxConns: netguard.MaxConnsFromFileLimit()}, s.log).NetListener()
@@ -141,6 +150,9 @@ func (s *Server) Stop(ctx context.Context) error {
 	s.wg.Wait()
 	cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	if s.consumers != nil {
+		s.consumers.Close(cctx)
+	}
 	for _, p := range s.producers {
 		p.Close(cctx)
 	}

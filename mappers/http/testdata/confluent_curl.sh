@@ -73,4 +73,33 @@ out=$(post "$BASE/topics/events" application/vnd.kafka.avro.v2+json '{"records":
 has "v2 avro" "$out" '"error_code":415' 'schema registry'
 status "v2 avro" "$out" 415
 
+# v2 consumer instances, as the REST Proxy's quick start drives them.
+out=$(post "$BASE/consumers/my_json_consumer" application/vnd.kafka.v2+json \
+	'{"name": "my_consumer_instance", "format": "json", "auto.offset.reset": "earliest"}')
+has "v2 create consumer" "$out" '"instance_id":"my_consumer_instance"' \
+	"\"base_uri\":\"$BASE/consumers/my_json_consumer/instances/my_consumer_instance\""
+status "v2 create consumer" "$out" 200
+INSTANCE="$BASE/consumers/my_json_consumer/instances/my_consumer_instance"
+
+out=$(post "$INSTANCE/subscription" application/vnd.kafka.v2+json '{"topics":["events"]}')
+status "v2 subscribe" "$out" 204
+
+# The group's first rebalance may take a moment: read until the JSON
+# record produced above comes.
+for _ in $(seq 1 40); do
+	out=$(curl -sS -H 'Accept: application/vnd.kafka.json.v2+json' "$INSTANCE/records?timeout=500")
+	grep -qF '"value":{"count":1}' <<<"$out" && break
+done
+has "v2 records" "$out" '"topic":"events"' '"key":"alice"' '"value":{"count":1}' '"partition":' '"offset":'
+
+out=$(post "$INSTANCE/offsets" application/vnd.kafka.v2+json '')
+status "v2 commit" "$out" 200
+
+out=$(curl -sS -X DELETE -H 'Content-Type: application/vnd.kafka.v2+json' -w '\n%{http_code}' "$INSTANCE")
+status "v2 delete consumer" "$out" 204
+
+out=$(curl -sS -w '\n%{http_code}' -H 'Accept: application/vnd.kafka.json.v2+json' "$INSTANCE/records")
+has "v2 deleted consumer" "$out" '"error_code":40403'
+status "v2 deleted consumer" "$out" 404
+
 echo "confluent_curl: all passed"
