@@ -391,3 +391,20 @@ func TestRemotingV2ConsumerAcrossNodes(t *testing.T) {
 		}
 	}
 }
+
+// An instance unused for http.consumers.instance_timeout expires, as
+// the REST Proxy's do; one in use does not.
+func TestV2ConsumerExpires(t *testing.T) {
+	_, base, _ := startConfluent(t, func(cfg *config.Config) { cfg.HTTP.Consumers.InstanceTimeout = config.Duration(time.Second) })
+	idle := createConsumer(t, base, "cg4", `{"name":"idle"}`)
+	busy := createConsumer(t, base, "cg4", `{"name":"busy"}`)
+	busy.subscribe(base, "events")
+	for range 6 {
+		busy.records(base) // each waits up to 500 ms
+	}
+	resp, body := do(t, "GET", idle.instance(base)+"/subscription", "", nil)
+	wantError(t, "an idle instance after its timeout", resp, body, 404, 40403, "Consumer instance not found")
+	if resp, body := do(t, "GET", busy.instance(base)+"/subscription", "", nil); resp.StatusCode != 200 {
+		t.Fatalf("an instance in use: %d %s", resp.StatusCode, body)
+	}
+}
