@@ -16,7 +16,9 @@
 // held by one table actor per topic in the cluster, with Get, Scan by
 // key prefix, Watch, and Put and Delete that read their own writes. A
 // Lease is exclusive, cluster-wide ownership of a name (an MQTT session's
-// client id), which a later Acquire anywhere revokes. CreateTopics
+// client id), which a later Acquire anywhere revokes. Actors is a
+// binding's own kind of cluster-wide actor, one per identity, called
+// from any node (the HTTP mapper's v2 consumer instances). CreateTopics
 // creates the topics a binding needs upstream; ClusterID, Topics and
 // Topic describe what upstream has.
 //
