@@ -2,6 +2,7 @@ package httpmap_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -182,4 +183,41 @@ func TestRemotingAsyncReplyAcrossNodes(t *testing.T) {
 	isReply(2, a.resp, a.body, id, "HELD")
 	resp, body = do(t, "GET", bases[1]+loc, "", nil)
 	isReply(1, resp, body, id, "HELD")
+}
+
+// A produce retried with the same Idempotency-Key on another node (a load
+// balancer's retry) is answered as the first was and written once.
+func TestRemotingIdempotencyAcrossNodes(t *testing.T) {
+	c, bases := startHTTPCluster(t, func(cfg *config.Config) {
+		cfg.HTTP.Routes = []config.HTTPRoute{{Method: "POST", Path: "/events/{id}", Topic: "events", Capability: "produce", Key: "${params.id}"}}
+	})
+	for i := range 20 {
+		h := map[string]string{"Idempotency-Key": fmt.Sprintf("req-%d", i)}
+		r1, b1 := do(t, "POST", bases[i%3]+"/events/k", fmt.Sprintf("v%d", i), h)
+		for j := 1; j <= 2; j++ {
+			r, b := do(t, "POST", bases[(i+j)%3]+"/events/k", fmt.Sprintf("v%d", i), h)
+			if r1.StatusCode != 201 || r.StatusCode != 201 || b != b1 || r.Header.Get("Idempotent-Replayed") != "true" {
+				t.Fatalf("key %d: first %d %s; retry on node %d: %d %s %v", i, r1.StatusCode, b1, (i+j)%3, r.StatusCode, b, r.Header)
+			}
+		}
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Upstream.ListenAddrs()...), kgo.ConsumeTopics("events"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	got := map[string]int{}
+	for ctx.Err() == nil {
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) { got[string(r.Value)]++ })
+	}
+	if len(got) != 20 {
+		t.Fatalf("%d distinct records, want 20: %v", len(got), got)
+	}
+	for v, n := range got {
+		if n != 1 {
+			t.Errorf("%s written %d times", v, n)
+		}
+	}
 }

@@ -73,25 +73,22 @@ func (s *Server) produce(w http.ResponseWriter, r *http.Request, rt *route, para
 	}
 	if ik := r.Header.Get("Idempotency-Key"); ik != "" {
 		key := rt.cfg.Method + " " + rt.cfg.Path + " " + ik
-		a, first := s.idem.begin(key, time.Now())
-		if !first {
-			select {
-			case <-a.done:
-			case <-r.Context().Done():
-				return
+		token, done, err := s.idemBegin(r.Context(), key)
+		if err != nil {
+			if r.Context().Err() == nil {
+				problem(w, http.StatusServiceUnavailable, "the Idempotency-Key cannot be checked now: %v", err)
 			}
-			if a.status != 0 && a.status < 500 {
-				w.Header().Set("Content-Type", "application/json")
-				w.Header().Set("Idempotent-Replayed", "true")
-				w.WriteHeader(a.status)
-				w.Write(a.body)
-				return
-			}
-			// the first attempt failed: this one tries again
-			a, _ = s.idem.begin(key, time.Now())
+			return
+		}
+		if done != nil {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Idempotent-Replayed", "true")
+			w.WriteHeader(done.Status)
+			w.Write(done.Body)
+			return
 		}
 		rw := &recorder{ResponseWriter: w}
-		defer func() { s.idem.finish(key, a, rw.status, rw.body.Bytes()) }()
+		defer func() { s.idemFinish(key, token, rw.status, rw.body.Bytes()) }()
 		w = rw
 	}
 	out, err := s.producers[rt.acks].ProduceSync(r.Context(), rec)

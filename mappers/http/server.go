@@ -54,7 +54,7 @@ type Server struct {
 
 	producers map[mesh.Acks]*mesh.Producer
 	replies   replies
-	idem      idempotency
+	idem      *mesh.Actors // the idempotency keys' shards
 	srv       *http.Server
 	ln        net.Listener
 
@@ -94,13 +94,20 @@ func (s *Server) Start(ctx context.Context) error {
 	for _, a := range []mesh.Acks{mesh.AcksAll, mesh.AcksLeader, mesh.AcksNone} {
 		s.producers[a] = s.env.Mesh.NewProducer(mesh.ProducerOptions{Acks: a, Compression: records.CodecNone})
 	}
+	idem, err := s.env.Mesh.Actors(mesh.ActorsOptions{Kind: idempotencyKind, New: newIdemActor, IdleAfter: 2 * idempotencyTTL})
+	if err != nil {
+		return fmt.Errorf("http: idempotency keys: %w", err)
+	}
+	s.idem = idem
 	if s.confluent != nil {
 		if err := s.startConsumers(ctx); err != nil {
+			s.idem.Close(ctx)
 			return err
 		}
 	}
 	raw, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
+		s.idem.Close(ctx)
 		if s.consumers != nil {
 			s.consumers.Close(ctx)
 		}
@@ -152,6 +159,9 @@ func (s *Server) Stop(ctx context.Context) error {
 	defer cancel()
 	if s.consumers != nil {
 		s.consumers.Close(cctx)
+	}
+	if s.idem != nil {
+		s.idem.Close(cctx)
 	}
 	for _, p := range s.producers {
 		p.Close(cctx)
