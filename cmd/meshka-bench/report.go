@@ -165,7 +165,7 @@ func (r report) markdown() string {
 	w("(install it with `apt-get install mosquitto`, or your system's package; without it they are skipped and say so), and M4 compares meshka's MQTT subscribers with one Kafka reader. ")
 	w("One measurement runs alone with `go run ./cmd/meshka-bench -only ID -out FILE`, ids P1, P2, P3 (or P4: the fan-out runs), ")
 	w("P4_1 (one reader catching up), P4_1t (one reader tailing), P5, P6, P7, R1 (or R2: hostile clients), C1 (or C2, C3: three nodes), C4, C5 (or C6: failover), ")
-	w("A1 (or A2, A3: the records API), S1 (or S2, S3: security), M1, M2, M3, M4 (MQTT) and micro, comma-separated for several; ")
+	w("A1 (or A2, A3: the records API), S1 (or S2, S3: security), M1, M2, M3, M4 (MQTT), H1, H2 (HTTP) and micro, comma-separated for several; ")
 	w("`-cpuprofile` and `-trace` profile a run, labelled by measurement and side (`go tool pprof -tagfocus side=meshka`).\n\n")
 
 	w("## Machine\n\n| | |\n|---|---|\n")
