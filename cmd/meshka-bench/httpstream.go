@@ -86,7 +86,7 @@ func runHTTPStream(b *bench) section {
 	}
 	quick := ""
 	if b.opts.quick {
-		quick = fmt.Sprintf(" (-quick: %d, not %d)", cases[0].clients, h1Clients)
+		quick = fmt.Sprintf(" (-quick; %d without it)", h1Clients)
 	}
 	main, wrap := cases[0], cases[1]
 	s.rows = []row{{
