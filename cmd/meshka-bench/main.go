@@ -34,6 +34,9 @@ type options struct {
 	// merge, with only, keeps the sections of the existing report that
 	// were not measured again.
 	merge bool
+	// note is a sentence about the run (say, that the machine was
+	// shared) for the Machine section, or its re-run line with merge.
+	note string
 }
 
 // measurement is one independently selectable benchmark. A measurement
@@ -98,6 +101,7 @@ func run() int {
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to `FILE`")
 	flag.StringVar(&o.memProfile, "memprofile", "", "write an allocation profile of the whole run to `FILE`")
 	flag.BoolVar(&o.merge, "merge", false, "with -only: put the measurements run into the existing report (-out), keeping its other sections as they were measured")
+	flag.StringVar(&o.note, "note", "", "add `TEXT` about the run (e.g. that the machine was shared with other work) to the report's Machine section, or to its line on the sections measured again with -merge")
 	flag.StringVar(&o.execTrace, "trace", "", "write an execution trace of the whole run to `FILE` (large: use with -only and few -rounds)")
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -195,8 +199,12 @@ func run() int {
 			for _, sec := range rep.sections {
 				titles = append(titles, sec.title)
 			}
-			md = mergeReports(string(old), md, fmt.Sprintf(rerunPrefix+" (-only %s -merge): %s, at commit %s on %s, %s in all.",
-				strings.Join(o.only, ","), strings.Join(titles, "; "), b.machine.commit, b.machine.date.Format("2006-01-02 15:04 MST"), rep.took.Round(time.Second)))
+			line := fmt.Sprintf(rerunPrefix+" (-only %s -merge): %s, at commit %s on %s, %s in all.",
+				strings.Join(o.only, ","), strings.Join(titles, "; "), b.machine.commit, b.machine.date.Format("2006-01-02 15:04 MST"), rep.took.Round(time.Second))
+			if o.note != "" {
+				line += " " + o.note
+			}
+			md = mergeReports(string(old), md, line)
 		}
 	}
 	if err := os.WriteFile(o.out, []byte(md), 0o644); err != nil {

@@ -188,6 +188,9 @@ func (r report) markdown() string {
 		only = strings.Join(r.opts.only, ",")
 	}
 	w("| run | %s, %d rounds (P1, P2, P4₁, P4₁ₜ: %d), measurements %s, %s in all |\n\n", mode, r.opts.rounds, r.opts.produceRounds(), only, r.took.Round(time.Second))
+	if r.opts.note != "" {
+		w("%s\n\n", r.opts.note)
+	}
 
 	for _, s := range r.sections {
 		w("## %s\n\n", s.title)
