@@ -1,28 +1,18 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
-	"os"
-	"os/exec"
-	"os/signal"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/meshka/meshka/config"
-	"github.com/meshka/meshka/node"
 )
 
 // R1 and R2: a normal producer and consumer through a meshka node while
@@ -288,93 +278,4 @@ func normalClients(ctx context.Context, b *bench, addr, topic string, dur time.D
 		return produced, consumed, fmt.Errorf("produce: %w", e)
 	}
 	return produced, consumed, nil
-}
-
-// procRSS is a process's resident set size in bytes, 0 if unreadable.
-func procRSS(pid int) int64 { return rssOf("/proc/" + strconv.Itoa(pid) + "/status") }
-
-// nodeChild is a meshka node running in a child process of the harness.
-type nodeChild struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	addr  string
-}
-
-func startNodeChild(upstream []string) (*nodeChild, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), childEnv+"=node", "MESHKA_BENCH_UPSTREAM="+strings.Join(upstream, ","))
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start node child: %w", err)
-	}
-	c := &nodeChild{cmd: cmd, stdin: stdin}
-	ready := make(chan string, 1)
-	go func() {
-		line, _ := bufio.NewReader(stdout).ReadString('\n')
-		ready <- strings.TrimSpace(line)
-		_, _ = io.Copy(io.Discard, stdout)
-	}()
-	select {
-	case line := <-ready:
-		addr, ok := strings.CutPrefix(line, "ready ")
-		if !ok {
-			c.stop()
-			return nil, fmt.Errorf("node child: %q", line)
-		}
-		c.addr = addr
-	case <-time.After(time.Minute):
-		c.stop()
-		return nil, fmt.Errorf("node child not ready after a minute")
-	}
-	return c, nil
-}
-
-// stop closes the child's stdin, on which it shuts its node down.
-func (c *nodeChild) stop() {
-	c.stdin.Close()
-	done := make(chan struct{})
-	go func() { _ = c.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		_ = c.cmd.Process.Kill()
-		<-done
-	}
-}
-
-// runNodeChild is the node child's life: start a node in front of the
-// upstream, print its address, serve until stdin closes.
-func runNodeChild() int {
-	cfg := config.Default()
-	cfg.Node.Listen = "127.0.0.1:0"
-	cfg.Cluster.Bind = "127.0.0.1:0"
-	cfg.Upstream.Brokers = strings.Split(os.Getenv("MESHKA_BENCH_UPSTREAM"), ",")
-	cfg.Kafka.ShutdownTimeout = config.Duration(2 * time.Second)
-	// The hostile connections make one warning each as they are closed;
-	// only errors go to the harness's terminal.
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	n, err := node.Start(cfg, node.Options{Logger: log})
-	if err != nil {
-		fmt.Println(err)
-		return 1
-	}
-	fmt.Println("ready", n.Addr().String())
-	signal.Ignore(syscall.SIGINT) // the harness's Ctrl-C is the parent's to handle
-	_, _ = io.Copy(io.Discard, os.Stdin)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = n.Shutdown(ctx)
-	return 0
 }

@@ -34,6 +34,9 @@ type options struct {
 	// merge, with only, keeps the sections of the existing report that
 	// were not measured again.
 	merge bool
+	// note is a sentence about the run (say, that the machine was
+	// shared) for the Machine section, or its re-run line with merge.
+	note string
 }
 
 // measurement is one independently selectable benchmark. A measurement
@@ -69,8 +72,10 @@ var measurements = []measurement{
 	{ids: []string{"M2"}, title: "M2 MQTT QoS 1 latency at 1,000 messages/s, meshka vs mosquitto", run: runMQTTLatency, order: 16},
 	{ids: []string{"M3"}, title: "M3 memory per idle MQTT connection, meshka and mosquitto", run: runMQTTConns, order: 17},
 	{ids: []string{"M4"}, title: "M4 MQTT subscribers of one topic: upstream bytes vs one Kafka reader", run: runMQTTUpstream, order: 18},
-	{ids: []string{"H2"}, title: "H2 produce over HTTP, one record per request", run: runHTTPProduce, order: 19},
-	{ids: []string{"MICRO"}, title: "Micro-benchmarks", run: runMicro, order: 20},
+	{ids: []string{"H1"}, title: "H1 SSE clients of one topic: memory per client, and upstream bytes vs one Kafka reader", run: runHTTPStream, order: 19},
+	{ids: []string{"H3"}, title: "H3 SSE latency at 1,000 records/s: produce → receipt in a browser's EventSource", run: runHTTPLatency, order: 21},
+	{ids: []string{"H2"}, title: "H2 produce over HTTP, one record per request", run: runHTTPProduce, order: 20},
+	{ids: []string{"MICRO"}, title: "Micro-benchmarks", run: runMicro, order: 22},
 	{ids: []string{"P3", "P4"}, title: "P3/P4 fan-out: upstream bytes and delivered throughput", run: runFanout, order: 3},
 }
 
@@ -90,12 +95,13 @@ func run() int {
 	flag.StringVar(&o.out, "out", "BENCHMARKS.md", "write the markdown report to `FILE`")
 	flag.BoolVar(&o.quick, "quick", false, "shorter runs, for a smoke check (whole run under 90 s)")
 	flag.IntVar(&o.rounds, "rounds", 3, "direct/meshka A/B pairs per measurement")
-	flag.StringVar(&only, "only", "", "comma `LIST` of measurement ids to run: P1, P2, P3, P4, P4_1 (one reader catching up), P4_1t (one reader tailing), P5, P6, P7, R1 (or R2: hostile clients), C1 (or C2, C3: three nodes), C4 (reads across nodes), A1 (or A2, A3: the records API), C5 (or C6: failover), S1 (or S2, S3: security), M1, M2, M3, M4 (MQTT; M1-M3 need mosquitto), micro; "+
+	flag.StringVar(&only, "only", "", "comma `LIST` of measurement ids to run: P1, P2, P3, P4, P4_1 (one reader catching up), P4_1t (one reader tailing), P5, P6, P7, R1 (or R2: hostile clients), C1 (or C2, C3: three nodes), C4 (reads across nodes), A1 (or A2, A3: the records API), C5 (or C6: failover), S1 (or S2, S3: security), M1, M2, M3, M4 (MQTT; M1-M3 need mosquitto), H1 (SSE clients: memory, upstream bytes), H2 (produce over HTTP), H3 (SSE latency; headless Chromium if installed), micro; "+
 		"P3 and P4 come from the same runs, so either runs both; empty runs all")
 	flag.BoolVar(&o.debug, "debug", false, "log meshka at debug level and franz-go clients at warn level to stderr")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to `FILE`")
 	flag.StringVar(&o.memProfile, "memprofile", "", "write an allocation profile of the whole run to `FILE`")
 	flag.BoolVar(&o.merge, "merge", false, "with -only: put the measurements run into the existing report (-out), keeping its other sections as they were measured")
+	flag.StringVar(&o.note, "note", "", "add `TEXT` about the run (e.g. that the machine was shared with other work) to the report's Machine section, or to its line on the sections measured again with -merge")
 	flag.StringVar(&o.execTrace, "trace", "", "write an execution trace of the whole run to `FILE` (large: use with -only and few -rounds)")
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -118,7 +124,7 @@ func run() int {
 			continue
 		}
 		if !known[id] {
-			fmt.Fprintf(os.Stderr, "meshka-bench: unknown measurement id %q (known: P1 … P7, P4_1, P4_1t, R1, R2, C1 … C6, A1 … A3, S1 … S3, M1 … M4, micro)\n", id)
+			fmt.Fprintf(os.Stderr, "meshka-bench: unknown measurement id %q (known: P1 … P7, P4_1, P4_1t, R1, R2, C1 … C6, A1 … A3, S1 … S3, M1 … M4, H1 … H3, micro)\n", id)
 			return 2
 		}
 		o.only = append(o.only, id)
@@ -193,8 +199,12 @@ func run() int {
 			for _, sec := range rep.sections {
 				titles = append(titles, sec.title)
 			}
-			md = mergeReports(string(old), md, fmt.Sprintf(rerunPrefix+" (-only %s -merge): %s, at commit %s on %s, %s in all.",
-				strings.Join(o.only, ","), strings.Join(titles, "; "), b.machine.commit, b.machine.date.Format("2006-01-02 15:04 MST"), rep.took.Round(time.Second)))
+			line := fmt.Sprintf(rerunPrefix+" (-only %s -merge): %s, at commit %s on %s, %s in all.",
+				strings.Join(o.only, ","), strings.Join(titles, "; "), b.machine.commit, b.machine.date.Format("2006-01-02 15:04 MST"), rep.took.Round(time.Second))
+			if o.note != "" {
+				line += " " + o.note
+			}
+			md = mergeReports(string(old), md, line)
 		}
 	}
 	if err := os.WriteFile(o.out, []byte(md), 0o644); err != nil {
@@ -285,3 +295,13 @@ func (o options) produceRounds() int {
 
 // remaining is the time left in the run's budget.
 func (b *bench) remaining() time.Duration { return time.Until(b.deadline) }
+
+// anotherRound says whether one more round of a measurement, taking about
+// last, fits the run's budget with room left for what runs after it (the
+// fan-out's smaller cases, the micro-benchmarks and writing the report:
+// a seventh of the budget). A measurement's first round always runs, so
+// each of its rows has a figure.
+func (b *bench) anotherRound(last time.Duration) bool {
+	reserve := b.deadline.Sub(b.start) / 7
+	return b.remaining()-reserve > last
+}

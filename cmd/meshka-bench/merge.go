@@ -8,7 +8,8 @@ import (
 // mergeReports puts the sections of fresh, a run of some measurements
 // (-only), into old, the report of an earlier run: each fresh section
 // replaces old's of the same title, or, when old has none, goes before
-// the micro-benchmarks (at the end without them); every other section of
+// the next fresh section old has, else before the micro-benchmarks (at
+// the end without them), so the report's order holds; every other section of
 // old is kept as it was measured. old's Machine section says which
 // sections were measured again, and at which commit and date. The head,
 // which describes the harness rather than a measurement, is fresh's.
@@ -19,7 +20,7 @@ func mergeReports(old, fresh, rerun string) string {
 	for i, s := range oldSecs {
 		byTitle[s.title] = i
 	}
-	for _, s := range freshSecs {
+	for k, s := range freshSecs {
 		if s.title == "Machine" {
 			continue
 		}
@@ -30,6 +31,12 @@ func mergeReports(old, fresh, rerun string) string {
 		at := len(oldSecs)
 		if i, ok := byTitle["Micro-benchmarks"]; ok {
 			at = i
+		}
+		for _, next := range freshSecs[k+1:] {
+			if i, ok := byTitle[next.title]; ok {
+				at = i
+				break
+			}
 		}
 		oldSecs = append(oldSecs[:at], append([]mdSection{s}, oldSecs[at:]...)...)
 		for j, s := range oldSecs {

@@ -163,9 +163,10 @@ func (r report) markdown() string {
 	w("1 MB = 10^6 bytes; 1 MiB = 2^20 bytes. Charts are PNGs in docs/bench/, drawn by the harness. ")
 	w("The MQTT sections M1-M3 run the bench's MQTT clients against Debian's mosquitto broker, started as a child process, in place of the direct side ")
 	w("(install it with `apt-get install mosquitto`, or your system's package; without it they are skipped and say so), and M4 compares meshka's MQTT subscribers with one Kafka reader. ")
+	w("The HTTP sections H1-H3 serve Server-Sent Events and produce over HTTP; H3's browser is headless Chromium (`chromium`), and without it H3 measures only its Go readers and says so. ")
 	w("One measurement runs alone with `go run ./cmd/meshka-bench -only ID -out FILE`, ids P1, P2, P3 (or P4: the fan-out runs), ")
 	w("P4_1 (one reader catching up), P4_1t (one reader tailing), P5, P6, P7, R1 (or R2: hostile clients), C1 (or C2, C3: three nodes), C4, C5 (or C6: failover), ")
-	w("A1 (or A2, A3: the records API), S1 (or S2, S3: security), M1, M2, M3, M4 (MQTT) and micro, comma-separated for several; ")
+	w("A1 (or A2, A3: the records API), S1 (or S2, S3: security), M1, M2, M3, M4 (MQTT), H1, H2, H3 (HTTP) and micro, comma-separated for several; ")
 	w("`-cpuprofile` and `-trace` profile a run, labelled by measurement and side (`go tool pprof -tagfocus side=meshka`).\n\n")
 
 	w("## Machine\n\n| | |\n|---|---|\n")
@@ -187,6 +188,9 @@ func (r report) markdown() string {
 		only = strings.Join(r.opts.only, ",")
 	}
 	w("| run | %s, %d rounds (P1, P2, P4₁, P4₁ₜ: %d), measurements %s, %s in all |\n\n", mode, r.opts.rounds, r.opts.produceRounds(), only, r.took.Round(time.Second))
+	if r.opts.note != "" {
+		w("%s\n\n", r.opts.note)
+	}
 
 	for _, s := range r.sections {
 		w("## %s\n\n", s.title)
