@@ -256,6 +256,45 @@ func TestStreamResumes(t *testing.T) {
 	}
 }
 
+// A client that reads slower than the records come is paced, not cut
+// off: a stream far more records behind than its queue holds still gives
+// every event, in order, without a reconnect.
+func TestStreamPacesASlowClient(t *testing.T) {
+	env, base := start(t)
+	kc, err := kgo.NewClient(kgo.SeedBrokers(env.Node.Addr().String()), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerBatchMaxBytes(1<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kc.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/stream", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("stream: %v %+v", err, resp)
+	}
+	defer resp.Body.Close()
+	rd := bufio.NewReader(resp.Body)
+	// 16 MiB of events, more than the sockets buffer: the stream waits
+	// for the client while it reads nothing.
+	const n, size = 16 << 10, 1 << 10
+	pad := strings.Repeat("x", size)
+	var recs []*kgo.Record
+	for i := range n {
+		recs = append(recs, &kgo.Record{Topic: "events", Partition: 0, Value: []byte(fmt.Sprintf("%06d%s", i, pad))})
+	}
+	if err := kc.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // the client reads nothing meanwhile
+	for i, e := range readEvents(t, rd, n) {
+		if want := fmt.Sprintf("%06d", i); !strings.HasPrefix(e.data, want) {
+			t.Fatalf("event %d: %.6s, want %s", i, e.data, want)
+		}
+	}
+}
+
 // Items over a compacted topic: PUT creates (201) and replaces (204),
 // GET is the latest value with its ETag (304 with If-None-Match), If-Match
 // makes a write conditional (412 when the item moved on), DELETE writes a

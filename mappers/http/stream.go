@@ -15,8 +15,12 @@ import (
 // Stream bounds and pacing.
 const (
 	// streamQueue bounds the records waiting for one SSE client; a client
-	// slower than that is cut off (it resumes from its last event id).
-	streamQueue = 1024
+	// slower than the records come is paced (mesh.Pause: it reads on
+	// alone at its own speed), so it is not cut off when it falls
+	// behind, nor when it resumes far behind; one that takes no bytes
+	// for streamWriteTimeout is. Small, as it is allocated whole for
+	// every stream.
+	streamQueue = 64
 	// heartbeatEvery is how often an idle stream sends a comment, so
 	// proxies keep it open and a dead client is noticed.
 	heartbeatEvery = 15 * time.Second
@@ -54,7 +58,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, rt *route, param
 	}
 	ctx := r.Context()
 	sub, err := s.env.Mesh.Subscribe(ctx, mesh.SubscribeOptions{Topic: rt.cfg.Topic, Start: start, Filter: m.filter(),
-		Queue: streamQueue, Slow: mesh.CutOff})
+		Queue: streamQueue, Slow: mesh.Pause})
 	if err != nil {
 		s.unavailable(w, rt.cfg.Topic, err)
 		return
@@ -86,9 +90,8 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, rt *route, param
 			if ctx.Err() != nil {
 				return
 			}
-			var slow *mesh.SlowError
-			if errors.As(err, &slow) || !errors.Is(err, nctx.Err()) {
-				return // cut off, or the partition failed: the client reconnects with its last id
+			if !errors.Is(err, nctx.Err()) {
+				return // the partition failed: the client reconnects with its last id
 			}
 			bw.WriteString(": ping\n\n")
 			if !write() {
