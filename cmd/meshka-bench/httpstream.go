@@ -15,7 +15,7 @@ const (
 	h1Quick   = 1000
 	h1Records = 100
 	// The wrapped case: fewer clients, each receiving more records than
-	// its subscription's queue holds (1,024), so every slot of the queue's
+	// its subscription's queue holds (64), so every slot of the queue's
 	// ring has been written once, as on a stream that has run a while.
 	h1WrapClients      = 1000
 	h1WrapClientsQuick = 200
@@ -94,7 +94,7 @@ func runHTTPStream(b *bench) section {
 		id: "H1 RSS", what: fmt.Sprintf("RSS of the meshka node's process per SSE client: %d clients%s of one topic's stream, each having received %d records of %d bytes", main.clients, quick, main.records, h1Value),
 		unit: "KiB", meshka: per["H1 rss"], result: absolute("KiB"), target: "≤ 24 KiB", check: func(x float64) bool { return x <= 24 },
 	}, {
-		id: "H1 RSS wrapped", what: fmt.Sprintf("the same with %d clients, each having received %d records: more than its stream's queue holds (1,024), so the whole queue has been written, as on a stream that has run a while", wrap.clients, wrap.records),
+		id: "H1 RSS wrapped", what: fmt.Sprintf("the same with %d clients, each having received %d records: more than its stream's queue holds (64), so the whole queue has been written, as on a stream that has run a while", wrap.clients, wrap.records),
 		unit: "KiB", meshka: per["H1 wrapped rss"], result: absolute("KiB"), target: "≤ 24 KiB", check: func(x float64) bool { return x <= 24 },
 	}, {
 		id: "H1 upstream", what: fmt.Sprintf("upstream MiB sent while %d records of %d bytes flow: to one meshka node streaming them to %d SSE clients vs to ONE Kafka reader", main.records, h1Value, main.clients),
@@ -136,10 +136,10 @@ func runHTTPStream(b *bench) section {
 			"per stream, net/http's connection goroutine, which runs the stream's handler for the stream's whole life, and net/http's "+
 			"background read that notices the client leaving, about 20 KiB of stacks between them (the handler's grows while it "+
 			"subscribes and stays grown); net/http's 4 KiB read and 4 KiB write buffers and its 2 KiB chunking buffer, and the "+
-			"handler's 4 KiB event buffer (mappers/http/stream.go); and the stream's mesh subscription, whose queue of 1,024 records "+
-			"(mesh.Subscribe makes its channel whole: 1,024 × the 128-byte mesh.Record, 128 KiB) is most of the heap column. Only the "+
-			"pages of that queue a record has been written to are resident, so the figure grows with the records a stream has had "+
-			"until the queue's ring has gone round once (H1 RSS wrapped), and then holds. Smaller per-stream costs: the 15 s heartbeat's "+
+			"handler's 4 KiB event buffer (mappers/http/stream.go); and the stream's mesh subscription, whose queue of 64 records "+
+			"(mesh.Subscribe makes its channel whole: 64 × the 128-byte mesh.Record, 8 KiB) is resident once a stream has had 64 "+
+			"records; a stream that has run a while (H1 RSS wrapped) has also been paced (mesh.Pause) at some point, reading alone "+
+			"from the partition's cache, and keeps what that reading allocated. Smaller per-stream costs: the 15 s heartbeat's "+
 			"timer per wait, the subscription's positions.",
 		fmt.Sprintf("What H1 upstream is made of: the records cost the node what they cost the one reader. The node's side differed "+
 			"from the reader's by %+.1f KiB over %d records delivered in %.1f s, and by %+.1f KiB over %d records delivered in %.1f s "+
@@ -150,8 +150,8 @@ func runHTTPStream(b *bench) section {
 			1024*(median(per["H1 meshka"])-median(per["H1 direct"])), main.records, median(per["H1 delivery"]),
 			1024*(median(per["H1 wrapped meshka"])-median(per["H1 wrapped direct"])), wrap.records, median(per["H1 wrapped delivery"]),
 			(1<<20)*((median(per["H1 meshka total"])-median(per["H1 meshka"]))-(median(per["H1 direct total"])-median(per["H1 direct"])))/float64(main.clients+1)),
-		"What holds it above the target: the two goroutines' stacks alone are about 20 KiB per client, and once a stream has had "+
-			"1,024 records its whole queue, 128 KiB, is resident (H1 RSS wrapped).",
+		"What holds it above the target: the two goroutines' stacks alone are about 20 KiB per client, and net/http's buffers "+
+			"with the handler's another 14 KiB; meeting it needs an SSE server that holds no goroutine per idle stream.",
 		"Delivery (the raw table's delivery s: from the first record produced until every client has all of them) is not a figure "+
 			"of this measurement: every event is written and flushed on its own, a write on each of 10,000 connections per record, "+
 			"read by 10,000 clients in this process, on the same 2 cores.",
@@ -345,9 +345,8 @@ func h1Once(b *bench, c h1Case, side string, round int) sample {
 		values[i] = l
 	}
 	// The records go in steps that every reader must have before the
-	// next: a stream that falls 1,024 records behind is cut off, and the
-	// clients are slower than the node's fan-out when they all get a
-	// burst at once.
+	// next: the clients are slower than the node's fan-out when they all
+	// get a burst at once, and a stream that falls behind is paced.
 	want := int64(c.records) * int64(len(readers))
 	mark := up.Sent()
 	start := time.Now()
