@@ -28,8 +28,10 @@ const (
 	// also ask for none.
 	wsSubprotocol = "meshka.json"
 	// wsQueue bounds the records waiting for one socket; a client slower
-	// than that is closed with 1013 and the position to resume from.
-	wsQueue = 1024
+	// than the records come is paced (mesh.Pause: its subscription reads
+	// on alone at the client's speed), not closed. Small, as it is
+	// allocated whole for every socket.
+	wsQueue = 64
 	// wsInFlight bounds the client's frames produced and not yet
 	// acknowledged; past it the socket is not read until acks go out.
 	wsInFlight = 256
@@ -77,7 +79,7 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request, rt *route, pa
 	if o.subscribe {
 		var err error
 		sub, err = s.env.Mesh.Subscribe(r.Context(), mesh.SubscribeOptions{Topic: rt.cfg.Topic, Start: o.start, Filter: o.m.filter(),
-			Queue: wsQueue, Slow: mesh.CutOff})
+			Queue: wsQueue, Slow: mesh.Pause})
 		if err != nil {
 			s.unavailable(w, rt.cfg.Topic, err)
 			return
@@ -436,10 +438,7 @@ func (k *socket) deliver() {
 			if k.ctx.Err() != nil {
 				return
 			}
-			var slow *mesh.SlowError
 			switch {
-			case errors.As(err, &slow):
-				k.cutOff(position.Encode(slow.Positions))
 			case errors.Is(err, mesh.ErrClosed):
 				k.end(websocket.StatusGoingAway, "meshka is stopping")
 			default:
@@ -461,25 +460,6 @@ func (k *socket) deliver() {
 			return
 		}
 	}
-}
-
-// cutOff closes a socket whose client fell wsQueue records behind, with
-// the position to resume from in the reason; a position too long for a
-// close frame goes in a text frame {"position": …} before it. The client
-// has much unread in its connection then: a ping answered says it has
-// read up to it, so that the close frame, which coder/websocket gives 5 s
-// to write, finds room and gets its answer.
-func (k *socket) cutOff(pos string) {
-	reason := "too slow; from=" + pos
-	if len(reason) > maxCloseReason {
-		b, _ := json.Marshal(map[string]string{"position": pos})
-		k.write(websocket.MessageText, b)
-		reason = "too slow; resume from the position in the last text frame"
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), wsWriteTimeout)
-	k.conn.Ping(ctx)
-	cancel()
-	k.end(websocket.StatusTryAgainLater, reason)
 }
 
 // appendEnvelope appends rec as the JSON envelope a socket delivers:
