@@ -55,6 +55,7 @@ func TestAuthenticationAndACLs(t *testing.T) {
 		cfg.Security.ACLs = config.ACLs{Enabled: true, Rules: []config.ACLRule{
 			{Principal: "User:alice", Resource: "topic", Name: "events", Operations: []string{"write"}},
 			{Principal: "User:bob", Resource: "topic", Name: "events", Operations: []string{"read"}},
+			{Principal: "User:bob", Resource: "group", Name: "bobs", Operations: []string{"read"}},
 		}}
 	})
 	tok := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{"iss": "https://idp.test", "aud": "meshka", "sub": "bob",
@@ -89,6 +90,33 @@ func TestAuthenticationAndACLs(t *testing.T) {
 			payload = `{"records":[{"value":{"n":1}}]}`
 		}
 		if resp, body := do(t, c.method, base+c.path, payload, c.header); resp.StatusCode != c.want {
+			t.Errorf("%s: %d %s, want %d", c.name, resp.StatusCode, body, c.want)
+		}
+	}
+
+	// The Confluent API lists and describes only what the principal may
+	// describe; its consumer instances need READ on the group and on each
+	// topic subscribed.
+	bob := map[string]string{"Authorization": "Bearer " + bearer, "Content-Type": "application/vnd.kafka.v2+json"}
+	if resp, body := do(t, "GET", base+"/topics", "", bob); resp.StatusCode != 200 || strings.TrimSpace(body) != `["events"]` {
+		t.Errorf("bob's topics: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := do(t, "GET", base+"/v3/clusters/"+clusterID+"/topics", "", bob); resp.StatusCode != 200 ||
+		!strings.Contains(body, `"topic_name":"events"`) || strings.Contains(body, `"topic_name":"items"`) {
+		t.Errorf("bob's v3 topics: %d %s", resp.StatusCode, body)
+	}
+	for _, c := range []struct {
+		name, method, path, body string
+		want                     int
+	}{
+		{"bob may not describe items", "GET", "/topics/items", "", 403},
+		{"bob may not describe items in v3", "GET", "/v3/clusters/" + clusterID + "/topics/items/partitions", "", 403},
+		{"bob may not join group g", "POST", "/consumers/g", `{"name":"b1"}`, 403},
+		{"bob joins group bobs", "POST", "/consumers/bobs", `{"name":"b1"}`, 200},
+		{"bob may not subscribe to items", "POST", "/consumers/bobs/instances/b1/subscription", `{"topics":["items"]}`, 403},
+		{"bob subscribes to events", "POST", "/consumers/bobs/instances/b1/subscription", `{"topics":["events"]}`, 204},
+	} {
+		if resp, body := do(t, c.method, base+c.path, c.body, bob); resp.StatusCode != c.want {
 			t.Errorf("%s: %d %s, want %d", c.name, resp.StatusCode, body, c.want)
 		}
 	}

@@ -42,7 +42,8 @@ func v2Fail(w http.ResponseWriter, e *confluentError) {
 	writeConfluent(w, v2ContentType, e.status(), e)
 }
 
-// GET /topics: the names of upstream's topics but its internal ones.
+// GET /topics: the names of upstream's topics but its internal ones
+// (with ACLs on, those the principal may describe).
 func (s *Server) v2Topics(w http.ResponseWriter, r *http.Request) {
 	ts, err := s.env.Mesh.Topics(r.Context())
 	if err != nil {
@@ -51,7 +52,7 @@ func (s *Server) v2Topics(w http.ResponseWriter, r *http.Request) {
 	}
 	names := []string{}
 	for _, t := range ts {
-		if !t.Internal {
+		if !t.Internal && s.allowed(r, acl.Describe, acl.Topic, t.Name) {
 			names = append(names, t.Name)
 		}
 	}
@@ -72,6 +73,9 @@ type v2PartitionData struct {
 // GET /topics/{topic}
 func (s *Server) v2Topic(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("topic")
+	if !s.mayTopic(w, r, v2ContentType, acl.Describe, name) {
+		return
+	}
 	t, err := s.env.Mesh.Topic(r.Context(), name)
 	if err != nil {
 		v2Fail(w, v2TopicError(name, err))

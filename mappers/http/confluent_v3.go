@@ -190,7 +190,8 @@ func (s *Server) v3Cluster(w http.ResponseWriter, r *http.Request) {
 }
 
 // GET /v3/clusters/{cluster_id}/topics: upstream's topics but its
-// internal ones, as the REST Proxy lists them.
+// internal ones, as the REST Proxy lists them; with ACLs on, only those
+// the principal may describe, as Kafka's Metadata lists them.
 func (s *Server) v3Topics(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.v3Check(w, r)
 	if !ok {
@@ -204,7 +205,7 @@ func (s *Server) v3Topics(w http.ResponseWriter, r *http.Request) {
 	list := v3List[v3TopicData]{Kind: "KafkaTopicList", Metadata: v3ListMeta{Self: s.confluentBase(r) + "/v3/clusters/" + id + "/topics"},
 		Data: []v3TopicData{}}
 	for _, t := range ts {
-		if !t.Internal {
+		if !t.Internal && s.allowed(r, acl.Describe, acl.Topic, t.Name) {
 			list.Data = append(list.Data, s.v3TopicData(r, id, t))
 		}
 	}
@@ -218,6 +219,9 @@ func (s *Server) v3TopicOf(w http.ResponseWriter, r *http.Request) (string, mesh
 		return "", mesh.TopicInfo{}, false
 	}
 	name := r.PathValue("topic_name")
+	if !s.mayTopic(w, r, v3ContentType, acl.Describe, name) {
+		return "", mesh.TopicInfo{}, false
+	}
 	t, err := s.env.Mesh.Topic(r.Context(), name)
 	if err != nil {
 		v3Fail(w, upstreamError(name, err))

@@ -387,8 +387,11 @@ func (s *Server) mayTopic(w http.ResponseWriter, r *http.Request, contentType st
 type noWriteKey struct{}
 
 func opName(op acl.Operation) string {
-	if op == acl.Write {
+	switch op {
+	case acl.Write:
 		return "write to"
+	case acl.Describe:
+		return "describe"
 	}
 	return "read"
 }
