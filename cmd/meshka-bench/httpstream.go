@@ -15,7 +15,7 @@ const (
 	h1Quick   = 1000
 	h1Records = 100
 	// The wrapped case: fewer clients, each receiving more records than
-	// its subscription's queue holds (64), so every slot of the queue's
+	// its subscription's queue holds (32), so every slot of the queue's
 	// ring has been written once, as on a stream that has run a while.
 	h1WrapClients      = 1000
 	h1WrapClientsQuick = 200
@@ -94,7 +94,7 @@ func runHTTPStream(b *bench) section {
 		id: "H1 RSS", what: fmt.Sprintf("RSS of the meshka node's process per SSE client: %d clients%s of one topic's stream, each having received %d records of %d bytes", main.clients, quick, main.records, h1Value),
 		unit: "KiB", meshka: per["H1 rss"], result: absolute("KiB"), target: "≤ 24 KiB", check: func(x float64) bool { return x <= 24 },
 	}, {
-		id: "H1 RSS wrapped", what: fmt.Sprintf("the same with %d clients, each having received %d records: more than its stream's queue holds (64), so the whole queue has been written, as on a stream that has run a while", wrap.clients, wrap.records),
+		id: "H1 RSS wrapped", what: fmt.Sprintf("the same with %d clients, each having received %d records: more than its stream's queue holds (32), so the whole queue has been written, as on a stream that has run a while", wrap.clients, wrap.records),
 		unit: "KiB", meshka: per["H1 wrapped rss"], result: absolute("KiB"), target: "≤ 24 KiB", check: func(x float64) bool { return x <= 24 },
 	}, {
 		id: "H1 upstream", what: fmt.Sprintf("upstream MiB sent while %d records of %d bytes flow: to one meshka node streaming them to %d SSE clients vs to ONE Kafka reader", main.records, h1Value, main.clients),
@@ -136,8 +136,8 @@ func runHTTPStream(b *bench) section {
 			"per stream, net/http's connection goroutine, which runs the stream's handler for the stream's whole life, and net/http's "+
 			"background read that notices the client leaving, about 20 KiB of stacks between them (the handler's grows while it "+
 			"subscribes and stays grown); net/http's 4 KiB read and 4 KiB write buffers and its 2 KiB chunking buffer, and the "+
-			"handler's 4 KiB event buffer (mappers/http/stream.go); and the stream's mesh subscription, whose queue of 64 records "+
-			"(mesh.Subscribe makes its channel whole: 64 × the 128-byte mesh.Record, 8 KiB) is resident once a stream has had 64 "+
+			"handler's 4 KiB event buffer (mappers/http/stream.go); and the stream's mesh subscription, whose queue of 32 records "+
+			"(mesh.Subscribe makes its channel whole: 32 × the 128-byte mesh.Record, 4 KiB) is resident once a stream has had 32 "+
 			"records; a stream that has run a while (H1 RSS wrapped) has also been paced (mesh.Pause) at some point, reading alone "+
 			"from the partition's cache, and keeps what that reading allocated. Smaller per-stream costs: the 15 s heartbeat's "+
 			"timer per wait, the subscription's positions.",

@@ -20,7 +20,10 @@ const (
 	// behind, nor when it resumes far behind; one that takes no bytes
 	// for streamWriteTimeout is. Small, as it is allocated whole for
 	// every stream.
-	streamQueue = 64
+	streamQueue = 32
+	// streamBuffer is the stream's own buffer for an event's lines, in
+	// front of net/http's; an event larger than it is written through.
+	streamBuffer = 512
 	// heartbeatEvery is how often an idle stream sends a comment, so
 	// proxies keep it open and a dead client is noticed.
 	heartbeatEvery = 15 * time.Second
@@ -70,7 +73,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, rt *route, param
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	bw := bufio.NewWriterSize(w, 4096)
+	bw := bufio.NewWriterSize(w, streamBuffer)
 	write := func() bool {
 		rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
 		if bw.Flush() != nil || rc.Flush() != nil {
