@@ -336,35 +336,29 @@ func (s *Server) v2Records(w http.ResponseWriter, r *http.Request) {
 // POST …/offsets: commit the offsets given (each the last record done;
 // the next one is committed), or with no body every record returned.
 func (s *Server) v2Commit(w http.ResponseWriter, r *http.Request) {
-	group := r.PathValue("group")
-	if !s.mayGroup(w, r, group) {
-		return
-	}
 	var req struct {
 		Offsets []v2TopicPartitionOffset `json:"offsets"`
 	}
-	if !s.v2Body(w, r, &req, true) {
-		return
-	}
-	if ans, ok := s.askConsumer(w, r, group, r.PathValue("instance"), consumerCall{Op: "commit", Offsets: req.Offsets}); ok {
-		writeAnswer(w, v2ContentType, ans)
-	}
+	s.v2ConsumerBody(w, r, &req, func() consumerCall { return consumerCall{Op: "commit", Offsets: req.Offsets} })
 }
 
 // GET …/offsets with {"partitions": [...]}: the group's committed
 // offsets of those partitions.
 func (s *Server) v2Committed(w http.ResponseWriter, r *http.Request) {
-	group := r.PathValue("group")
-	if !s.mayGroup(w, r, group) {
-		return
-	}
 	var req struct {
 		Partitions []v2TopicPartition `json:"partitions"`
 	}
-	if !s.v2Body(w, r, &req, true) {
+	s.v2ConsumerBody(w, r, &req, func() consumerCall { return consumerCall{Op: "committed", Partitions: req.Partitions} })
+}
+
+// v2ConsumerBody serves a call whose body (optional) decodes into req:
+// call builds it once req is decoded.
+func (s *Server) v2ConsumerBody(w http.ResponseWriter, r *http.Request, req any, call func() consumerCall) {
+	group := r.PathValue("group")
+	if !s.mayGroup(w, r, group) || !s.v2Body(w, r, req, true) {
 		return
 	}
-	if ans, ok := s.askConsumer(w, r, group, r.PathValue("instance"), consumerCall{Op: "committed", Partitions: req.Partitions}); ok {
+	if ans, ok := s.askConsumer(w, r, group, r.PathValue("instance"), call()); ok {
 		writeAnswer(w, v2ContentType, ans)
 	}
 }

@@ -366,19 +366,11 @@ type principalKey struct{}
 // mayTopic says whether the request's principal may do op on topic,
 // and answers 403 in the Confluent API's shape when it may not.
 func (s *Server) mayTopic(w http.ResponseWriter, r *http.Request, contentType string, op acl.Operation, topic string) bool {
-	az := s.env.ACL
-	if az == nil || !az.Enabled() {
+	if s.allowed(r, op, acl.Topic, topic) {
 		return true
 	}
 	principal, _ := r.Context().Value(principalKey{}).(string)
-	var host netip.Addr
-	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
-		host = ap.Addr().Unmap()
-	}
-	if az.Authorize(principal, host, op, acl.Topic, topic) {
-		return true
-	}
-	writeConfluent(w, contentType, http.StatusForbidden, errorf(40301, "%s may not %s topic %s", principal, opName(op), topic))
+	writeConfluent(w, contentType, http.StatusForbidden, errorf(codeAuthorization, "%s may not %s topic %s", principal, opName(op), topic))
 	return false
 }
 
