@@ -399,3 +399,8 @@ func (a *Authorizer) Authorize(principal string, host netip.Addr, op Operation, 
 func (a *Authorizer) AuthorizeAny(principal string, host netip.Addr, op Operation, rt ResourceType) bool {
 	return a.Policy().AuthorizeAny(principal, host, op, rt)
 }
+
+// SuperUser says whether principal is one of security.super_users now.
+func (a *Authorizer) SuperUser(principal string) bool {
+	return slices.Contains(a.Policy().SuperUsers(), principal)
+}

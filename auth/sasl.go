@@ -37,8 +37,7 @@ func (u *Users) Start(mechanism string, offered []string) (Session, error) {
 	case ScramSHA256, ScramSHA512:
 		h, _ := hashOf(mechanism)
 		return &scramSession{h: h, lookup: func(user string) (scramCredential, bool) {
-			cred, ok := u.creds[user][mechanism]
-			return cred, ok
+			return u.lookup(user, mechanism)
 		}}, nil
 	}
 	return nil, fmt.Errorf("SASL mechanism %q is not supported", mechanism)

@@ -10,6 +10,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"sync/atomic"
 
 	"github.com/meshka/meshka/config"
 )
@@ -28,10 +31,30 @@ const (
 
 // Users are the SASL users of the configuration, and the OAUTHBEARER
 // token check when there is one: what Start authenticates against.
-// Read-only once built; safe for concurrent use.
+// Safe for concurrent use; Replace swaps the credentials whole (a reload).
 type Users struct {
-	creds map[string]map[string]scramCredential // user → mechanism → credential
+	creds atomic.Pointer[credentials]
 	oauth *OAuthBearer
+}
+
+// credentials are user → mechanism → credential, read-only once built.
+type credentials map[string]map[string]scramCredential
+
+// Replace puts next's credentials in force for every authentication that
+// starts from now on; sessions already authenticated stay so.
+func (u *Users) Replace(next *Users) { u.creds.Store(next.creds.Load()) }
+
+// Names are the users' names, sorted.
+func (u *Users) Names() []string {
+	if u == nil {
+		return nil
+	}
+	return slices.Sorted(maps.Keys(*u.creds.Load()))
+}
+
+func (u *Users) lookup(user, mechanism string) (scramCredential, bool) {
+	cred, ok := (*u.creds.Load())[user][mechanism]
+	return cred, ok
 }
 
 // CheckPassword checks a user's password against the user's SCRAM
@@ -51,7 +74,8 @@ func (u *Users) SetOAuthBearer(o *OAuthBearer) { u.oauth = o }
 // NewUsers builds the users of cfg (already validated: errors here are
 // for credentials that do not decode).
 func NewUsers(cfg []config.User) (*Users, error) {
-	u := &Users{creds: map[string]map[string]scramCredential{}}
+	u := &Users{}
+	creds := credentials{}
 	for _, user := range cfg {
 		m := map[string]scramCredential{}
 		for mech, sc := range map[string]*config.ScramCredential{ScramSHA256: user.ScramSHA256, ScramSHA512: user.ScramSHA512} {
@@ -64,8 +88,9 @@ func NewUsers(cfg []config.User) (*Users, error) {
 			}
 			m[mech] = cred
 		}
-		u.creds[user.Name] = m
+		creds[user.Name] = m
 	}
+	u.creds.Store(&creds)
 	return u, nil
 }
 
@@ -107,7 +132,7 @@ func NewCredential(mechanism, user, password string, iterations int) (*config.Sc
 // checkPassword says whether password is user's, against any of the
 // user's stored credentials (PLAIN has no credential of its own).
 func (u *Users) checkPassword(user, password string) error {
-	creds, ok := u.creds[user]
+	creds, ok := (*u.creds.Load())[user]
 	if !ok {
 		return fmt.Errorf("%w: unknown user %q", ErrFailed, user)
 	}

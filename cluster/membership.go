@@ -53,6 +53,7 @@ var ErrRefused = errors.New("cluster: join refused")
 // memberlist, the one failure detector: a peer is a member from the
 // moment memberlist reports it alive until it reports it left or dead.
 type Membership struct {
+	joined    atomic.Bool // see Joined
 	ml        *memberlist.Memberlist
 	self      Member
 	log       *slog.Logger
@@ -141,6 +142,7 @@ func JoinMembership(cfg GossipConfig) (*Membership, error) {
 	}
 	m.ml = ml
 	if len(cfg.Join) == 0 {
+		m.joined.Store(true)
 		log.Info("cluster formed", "gossip", m.Self().Gossip)
 		return m, nil
 	}
@@ -174,8 +176,16 @@ func (m *Membership) join(seeds []string) error {
 		}
 		return err
 	}
+	m.joined.Store(true)
 	m.log.Info("cluster joined", "gossip", m.Self().Gossip, "seeds answering", n, "members", len(m.View().Members))
 	return nil
+}
+
+// Joined says whether the node is in its cluster: it was given no seeds,
+// a seed answered its join, or another node found it. A node whose seeds
+// have not answered yet serves alone and is not joined.
+func (m *Membership) Joined() bool {
+	return m.joined.Load() || len(m.View().Members) > 1
 }
 
 // retryJoin tries the seeds from 250 ms apart up to 30 s apart until one

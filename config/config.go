@@ -16,6 +16,7 @@ type Config struct {
 	Tables   Tables   `yaml:"tables"`
 	MQTT     MQTT     `yaml:"mqtt"`
 	HTTP     HTTP     `yaml:"http"`
+	Admin    Admin    `yaml:"admin"`
 	Security Security `yaml:"security"`
 	Log      Log      `yaml:"log"`
 	Dev      Dev      `yaml:"dev"`
@@ -237,6 +238,7 @@ func Default() Config {
 		Tables: Tables{MaxBytes: 256 * MiB},
 		MQTT:   defaultMQTT(),
 		HTTP:   defaultHTTP(),
+		Admin:  defaultAdmin(),
 		Log: Log{
 			Level:  "info",
 			Format: "text",

@@ -277,6 +277,7 @@ func fullConfig() Config {
 			MaxKeepAlive: Duration(5 * time.Minute), MaxSessionExpiry: Duration(24 * time.Hour), TopicAliasMaximum: 10,
 			QoS0Acks: "leader", Topics: MQTTTopics{Messages: "m", Retained: "r", Sessions: "s", Partitions: 6, Replication: 3},
 			Routes: []MQTTRoute{{Filter: "sensors/#", Topic: "sensors"}}},
+		Admin: defaultAdmin(),
 		HTTP: HTTP{Listen: "0.0.0.0:8080", Advertise: "api.example.com:443", CORSOrigins: []string{"https://app.example.com"},
 			MaxBodyBytes: 64 * KiB, ReadHeaderTimeout: Duration(5 * time.Second), IdleTimeout: Duration(30 * time.Second),
 			MaxWait: Duration(20 * time.Second), Consumers: defaultHTTP().Consumers, Routes: []HTTPRoute{{Method: "POST", Path: "/events/{id}", Topic: "events",

@@ -113,6 +113,7 @@ func (c *Config) Validate() Errors {
 	v.sizeRange("tables.max_bytes", c.Tables.MaxBytes, KiB, TiB)
 	v.validateMQTT(c.MQTT)
 	v.validateHTTP(c.HTTP)
+	v.validateAdmin(c.Admin)
 	first := map[string]int{}
 	for i, topic := range c.Cache.Bootstrap {
 		path := fmt.Sprintf("cache.bootstrap[%d]", i)

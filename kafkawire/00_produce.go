@@ -65,6 +65,7 @@ func handleProduce(c *conn, kreq kmsg.Request) func() (kmsg.Response, error) {
 				op.ErrorCode = kerr.InvalidRecord.Code
 				return
 			}
+			c.s.m.produced(rt.Topic, len(rp.Records))
 			msg := partition.NewProduceRequest(upstream.ProduceArgs{
 				Topic: rt.Topic, Partition: rp.Partition, Version: req.Version,
 				Acks: req.Acks, TimeoutMillis: req.TimeoutMillis,

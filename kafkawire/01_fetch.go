@@ -298,7 +298,10 @@ func (s *Server) take(ctx context.Context, p *fetchPart, r partition.ReadResult,
 			return false
 		}
 		limit := min(p.maxBytes, int32(max(int(maxBytes)-*total, 1)))
-		*total += s.readThrough(ctx, p, limit, isolation, version)
+		s.m.readThroughs.Inc()
+		n := s.readThrough(ctx, p, limit, isolation, version)
+		s.m.fetched(p.topic, n)
+		*total += n
 		return p.out.ErrorCode != 0
 	}
 	p.out.HighWatermark, p.out.LastStableOffset, p.out.LogStartOffset = r.HighWatermark, r.LastStableOffset, r.LogStartOffset
@@ -306,6 +309,7 @@ func (s *Server) take(ctx context.Context, p *fetchPart, r partition.ReadResult,
 	if r.Bytes > 0 {
 		p.batches, p.bytes, p.done = r.Batches, r.Bytes, true
 		*total += r.Bytes
+		s.m.fetched(p.topic, r.Bytes)
 		for _, a := range r.Aborted {
 			at := kmsg.NewFetchResponseTopicPartitionAbortedTransaction()
 			at.ProducerID, at.FirstOffset = a.ProducerID, a.FirstOffset

@@ -23,7 +23,7 @@ type inflight struct {
 	key, version int16
 	corrID       int32
 	finish       func() (kmsg.Response, error)
-	read         time.Time // set only when debug logging is on
+	read         time.Time // when it was read whole
 	held         int64     // request budget its frame holds until answered
 	respHeld     int64     // response budget its answer holds until written
 	closeAfter   string    // why the connection closes once this is answered
@@ -108,7 +108,7 @@ func (c *conn) handshake() error {
 func (c *conn) serve() {
 	defer c.s.forget(c)
 	defer c.release()
-	if c.s.debug {
+	if c.s.debugOn() {
 		c.s.log.Debug("Kafka connection opened", "client", c.remote)
 		defer func() { c.s.log.Debug("Kafka connection closed", "client", c.remote, "client_id", c.clientID) }()
 	}
@@ -189,6 +189,7 @@ func (c *conn) readLoop() {
 			}
 			return
 		}
+		c.s.m.received.Add(float64(4 + size))
 		item, err := c.decode(frame)
 		if err != nil {
 			c.s.cfg.RequestBudget.Release(held)
@@ -237,7 +238,7 @@ func (c *conn) awaitFrame(prefix []byte) error {
 				continue
 			}
 			c.s.idleClosed.Add(1)
-			if c.s.debug {
+			if c.s.debugOn() {
 				c.s.log.Debug("closing idle Kafka connection", "client", c.remote, "client_id", c.clientID, "idle", idle)
 			}
 			return io.EOF
@@ -307,9 +308,7 @@ func (c *conn) decode(frame []byte) (*inflight, error) {
 	}
 	item := &inflight{key: h.key, version: h.version, corrID: h.corrID, finish: apis[h.key].fn(c, req)}
 	item.closeAfter, c.closeAfter = c.closeAfter, ""
-	if c.s.debug {
-		item.read = time.Now()
-	}
+	item.read = time.Now()
 	return item, nil
 }
 
@@ -370,7 +369,10 @@ func (c *conn) writeLoop() {
 	}()
 	for item := range c.queue {
 		resp, err := item.finish()
-		if c.s.debug {
+		if !item.read.IsZero() {
+			c.s.m.request(item.key, err != nil || failed(resp), item.read)
+		}
+		if c.s.debugOn() {
 			c.s.log.Debug("Kafka request answered", "client", c.remote, "client_id", c.clientID, "api", kmsg.NameForKey(item.key),
 				"version", item.version, "correlation_id", item.corrID, "took", time.Since(item.read), "no_answer", resp == nil && err == nil)
 		}
@@ -419,7 +421,11 @@ func (c *conn) flush(out *outbox) error {
 	if d := c.s.cfg.WriteTimeout; d > 0 {
 		_ = c.nc.SetWriteDeadline(time.Now().Add(d))
 	}
+	size := out.size
 	err := out.flush(c.nc)
+	if err == nil {
+		c.s.m.sent.Add(float64(size))
+	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
 		c.s.slowClosed.Add(1)

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/meshka/meshka/acl"
 	"github.com/meshka/meshka/actors/partition"
 	"github.com/meshka/meshka/auth"
@@ -32,6 +34,12 @@ type Config struct {
 	WriteTimeout       time.Duration    // answers must be taken by the client within this
 	RequestBudget      *netguard.Budget // bytes of requests read or waiting, node-wide
 	ResponseBudget     *netguard.Budget // bytes read through from upstream and not yet written, node-wide
+
+	// Metrics, when set, registers the edge's figures (requests by API
+	// and outcome, their latency, bytes, connections per listener);
+	// TopicLabels adds bytes by topic.
+	Metrics     prometheus.Registerer
+	TopicLabels bool
 }
 
 // Deps are the parts of the node the handlers use.
@@ -69,10 +77,11 @@ type Server struct {
 	fails  failures // failed authentications by address
 
 	trouble *ratelog.Limiter // upstream trouble: one line per interval
-	debug   bool             // debug logging on: per-connection and per-request lines
 
 	idleClosed, slowClosed atomic.Int64 // connections closed idle, and as slow consumers
 	budgetFull             atomic.Int64 // read-throughs answered empty: response budget spent
+
+	m *metrics
 }
 
 // troubleInterval is how often the same upstream trouble is logged.
@@ -88,6 +97,10 @@ func (s *Server) upstreamTrouble(what string, err error) {
 	}
 	s.trouble.Warn("upstream:"+what, "upstream request failed", "request", what, "err", err)
 }
+
+// debugOn says whether debug logging is on, for the per-connection and
+// per-request lines; a reload of log.level turns it on and off.
+func (s *Server) debugOn() bool { return s.log.Enabled(context.Background(), slog.LevelDebug) }
 
 // New returns a server; Serve starts it.
 func New(cfg Config, deps Deps) *Server {
@@ -113,7 +126,8 @@ func New(cfg Config, deps Deps) *Server {
 		deps.Logger = slog.Default()
 	}
 	return &Server{cfg: cfg, deps: deps, log: deps.Logger, conns: make(map[*conn]struct{}), stopping: make(chan struct{}),
-		trouble: ratelog.New(deps.Logger, troubleInterval), debug: deps.Logger.Enabled(context.Background(), slog.LevelDebug)}
+		trouble: ratelog.New(deps.Logger, troubleInterval),
+		m:       newMetrics(cfg.Metrics, cfg.TopicLabels)}
 }
 
 // Serve accepts connections on ln until Shutdown, within the configured
@@ -126,6 +140,7 @@ func (s *Server) Serve(ln net.Listener) error { return s.ServeListener(ln, Defau
 // listener has its own connection limits.
 func (s *Server) ServeListener(ln net.Listener, lst Listener) error {
 	gl := netguard.Listen(ln, "kafka", s.cfg.Limits, s.log)
+	gl.Register(s.cfg.Metrics, "kafka", lst.Name)
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()

@@ -1,6 +1,8 @@
 package mesh
 
 import (
+	"github.com/prometheus/client_golang/prometheus"
+
 	"context"
 	"fmt"
 	"log/slog"
@@ -46,6 +48,11 @@ type BindingEnv struct {
 	Mesh   *Mesh // the node's; open from the factory's call until after Stop
 	// Logger is the node's, with binding=<name>.
 	Logger *slog.Logger
+	// Metrics is the node's metrics registry, whose families the admin
+	// listener serves at /metrics: a binding registers its own
+	// collectors here (named meshka_<binding>_… by convention); each gets
+	// the label binding=<name>. Nil when the node keeps no metrics.
+	Metrics prometheus.Registerer
 }
 
 // BindingConfig is a binding's own section of the node's configuration,

@@ -45,6 +45,7 @@ type Listener struct {
 	open  int
 	perIP map[string]int
 
+	accepted  atomic.Int64
 	refused   atomic.Int64
 	acceptErr atomic.Int64
 }
@@ -70,6 +71,9 @@ func (l *Listener) Close() error {
 	})
 	return err
 }
+
+// Accepted is how many connections were admitted.
+func (l *Listener) Accepted() int64 { return l.accepted.Load() }
 
 // Refused is how many connections were closed at once for being over a
 // limit; AcceptErrors how many accepts failed and were retried.
@@ -122,6 +126,7 @@ func (l *Listener) Accept() (net.Conn, func(), error) {
 			l.warn.Warn("refused/"+why, "connection refused: "+why, "listener", l.name, "client", nc.RemoteAddr().String())
 			continue
 		}
+		l.accepted.Add(1)
 		var once sync.Once
 		return nc, func() { once.Do(func() { l.release(ip) }) }, nil
 	}

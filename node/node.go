@@ -18,12 +18,14 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/meshka/meshka/actors/group"
 	"github.com/meshka/meshka/actors/hosted"
 	"github.com/meshka/meshka/actors/lease"
 	"github.com/meshka/meshka/actors/partition"
 	"github.com/meshka/meshka/actors/table"
+	"github.com/meshka/meshka/admin"
 	"github.com/meshka/meshka/auth"
 	"github.com/meshka/meshka/cluster"
 	"github.com/meshka/meshka/config"
@@ -45,6 +47,11 @@ const upstreamName = "default"
 type Options struct {
 	Logger *slog.Logger
 	Dialer func(ctx context.Context, network, host string) (net.Conn, error)
+	// Version is the build's, for meshka_build_info and the status page.
+	Version string
+	// Reload, when set, serves POST /api/reload on the admin listener:
+	// it reads the configuration again and applies it.
+	Reload func() (admin.ReloadReport, error)
 }
 
 // Node is a running meshka node.
@@ -61,6 +68,8 @@ type Node struct {
 	// without security.oauthbearer.
 	oauth *auth.OAuthBearer
 	acl   *acl.Authorizer // security.acls, replaced whole on a reload
+	users *auth.Users     // security.users, replaced whole on a reload
+	cfgMu sync.Mutex      // guards the live keys of cfg (Reload)
 
 	budget *partition.Budget
 
@@ -72,6 +81,17 @@ type Node struct {
 	wg     sync.WaitGroup
 	served chan error
 	extra  map[string]net.Listener // kafka.listeners, bound, by name
+
+	// The admin listener (nil without admin.listen), the metrics
+	// registry every part of the node registers on, and what the status
+	// page shows of the node.
+	prom      *prometheus.Registry
+	admin     *admin.Server
+	adminLn   net.Listener
+	adminAddr string
+	version   string
+	started   time.Time
+	closing   atomic.Bool // Shutdown began: /readyz answers 503
 }
 
 type namedBinding struct {
@@ -105,8 +125,9 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 	// Every line the node logs names it, so the lines of several nodes
 	// (a cluster's, gathered; meshka dev --nodes N) tell which is which.
 	log = log.With("node", cfg.Node.ID)
-	n := &Node{cfg: cfg, log: log, served: make(chan error, 1)}
+	n := &Node{cfg: cfg, log: log, served: make(chan error, 1), version: opts.Version, started: time.Now()}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
+	n.prom = newRegistry(opts.Version)
 
 	gossipKeys, remoteTLS, err := meshSecurity(cfg.Cluster, log)
 	if err != nil {
@@ -119,6 +140,7 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 		MetadataTTL:    cfg.Upstream.MetadataTTL.D(),
 		Logger:         log,
 		Dialer:         opts.Dialer,
+		Metrics:        n.prom,
 	}
 	if err := upstreamSecurity(cfg.Upstream, &upCfg, log); err != nil {
 		return nil, err
@@ -147,7 +169,7 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 		up.Close()
 		return nil, err
 	}
-	n.oauth = oauth
+	n.oauth, n.users = oauth, us
 	policy, err := acl.FromConfig(cfg.Security)
 	if err != nil {
 		oauth.Close()
@@ -163,14 +185,37 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 		up.Close()
 		return nil, err
 	}
+	adminLn, adminCfg, err := n.bindAdmin()
+	if err != nil {
+		oauth.Close()
+		ln.Close()
+		for _, x := range extra {
+			x.ln.Close()
+		}
+		up.Close()
+		return nil, err
+	}
+	addrs := listenerAddrs(extra)
+	if adminLn != nil {
+		n.adminLn = adminLn
+		n.adminAddr = adminAdvertise(cfg.Admin.Advertise, adminLn.Addr(), self.Host)
+		if addrs == nil {
+			addrs = map[string]string{}
+		}
+		addrs[adminAddrKey] = n.adminAddr
+	}
 	closeListeners := func() {
 		oauth.Close()
 		ln.Close()
 		for _, x := range extra {
 			x.ln.Close()
 		}
+		if adminLn != nil {
+			adminLn.Close()
+		}
 	}
 	n.budget = partition.NewBudget(int64(cfg.Cache.NodeMaxBytes))
+	n.prom.MustRegister(newPartitionCollector(n.budget))
 	feeds := partition.NewFeeds()
 	// Table actors read partitions through the mesh they run in, and
 	// lease actors read its views; it exists once cluster.Start returns.
@@ -182,7 +227,7 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 				Cluster: cfg.Cluster.Name,
 				NodeID:  cfg.Node.ID,
 				Kafka:   net.JoinHostPort(self.Host, strconv.Itoa(int(self.Port))),
-				Addrs:   listenerAddrs(extra),
+				Addrs:   addrs,
 			},
 			Bind:             cfg.Cluster.Bind,
 			Advertise:        cfg.Cluster.AdvertiseBind,
@@ -234,18 +279,19 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 	}
 	n.mesh = mesh
 	meshRef.Store(mesh)
+	mesh.Register(n.prom)
 	n.reg = cluster.NewRegistry(self, mesh)
 	n.api = apimesh.New(apimesh.Config{Cluster: mesh, Upstream: up, UpstreamName: upstreamName, Hosted: hostedActors, Logger: log})
-	built, err := buildBindings(cfg, n.api, log)
+	built, err := buildBindings(cfg, n.api, n.prom, log)
 	if err == nil && cfg.HTTP.Listen != "" {
 		var hb apimesh.Binding
-		if hb, err = httpServer(cfg, n.api, us, oauth, n.acl, log); err == nil {
+		if hb, err = httpServer(cfg, n.api, us, oauth, n.acl, n.prom, log); err == nil {
 			built = append(built, namedBinding{"http", hb})
 		}
 	}
 	if err == nil && cfg.MQTT.Listen != "" {
 		var mq apimesh.Binding
-		if mq, err = mqttBroker(cfg, n.api, us, n.acl, log); err == nil {
+		if mq, err = mqttBroker(cfg, n.api, us, n.acl, n.prom, log); err == nil {
 			// the MQTT mapper starts after the registered bindings
 			built = append(built, namedBinding{"mqtt", mq})
 		}
@@ -273,6 +319,8 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 		WriteTimeout:       cfg.Kafka.WriteTimeout.D(),
 		RequestBudget:      netguard.NewBudget(int64(cfg.Kafka.MaxRequestMemory)),
 		ResponseBudget:     netguard.NewBudget(int64(cfg.Kafka.MaxResponseMemory)),
+		Metrics:            n.prom,
+		TopicLabels:        cfg.Admin.TopicLabels,
 	}, kafkawire.Deps{Upstream: up, UpstreamName: upstreamName, Mesh: mesh, Feeds: feeds, Registry: n.reg, Logger: log,
 		Users: us, SessionLifetime: cfg.Security.SASL.SessionLifetime.D(), ACL: n.acl})
 	go func() { n.served <- n.srv.Serve(ln) }()
@@ -307,6 +355,18 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 	for _, topic := range cfg.Cache.Bootstrap {
 		n.wg.Add(1)
 		go func() { defer n.wg.Done(); n.warm(topic) }()
+	}
+	if adminLn != nil {
+		n.admin = admin.New(adminCfg, admin.Deps{
+			Gatherer: n.prom, Ready: n.ready, Local: n.localStatus, Peers: n.peers, Reload: opts.Reload,
+			Users: us, SuperUser: n.acl.SuperUser, Logger: log.With("listener", "admin"),
+		})
+		go func() {
+			if err := n.admin.Serve(adminLn); err != nil {
+				log.Error("admin listener failed", "err", err)
+			}
+		}()
+		log.Info("admin listener started", "listen", adminLn.Addr().String(), "advertise", n.adminAddr, "tls", adminCfg.TLS != nil)
 	}
 	log.Info("meshka node started", "listen", ln.Addr().String(),
 		"advertise", net.JoinHostPort(self.Host, strconv.Itoa(int(self.Port))), "upstream", cfg.Upstream.Brokers,
@@ -350,7 +410,7 @@ func unknownBindings(cfg config.Config) config.Errors {
 
 // buildBindings has each configured binding's factory build it from its
 // section, and reports every problem of every section at once.
-func buildBindings(cfg config.Config, m *apimesh.Mesh, log *slog.Logger) ([]namedBinding, error) {
+func buildBindings(cfg config.Config, m *apimesh.Mesh, reg prometheus.Registerer, log *slog.Logger) ([]namedBinding, error) {
 	var (
 		built   []namedBinding
 		cfgErrs config.Errors
@@ -358,7 +418,8 @@ func buildBindings(cfg config.Config, m *apimesh.Mesh, log *slog.Logger) ([]name
 	)
 	for _, name := range slices.Sorted(maps.Keys(cfg.Bindings)) {
 		f, _ := apimesh.LookupBinding(name)
-		env := apimesh.BindingEnv{Name: name, NodeID: cfg.Node.ID, Mesh: m, Logger: log.With("binding", name)}
+		env := apimesh.BindingEnv{Name: name, NodeID: cfg.Node.ID, Mesh: m, Logger: log.With("binding", name),
+			Metrics: prometheus.WrapRegistererWith(prometheus.Labels{"binding": name}, reg)}
 		b, err := f(env, cfg.Binding(name))
 		var errs config.Errors
 		var one config.Error
@@ -382,8 +443,8 @@ func buildBindings(cfg config.Config, m *apimesh.Mesh, log *slog.Logger) ([]name
 }
 
 // httpServer builds the HTTP mapper of http.listen.
-func httpServer(cfg config.Config, m *apimesh.Mesh, us *auth.Users, bearer *auth.OAuthBearer, az *acl.Authorizer, log *slog.Logger) (*httpmap.Server, error) {
-	env := httpmap.Env{Mesh: m, Users: us, Bearer: bearer, ACL: az, Logger: log}
+func httpServer(cfg config.Config, m *apimesh.Mesh, us *auth.Users, bearer *auth.OAuthBearer, az *acl.Authorizer, reg prometheus.Registerer, log *slog.Logger) (*httpmap.Server, error) {
+	env := httpmap.Env{Mesh: m, Users: us, Bearer: bearer, ACL: az, Metrics: reg, Logger: log}
 	if cfg.HTTP.TLS != nil {
 		t, err := tlsfiles.Server(*cfg.HTTP.TLS, log.With("listener", "http"))
 		if err != nil {
@@ -395,8 +456,8 @@ func httpServer(cfg config.Config, m *apimesh.Mesh, us *auth.Users, bearer *auth
 }
 
 // mqttBroker builds the MQTT mapper of mqtt.listen.
-func mqttBroker(cfg config.Config, m *apimesh.Mesh, us *auth.Users, az *acl.Authorizer, log *slog.Logger) (*mqtt.Broker, error) {
-	env := mqtt.Env{Mesh: m, NodeID: cfg.Node.ID, Users: us, ACL: az, Logger: log}
+func mqttBroker(cfg config.Config, m *apimesh.Mesh, us *auth.Users, az *acl.Authorizer, reg prometheus.Registerer, log *slog.Logger) (*mqtt.Broker, error) {
+	env := mqtt.Env{Mesh: m, NodeID: cfg.Node.ID, Users: us, ACL: az, Metrics: reg, Logger: log}
 	if cfg.MQTT.TLS != nil {
 		t, err := tlsfiles.Server(*cfg.MQTT.TLS, log.With("listener", "mqtt"))
 		if err != nil {
@@ -497,6 +558,7 @@ func (n *Node) warm(topic string) {
 // clients to them), stops accepting, answers the requests already read
 // within ctx, stops the actors and closes upstream connections.
 func (n *Node) Shutdown(ctx context.Context) error {
+	n.closing.Store(true)
 	berr := n.stopBindings(ctx)
 	n.mesh.Leave(n.cfg.Cluster.LeaveTimeout.D())
 	err := n.srv.Shutdown(ctx)
@@ -506,6 +568,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	n.mesh.Stop()
 	n.up.Close()
 	n.oauth.Close()
+	n.stopAdmin(ctx)
 	n.log.Info("meshka node stopped")
 	return errors.Join(berr, err)
 }
@@ -543,6 +606,7 @@ func (n *Node) Crash() {
 	n.mesh.Stop()
 	n.up.Close()
 	n.oauth.Close()
+	n.stopAdmin(ctx)
 }
 
 // PartitionActive reports whether the actor of topic's partition p is

@@ -22,6 +22,7 @@ var quiet = Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 
 func testConfig() config.Config {
 	cfg := config.Default()
+	cfg.Admin.Listen = "127.0.0.1:0"
 	cfg.Node.Listen = "127.0.0.1:0"
 	cfg.Cluster.Bind = "127.0.0.1:0"
 	// Never dialled by these tests that do not start an upstream: the
@@ -127,6 +128,7 @@ func TestAdvertised(t *testing.T) {
 	}
 	for _, tc := range tests {
 		cfg := config.Default()
+		cfg.Admin.Listen = "127.0.0.1:0"
 		cfg.Node.Listen, cfg.Node.Advertise = tc.listen, tc.advertise
 		if got := advertised(cfg, bound); got != tc.want {
 			t.Errorf("advertised(listen %s, advertise %q) = %s, want %s", tc.listen, tc.advertise, got, tc.want)

@@ -932,6 +932,7 @@ func TestClusterGroupThroughCrash(t *testing.T) {
 // front of c's upstream, with c's fast failure detection.
 func clusterNodeConfig(c *testenv.Cluster, id int32) config.Config {
 	cfg := config.Default()
+	cfg.Admin.Listen = "127.0.0.1:0"
 	cfg.Node.ID = id
 	cfg.Node.Listen = "127.0.0.1:0"
 	cfg.Cluster.Bind = "127.0.0.1:0"

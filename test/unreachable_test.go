@@ -72,6 +72,7 @@ func TestUpstreamUnreachable(t *testing.T) {
 	}
 	logs := &syncBuffer{}
 	cfg := config.Default()
+	cfg.Admin.Listen = "127.0.0.1:0"
 	cfg.Node.Listen = "127.0.0.1:0"
 	cfg.Cluster.Bind = "127.0.0.1:0"
 	cfg.Upstream.Brokers = brokers
@@ -160,6 +161,7 @@ func TestForwardUpstreamUnreachable(t *testing.T) {
 	}
 	logs := &syncBuffer{}
 	cfg := config.Default()
+	cfg.Admin.Listen = "127.0.0.1:0"
 	cfg.Node.Listen = "127.0.0.1:0"
 	cfg.Upstream.Brokers = brokers
 	cfg.Upstream.RequestTimeout = config.Duration(time.Second)

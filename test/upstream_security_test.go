@@ -170,6 +170,7 @@ func TestUpstreamRefused(t *testing.T) {
 			t.Cleanup(up.Close)
 			logs := &syncBuffer{}
 			cfg := config.Default()
+			cfg.Admin.Listen = "127.0.0.1:0"
 			cfg.Node.Listen = "127.0.0.1:0"
 			cfg.Cluster.Bind = "127.0.0.1:0"
 			cfg.Upstream.Brokers = up.ListenAddrs()

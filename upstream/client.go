@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/kversion"
@@ -35,6 +36,8 @@ type Config struct {
 	TLS *tls.Config
 	// SASL, when set, authenticates every connection to upstream.
 	SASL sasl.Mechanism
+	// Metrics, when set, registers the upstream figures by broker.
+	Metrics prometheus.Registerer
 
 	// slotWait, set by tests, is called from a produce pipe's writer when
 	// it has a request ready and every slot of its connection is taken.
@@ -68,6 +71,7 @@ type Client struct {
 	endLife context.CancelFunc
 
 	health health
+	m      *metrics
 
 	streams *Streams
 
@@ -118,6 +122,9 @@ func New(cfg Config) (*Client, error) {
 		opts = append(opts, kgo.SASL(cfg.SASL), kgo.WithHooks(saslHook{lim: secLog, mech: cfg.SASL.Name()}))
 	}
 	opts = append(opts, kgo.WithLogger(newKgoLogger(cfg.Logger)))
+	c := &Client{cfg: cfg, log: cfg.Logger, dialer: d, pipes: make(map[int32]*pipe)}
+	c.m = newMetrics(cfg.Metrics, c)
+	opts = append(opts, kgo.WithHooks(kgoHook{c.m}))
 	main, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("upstream: %w", err)
@@ -127,7 +134,7 @@ func New(cfg Config) (*Client, error) {
 		main.Close()
 		return nil, fmt.Errorf("upstream: %w", err)
 	}
-	c := &Client{cfg: cfg, log: cfg.Logger, dialer: d, main: main, stream: stream, pipes: make(map[int32]*pipe)}
+	c.main, c.stream = main, stream
 	c.life, c.endLife = context.WithCancel(context.Background())
 	c.meta = newMetaCache(c, cfg.MetadataTTL)
 	c.streams = newStreams(c)

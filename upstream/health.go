@@ -51,3 +51,17 @@ func (h *health) silent(d time.Duration) {
 	}
 	h.mu.Unlock()
 }
+
+// Ping asks upstream's brokers, one after another, for their API versions
+// until one answers; what it finds is what Unreachable reports next.
+func (c *Client) Ping(ctx context.Context) error {
+	ctx, cancel := c.timeout(ctx)
+	defer cancel()
+	err := c.main.Ping(ctx)
+	if err != nil {
+		c.health.failed(err)
+	} else {
+		c.health.answered()
+	}
+	return err
+}

@@ -278,7 +278,13 @@ func (p *pipe) send(cx *pipeConn, calls []*produceCall) {
 		return
 	}
 	_ = cx.conn.SetWriteDeadline(time.Now().Add(p.c.cfg.RequestTimeout))
-	if _, err := frame.WriteTo(cx.conn); err != nil {
+	b := brokerLabel(p.node)
+	p.c.m.requests.WithLabelValues(b).Inc()
+	n, err := frame.WriteTo(cx.conn)
+	p.c.m.produced.WithLabelValues(b).Add(float64(n))
+	errs := p.c.m.errors.WithLabelValues(b)
+	if err != nil {
+		errs.Inc()
 		cx.fail(fmt.Errorf("upstream broker %d: write: %w", p.node, err))
 	}
 }

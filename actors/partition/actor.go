@@ -42,6 +42,9 @@ func Props(cfg Config) *actor.Props {
 	if cfg.Notices == nil {
 		cfg.Notices = ratelog.New(cfg.Logger, 10*time.Second)
 	}
+	if cfg.Budget == nil {
+		cfg.Budget = NewBudget(1 << 62)
+	}
 	newActor := func() actor.Actor {
 		return &Actor{cfg: cfg, pipe: NewPipeline[*pendingBatch](cfg.MaxQueue, cfg.MaxInFlight)}
 	}

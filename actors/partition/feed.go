@@ -63,6 +63,12 @@ func (f *feed) read(offset int64, maxBytes int32, isolation int8) (r ReadResult,
 		f.startLocked(offset)
 		r = f.cache.Read(offset, maxBytes, isolation)
 	}
+	switch {
+	case r.Status == ReadThrough:
+		f.budget.Stats.Misses.Add(1)
+	case r.Status == Served && r.Bytes > 0:
+		f.budget.Stats.Hits.Add(1)
+	}
 	if r.Status == Failed {
 		// The stream cannot go on (offset out of range, topic deleted):
 		// report it once and start afresh at the next reader's offset.

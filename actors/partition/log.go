@@ -15,12 +15,31 @@ import (
 // Budget bounds the bytes all partition caches on a node hold together.
 // Safe for concurrent use.
 type Budget struct {
-	max  int64
+	max  atomic.Int64
 	used atomic.Int64
+	// Stats count what the node's partitions do, for its metrics.
+	Stats Stats
+}
+
+// Stats are counters every partition of a node adds to: reads the cache
+// answered and could not, batches evicted, and produce batches on their
+// way upstream and sent again.
+type Stats struct {
+	Hits, Misses, Evictions atomic.Int64
+	InFlight, Retried       atomic.Int64
 }
 
 // NewBudget returns a budget of max bytes.
-func NewBudget(max int64) *Budget { return &Budget{max: max} }
+func NewBudget(max int64) *Budget {
+	b := &Budget{}
+	b.max.Store(max)
+	return b
+}
+
+// Max is the bound; SetMax changes it (a reload of cache.node_max_bytes):
+// caches over a lowered bound give bytes back as they take new ones.
+func (b *Budget) Max() int64     { return b.max.Load() }
+func (b *Budget) SetMax(n int64) { b.max.Store(n) }
 
 // Used is the number of bytes currently held.
 func (b *Budget) Used() int64 { return b.used.Load() }
@@ -28,7 +47,7 @@ func (b *Budget) Used() int64 { return b.used.Load() }
 func (b *Budget) take(n int64) bool {
 	for {
 		u := b.used.Load()
-		if u+n > b.max {
+		if u+n > b.max.Load() {
 			return false
 		}
 		if b.used.CompareAndSwap(u, u+n) {
@@ -230,6 +249,7 @@ func (l *Log) evictOne() {
 	n := int64(len(b.Data))
 	l.size -= n
 	l.budget.give(n)
+	l.budget.Stats.Evictions.Add(1)
 	l.start = b.Next()
 	if l.head == len(l.batches) {
 		l.batches, l.head = l.batches[:0], 0

@@ -66,6 +66,7 @@ type Action[B comparable] struct {
 	Op     Op
 	Batch  B                      // OpSubmit, OpAnswer
 	Leader int32                  // OpSubmit
+	Retry  bool                   // OpSubmit: the batch was sent before
 	Result upstream.ProduceResult // OpAnswer
 	Err    error                  // OpAnswer
 	Wait   time.Duration          // OpResume, OpRetryBusy
@@ -113,6 +114,7 @@ type pending[B comparable] struct {
 	b          B
 	seq        uint64
 	attempt    int
+	sends      int  // how many times it left for upstream
 	idempotent bool // it carries a producer id
 }
 
@@ -157,6 +159,7 @@ func (p *Pipeline[B]) Sent(b B) []Action[B] {
 		return p.take()
 	}
 	p.offered = false
+	p.queue[0].sends++
 	p.sent = append(p.sent, p.queue[0])
 	p.leader = p.offerTo
 	p.queue[0] = pending[B]{}
@@ -291,7 +294,7 @@ func (p *Pipeline[B]) sendNext() {
 		return
 	}
 	p.offered, p.offerTo = true, p.route
-	p.out = append(p.out, Action[B]{Op: OpSubmit, Batch: p.queue[0].b, Leader: p.route})
+	p.out = append(p.out, Action[B]{Op: OpSubmit, Batch: p.queue[0].b, Leader: p.route, Retry: p.queue[0].sends > 0})
 }
 
 // mayRetry says whether meshka sends the batch again. It does when that

@@ -73,6 +73,7 @@ func (a *Actor) produce(c actor.Context, m *produceArgs) {
 }
 
 func (a *Actor) produceDone(c actor.Context, d *produceDone) {
+	a.cfg.Budget.Stats.InFlight.Add(-1)
 	if d.err != nil {
 		a.carryOut(c, a.pipeline().Failed(d.b, d.err))
 		return
@@ -90,6 +91,10 @@ func (a *Actor) carryOut(c actor.Context, acts []pipeAction) {
 		switch act.Op {
 		case OpSubmit:
 			if a.submit(act.Batch, act.Leader) {
+				a.cfg.Budget.Stats.InFlight.Add(1)
+				if act.Retry {
+					a.cfg.Budget.Stats.Retried.Add(1)
+				}
 				acts = append(acts, a.pipeline().Sent(act.Batch)...)
 			} else {
 				acts = append(acts, a.pipe.Refused(act.Batch)...)

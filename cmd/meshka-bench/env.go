@@ -114,6 +114,7 @@ func (u *upstream) deleteTopic(ctx context.Context, name string) error {
 // must make.
 func (u *upstream) startNode(tune func(*config.Config)) (*node.Node, error) {
 	cfg := config.Default()
+	cfg.Admin.Listen = "127.0.0.1:0"
 	cfg.Node.Listen = "127.0.0.1:0"
 	cfg.Cluster.Bind = "127.0.0.1:0"
 	cfg.Upstream.Brokers = u.addrs()

@@ -131,6 +131,7 @@ func (c *nodeChild) stop() {
 // upstream, print its address, answer commands until stdin closes.
 func runNodeChild() int {
 	cfg := config.Default()
+	cfg.Admin.Listen = "127.0.0.1:0"
 	cfg.Node.Listen = "127.0.0.1:0"
 	cfg.Cluster.Bind = "127.0.0.1:0"
 	cfg.Upstream.Brokers = strings.Split(os.Getenv("MESHKA_BENCH_UPSTREAM"), ",")

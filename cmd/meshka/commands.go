@@ -33,6 +33,7 @@ func serveFlags(dev bool) []*flagDef {
 		&flagDef{name: "cluster-bind", arg: "HOST:PORT", usage: "gossip address (TCP and UDP) other nodes join at; sets cluster.bind", def: d.Cluster.Bind},
 		&flagDef{name: "cluster-remote", arg: "HOST:PORT", usage: "actor remoting address, port 0 picks one; sets cluster.remote", def: d.Cluster.Remote},
 		&flagDef{name: "join", arg: "HOST:PORT[,HOST:PORT…]", usage: "seeds to join, by their cluster-bind addresses; none forms a new cluster; sets cluster.join"},
+		&flagDef{name: "admin", arg: "HOST:PORT", usage: "address of the admin listener (metrics, probes, status page), empty for none; sets admin.listen", def: d.Admin.Listen},
 	)
 	if dev {
 		return append(fs,

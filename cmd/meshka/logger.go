@@ -7,9 +7,12 @@ import (
 	"github.com/meshka/meshka/config"
 )
 
-func newLogger(c config.Log, w io.Writer) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(c.Level))
+// newLogger is the process's logger; its level is level's, set from
+// log.level here and again by a reload.
+func newLogger(c config.Log, w io.Writer, level *slog.LevelVar) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(c.Level))
+	level.Set(l)
 	opts := &slog.HandlerOptions{Level: level}
 	if c.Format == "json" {
 		opts.ReplaceAttr = durationText

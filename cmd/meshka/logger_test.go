@@ -13,7 +13,7 @@ import (
 
 func TestJSONLogWritesDurationsAsText(t *testing.T) {
 	var b bytes.Buffer
-	log := newLogger(config.Log{Level: "info", Format: "json"}, &b)
+	log := newLogger(config.Log{Level: "info", Format: "json"}, &b, new(slog.LevelVar))
 	log.Info("shutting down", "timeout", 10*time.Second, slog.Group("g", "wait", 1500*time.Millisecond), "n", 7)
 	var got map[string]any
 	if err := json.Unmarshal(b.Bytes(), &got); err != nil {
@@ -33,7 +33,7 @@ func TestJSONLogWritesDurationsAsText(t *testing.T) {
 
 func TestTextLogWritesDurationsAsText(t *testing.T) {
 	var b bytes.Buffer
-	log := newLogger(config.Log{Level: "info", Format: "text"}, &b)
+	log := newLogger(config.Log{Level: "info", Format: "text"}, &b, new(slog.LevelVar))
 	log.Info("shutting down", "timeout", 10*time.Second)
 	if !strings.Contains(b.String(), " timeout=10s") {
 		t.Errorf("got %q", b.String())
@@ -42,7 +42,7 @@ func TestTextLogWritesDurationsAsText(t *testing.T) {
 
 func TestLogLevel(t *testing.T) {
 	var b bytes.Buffer
-	log := newLogger(config.Log{Level: "warn", Format: "text"}, &b)
+	log := newLogger(config.Log{Level: "warn", Format: "text"}, &b, new(slog.LevelVar))
 	log.Info("quiet")
 	log.Warn("loud")
 	if strings.Contains(b.String(), "quiet") || !strings.Contains(b.String(), "loud") {

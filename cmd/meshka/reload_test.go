@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -26,9 +27,10 @@ const aclFile = `security:
         operations: [write]
 `
 
-// SIGHUP's work: the file read and checked whole, its ACLs compiled; a
-// bad file changes nothing and says why.
-func TestReloadACLs(t *testing.T) {
+// SIGHUP's work: the file read and checked whole, and the keys that
+// changed sorted into those applied and those that take a restart; a bad
+// file changes nothing and says why.
+func TestReload(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "meshka.yaml")
 	if err := os.WriteFile(path, []byte(aclFile), 0o600); err != nil {
@@ -39,16 +41,28 @@ func TestReloadACLs(t *testing.T) {
 		t.Fatal("flags not taken")
 	}
 	var logged bytes.Buffer
+	level := new(slog.LevelVar)
 	log := slog.New(slog.NewTextHandler(&logged, nil))
+	r := &reloader{c: c, level: level, log: log, cur: config.Default()}
 
-	sec := reload(c, config.Security{}, nil, log)
-	if !sec.ACLs.Enabled || len(sec.ACLs.Rules) != 1 {
-		t.Fatalf("reloaded security: %+v", sec)
+	rep, err := r.reload()
+	if err != nil || !rep.Applied {
+		t.Fatalf("reload: %+v, %v", rep, err)
 	}
-	if !strings.Contains(logged.String(), "ACLs reloaded") || !strings.Contains(logged.String(), "added=1") {
+	if !slices.Contains(rep.Changed, "security.acls.rules") || !slices.Contains(rep.Changed, "security.super_users") || len(rep.Restart) != 0 {
+		t.Errorf("report: %+v", rep)
+	}
+	if !r.cur.Security.ACLs.Enabled || len(r.cur.Security.ACLs.Rules) != 1 {
+		t.Fatalf("reloaded security: %+v", r.cur.Security)
+	}
+	if !strings.Contains(logged.String(), "configuration reloaded") || !strings.Contains(logged.String(), "acl_rules_added=1") {
 		t.Errorf("log: %s", logged.String())
 	}
-	_, p, err := loadSecurity(c, path)
+	cfg, err := loadChecked(c, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := acl.FromConfig(cfg.Security)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,13 +71,30 @@ func TestReloadACLs(t *testing.T) {
 		t.Error("the reloaded rules are not the file's")
 	}
 
-	bad := strings.Replace(aclFile, "operations: [write]", "operations: [scribble]", 1)
+	// A level and a key that takes a restart.
+	changed := aclFile + "log:\n  level: debug\nkafka:\n  max_frame_bytes: 1MiB\n"
+	if err := os.WriteFile(path, []byte(changed), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = r.reload()
+	if err != nil || !slices.Equal(rep.Changed, []string{"log.level"}) || !slices.Equal(rep.Restart, []string{"kafka.max_frame_bytes"}) {
+		t.Errorf("report: %+v, %v", rep, err)
+	}
+	if level.Level() != slog.LevelDebug {
+		t.Errorf("level %v after the reload, want debug", level.Level())
+	}
+
+	bad := strings.Replace(changed, "operations: [write]", "operations: [scribble]", 1)
+	bad = strings.Replace(bad, "level: debug", "level: error", 1)
 	if err := os.WriteFile(path, []byte(bad), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	logged.Reset()
-	if again := reload(c, sec, nil, log); len(again.ACLs.Rules) != 1 || again.ACLs.Rules[0].Operations[0] != "write" {
-		t.Errorf("a bad file changed the security in force: %+v", again)
+	if rep, err := r.reload(); err == nil || rep.Applied {
+		t.Errorf("a bad file reloaded: %+v", rep)
+	}
+	if len(r.cur.Security.ACLs.Rules) != 1 || r.cur.Security.ACLs.Rules[0].Operations[0] != "write" || level.Level() != slog.LevelDebug {
+		t.Errorf("a bad file changed what is in force: %+v, level %v", r.cur.Security, level.Level())
 	}
 	if out := logged.String(); !strings.Contains(out, "not reloaded") || !strings.Contains(out, "scribble") {
 		t.Errorf("a bad file's reload logged: %s", out)

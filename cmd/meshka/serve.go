@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/meshka/meshka/admin"
 	"github.com/meshka/meshka/config"
 	"github.com/meshka/meshka/embedded"
 	"github.com/meshka/meshka/internal/datadir"
@@ -30,6 +31,7 @@ var flagKeys = map[string]string{
 	"upstream":       "upstream.brokers",
 	"data-dir":       "dev.data_dir",
 	"nodes":          "dev.nodes",
+	"admin":          "admin.listen",
 }
 
 // serve is `meshka dev` and `meshka run`: configuration, then for dev the
@@ -64,14 +66,17 @@ func serve(c *command, args []string, dev bool, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: no upstream brokers: pass --upstream HOST:PORT or set upstream.brokers\n", c.name)
 		return 2
 	}
-	log := newLogger(cfg.Log, stderr)
+	fileCfg := cfg // before dev's changes: what a reload compares the file with
+	level := new(slog.LevelVar)
+	log := newLogger(cfg.Log, stderr, level)
+	rl := &reloader{c: c, level: level, log: log, cur: fileCfg}
 
 	// Caught from here on, so a signal during startup still ends in an
 	// orderly shutdown with exit status 0.
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sig)
-	// SIGHUP reloads the ACLs once the nodes run; one during startup
+	// SIGHUP reloads the configuration once the nodes run; one during startup
 	// waits for then rather than ending the process.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -118,7 +123,12 @@ func serve(c *command, args []string, dev bool, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
-	nodes, err := startNodes(cfg, dev, log)
+	adminPort(&cfg)
+	var reloadFn func() (admin.ReloadReport, error)
+	if f := c.flag("config"); f != nil && f.set {
+		reloadFn = rl.reload
+	}
+	nodes, err := startNodes(cfg, dev, node.Options{Logger: log, Version: buildVersion(), Reload: reloadFn})
 	if err != nil {
 		log.Error("cannot start meshka", "err", err)
 		return 1
@@ -133,13 +143,15 @@ func serve(c *command, args []string, dev bool, stdout, stderr io.Writer) int {
 	for _, n := range nodes {
 		go func() { done <- <-n.Done() }()
 	}
+	rl.mu.Lock()
+	rl.nodes = nodes
+	rl.mu.Unlock()
 	code = 0
-	security := cfg.Security
 wait:
 	for {
 		select {
 		case <-hup:
-			security = reload(c, security, nodes, log)
+			_, _ = rl.reload() // it logs what it did, or why not
 		case s := <-sig:
 			log.Info("shutting down", "signal", s.String(), "timeout", cfg.Kafka.ShutdownTimeout.D())
 			break wait
@@ -164,7 +176,7 @@ wait:
 // startNodes starts the node cfg describes, or for dev --nodes N, N nodes
 // joined in one cluster: node i with id node.id + i, its Kafka listener
 // and gossip address on their ports + i (port 0 stays 0), joining node 0.
-func startNodes(cfg config.Config, dev bool, log *slog.Logger) ([]*node.Node, error) {
+func startNodes(cfg config.Config, dev bool, opts node.Options) ([]*node.Node, error) {
 	count := 1
 	if dev {
 		count = cfg.Dev.Nodes
@@ -179,7 +191,8 @@ func startNodes(cfg config.Config, dev bool, log *slog.Logger) ([]*node.Node, er
 				c.Node.Advertise = portPlus(cfg.Node.Advertise, i)
 			}
 			c.Cluster.Bind = portPlus(cfg.Cluster.Bind, i)
-			for _, a := range []*string{&c.MQTT.Listen, &c.MQTT.Advertise, &c.MQTT.WebSocket, &c.HTTP.Listen, &c.HTTP.Advertise} {
+			for _, a := range []*string{&c.MQTT.Listen, &c.MQTT.Advertise, &c.MQTT.WebSocket, &c.HTTP.Listen, &c.HTTP.Advertise,
+				&c.Admin.Listen, &c.Admin.Advertise} {
 				if *a != "" {
 					*a = portPlus(*a, i)
 				}
@@ -203,7 +216,7 @@ func startNodes(cfg config.Config, dev bool, log *slog.Logger) ([]*node.Node, er
 				c.Cluster.Join = append([]string{nodes[0].GossipAddr()}, cfg.Cluster.Join...)
 			}
 		}
-		n, err := node.Start(c, node.Options{Logger: log})
+		n, err := node.Start(c, opts)
 		if err != nil {
 			for _, n := range nodes {
 				n.Shutdown(context.Background())
@@ -239,6 +252,16 @@ func devHTTP(cfg *config.Config) {
 	cfg.HTTP.Confluent = true
 	if _, port, err := net.SplitHostPort(cfg.Node.Listen); err == nil && port == "0" {
 		cfg.HTTP.Listen = "127.0.0.1:0"
+	}
+}
+
+// adminPort leaves the admin listener where the configuration says,
+// except that with the Kafka listener on port 0 and admin.listen at its
+// default, it picks a port too, as dev's MQTT and HTTP listeners do: so
+// nodes started side by side on port 0 (tests) do not contend for 9644.
+func adminPort(cfg *config.Config) {
+	if _, port, err := net.SplitHostPort(cfg.Node.Listen); err == nil && port == "0" && cfg.Admin.Listen == config.Default().Admin.Listen {
+		cfg.Admin.Listen = "127.0.0.1:0"
 	}
 }
 
@@ -285,6 +308,8 @@ func override(c *command, cfg *config.Config) error {
 			}
 		case "upstream":
 			cfg.Upstream.Brokers = strings.Split(f.value, ",")
+		case "admin":
+			cfg.Admin.Listen = f.value
 		case "data-dir":
 			cfg.Dev.DataDir = f.value
 		case "nodes":

@@ -53,6 +53,7 @@ func StartClusterWith(tb testing.TB, n int, upstreamOpts []kfake.Opt, opts ...Op
 		cfg.Node.ID = int32(i)
 		cfg.Node.Listen = "127.0.0.1:0"
 		cfg.Cluster.Bind = "127.0.0.1:0"
+		cfg.Admin.Listen = "127.0.0.1:0"
 		// Off unless an option turns it on: protoactor's remoting races
 		// with itself between nodes in one process (see internal/race).
 		cfg.Cluster.Remote = ""

@@ -79,6 +79,7 @@ func start(tb testing.TB, startLog *slog.Logger, upstreamOpts []kfake.Opt, watch
 	cfg := config.Default()
 	cfg.Node.Listen = "127.0.0.1:0"
 	cfg.Cluster.Bind = "127.0.0.1:0"
+	cfg.Admin.Listen = "127.0.0.1:0"
 	cfg.Upstream.Brokers = up.ListenAddrs()
 	cfg.Kafka.ShutdownTimeout = config.Duration(5 * time.Second)
 	for _, o := range opts {

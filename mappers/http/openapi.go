@@ -16,7 +16,7 @@ const openAPIPath = "/openapi.json"
 // method, its parameters, what it reads or writes, and its answers.
 func (s *Server) openAPI() map[string]any {
 	paths := map[string]map[string]any{}
-	for _, rt := range s.routes {
+	for _, rt := range s.routesNow() {
 		var params []any
 		for _, seg := range rt.segments {
 			if name, ok := strings.CutPrefix(seg, "{"); ok {

@@ -18,7 +18,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/meshka/meshka/acl"
 	"github.com/meshka/meshka/auth"
@@ -37,9 +40,11 @@ type Env struct {
 	Bearer *auth.OAuthBearer
 	// ACL authorizes each request's principal on the route's topics;
 	// nil or disabled: everything is allowed.
-	ACL    *acl.Authorizer
-	TLS    *tls.Config // nil: plain HTTP
-	Logger *slog.Logger
+	ACL *acl.Authorizer
+	TLS *tls.Config // nil: plain HTTP
+	// Metrics, when set, registers the mapper's figures.
+	Metrics prometheus.Registerer
+	Logger  *slog.Logger
 }
 
 // Server is the HTTP listener of one node.
@@ -47,7 +52,8 @@ type Server struct {
 	cfg    config.HTTP
 	env    Env
 	log    *slog.Logger
-	routes []*route
+	routes atomic.Pointer[[]*route] // replaced whole by SetRoutes (a reload)
+	m      *metrics
 
 	confluent *http.ServeMux // the Confluent REST Proxy API; nil unless http.confluent
 	consumers *mesh.Actors   // its v2 consumer instances; nil unless http.confluent
@@ -76,8 +82,9 @@ func New(cfg config.HTTP, env Env) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{cfg: cfg, env: env, log: log.With("component", "http"), routes: compile(cfg.Routes),
-		sockets: map[net.Conn]struct{}{}}
+	s := &Server{cfg: cfg, env: env, log: log.With("component", "http"),
+		sockets: map[net.Conn]struct{}{}, m: newMetrics(env.Metrics)}
+	s.SetRoutes(cfg.Routes)
 	s.replies.s = s
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if cfg.Confluent {
@@ -113,7 +120,9 @@ func (s *Server) Start(ctx context.Context) error {
 		}
 		return fmt.Errorf("http.listen: %w", err)
 	}
-	s.ln = netguard.Listen(raw, "http", netguard.Limits{MaxConns: netguard.MaxConnsFromFileLimit()}, s.log).NetListener()
+	gl := netguard.Listen(raw, "http", netguard.Limits{MaxConns: netguard.MaxConnsFromFileLimit()}, s.log)
+	gl.Register(s.env.Metrics, "http", "http")
+	s.ln = gl.NetListener(s.m.received, s.m.sent)
 	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: s.cfg.ReadHeaderTimeout.D(), IdleTimeout: s.cfg.IdleTimeout.D(),
 		MaxHeaderBytes: 64 << 10, TLSConfig: s.env.TLS, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		BaseContext: func(net.Listener) context.Context { return s.ctx },
@@ -131,9 +140,18 @@ func (s *Server) Start(ctx context.Context) error {
 			s.log.Warn("HTTP listener ended", "err", err)
 		}
 	}()
-	s.log.Info("HTTP listener started", "listen", s.ln.Addr().String(), "routes", len(s.routes), "tls", s.env.TLS != nil)
+	s.log.Info("HTTP listener started", "listen", s.ln.Addr().String(), "routes", len(s.routesNow()), "tls", s.env.TLS != nil)
 	return nil
 }
+
+// SetRoutes puts routes (validated) in force for the requests that
+// arrive from now on; requests and streams under way keep their route.
+func (s *Server) SetRoutes(routes []config.HTTPRoute) {
+	rs := compile(routes)
+	s.routes.Store(&rs)
+}
+
+func (s *Server) routesNow() []*route { return *s.routes.Load() }
 
 // Addr is the bound address.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
@@ -171,11 +189,25 @@ func (s *Server) Stop(ctx context.Context) error {
 
 // Health reports whether the listener serves.
 func (s *Server) Health() mesh.Health {
-	return mesh.Health{OK: s.ctx.Err() == nil, Detail: fmt.Sprintf("%d routes", len(s.routes))}
+	return mesh.Health{OK: s.ctx.Err() == nil, Detail: fmt.Sprintf("%d routes", len(s.routesNow()))}
 }
 
-// ServeHTTP routes a request.
+// ServeHTTP routes a request, counting it by what served it.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rec := &statusRecorder{ResponseWriter: w}
+	start, served := time.Now(), "none"
+	defer func() {
+		code := rec.code
+		if code == 0 {
+			code = http.StatusOK
+		}
+		s.m.done(served, code, start)
+	}()
+	s.serve(rec, r, &served)
+}
+
+// serve routes a request; served is set to what serves it.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, served *string) {
 	if s.cors(w, r) {
 		return
 	}
@@ -183,13 +215,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	rt, params, allowed := find(s.routes, r.Method, r.URL.Path)
+	rt, params, allowed := find(s.routesNow(), r.Method, r.URL.Path)
 	if rt == nil && r.Method == http.MethodGet && r.URL.Path == openAPIPath {
+		*served = "openapi"
 		s.serveOpenAPI(w)
 		return
 	}
 	if rt == nil && r.Method == http.MethodGet {
 		if art, id, ok := s.asyncRoute(r.URL.Path); ok {
+			*served = "async_reply"
 			s.asyncReply(w, r, art, id)
 			return
 		}
@@ -199,6 +233,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			// Handler only asks; ServeHTTP matches again and sets the
 			// path's values.
 			if _, pattern := s.confluent.Handler(r); pattern != "" {
+				*served = "confluent"
 				s.confluent.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, principal)))
 				return
 			}
@@ -211,6 +246,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		problem(w, http.StatusNotFound, "no route serves %s %s", r.Method, r.URL.Path)
 		return
 	}
+	*served = rt.cfg.Capability
 	if !s.authorize(w, r, principal, rt) {
 		return
 	}
@@ -220,12 +256,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case config.CapFetch:
 		s.fetch(w, r, rt, params)
 	case config.CapStream:
+		s.m.sse.Inc()
+		defer s.m.sse.Dec()
 		s.stream(w, r, rt, params)
 	case config.CapItem:
 		s.item(w, r, rt, params)
 	case config.CapRequest:
 		s.request(w, r, rt, params)
 	case config.CapWebSocket:
+		s.m.ws.Inc()
+		defer s.m.ws.Dec()
 		s.websocket(w, r, rt, params)
 	default:
 		problem(w, http.StatusNotImplemented, "the %s capability is not served by this version of meshka", rt.cfg.Capability)
@@ -239,7 +279,7 @@ func (s *Server) asyncRoute(path string) (*route, string, bool) {
 	if i <= 0 || i == len(path)-1 {
 		return nil, "", false
 	}
-	for _, rt := range s.routes {
+	for _, rt := range s.routesNow() {
 		if rt.cfg.Capability != config.CapRequest || !rt.cfg.Async {
 			continue
 		}

@@ -12,6 +12,8 @@
 package mqtt
 
 import (
+	"github.com/prometheus/client_golang/prometheus"
+
 	"context"
 	"crypto/tls"
 	"errors"
@@ -41,8 +43,10 @@ type Env struct {
 	// they reach; nil or disabled: everything is allowed.
 	ACL *acl.Authorizer
 	// TLS is the server configuration for mqtt.tls; nil: plaintext.
-	TLS    *tls.Config
-	Logger *slog.Logger
+	TLS *tls.Config
+	// Metrics, when set, registers the mapper's figures.
+	Metrics prometheus.Registerer
+	Logger  *slog.Logger
 }
 
 // Broker is the MQTT listener of one node and the sessions its
@@ -75,6 +79,7 @@ type Broker struct {
 	timers map[string]*time.Timer // wills and expiries of sessions disconnected here, by client id and purpose
 
 	stats   stats
+	metrics *metrics
 	missing sync.Once // the sessions topic missing, logged once
 }
 
@@ -102,6 +107,7 @@ func New(cfg config.MQTT, env Env) (*Broker, error) {
 		conns: map[*conn]struct{}{}, timers: map[string]*time.Timer{}}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.persistent = &meshLeases{m: env.Mesh}
+	b.metrics = newMetrics(env.Metrics, b)
 	return b, nil
 }
 
@@ -127,6 +133,7 @@ func (b *Broker) Start(ctx context.Context) error {
 		maxConns = netguard.MaxConnsFromFileLimit()
 	}
 	b.ln = netguard.Listen(raw, "mqtt", netguard.Limits{MaxConns: maxConns}, b.log)
+	b.ln.Register(b.env.Metrics, "mqtt", "mqtt")
 	if b.cfg.WebSocket != "" {
 		ws, err := b.listenWebSocket(maxConns)
 		if err != nil {
@@ -162,7 +169,9 @@ func (b *Broker) accept() {
 		if err != nil {
 			return // closed
 		}
-		var nc net.Conn = netguard.Release(c, release)
+		r := netguard.Release(c, release)
+		r.Count(b.metrics.bytesIn, b.metrics.bytesOut)
+		var nc net.Conn = r
 		if b.env.TLS != nil {
 			nc = tls.Server(nc, b.env.TLS) // closing it releases the place too
 		}

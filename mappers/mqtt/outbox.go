@@ -40,8 +40,11 @@ type outbox struct {
 	w  io.Writer // nc, or the connection it wraps: see newOutbox
 	// vectored: w is a TCP connection, which writes many buffers at once
 	vectored bool
-	max      int
-	wg       *sync.WaitGroup // the connection's: the writer is counted in it
+	// wrote counts bytes written past the listener's wrapper, which
+	// counts those written through it; nil when w is the wrapper's.
+	wrote func(n int)
+	max   int
+	wg    *sync.WaitGroup // the connection's: the writer is counted in it
 
 	mu      sync.Mutex
 	room    *sync.Cond
@@ -57,7 +60,7 @@ func newOutbox(nc net.Conn, max int, wg *sync.WaitGroup) *outbox {
 	// net.Buffers writes with one writev only to the *net.TCPConn itself;
 	// through the listener's wrapper it writes each packet on its own.
 	if g, ok := nc.(*netguard.Released); ok {
-		o.w = g.Unwrap()
+		o.w, o.wrote = g.Unwrap(), g.Wrote
 	}
 	_, o.vectored = o.w.(*net.TCPConn)
 	o.room = sync.NewCond(&o.mu)
@@ -69,14 +72,20 @@ func newOutbox(nc net.Conn, max int, wg *sync.WaitGroup) *outbox {
 // frame of its own, joined into one write.
 func (o *outbox) writeAll(bufs net.Buffers, n int) error {
 	if o.vectored || len(bufs) == 1 {
-		_, err := bufs.WriteTo(o.w)
+		m, err := bufs.WriteTo(o.w)
+		if o.wrote != nil {
+			o.wrote(int(m))
+		}
 		return err
 	}
 	joined := make([]byte, 0, n)
 	for _, b := range bufs {
 		joined = append(joined, b...)
 	}
-	_, err := o.w.Write(joined)
+	m, err := o.w.Write(joined)
+	if o.wrote != nil {
+		o.wrote(m)
+	}
 	return err
 }
 

@@ -61,6 +61,7 @@ func (c *conn) publish(pk *packets.Packet) error {
 	}
 	rec := layout.Record(pk, c.clientID, topic, time.Now())
 	c.b.stats.published.Add(1)
+	c.b.metrics.received[qosIndex(qos)].Inc()
 	if qos == 0 {
 		err := c.b.qos0.Produce(c.ctx, rec, nil)
 		if err == nil && pk.FixedHeader.Retain {

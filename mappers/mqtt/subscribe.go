@@ -325,8 +325,10 @@ func (c *conn) deliver(ctx context.Context, r *running, rec mesh.Record, share *
 		}
 		if !queued {
 			c.b.stats.dropped.Add(1)
+			c.b.metrics.dropped.Inc()
 		} else {
 			c.b.stats.delivered.Add(1)
+			c.b.metrics.sent[0].Inc()
 		}
 		skip()
 		return ctx.Err() == nil
@@ -368,6 +370,7 @@ func (c *conn) deliver(ctx context.Context, r *running, rec mesh.Record, share *
 		return false
 	}
 	c.b.stats.delivered.Add(1)
+	c.b.metrics.sent[qosIndex(pk.FixedHeader.Qos)].Inc()
 	c.saveSoon()
 	return true
 }

@@ -30,7 +30,9 @@ func (b *Broker) listenWebSocket(maxConns int) (*wsServer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mqtt.websocket: %w", err)
 	}
-	ln := netguard.Listen(raw, "mqtt-websocket", netguard.Limits{MaxConns: maxConns}, b.log).NetListener()
+	gl := netguard.Listen(raw, "mqtt-websocket", netguard.Limits{MaxConns: maxConns}, b.log)
+	gl.Register(b.env.Metrics, "mqtt", "websocket")
+	ln := gl.NetListener(b.metrics.bytesIn, b.metrics.bytesOut)
 	ws := &wsServer{ln: ln}
 	mux := http.NewServeMux()
 	mux.HandleFunc(wsPath, func(w http.ResponseWriter, r *http.Request) {

@@ -1,0 +1,49 @@
+package mqtt
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/meshka/meshka/netguard"
+)
+
+// metrics are the MQTT mapper's figures.
+type metrics struct {
+	received, sent [3]prometheus.Counter // messages by QoS
+	dropped        prometheus.Counter
+	bytesIn        prometheus.Counter
+	bytesOut       prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer, b *Broker) *metrics {
+	received := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "meshka_mqtt_messages_received_total",
+		Help: "PUBLISH packets MQTT clients sent that were taken (authorized and handed to the records API), by QoS.",
+	}, []string{"qos"})
+	sent := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "meshka_mqtt_messages_sent_total",
+		Help: "PUBLISH packets queued to MQTT subscribers, by QoS (of the delivery).",
+	}, []string{"qos"})
+	dropped := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "meshka_mqtt_messages_dropped_total",
+		Help: "QoS 0 deliveries dropped because the subscriber's outbox was full (mqtt.max_queued_bytes).",
+	})
+	m := &metrics{dropped: dropped}
+	for q, l := range []string{"0", "1", "2"} {
+		m.received[q], m.sent[q] = received.WithLabelValues(l), sent.WithLabelValues(l)
+	}
+	m.bytesIn, m.bytesOut = netguard.Bytes(reg, "mqtt")
+	if reg != nil {
+		sessions := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "meshka_mqtt_sessions",
+			Help: "MQTT clients connected to this node now, each holding its session here.",
+		}, func() float64 {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			return float64(len(b.conns))
+		})
+		reg.MustRegister(received, sent, dropped, sessions)
+	}
+	return m
+}
+
+func qosIndex(q byte) int { return int(min(q, 2)) }
