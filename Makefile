@@ -31,8 +31,10 @@ test: lint test/kafkajs/node_modules mappers/mqtt/testdata/mqttjs/node_modules
 	command -v kcat >/dev/null 2>&1 || echo "kcat is not installed: TestKcatScript was skipped"; \
 	{ command -v node && command -v npm; } >/dev/null 2>&1 || echo "node or npm is not installed: TestKafkajs and TestMQTTjs were skipped"; \
 	command -v mosquitto_pub >/dev/null 2>&1 || echo "mosquitto-clients is not installed: TestMosquittoScript was skipped"; \
-	{ command -v chromium || command -v chromium-browser; } >/dev/null 2>&1 || echo "chromium is not installed: TestBrowserEventSourceResumes and TestBrowserWebSocket were skipped"; \
+	{ command -v chromium || command -v chromium-browser; } >/dev/null 2>&1 || echo "chromium is not installed: TestBrowserEventSourceResumes, TestBrowserWebSocket and TestStatusPageInBrowser were skipped"; \
 	command -v curl >/dev/null 2>&1 || echo "curl is not installed: TestConfluentCurl was skipped"; \
+	command -v promtool >/dev/null 2>&1 || echo "promtool is not installed: TestMetrics did not check /metrics with it"; \
+	command -v prometheus >/dev/null 2>&1 || echo "prometheus is not installed: TestPrometheusScrapes was skipped"; \
 	exit $$status
 
 # Runs every test once with coverage of every package (without the race

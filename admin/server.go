@@ -171,16 +171,16 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
-	if s.deps.Reload == nil {
-		writeJSON(w, http.StatusNotImplemented, map[string]string{"error": "this node was started without a configuration file; there is nothing to reload"})
-		return
-	}
 	if !s.cfg.AllowAnonymous {
 		user, _, _ := r.BasicAuth()
 		if s.deps.SuperUser == nil || !s.deps.SuperUser(auth.UserPrincipal(user)) {
 			writeJSON(w, http.StatusForbidden, map[string]string{"error": "only a user of security.super_users may reload"})
 			return
 		}
+	}
+	if s.deps.Reload == nil {
+		writeJSON(w, http.StatusNotImplemented, map[string]string{"error": "this node was started without a configuration file; there is nothing to reload"})
+		return
 	}
 	rep, err := s.deps.Reload()
 	if err != nil {

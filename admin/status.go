@@ -146,9 +146,19 @@ func (s *Server) askPeer(ctx context.Context, addr, authorization string) (NodeS
 	if resp.StatusCode != http.StatusOK {
 		return NodeStatus{}, fmt.Errorf("%s answered %s", addr, resp.Status)
 	}
-	var ns NodeStatus
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxPeerStatus)).Decode(&ns); err != nil {
+	ns, err := decodeNodeStatus(resp.Body)
+	if err != nil {
 		return NodeStatus{}, fmt.Errorf("%s: %w", addr, err)
+	}
+	return ns, nil
+}
+
+// decodeNodeStatus reads a peer's answer: at most maxPeerStatus bytes of
+// one JSON NodeStatus.
+func decodeNodeStatus(r io.Reader) (NodeStatus, error) {
+	var ns NodeStatus
+	if err := json.NewDecoder(io.LimitReader(r, maxPeerStatus)).Decode(&ns); err != nil {
+		return NodeStatus{}, err
 	}
 	return ns, nil
 }

@@ -191,7 +191,6 @@ func TestHelmChart(t *testing.T) {
 	// one would stop the pods at start), with the environment the
 	// StatefulSet gives the container.
 	t.Run("MeshkaLoadsConfig", func(t *testing.T) {
-		t.Skip("admin.listen is not yet a key of package config: enable once the admin listener lands")
 		for _, set := range []string{"", "mqtt.enabled=true,http.enabled=true,config.http.confluent=true"} {
 			var args []string
 			if set != "" {
