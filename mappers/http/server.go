@@ -256,8 +256,6 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, served *string) {
 	case config.CapFetch:
 		s.fetch(w, r, rt, params)
 	case config.CapStream:
-		s.m.sse.Inc()
-		defer s.m.sse.Dec()
 		s.stream(w, r, rt, params)
 	case config.CapItem:
 		s.item(w, r, rt, params)

@@ -66,23 +66,76 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, rt *route, param
 		s.unavailable(w, rt.cfg.Topic, err)
 		return
 	}
-	defer sub.Close()
-	rc := http.NewResponseController(w)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
+	if r.ProtoMajor == 1 && s.takeOver(w, sub, m) {
+		return
+	}
+	defer sub.Close()
+	s.m.sse.Inc()
+	defer s.m.sse.Dec()
+	rc := http.NewResponseController(w)
 	w.WriteHeader(http.StatusOK)
 	bw := bufio.NewWriterSize(w, streamBuffer)
-	write := func() bool {
+	s.events(r.Context(), sub, m, bw, func() bool {
 		rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
-		if bw.Flush() != nil || rc.Flush() != nil {
-			return false
-		}
+		return bw.Flush() == nil && rc.Flush() == nil
+	})
+}
+
+// takeOver serves an HTTP/1.x stream on the connection itself: the
+// handler answers the head and hands the connection and the subscription
+// to a goroutine of the stream's own, then returns, so net/http's
+// goroutine for the connection (and the stack it grew while the stream
+// subscribed), its buffers and its background read all go, and an idle
+// stream costs one small goroutine and its queue. Without a reader, a
+// client that left is noticed at the next event or heartbeat. The body
+// ends with the connection (Connection: close). False: the connection
+// cannot be taken over, and the handler serves the stream itself.
+func (s *Server) takeOver(w http.ResponseWriter, sub *mesh.Subscription, m matcher) bool {
+	w.Header().Set("Connection", "close")
+	nc, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		w.Header().Del("Connection")
+		return false
+	}
+	// The head goes into the stream's buffer here, so that nothing but
+	// the buffer, the connection and the subscription stays with the
+	// stream's goroutine.
+	bw := bufio.NewWriterSize(nc, streamBuffer)
+	bw.WriteString("HTTP/1.1 200 OK\r\n")
+	w.Header().Write(bw)
+	bw.WriteString("\r\n")
+	// A GET's stream reads nothing more: the reader Hijack returns, and
+	// its buffer, are dropped.
+	if !s.trackSocket(nc) {
+		nc.Close()
+		sub.Close()
 		return true
 	}
+	go func() {
+		defer s.untrackSocket(nc)
+		defer nc.Close()
+		defer sub.Close()
+		s.m.sse.Inc()
+		defer s.m.sse.Dec()
+		s.events(s.ctx, sub, m, bw, func() bool {
+			nc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+			return bw.Flush() == nil
+		})
+	}()
+	return true
+}
+
+// events writes the stream: the retry advice, then each record the
+// route matches as an event, and a comment when nothing came for
+// heartbeatEvery; it returns when ctx ends, the partition fails or a
+// write does (flush writes what bw holds, within streamWriteTimeout).
+func (s *Server) events(ctx context.Context, sub *mesh.Subscription, m matcher, bw *bufio.Writer, flush func() bool) {
 	bw.WriteString("retry: " + retryMillis + "\n\n")
-	if !write() {
+	if !flush() {
 		return
 	}
 	for {
@@ -97,7 +150,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, rt *route, param
 				return // the partition failed: the client reconnects with its last id
 			}
 			bw.WriteString(": ping\n\n")
-			if !write() {
+			if !flush() {
 				return
 			}
 			continue
@@ -113,7 +166,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, rt *route, param
 			writeData(bw, rec.Value)
 		}
 		bw.WriteByte('\n')
-		if !write() {
+		if !flush() {
 			return
 		}
 	}
