@@ -101,7 +101,9 @@ func (a *Actor) carryOut(c actor.Context, acts []pipeAction) {
 			}
 		case OpAnswer:
 			if act.Err != nil {
-				a.log.Warn("produce failed upstream", "err", act.Err)
+				// One line per topic and interval, with the count of the
+				// others: a broken upstream fails every batch.
+				a.cfg.Notices.Warn("produce-failed:"+a.topic, "produce failed upstream", "topic", a.topic, "partition", a.partition, "err", act.Err)
 			}
 			act.Batch.answer(act.Result)
 		case OpInvalidate:
