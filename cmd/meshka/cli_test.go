@@ -130,6 +130,8 @@ func TestHelp(t *testing.T) {
 		{[]string{"config", "check", "--help"}, "Usage: meshka config check FILE", nil},
 		{[]string{"config", "check", "-h"}, "Usage: meshka config check FILE", nil},
 		{[]string{"version", "--help"}, "Usage: meshka version", nil},
+		{[]string{"status", "--help"}, "Usage: meshka status [flags]", []string{"--admin HOST:PORT"}},
+		{[]string{"help", "status"}, "Usage: meshka status [flags]", []string{"--admin HOST:PORT"}},
 	}
 	for _, tc := range tests {
 		name := strings.Join(tc.args, " ")
@@ -184,6 +186,8 @@ func TestBadCommandLine(t *testing.T) {
 		{[]string{"config", "check", "a", "b"}, `meshka config check: unexpected argument "b"`, "Usage: meshka config check FILE"},
 		{[]string{"config", "check", "--strict", "a"}, "meshka config check: unknown flag --strict", "Usage: meshka config check FILE"},
 		{[]string{"version", "--short"}, "meshka version: unknown flag --short", "Usage: meshka version"},
+		{[]string{"status", "extra"}, `meshka status: unexpected argument "extra"`, "Usage: meshka status [flags]"},
+		{[]string{"status", "--admin", "9644"}, `meshka status: --admin "9644": want HOST:PORT, the admin.listen (or admin.advertise) of a node`, "--admin HOST:PORT"},
 		{[]string{"help", "bogus"}, `meshka: no help for "bogus"`, "Usage: meshka COMMAND"},
 	}
 	for _, tc := range tests {

@@ -15,6 +15,7 @@ func topCommand() *command {
 			"run                run a node in front of an upstream Kafka cluster",
 			"config check FILE  check a configuration file",
 			"user add NAME      print the config entry of a new SASL user",
+			"status             print every node's readiness, partitions and groups",
 			"version            print meshka's version",
 		},
 		footer: `Run "meshka COMMAND --help" for the flags of a command.`,
@@ -93,5 +94,25 @@ func versionCommand() *command {
 		about: "version prints the version meshka was built as: the one the build linked\n" +
 			"in, else the commit it was built from (-dirty with uncommitted changes),\n" +
 			"else dev.",
+	}
+}
+
+func statusCommand() *command {
+	return &command{
+		name:     "meshka status",
+		synopsis: "[flags]",
+		about: "status asks a node's admin listener for the status of the whole cluster\n" +
+			"(GET /api/status, which that node gathers from the others) and prints a line\n" +
+			"per node: ready or not (with the first reason), upstream up or down, its Kafka\n" +
+			"address, client connections, the partitions it leads, the groups it\n" +
+			"coordinates, its cache and the cache's hit ratio; then a line per node whose\n" +
+			"admin listener did not answer. Exit status 0 when every node is ready and\n" +
+			"answered, 1 otherwise or when the admin listener cannot be reached.\n\n" +
+			"When admin.allow_anonymous is false, the credentials of a user of\n" +
+			"security.users are taken from the environment, MESHKA_ADMIN_USER and\n" +
+			"MESHKA_ADMIN_PASSWORD, and sent as HTTP Basic credentials.",
+		flags: []*flagDef{
+			{name: "admin", arg: "HOST:PORT", usage: "admin listener of any node of the cluster", def: config.Default().Admin.Listen},
+		},
 	}
 }

@@ -60,7 +60,7 @@ func TestParseHelp(t *testing.T) {
 // Every flag the commands take shows up in their usage with two dashes,
 // its placeholder and, where it has one, its default.
 func TestUsageListsEveryFlag(t *testing.T) {
-	for _, c := range []*command{topCommand(), devCommand(), runCommand(), configCommand(), configCheckCommand(), versionCommand()} {
+	for _, c := range []*command{topCommand(), devCommand(), runCommand(), configCommand(), configCheckCommand(), versionCommand(), statusCommand()} {
 		var b strings.Builder
 		c.usage(&b)
 		out := b.String()

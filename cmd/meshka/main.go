@@ -35,6 +35,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return configCmd(args[1:], stdout, stderr)
 	case "user":
 		return userCmd(args[1:], stdin, stdout, stderr)
+	case "status":
+		return statusCmd(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		return versionCmd(args[1:], stdout, stderr)
 	case "help", "--help", "-h":
@@ -53,7 +55,7 @@ func help(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	switch strings.Join(args, " ") {
-	case "dev", "run", "config", "config check", "version", "user", "user add":
+	case "dev", "run", "config", "config check", "version", "user", "user add", "status":
 		return run(append(args, "--help"), stdout, stderr)
 	}
 	return topCommand().fail(stderr, "no help for %q", strings.Join(args, " "))
