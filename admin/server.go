@@ -13,7 +13,6 @@ import (
 	"net"
 	"net/http"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,7 +26,8 @@ import (
 type Deps struct {
 	// Gatherer is the node's metrics registry.
 	Gatherer prometheus.Gatherer
-	// Ready names what keeps the node from serving (nothing: ready).
+	// Ready names what keeps the node from serving (nothing: ready); it
+	// bounds its own cost (the node reuses a check for a second).
 	Ready func(ctx context.Context) []string
 	// Local is this node's own status.
 	Local func(ctx context.Context) NodeStatus
@@ -59,10 +59,6 @@ type Server struct {
 	log   *slog.Logger
 	srv   *http.Server
 	peers *http.Client
-
-	readyMu sync.Mutex
-	readyAt time.Time
-	reasons []string
 }
 
 // New builds the server; Serve starts it.
@@ -144,25 +140,8 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// readyTTL is how long a readiness answer is reused, so a flood of
-// probes costs upstream at most one request per interval.
-const readyTTL = time.Second
-
-// readiness is what keeps the node from serving, checked at most once
-// per readyTTL.
-func (s *Server) readiness(ctx context.Context) []string {
-	s.readyMu.Lock()
-	defer s.readyMu.Unlock()
-	if time.Since(s.readyAt) < readyTTL {
-		return s.reasons
-	}
-	s.reasons = s.deps.Ready(ctx)
-	s.readyAt = time.Now()
-	return s.reasons
-}
-
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
-	reasons := s.readiness(r.Context())
+	reasons := s.deps.Ready(r.Context())
 	if len(reasons) > 0 {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false, "reasons": reasons})
 		return

@@ -3,9 +3,11 @@ package admin
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"sync"
 	"time"
@@ -140,6 +142,10 @@ func (s *Server) askPeer(ctx context.Context, addr, authorization string) (NodeS
 	}
 	resp, err := s.peers.Do(req)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // the URL is the peer's address, already named
+		}
 		return NodeStatus{}, err
 	}
 	defer resp.Body.Close()

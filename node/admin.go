@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"runtime"
 	"slices"
@@ -134,13 +135,28 @@ func adminAdvertise(advertise string, bound net.Addr, kafkaHost string) string {
 	return net.JoinHostPort(host, port)
 }
 
-// ready names what keeps the node from serving: shutting down, upstream
-// not answering, the mesh not joined.
+// readyTTL is how long a readiness check is reused: the probes and every
+// status page open cost upstream one ApiVersions a second at most.
+const readyTTL = time.Second
+
+// ready names what keeps the node from serving, most fundamental first:
+// shutting down, upstream not answering, the mesh not joined, a binding
+// unhealthy. Checked at most once per readyTTL; a shutdown is seen at once.
 func (n *Node) ready(ctx context.Context) []string {
-	var out []string
 	if n.ctx.Err() != nil || n.closing.Load() {
 		return []string{"node: shutting down"}
 	}
+	n.readyMu.Lock()
+	defer n.readyMu.Unlock()
+	if time.Since(n.readyAt) < readyTTL {
+		return n.reasons
+	}
+	n.reasons, n.readyAt = n.check(ctx), time.Now()
+	return n.reasons
+}
+
+func (n *Node) check(ctx context.Context) []string {
+	var out []string
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if err := n.up.Ping(ctx); err != nil {
@@ -149,12 +165,12 @@ func (n *Node) ready(ctx context.Context) []string {
 	if !n.mesh.Members().Joined() {
 		out = append(out, fmt.Sprintf("mesh: not joined; no seed of cluster.join (%s) has answered yet", strings.Join(n.cfg.Cluster.Join, ",")))
 	}
-	for name, h := range n.BindingHealth() {
-		if !h.OK {
+	health := n.BindingHealth()
+	for _, name := range slices.Sorted(maps.Keys(health)) {
+		if h := health[name]; !h.OK {
 			out = append(out, fmt.Sprintf("binding %s: %s", name, h.Detail))
 		}
 	}
-	slices.Sort(out)
 	return out
 }
 
@@ -172,10 +188,12 @@ func (n *Node) localStatus(ctx context.Context) admin.NodeStatus {
 	}
 	s.Reasons = n.ready(ctx)
 	s.Ready = len(s.Reasons) == 0
-	if err := n.up.Unreachable(); err != nil {
-		s.Upstream.Error = err.Error()
-	} else {
-		s.Upstream.Up = true
+	// Up as readiness saw it, so the two never disagree.
+	s.Upstream.Up = true
+	for _, r := range s.Reasons {
+		if rest, ok := strings.CutPrefix(r, "upstream: "); ok {
+			s.Upstream.Up, s.Upstream.Error = false, rest
+		}
 	}
 	for _, m := range n.mesh.Members().View().Members {
 		s.Members = append(s.Members, m.NodeID)

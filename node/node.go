@@ -92,6 +92,9 @@ type Node struct {
 	version   string
 	started   time.Time
 	closing   atomic.Bool // Shutdown began: /readyz answers 503
+	readyMu   sync.Mutex  // guards the last readiness check
+	readyAt   time.Time
+	reasons   []string
 }
 
 type namedBinding struct {
@@ -125,7 +128,11 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 	// Every line the node logs names it, so the lines of several nodes
 	// (a cluster's, gathered; meshka dev --nodes N) tell which is which.
 	log = log.With("node", cfg.Node.ID)
-	n := &Node{cfg: cfg, log: log, served: make(chan error, 1), version: opts.Version, started: time.Now()}
+	version := opts.Version
+	if version == "" {
+		version = "dev"
+	}
+	n := &Node{cfg: cfg, log: log, served: make(chan error, 1), version: version, started: time.Now()}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.prom = newRegistry(opts.Version)
 
