@@ -1,6 +1,8 @@
 package test
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"io"
 	"net"
@@ -18,6 +20,7 @@ import (
 	"github.com/meshka/meshka/auth"
 	"github.com/meshka/meshka/config"
 	"github.com/meshka/meshka/embedded"
+	"github.com/meshka/meshka/internal/testcert"
 	"github.com/meshka/meshka/internal/testenv"
 	"github.com/meshka/meshka/node"
 )
@@ -217,5 +220,41 @@ func TestAdminAuthentication(t *testing.T) {
 		if got := do(c.method, c.path, c.user, c.password); got != c.want {
 			t.Errorf("%s %s as %q: %d, want %d", c.method, c.path, c.user, got, c.want)
 		}
+	}
+}
+
+// With admin.tls, the admin listener serves HTTPS, and a node asks the
+// others for the status over HTTPS, checking their certificates against
+// admin.tls.ca_file.
+func TestAdminTLS(t *testing.T) {
+	ca, err := testcert.NewCA(t.TempDir(), "admin-ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := ca.Peer("admin", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := testenv.StartCluster(t, 2, func(cfg *config.Config) {
+		cfg.Admin.TLS = &config.TLS{CertFile: pair.CertFile, KeyFile: pair.KeyFile, CAFile: ca.CAFile}
+	})
+	c.WaitMembers(t, 2)
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	cl := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := cl.Get("https://" + c.Nodes[0].AdminAddr().String() + "/api/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Nodes       []struct{ ID int32 }
+		Unreachable []struct{ Error string }
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Nodes) != 2 || len(st.Unreachable) != 0 {
+		t.Errorf("status over HTTPS: %+v", st)
 	}
 }
