@@ -64,7 +64,7 @@ func runTail(b *bench) section {
 	if b.opts.quick {
 		rounds = 1 // a smoke check: the whole -quick run stays under 90 s
 	}
-	for r := 1; r <= rounds; r++ {
+	for r := range b.roundsFor("P4₁ₜ", rounds) {
 		for _, side := range []string{"direct", "meshka"} {
 			collectGarbage()
 			var x sample
