@@ -165,7 +165,7 @@ func (r report) markdown() string {
 	w("so drift on the machine hits both sides alike. Figures are medians over the rounds; the result column is the ratio meshka ÷ direct ")
 	w("unless it shows a unit (P2, P4₁ₜ: the latency meshka adds; P6: meshka's own figure). Client, proxy and upstream share the same machine, so every figure includes ")
 	w("their competition for its cores, and with anything else running on it (see the load average). ")
-	w("A run has a time budget (14 min, so `make bench` with its compile stays under 15 min; 75 s with `-quick`) that it shares out round by round: ")
+	w("A run has a time budget (13.5 min, so `make bench` with its compile stays under 15 min; 75 s with `-quick`, which only ever leaves one round of each) that it shares out round by round: ")
 	w("every loop of a measurement runs its first round, so each row has a figure, and a later round only if one as long as its longest so far still fits ")
 	w("after keeping the time the measurements still to run need for their own first rounds (estimates from a run on this 2-core machine) and for writing the report. ")
 	w("Measurements run first thus get all their rounds (`-rounds`, 3 unless set; P1, P2, P4₁ and P4₁ₜ two more outside `-quick`) and later ones may get fewer: a section cut short says so in its notes (\"k of N rounds\"), ")
