@@ -123,9 +123,9 @@ func (b *bench) cutRounds(id string, ran, n int, round time.Duration) {
 	for _, d := range b.reserve() {
 		kept += d
 	}
-	what := "the first rounds of this section's other loops"
+	what := "the rest of this section's mandatory part: the first rounds of its other loops, its teardown"
 	if len(b.later) > 0 {
-		what += fmt.Sprintf(" and of the %d measurement(s) after it", len(b.later))
+		what += fmt.Sprintf("; the first rounds of the %d measurement(s) after it", len(b.later))
 	}
 	note := fmt.Sprintf("%s ran %d of %d rounds: the run's time budget. A round took up to %s; when the next was due, %s of the %s budget was left, "+
 		"and %s of it was kept for what must still run (%s) and for writing the report.",
