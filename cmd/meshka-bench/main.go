@@ -110,7 +110,7 @@ func run() int {
 	var o options
 	var only string
 	flag.StringVar(&o.out, "out", "BENCHMARKS.md", "write the markdown report to `FILE`")
-	flag.BoolVar(&o.quick, "quick", false, "shorter runs and one round of each, for a smoke check (the whole run about 3 min on 2 cores: its 75 s budget cannot hold even every measurement's first round)")
+	flag.BoolVar(&o.quick, "quick", false, "shorter runs and one round of each, for a smoke check (the whole run 2.5-3 min on 2 cores: its 75 s budget cannot hold even every measurement's first round)")
 	flag.IntVar(&o.rounds, "rounds", 3, "direct/meshka A/B pairs per measurement")
 	flag.StringVar(&only, "only", "", "comma `LIST` of measurement ids to run: P1, P2, P3, P4, P4_1 (one reader catching up), P4_1t (one reader tailing), P5, P6, P7, R1 (or R2: hostile clients), C1 (or C2, C3: three nodes), C4 (reads across nodes), A1 (or A2, A3: the records API), C5 (or C6: failover), S1 (or S2, S3: security), M1, M2, M3, M4 (MQTT; M1-M3 need mosquitto), H1 (SSE clients: memory, upstream bytes), H2 (produce over HTTP), H3 (SSE latency; headless Chromium if installed), micro; "+
 		"P3 and P4 come from the same runs, so either runs both; empty runs all")
@@ -304,8 +304,8 @@ func newBench(o options) *bench {
 	// The default budget leaves room for compiling (go run, about 30 s
 	// on the 2-core machine when meshka changed) inside 14 min, well
 	// inside `make bench`'s 15. The mandatory parts of a -quick run take
-	// about 3 min (C5/C6's failover round alone 35 s, S1-S3's first
-	// rounds 46 s), so its 75 s only ever leaves each loop one round.
+	// 2.5-3 min (C5/C6's failover round alone 35 s, S1-S3's first
+	// rounds 29-46 s), so its 75 s only ever leaves each loop one round.
 	budget := 13*time.Minute + 30*time.Second
 	if o.quick {
 		budget = 75 * time.Second
