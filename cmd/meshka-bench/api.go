@@ -52,7 +52,7 @@ func runA1(b *bench) section {
 	}
 	defer up.close()
 	var rates, allocs []float64
-	for r := 1; r <= b.opts.rounds; r++ {
+	for r := range b.roundsFor("A1", b.opts.rounds) {
 		collectGarbage()
 		_, base, err := a1Once(b, up, r, 0)
 		if err != nil {
@@ -201,7 +201,7 @@ func runA2(b *bench) section {
 		return s
 	}
 	var onOwner, onOther []float64
-	for r := 1; r <= b.opts.rounds; r++ {
+	for r := range b.roundsFor("A2", b.opts.rounds) {
 		for _, side := range []string{"direct", "meshka"} {
 			collectGarbage()
 			n := nodes[owner]
@@ -280,20 +280,25 @@ func runA3(b *bench) section {
 	}
 	defer up.close()
 	pl := newPayload()
+	once := func(side string, r int) sample {
+		collectGarbage()
+		var x sample
+		if side == "direct" {
+			x = produceOnce(b, up, pl, "A3", "direct", r, dur)
+		} else {
+			x = apiProduceOnce(b, up, pl, r, dur)
+		}
+		x.case_ = "A3"
+		return x
+	}
+	// One unrecorded round first warms both sides up.
+	for _, side := range []string{"direct", "meshka"} {
+		once(side, 0)
+	}
 	var direct, api []float64
-	for r := 0; r <= b.opts.rounds; r++ { // round 0 warms both sides up, unrecorded
+	for r := range b.roundsFor("A3", b.opts.rounds) {
 		for _, side := range []string{"direct", "meshka"} {
-			collectGarbage()
-			var x sample
-			if side == "direct" {
-				x = produceOnce(b, up, pl, "A3", "direct", r, dur)
-			} else {
-				x = apiProduceOnce(b, up, pl, r, dur)
-			}
-			x.case_ = "A3"
-			if r == 0 {
-				continue
-			}
+			x := once(side, r)
 			s.samples = append(s.samples, x)
 			if x.err != "" {
 				b.failed = true

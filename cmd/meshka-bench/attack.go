@@ -48,7 +48,7 @@ func runAttack(b *bench) section {
 	defer up.close()
 	def := config.Default()
 	var calmP, calmC, hitP, hitC, calmRSS, hitRSS []float64
-	for r := 1; r <= b.opts.rounds; r++ {
+	for r := range b.roundsFor("R1/R2", b.opts.rounds) {
 		for _, side := range []string{"calm", "attacked"} {
 			collectGarbage()
 			var x sample

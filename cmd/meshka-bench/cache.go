@@ -80,7 +80,7 @@ func runCache(b *bench) section {
 	}
 	passes := int((sampleBytes + preload - 1) / preload)
 	var raw, lean, franz []float64
-	for r := 1; r <= b.opts.rounds; r++ {
+	for r := range b.roundsFor("P5", b.opts.rounds) {
 		x := rawLoopback(warm.bytes * int64(passes))
 		x.round, x.side, x.case_ = r, "raw TCP", "loopback"
 		s.samples = append(s.samples, x)

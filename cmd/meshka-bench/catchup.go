@@ -40,7 +40,7 @@ func runCatchup(b *bench) section {
 
 	var direct, meshka []float64
 	rounds := b.opts.produceRounds()
-	for r := 1; r <= rounds; r++ {
+	for r := range b.roundsFor("P4₁", rounds) {
 		for _, side := range []string{"direct", "meshka"} {
 			collectGarbage()
 			var x sample

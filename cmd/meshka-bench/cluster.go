@@ -116,7 +116,7 @@ func runClusterFanout(b *bench) section {
 	}
 	defer up.close()
 	var direct, meshka []float64
-	for r := 1; r <= b.opts.rounds; r++ {
+	for r := range b.roundsFor("C3", b.opts.rounds) {
 		for _, side := range []string{"direct", "meshka"} {
 			collectGarbage()
 			x := clusterFanoutOnce(b, up, topic, side, r)

@@ -60,7 +60,7 @@ func runConns(b *bench) section {
 		b.progress("P6 warm-up: %s", x.err)
 	}
 	var plain, meshka []float64
-	for r := 1; r <= b.opts.rounds; r++ {
+	for r := range b.roundsFor("P6", b.opts.rounds) {
 		for _, side := range []string{"plain", "meshka"} {
 			x := connsOnce(b, up, side, r, n)
 			s.samples = append(s.samples, x)

@@ -70,22 +70,20 @@ func runFanout(b *bench) section {
 	var results []result
 	var skipped []string
 	for _, n := range ns {
-		rounds := b.opts.rounds
+		id := fmt.Sprintf("P3/P4 N=%d", n)
+		rounds := b.roundsFor(id, b.opts.rounds)
 		if n == fanoutBigN {
-			var why string
 			prev := results[len(results)-1]
-			rounds, why = bigNRounds(b, prev.n, prev.wall, n, rounds)
-			if rounds == 0 {
+			if why := bigNFits(b, prev.n, prev.wall, n); why != "" {
 				skipped = append(skipped, why)
-				b.progress("P3/P4 N=%d skipped: %s", n, why)
+				b.progress("P3/P4 %s", why)
 				continue
 			}
-			if why != "" {
-				skipped = append(skipped, why)
-			}
+			rounds = b.optionalRoundsFor(id, b.opts.rounds)
 		}
-		res := result{n: n, rounds: rounds}
-		for r := 1; r <= rounds; r++ {
+		res := result{n: n}
+		for r := range rounds {
+			res.rounds = r
 			roundStart := time.Now()
 			for _, side := range []string{"direct", "meshka"} {
 				var x sample
@@ -98,7 +96,7 @@ func runFanout(b *bench) section {
 					continue
 				}
 				b.progress("P3/P4 N=%-4d round %d/%d %-6s %8.1f MB/s delivered in %6.2f s, upstream sent %7.1f MiB",
-					n, r, rounds, side, x.mbps(), x.elapsed.Seconds(), float64(x.upstream)/(1<<20))
+					n, r, b.opts.rounds, side, x.mbps(), x.elapsed.Seconds(), float64(x.upstream)/(1<<20))
 				if side == "direct" {
 					res.direct = append(res.direct, x)
 				} else {
@@ -183,30 +181,26 @@ func runFanout(b *bench) section {
 	return s
 }
 
-// bigNRounds decides how many rounds of n readers fit: time is
-// extrapolated linearly from the previous case's whole rounds (prevN
-// readers), memory from a generous per-reader bound. It returns 0 rounds
-// and the reason when n cannot run at all.
-func bigNRounds(b *bench, prevN int, prevWall []float64, n, rounds int) (int, string) {
+// bigNFits says why n readers cannot run, or "" when they can: one
+// round's time is extrapolated linearly from the previous case's whole
+// rounds (prevN readers) and must fit the time the budget has spare,
+// memory is judged by a generous per-reader bound. Once started, its
+// later rounds run while they fit (optionalRoundsFor).
+func bigNFits(b *bench, prevN int, prevWall []float64, n int) string {
 	if len(prevWall) == 0 {
-		return 0, fmt.Sprintf("N=%d skipped: no N=%d round to extrapolate its cost from.", n, prevN)
+		return fmt.Sprintf("N=%d skipped: no N=%d round to extrapolate its cost from.", n, prevN)
 	}
-	perRound := time.Duration(float64(n) / float64(prevN) * median(prevWall) * float64(time.Second))
+	perRound := max(time.Duration(float64(n)/float64(prevN)*median(prevWall)*float64(time.Second)), time.Second)
 	need := int64(n) * readerMemEstimate
 	if avail := meminfo("MemAvailable"); avail > 0 && avail < need {
-		return 0, fmt.Sprintf("N=%d skipped: its readers may need about %d MiB, and only %d MiB is available.", n, need>>20, avail>>20)
+		return fmt.Sprintf("N=%d skipped: its readers may need about %d MiB, and only %d MiB is available.", n, need>>20, avail>>20)
 	}
-	left := b.remaining() - 30*time.Second // room for shutting down and writing the report
-	fit := int(left / max(perRound, time.Second))
-	switch {
-	case fit <= 0:
-		return 0, fmt.Sprintf("N=%d skipped: one round (direct + meshka) would take about %s by extrapolation from N=%d, and only %s of the run's time budget remains.",
+	if left := b.spare(); perRound > left {
+		return fmt.Sprintf("N=%d skipped: one round (direct + meshka) would take about %s by extrapolation from N=%d, and only %s of the run's time budget "+
+			"is spare (the rest is kept for what must still run and the report).",
 			n, perRound.Round(time.Second), prevN, max(left, 0).Round(time.Second))
-	case fit < rounds:
-		return fit, fmt.Sprintf("N=%d ran %d round(s) instead of %d: one round takes about %s by extrapolation from N=%d and the run's time budget allows no more.",
-			n, fit, rounds, perRound.Round(time.Second), prevN)
 	}
-	return rounds, ""
+	return ""
 }
 
 // fanoutOnce runs N readers on one side and measures wall time and the

@@ -76,14 +76,7 @@ func runHTTPLatency(b *bench) section {
 	for _, rd := range h3Readers {
 		per[rd] = map[string][]float64{}
 	}
-	var last time.Duration
-	for r := 1; r <= b.opts.rounds; r++ {
-		if r > 1 && !b.anotherRound(last) {
-			s.notes = append(s.notes, fmt.Sprintf("Ran %d of %d rounds: one takes about %s, and the run's time budget allows no more.",
-				r-1, b.opts.rounds, last.Round(time.Second)))
-			break
-		}
-		roundStart := time.Now()
+	for r := range b.roundsFor("H3", b.opts.rounds) {
 		collectGarbage()
 		var xs []sample
 		labelled("H3", "meshka", func() { xs = h3Once(b, up, browser, r, dur) })
@@ -101,7 +94,6 @@ func runHTTPLatency(b *bench) section {
 				per[x.side][p.name] = append(per[x.side][p.name], 1000*x.extra[p.name]) // µs
 			}
 		}
-		last = time.Since(roundStart)
 	}
 	what := func(reader, p string) string {
 		return fmt.Sprintf("produce → receipt latency %s at %d records/s, %d-byte JSON values, one record per produce call: %s", p, h3Rate, h3Payload, reader)

@@ -52,14 +52,7 @@ func runHTTPProduce(b *bench) section {
 		dur = h2Quick
 	}
 	per := map[string][]float64{}
-	var last time.Duration
-	for r := 1; r <= b.opts.rounds; r++ {
-		if r > 1 && !b.anotherRound(last) {
-			s.notes = append(s.notes, fmt.Sprintf("Ran %d of %d rounds: one takes about %s, and the run's time budget allows no more.",
-				r-1, b.opts.rounds, last.Round(time.Second)))
-			break
-		}
-		roundStart := time.Now()
+	for r := range b.roundsFor("H2", b.opts.rounds) {
 		for _, side := range []string{"direct", "listener", "meshka"} {
 			collectGarbage()
 			var x sample
@@ -75,7 +68,6 @@ func runHTTPProduce(b *bench) section {
 			b.progress("H2 round %d/%d %-8s %9.0f records/s", r, b.opts.rounds, side, rate)
 			per[side] = append(per[side], rate)
 		}
-		last = time.Since(roundStart)
 	}
 	s.rows = []row{{
 		id: "H2", what: fmt.Sprintf("produce one %d-byte record per request, %d requests at once, acks all: records/s over HTTP (keep-alive) through meshka ÷ a franz-go producer straight to upstream, one record per ProduceSync call from %d goroutines", h2Payload, h2Workers, h2Workers),

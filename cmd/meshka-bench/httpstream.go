@@ -50,14 +50,7 @@ func runHTTPStream(b *bench) section {
 		return s
 	}
 	per := map[string][]float64{}
-	var last time.Duration
-	for r := 1; r <= b.opts.rounds; r++ {
-		if r > 1 && !b.anotherRound(last) {
-			s.notes = append(s.notes, fmt.Sprintf("Ran %d of %d rounds: one takes about %s, and the run's time budget allows no more.",
-				r-1, b.opts.rounds, last.Round(time.Second)))
-			break
-		}
-		roundStart := time.Now()
+	for r := range b.roundsFor("H1", b.opts.rounds) {
 		for _, c := range cases {
 			for _, side := range []string{"direct", "meshka"} {
 				collectGarbage()
@@ -83,7 +76,6 @@ func runHTTPStream(b *bench) section {
 				per[c.name+" "+side+" total"] = append(per[c.name+" "+side+" total"], x.extra["total"]/(1<<20))
 			}
 		}
-		last = time.Since(roundStart)
 	}
 	quick := ""
 	if b.opts.quick {

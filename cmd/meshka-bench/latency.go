@@ -46,7 +46,8 @@ func latencyRate(b *bench, s *section, up *upstream, pl *payload, id, label stri
 		}
 	}
 	per := map[string]map[string][]float64{"direct": {}, "meshka": {}}
-	for r := 1; r <= b.opts.produceRounds(); r++ {
+	rounds := b.opts.produceRounds()
+	for r := range b.roundsFor(id+" "+label, rounds) {
 		for _, side := range []string{"direct", "meshka"} {
 			collectGarbage()
 			x := latencyOnce(b, up, pl, side, r, dur, rate)
@@ -59,7 +60,7 @@ func latencyRate(b *bench, s *section, up *upstream, pl *payload, id, label stri
 				continue
 			}
 			b.progress("%s %.0f MB/s round %d/%d %-6s p50 %6.3f ms  p99 %6.3f ms  p99.9 %6.3f ms (%.1f MB/s acked)",
-				id, rate/1e6, r, b.opts.produceRounds(), side, x.extra["p50"], x.extra["p99"], x.extra["p99.9"], x.mbps())
+				id, rate/1e6, r, rounds, side, x.extra["p50"], x.extra["p99"], x.extra["p99.9"], x.mbps())
 			for _, p := range latencyPercentiles {
 				per[side][p.name] = append(per[side][p.name], x.extra[p.name])
 			}

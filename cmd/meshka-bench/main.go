@@ -49,34 +49,51 @@ type measurement struct {
 	// order places the section in the report, which follows the ids;
 	// the run order is the slice's.
 	order int
+	// need and needQuick estimate the section's mandatory part, default
+	// and -quick: its setup, the first round of each of its loops and its
+	// teardown. They are what a default and a -quick run of 2026-12-02 on
+	// the shared 2-core machine took (the progress log prints each
+	// section's at its end) and about 15% more, rounded up to a second;
+	// the micro-benchmarks' more, as they compile their packages' tests.
+	// The time budget keeps them for the sections still to run (see
+	// budget.go).
+	need, needQuick time.Duration
+}
+
+// estimate is m's mandatory part in a default or -quick run.
+func (m measurement) estimate(quick bool) time.Duration {
+	if quick {
+		return m.needQuick
+	}
+	return m.need
 }
 
 // measurements run in this order: P2 takes its rate from P1; P6 measures
 // memory before fan-out's thousand readers have grown the heap; fan-out
 // runs last because its N=1000 case fits itself to the time left.
 var measurements = []measurement{
-	{ids: []string{"P1"}, title: "P1 produce throughput", run: runProduce, order: 1},
-	{ids: []string{"P2"}, title: "P2 produce latency at a fixed rate", run: runLatency, order: 2},
-	{ids: []string{"P4_1"}, title: "P4₁ one reader catching up on a cold partition", run: runCatchup, order: 4},
-	{ids: []string{"P4_1T"}, title: "P4₁ₜ one reader tailing a partition", run: runTail, order: 5},
-	{ids: []string{"P5"}, title: "P5 cache serving vs raw loopback TCP", run: runCache, order: 6},
-	{ids: []string{"P6"}, title: "P6 memory per idle connection", run: runConns, order: 7},
-	{ids: []string{"P7"}, title: "P7 group rebalance after a member leaves", run: runRebalance, order: 8},
-	{ids: []string{"R1", "R2"}, title: "R1/R2 a normal producer and consumer while hostile clients hold connections", run: runAttack, order: 9},
-	{ids: []string{"C1", "C2", "C3"}, title: "C1-C3 three meshka nodes: produce, latency, fan-out", run: runCluster, order: 10},
-	{ids: []string{"C4"}, title: "C4 a reader on another node than the partition's owner, through the mesh", run: runMeshRead, order: 11},
-	{ids: []string{"C5", "C6"}, title: "C5/C6 failover: a node killed, a node leaving", run: runFailover, order: 12},
-	{ids: []string{"A1", "A2", "A3"}, title: "A1-A3 the records API (package mesh): subscribers, a subscriber on another node, the Producer", run: runAPI, order: 13},
-	{ids: []string{"S1", "S2", "S3"}, title: "S1-S3 security: TLS produce, SASL_SSL SCRAM connections, memory per idle TLS connection", run: runSecurity, order: 14},
-	{ids: []string{"M1"}, title: "M1 MQTT fan-out: one QoS 0 publisher to 100 subscribers, meshka vs mosquitto", run: runMQTTFanout, order: 15},
-	{ids: []string{"M2"}, title: "M2 MQTT QoS 1 latency at 1,000 messages/s, meshka vs mosquitto", run: runMQTTLatency, order: 16},
-	{ids: []string{"M3"}, title: "M3 memory per idle MQTT connection, meshka and mosquitto", run: runMQTTConns, order: 17},
-	{ids: []string{"M4"}, title: "M4 MQTT subscribers of one topic: upstream bytes vs one Kafka reader", run: runMQTTUpstream, order: 18},
-	{ids: []string{"H1"}, title: "H1 SSE clients of one topic: memory per client, and upstream bytes vs one Kafka reader", run: runHTTPStream, order: 19},
-	{ids: []string{"H3"}, title: "H3 SSE latency at 1,000 records/s: produce → receipt in a browser's EventSource", run: runHTTPLatency, order: 21},
-	{ids: []string{"H2"}, title: "H2 produce over HTTP, one record per request", run: runHTTPProduce, order: 20},
-	{ids: []string{"MICRO"}, title: "Micro-benchmarks", run: runMicro, order: 22},
-	{ids: []string{"P3", "P4"}, title: "P3/P4 fan-out: upstream bytes and delivered throughput", run: runFanout, order: 3},
+	{ids: []string{"P1"}, title: "P1 produce throughput", run: runProduce, order: 1, need: 19 * time.Second, needQuick: 8 * time.Second},
+	{ids: []string{"P2"}, title: "P2 produce latency at a fixed rate", run: runLatency, order: 2, need: 28 * time.Second, needQuick: 8 * time.Second},
+	{ids: []string{"P4_1"}, title: "P4₁ one reader catching up on a cold partition", run: runCatchup, order: 4, need: 5 * time.Second, needQuick: 1 * time.Second},
+	{ids: []string{"P4_1T"}, title: "P4₁ₜ one reader tailing a partition", run: runTail, order: 5, need: 12 * time.Second, needQuick: 3 * time.Second},
+	{ids: []string{"P5"}, title: "P5 cache serving vs raw loopback TCP", run: runCache, order: 6, need: 4 * time.Second, needQuick: 1 * time.Second},
+	{ids: []string{"P6"}, title: "P6 memory per idle connection", run: runConns, order: 7, need: 5 * time.Second, needQuick: 5 * time.Second},
+	{ids: []string{"P7"}, title: "P7 group rebalance after a member leaves", run: runRebalance, order: 8, need: 1 * time.Second, needQuick: 1 * time.Second},
+	{ids: []string{"R1", "R2"}, title: "R1/R2 a normal producer and consumer while hostile clients hold connections", run: runAttack, order: 9, need: 14 * time.Second, needQuick: 7 * time.Second},
+	{ids: []string{"C1", "C2", "C3"}, title: "C1-C3 three meshka nodes: produce, latency, fan-out", run: runCluster, order: 10, need: 44 * time.Second, needQuick: 27 * time.Second},
+	{ids: []string{"C4"}, title: "C4 a reader on another node than the partition's owner, through the mesh", run: runMeshRead, order: 11, need: 2 * time.Second, needQuick: 2 * time.Second},
+	{ids: []string{"C5", "C6"}, title: "C5/C6 failover: a node killed, a node leaving", run: runFailover, order: 12, need: 38 * time.Second, needQuick: 38 * time.Second},
+	{ids: []string{"A1", "A2", "A3"}, title: "A1-A3 the records API (package mesh): subscribers, a subscriber on another node, the Producer", run: runAPI, order: 13, need: 40 * time.Second, needQuick: 27 * time.Second},
+	{ids: []string{"S1", "S2", "S3"}, title: "S1-S3 security: TLS produce, SASL_SSL SCRAM connections, memory per idle TLS connection", run: runSecurity, order: 14, need: 48 * time.Second, needQuick: 52 * time.Second},
+	{ids: []string{"M1"}, title: "M1 MQTT fan-out: one QoS 0 publisher to 100 subscribers, meshka vs mosquitto", run: runMQTTFanout, order: 15, need: 8 * time.Second, needQuick: 3 * time.Second},
+	{ids: []string{"M2"}, title: "M2 MQTT QoS 1 latency at 1,000 messages/s, meshka vs mosquitto", run: runMQTTLatency, order: 16, need: 15 * time.Second, needQuick: 6 * time.Second},
+	{ids: []string{"M3"}, title: "M3 memory per idle MQTT connection, meshka and mosquitto", run: runMQTTConns, order: 17, need: 16 * time.Second, needQuick: 5 * time.Second},
+	{ids: []string{"M4"}, title: "M4 MQTT subscribers of one topic: upstream bytes vs one Kafka reader", run: runMQTTUpstream, order: 18, need: 16 * time.Second, needQuick: 3 * time.Second},
+	{ids: []string{"H1"}, title: "H1 SSE clients of one topic: memory per client, and upstream bytes vs one Kafka reader", run: runHTTPStream, order: 19, need: 23 * time.Second, needQuick: 4 * time.Second},
+	{ids: []string{"H3"}, title: "H3 SSE latency at 1,000 records/s: produce → receipt in a browser's EventSource", run: runHTTPLatency, order: 21, need: 7 * time.Second, needQuick: 3 * time.Second},
+	{ids: []string{"H2"}, title: "H2 produce over HTTP, one record per request", run: runHTTPProduce, order: 20, need: 17 * time.Second, needQuick: 4 * time.Second},
+	{ids: []string{"MICRO"}, title: "Micro-benchmarks", run: runMicro, order: 22, need: 35 * time.Second, needQuick: 6 * time.Second},
+	{ids: []string{"P3", "P4"}, title: "P3/P4 fan-out: upstream bytes and delivered throughput", run: runFanout, order: 3, need: 14 * time.Second, needQuick: 6 * time.Second},
 }
 
 func main() {
@@ -93,7 +110,7 @@ func run() int {
 	var o options
 	var only string
 	flag.StringVar(&o.out, "out", "BENCHMARKS.md", "write the markdown report to `FILE`")
-	flag.BoolVar(&o.quick, "quick", false, "shorter runs, for a smoke check (whole run under 90 s)")
+	flag.BoolVar(&o.quick, "quick", false, "shorter runs and one round of each, for a smoke check (the whole run 2.5-3 min on 2 cores: its 75 s budget cannot hold even every measurement's first round)")
 	flag.IntVar(&o.rounds, "rounds", 3, "direct/meshka A/B pairs per measurement")
 	flag.StringVar(&only, "only", "", "comma `LIST` of measurement ids to run: P1, P2, P3, P4, P4_1 (one reader catching up), P4_1t (one reader tailing), P5, P6, P7, R1 (or R2: hostile clients), C1 (or C2, C3: three nodes), C4 (reads across nodes), A1 (or A2, A3: the records API), C5 (or C6: failover), S1 (or S2, S3: security), M1, M2, M3, M4 (MQTT; M1-M3 need mosquitto), H1 (SSE clients: memory, upstream bytes), H2 (produce over HTTP), H3 (SSE latency; headless Chromium if installed), micro; "+
 		"P3 and P4 come from the same runs, so either runs both; empty runs all")
@@ -166,15 +183,26 @@ func run() int {
 
 	b := newBench(o)
 	b.progress("machine: %s", b.machine.summary())
-	rep := report{machine: b.machine, opts: o}
+	rep := report{machine: b.machine, opts: o, budget: b.deadline.Sub(b.start)}
+	var plan []measurement
 	for _, m := range measurements {
 		if len(o.only) > 0 && !slices.ContainsFunc(m.ids, func(id string) bool { return slices.Contains(o.only, id) }) {
 			continue
 		}
+		plan = append(plan, m)
+	}
+	for i, m := range plan {
+		var later []time.Duration
+		for _, l := range plan[i+1:] {
+			later = append(later, l.estimate(o.quick))
+		}
 		b.progress("== %s", m.title)
+		b.startSection(m, later)
 		start, cuts := time.Now(), b.shutdownCuts
 		load, pressure := loadAvg(), cpuPressure()
 		s := m.run(b)
+		s.notes = append(s.notes, b.sec.notes...)
+		s.cuts = b.sec.cuts
 		s.notes = append(s.notes, fmt.Sprintf("Machine load during this measurement: load average (1 min) %s at its start, %s at its end; "+
 			"CPU pressure (share of the last minute some task waited for a CPU) %s at its start, %s at its end.",
 			load, loadAvg(), pressure, cpuPressure()))
@@ -187,7 +215,8 @@ func run() int {
 		s.title, s.order = m.title, m.order
 		s.took = time.Since(start)
 		rep.sections = append(rep.sections, s)
-		b.progress("== %s done in %s", m.title, s.took.Round(time.Second))
+		b.progress("== %s done in %s (mandatory part %s, estimated %s; optional rounds %s)", m.title, s.took.Round(time.Second),
+			b.sec.mandatory().Round(100*time.Millisecond), b.sec.need, b.sec.optional.Round(100*time.Millisecond))
 	}
 	slices.SortStableFunc(rep.sections, func(a, b section) int { return a.order - b.order })
 	rep.took = time.Since(b.start)
@@ -247,10 +276,15 @@ type bench struct {
 	opts    options
 	machine machine
 	start   time.Time
-	// deadline is when the whole run should be done; measurements with
-	// optional parts (fan-out at N=1000) consult it before starting them.
+	// deadline is when the whole run should be done; roundsFor consults
+	// it before every round after a loop's first, and measurements with
+	// optional parts (fan-out at N=1000) before starting them.
 	deadline time.Time
-	failed   bool
+	// sec is the budget's account of the running section, and later the
+	// mandatory estimates of the sections still to run after it.
+	sec    sectionBudget
+	later  []time.Duration
+	failed bool
 	// shutdownCuts counts meshka nodes whose shutdown outlasted
 	// shutdownGrace; measurements note it in the report.
 	shutdownCuts int
@@ -267,9 +301,12 @@ type bench struct {
 
 func newBench(o options) *bench {
 	now := time.Now()
-	// The budgets leave room for compiling (go run) and writing the report
-	// inside the 15 min (default) and 90 s (-quick) limits.
-	budget := 14 * time.Minute
+	// The default budget leaves room for compiling (go run, about 30 s
+	// on the 2-core machine when meshka changed) inside 14 min, well
+	// inside `make bench`'s 15. The mandatory parts of a -quick run take
+	// 2.5-3 min (C5/C6's failover round alone 35 s, S1-S3's first
+	// rounds 29-46 s), so its 75 s only ever leaves each loop one round.
+	budget := 13*time.Minute + 30*time.Second
 	if o.quick {
 		budget = 75 * time.Second
 	}
@@ -295,13 +332,3 @@ func (o options) produceRounds() int {
 
 // remaining is the time left in the run's budget.
 func (b *bench) remaining() time.Duration { return time.Until(b.deadline) }
-
-// anotherRound says whether one more round of a measurement, taking about
-// last, fits the run's budget with room left for what runs after it (the
-// fan-out's smaller cases, the micro-benchmarks and writing the report:
-// a seventh of the budget). A measurement's first round always runs, so
-// each of its rows has a figure.
-func (b *bench) anotherRound(last time.Duration) bool {
-	reserve := b.deadline.Sub(b.start) / 7
-	return b.remaining()-reserve > last
-}

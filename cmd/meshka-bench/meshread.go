@@ -45,7 +45,7 @@ func runMeshRead(b *bench) section {
 		return s
 	}
 	var onOwner, onOther, kafka []float64
-	for r := 1; r <= b.opts.rounds; r++ {
+	for r := range b.roundsFor("C4", b.opts.rounds) {
 		for _, side := range []string{"direct", "meshka", "kafka"} {
 			collectGarbage()
 			var x sample

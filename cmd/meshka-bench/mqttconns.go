@@ -50,7 +50,7 @@ func runMQTTConns(b *bench) section {
 		if persistent {
 			id = "M3p"
 		}
-		for r := 1; r <= b.opts.rounds; r++ {
+		for r := range b.roundsFor(id, b.opts.rounds) {
 			for _, side := range mqttSides {
 				collectGarbage()
 				x := m3Once(b, up, bin, side, r, n, persistent)

@@ -50,7 +50,7 @@ func runMQTTFanout(b *bench) section {
 		}
 	}
 	per := map[string][]float64{}
-	for r := 1; r <= b.opts.rounds; r++ {
+	for r := range b.roundsFor("M1", b.opts.rounds) {
 		for _, side := range mqttSides {
 			collectGarbage()
 			var x sample

@@ -50,7 +50,7 @@ func runMQTTLatency(b *bench) section {
 		}
 	}
 	per := map[string]map[string][]float64{"mosquitto": {}, "meshka": {}}
-	for r := 1; r <= b.opts.rounds; r++ {
+	for r := range b.roundsFor("M2", b.opts.rounds) {
 		for _, side := range mqttSides {
 			collectGarbage()
 			var x sample

@@ -33,7 +33,7 @@ func runMQTTUpstream(b *bench) section {
 		return s
 	}
 	per := map[string][]float64{}
-	for r := 1; r <= b.opts.rounds; r++ {
+	for r := range b.roundsFor("M4", b.opts.rounds) {
 		for _, side := range []string{"direct", "meshka"} {
 			collectGarbage()
 			var x sample

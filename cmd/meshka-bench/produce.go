@@ -58,7 +58,8 @@ func produceRuns(b *bench, id string) (section, float64) {
 		}
 	}
 	var direct, meshka []float64
-	for r := 1; r <= b.opts.produceRounds(); r++ {
+	rounds := b.opts.produceRounds()
+	for r := range b.roundsFor(id, rounds) {
 		for _, side := range []string{"direct", "meshka"} {
 			collectGarbage()
 			x := produceOnce(b, up, pl, id, side, r, dur)
@@ -69,7 +70,7 @@ func produceRuns(b *bench, id string) (section, float64) {
 				s.notes = append(s.notes, fmt.Sprintf("FAILED: %s round %d %s: %s", id, r, side, x.err))
 				continue
 			}
-			b.progress("%s round %d/%d %-6s %7.1f MB/s (%d records acked in %s)", id, r, b.opts.produceRounds(), side, x.mbps(), x.records, dur)
+			b.progress("%s round %d/%d %-6s %7.1f MB/s (%d records acked in %s)", id, r, rounds, side, x.mbps(), x.records, dur)
 			if side == "direct" {
 				direct = append(direct, x.mbps())
 			} else {

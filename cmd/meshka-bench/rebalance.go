@@ -40,7 +40,7 @@ func runRebalance(b *bench) section {
 		return s
 	}
 	var direct, meshka []float64
-	for r := 1; r <= b.opts.rounds; r++ {
+	for r := range b.roundsFor("P7", b.opts.rounds) {
 		for _, side := range []string{"direct", "meshka"} {
 			x := rebalanceOnce(b, up, topic, side, r)
 			s.samples = append(s.samples, x)

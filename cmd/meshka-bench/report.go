@@ -104,6 +104,9 @@ type section struct {
 	notes   []string
 	samples []sample
 	took    time.Duration
+	// cuts names the section's loops the time budget cut to fewer rounds
+	// than planned; their notes say how many ran.
+	cuts []string
 	// tables are extra markdown blocks (percentiles, micro-benchmarks)
 	// printed after the rows.
 	tables []string
@@ -148,6 +151,8 @@ type report struct {
 	opts        options
 	sections    []section
 	took        time.Duration
+	// budget is the run's time budget (bench.deadline − bench.start).
+	budget time.Duration
 }
 
 func (r report) markdown() string {
@@ -160,6 +165,11 @@ func (r report) markdown() string {
 	w("so drift on the machine hits both sides alike. Figures are medians over the rounds; the result column is the ratio meshka ÷ direct ")
 	w("unless it shows a unit (P2, P4₁ₜ: the latency meshka adds; P6: meshka's own figure). Client, proxy and upstream share the same machine, so every figure includes ")
 	w("their competition for its cores, and with anything else running on it (see the load average). ")
+	w("A run has a time budget (13.5 min, so `make bench` with its compile stays under 15 min; 75 s with `-quick`, which only ever leaves one round of each) that it shares out round by round: ")
+	w("every loop of a measurement runs its first round, so each row has a figure, and a later round only if one as long as its longest so far still fits ")
+	w("after keeping the time the measurements still to run need for their own first rounds (estimates from a run on this 2-core machine) and for writing the report. ")
+	w("Measurements run first thus get all their rounds (`-rounds`, 3 unless set; P1, P2, P4₁ and P4₁ₜ two more outside `-quick`) and later ones may get fewer: a section cut short says so in its notes (\"k of N rounds\"), ")
+	w("its figures are the medians of the rounds it ran, and the Machine section's run line lists the cuts. `-only` gives the measurements it names the whole budget. ")
 	w("1 MB = 10^6 bytes; 1 MiB = 2^20 bytes. Charts are PNGs in docs/bench/, drawn by the harness. ")
 	w("The MQTT sections M1-M3 run the bench's MQTT clients against Debian's mosquitto broker, started as a child process, in place of the direct side ")
 	w("(install it with `apt-get install mosquitto`, or your system's package; without it they are skipped and say so), and M4 compares meshka's MQTT subscribers with one Kafka reader. ")
@@ -187,7 +197,12 @@ func (r report) markdown() string {
 	if len(r.opts.only) > 0 {
 		only = strings.Join(r.opts.only, ",")
 	}
-	w("| run | %s, %d rounds (P1, P2, P4₁, P4₁ₜ: %d), measurements %s, %s in all |\n\n", mode, r.opts.rounds, r.opts.produceRounds(), only, r.took.Round(time.Second))
+	var cuts []string
+	for _, s := range r.sections {
+		cuts = append(cuts, s.cuts...)
+	}
+	w("| run | %s, %d rounds (P1, P2, P4₁, P4₁ₜ: %d), %s, measurements %s, %s in all |\n\n", mode, r.opts.rounds, r.opts.produceRounds(),
+		budgetLine(r.budget, cuts), only, r.took.Round(time.Second))
 	if r.opts.note != "" {
 		w("%s\n\n", r.opts.note)
 	}

@@ -212,7 +212,7 @@ func connectionRate(b *bench, via *secureVia) (*row, []sample, []string) {
 	addrs := map[string]string{"direct": direct.addrs()[0], "meshka": meshAddr.String()}
 	var samples []sample
 	var d, m []float64
-	for r := 1; r <= b.opts.rounds; r++ {
+	for r := range b.roundsFor("S2", b.opts.rounds) {
 		for _, side := range []string{"direct", "meshka"} {
 			x := sample{case_: "S2", round: r, side: side}
 			n, elapsed, err := connectLoop(addrs[side], via.client, connectDuration)
@@ -369,7 +369,7 @@ func tlsIdleMemory(b *bench, via *secureVia) (*row, []sample, []string) {
 	}}
 	var samples []sample
 	var plain, meshka []float64
-	for r := 1; r <= b.opts.rounds; r++ {
+	for r := range b.roundsFor("S3", b.opts.rounds) {
 		for _, side := range []string{"plain", "meshka"} {
 			x := connsOnceWith(b, up, side, r, n, sec)
 			x.case_ = "S3"

@@ -62,9 +62,9 @@ func runTail(b *bench) section {
 	per := map[string]map[string][]float64{"direct": {}, "meshka": {}}
 	rounds := b.opts.produceRounds()
 	if b.opts.quick {
-		rounds = 1 // a smoke check: the whole -quick run stays under 90 s
+		rounds = 1 // a smoke check, which the budget would cut to one round anyway
 	}
-	for r := 1; r <= rounds; r++ {
+	for r := range b.roundsFor("P4₁ₜ", rounds) {
 		for _, side := range []string{"direct", "meshka"} {
 			collectGarbage()
 			var x sample
