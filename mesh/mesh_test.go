@@ -371,3 +371,28 @@ func TestProducerBatchesFitTheLimit(t *testing.T) {
 		}
 	}
 }
+
+// Records without a key fill one partition's batch at a time, and the
+// next batch goes to the next partition, as Kafka's sticky partitioner
+// does: sent one batch each, they cover every partition in turn.
+func TestProducerSpreadsRecordsWithoutKey(t *testing.T) {
+	env := testenv.Start(t)
+	ctx := timeout(t, time.Minute)
+	const topic, parts = "keyless", 3
+	createTopic(t, ctx, env.Client(t), topic, parts)
+	p := env.Node.Mesh().NewProducer(mesh.ProducerOptions{})
+	defer p.Close(ctx)
+	var got []int32
+	for i := range 6 {
+		written, err := p.ProduceSync(ctx, mesh.Record{Topic: topic, Partition: -1, Value: []byte(fmt.Sprint(i))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, written[0].Partition)
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i] != (got[i-1]+1)%parts {
+			t.Fatalf("records without a key, one batch each, went to partitions %v: want each batch on the next partition", got)
+		}
+	}
+}

@@ -272,9 +272,25 @@ func (l *lane) flush() {
 	}
 }
 
+// sealed moves the topic's partition for records without a key on when a
+// batch of it is sealed, as Kafka's sticky partitioner does (KIP-480):
+// records without a key fill one partition's batch at a time and spread
+// over the partitions, and while one batch is on its way the next fills
+// on another partition.
+func (p *Producer) sealed(k hubKey) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if s, ok := p.sticky[k.topic]; ok && s == k.partition {
+		if c, ok := p.counts[k.topic]; ok && c.n > 1 {
+			p.sticky[k.topic] = (s + 1) % c.n
+		}
+	}
+}
+
 // sendLocked seals the waiting records, up to BatchBytes, into one batch
 // and sends it.
 func (l *lane) sendLocked() {
+	l.p.sealed(l.key)
 	if l.timer != nil {
 		l.timer.Stop()
 		l.timer = nil

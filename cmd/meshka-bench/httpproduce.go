@@ -6,6 +6,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,7 +59,7 @@ func runHTTPProduce(b *bench) section {
 	per := map[string][]float64{}
 	batchRecords = map[string]*batchCount{"direct": {}, "single": {}}
 	for r := range b.roundsFor("H2", b.opts.rounds) {
-		for _, side := range []string{"direct", "single", "listener", "meshka"} {
+		for _, side := range h2Sides() {
 			collectGarbage()
 			var x sample
 			labelled("H2", side, func() { x = h2Once(b, up, side, r, dur) })
@@ -70,14 +75,21 @@ func runHTTPProduce(b *bench) section {
 			per[side] = append(per[side], rate)
 		}
 	}
+	over, client := "meshka", "Go's net/http client"
+	if len(per["wrk"]) > 0 {
+		over, client = "wrk", "wrk (2 threads)"
+	}
 	s.rows = []row{{
-		id: "H2", what: fmt.Sprintf("produce one %d-byte record per request, %d requests at once, acks all: records/s over HTTP (keep-alive) through meshka ÷ franz-go sending one record per Produce request straight to upstream (%d clients, each with one record at a time)", h2Payload, h2Workers, h2Workers),
-		unit: "records/s", direct: per["single"], meshka: per["meshka"], target: "≥ 0.8", check: func(x float64) bool { return x >= 0.8 },
+		id: "H2", what: fmt.Sprintf("produce one %d-byte record per request, %d requests at once, acks all: records/s over HTTP (keep-alive, %s) through meshka ÷ franz-go sending one record per Produce request straight to upstream (%d clients, each with one record at a time)", h2Payload, h2Workers, client, h2Workers),
+		unit: "records/s", direct: per["single"], meshka: per[over], target: "≥ 0.8", check: func(x float64) bool { return x >= 0.8 },
 	}, {
-		id: "H2 batching", what: fmt.Sprintf("the same runs' records/s over HTTP ÷ one franz-go client straight to upstream, ProduceSync from %d goroutines, which puts what arrives while its requests are in flight into one request (H2's figure before 2026-12-02)", h2Workers),
+		id: "H2 Go client", what: "the same with Go's net/http client posting from as many goroutines in the bench's own process (which shares the machine's cores with the node and the upstream)",
+		unit: "records/s", direct: per["single"], meshka: per["meshka"],
+	}, {
+		id: "H2 batching", what: fmt.Sprintf("the same runs' records/s over HTTP (Go's client) ÷ one franz-go client straight to upstream, ProduceSync from %d goroutines, which puts what arrives while its requests are in flight into one request (H2's figure before 2026-12-02)", h2Workers),
 		unit: "records/s", direct: per["direct"], meshka: per["meshka"],
 	}, {
-		id: "H2 via listener", what: "the same runs' records/s over HTTP ÷ that batching franz-go client through the node's Kafka listener (direct column): the HTTP mapper against the node's Kafka edge, on the same node and upstream path",
+		id: "H2 via listener", what: "the same runs' records/s over HTTP (Go's client) ÷ that batching franz-go client through the node's Kafka listener (direct column): the HTTP mapper against the node's Kafka edge, on the same node and upstream path",
 		unit: "records/s", direct: per["listener"], meshka: per["meshka"],
 	}, {
 		id: "H2 listener", what: "the batching franz-go client through the node's Kafka listener (meshka column) ÷ straight to upstream",
@@ -100,6 +112,7 @@ func h2Once(b *bench, up *upstream, side string, round int, dur time.Duration) s
 	x := sample{round: round, side: side}
 	payload := bytes.Repeat([]byte("h"), h2Payload)
 	var send func(ctx context.Context, worker int) error
+	var url string // the produce route's, over HTTP
 	switch side {
 	case "single":
 		// One client per worker, each with one record at a time: every
@@ -141,7 +154,7 @@ func h2Once(b *bench, up *upstream, side string, round int, dur time.Duration) s
 		send = func(ctx context.Context, _ int) error {
 			return cl.ProduceSync(ctx, &kgo.Record{Value: payload}).FirstErr()
 		}
-	default:
+	default: // meshka, wrk
 		n, err := up.startNode(func(cfg *config.Config) {
 			cfg.HTTP.Listen = "127.0.0.1:0"
 			cfg.HTTP.Routes = []config.HTTPRoute{{Method: "POST", Path: "/p", Topic: h2Topic, Capability: config.CapProduce}}
@@ -156,7 +169,7 @@ func h2Once(b *bench, up *upstream, side string, round int, dur time.Duration) s
 			x.err = "meshka serves no HTTP"
 			return x
 		}
-		url := "http://" + bd.(*httpmap.Server).Addr().String() + "/p"
+		url = "http://" + bd.(*httpmap.Server).Addr().String() + "/p"
 		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: h2Workers}}
 		defer client.CloseIdleConnections()
 		send = func(ctx context.Context, _ int) error {
@@ -175,6 +188,9 @@ func h2Once(b *bench, up *upstream, side string, round int, dur time.Duration) s
 			}
 			return nil
 		}
+	}
+	if side == "wrk" {
+		return h2Wrk(x, send, url, dur)
 	}
 	// warm up: connections, metadata, the partitions' actors
 	wctx, wcancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -227,4 +243,66 @@ var batchRecords map[string]*batchCount
 func (c *batchCount) OnProduceBatchWritten(_ kgo.BrokerMetadata, _ string, _ int32, m kgo.ProduceBatchMetrics) {
 	atomic.AddInt64(&c.records, int64(m.NumRecords))
 	atomic.AddInt64(&c.batches, 1)
+}
+
+// h2Sides are H2's sides: over HTTP with wrk (Debian's wrk, a C load
+// generator) when it is installed, and always with Go's net/http client.
+func h2Sides() []string {
+	sides := []string{"direct", "single", "listener", "meshka"}
+	if _, err := exec.LookPath("wrk"); err == nil {
+		sides = append(sides, "wrk")
+	}
+	return sides
+}
+
+// h2Wrk warms the node up with send, then has wrk post one record per
+// request for dur on h2Workers keep-alive connections (2 threads, the
+// machine's cores) and counts the requests answered 2xx.
+func h2Wrk(x sample, send func(context.Context, int) error, url string, dur time.Duration) sample {
+	wctx, wcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer wcancel()
+	for w := range h2Workers {
+		if err := send(wctx, w); err != nil {
+			x.err = "warm-up: " + err.Error()
+			return x
+		}
+	}
+	script, err := os.CreateTemp("", "meshka-h2-*.lua")
+	if err != nil {
+		x.err = err.Error()
+		return x
+	}
+	defer os.Remove(script.Name())
+	fmt.Fprintf(script, "wrk.method = \"POST\"\nwrk.body = string.rep(\"h\", %d)\nwrk.headers[\"Content-Type\"] = \"application/octet-stream\"\n", h2Payload)
+	script.Close()
+	secs := max(int(dur.Seconds()), 1)
+	out, err := exec.Command("wrk", "-t2", fmt.Sprintf("-c%d", h2Workers), fmt.Sprintf("-d%ds", secs), "-s", script.Name(), url).CombinedOutput()
+	if err != nil {
+		x.err = fmt.Sprintf("wrk: %v: %s", err, out)
+		return x
+	}
+	var total int64
+	var took string
+	m := regexp.MustCompile(`(\d+) requests in ([0-9.]+[a-z]+)`).FindSubmatch(out)
+	if m == nil {
+		x.err = "wrk's output has no request count: " + string(out)
+		return x
+	}
+	total, _ = strconv.ParseInt(string(m[1]), 10, 64)
+	took = string(m[2])
+	elapsed, err := time.ParseDuration(took)
+	if err != nil {
+		x.err = "wrk's duration " + took + ": " + err.Error()
+		return x
+	}
+	if bad := regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`).FindSubmatch(out); bad != nil {
+		x.err = "wrk: " + string(bad[1]) + " requests not answered 2xx"
+		return x
+	}
+	if strings.Contains(string(out), "Socket errors") {
+		x.err = "wrk: " + strings.TrimSpace(string(out))
+		return x
+	}
+	x.records, x.elapsed, x.bytes = total, elapsed, total*h2Payload
+	return x
 }
