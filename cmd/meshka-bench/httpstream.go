@@ -124,15 +124,19 @@ func runHTTPStream(b *bench) section {
 			"both sides, and whatever else the node or reader asked meanwhile); H1 upstream all from before the node or reader starts "+
 			"until it and the producer are closed.",
 		"What the RSS per client is made of (the raw table's heap and stack columns are the child's runtime.MemStats deltas, "+
-			"HeapInuse and StackInuse, per client; kernel socket buffers are not process memory and are not counted): two goroutines "+
-			"per stream, net/http's connection goroutine, which runs the stream's handler for the stream's whole life, and net/http's "+
-			"background read that notices the client leaving, about 20 KiB of stacks between them (the handler's grows while it "+
-			"subscribes and stays grown); net/http's 4 KiB read and 4 KiB write buffers and its 2 KiB chunking buffer, and the "+
-			"handler's 4 KiB event buffer (mappers/http/stream.go); and the stream's mesh subscription, whose queue of 32 records "+
-			"(mesh.Subscribe makes its channel whole: 32 × the 128-byte mesh.Record, 4 KiB) is resident once a stream has had 32 "+
-			"records; a stream that has run a while (H1 RSS wrapped) has also been paced (mesh.Pause) at some point, reading alone "+
-			"from the partition's cache, and keeps what that reading allocated. Smaller per-stream costs: the 15 s heartbeat's "+
-			"timer per wait, the subscription's positions.",
+			"HeapInuse and StackInuse, per client; kernel socket buffers are not process memory and are not counted): since "+
+			"2026-12-02 an HTTP/1.1 stream takes its connection over once it has answered (mappers/http/stream.go, takeOver): "+
+			"net/http's connection goroutine, its background read, its 4 KiB read and write buffers and its chunking buffer go, "+
+			"and a stream holds one goroutine of its own (about 4 KiB of stack: the raw table's 1.00 goroutines and 4 KiB per "+
+			"client), its 512-byte event buffer, the connection, and its mesh subscription, whose queue of 32 records (mesh.Subscribe "+
+			"makes its channel whole: 32 × the 128-byte mesh.Record, 4 KiB) is resident once a stream has had 32 records; smaller "+
+			"costs are the 15 s heartbeat's timer per wait and the subscription's positions. Before, the same streams took 41.7 KiB "+
+			"(BENCHMARKS.md at c6c8e62: two goroutines, about 20 KiB of stacks, and net/http's buffers). A stream that has run a while "+
+			"(H1 RSS wrapped) has also been paced (mesh.Pause) at some point, reading alone from the partition's cache through the "+
+			"mesh; those reads register a reply each in protoactor's process registry, 1,024 buckets of 32 Go maps each, which once "+
+			"touched keep what they grew to, about 8.5 MiB for the process (a heap profile of 1,000 wrapped streams in a test: "+
+			"concurrent-map SetIfAbsent), which the "+
+			"wrapped case's 1,000 clients divide into about 8.7 KiB each; at 10,000 clients it would be under 1 KiB each.",
 		fmt.Sprintf("What H1 upstream is made of: the records cost the node what they cost the one reader. The node's side differed "+
 			"from the reader's by %+.1f KiB over %d records delivered in %.1f s, and by %+.1f KiB over %d records delivered in %.1f s "+
 			"(H1 upstream wrapped): in step with how long the node's window lasted, not with the records (the reader's window is a few "+
@@ -142,8 +146,6 @@ func runHTTPStream(b *bench) section {
 			1024*(median(per["H1 meshka"])-median(per["H1 direct"])), main.records, median(per["H1 delivery"]),
 			1024*(median(per["H1 wrapped meshka"])-median(per["H1 wrapped direct"])), wrap.records, median(per["H1 wrapped delivery"]),
 			(1<<20)*((median(per["H1 meshka total"])-median(per["H1 meshka"]))-(median(per["H1 direct total"])-median(per["H1 direct"])))/float64(main.clients+1)),
-		"What holds it above the target: the two goroutines' stacks alone are about 20 KiB per client, and net/http's buffers "+
-			"with the handler's another 14 KiB; meeting it needs an SSE server that holds no goroutine per idle stream.",
 		"Delivery (the raw table's delivery s: from the first record produced until every client has all of them) is not a figure "+
 			"of this measurement: every event is written and flushed on its own, a write on each of 10,000 connections per record, "+
 			"read by 10,000 clients in this process, on the same 2 cores.",
