@@ -38,11 +38,11 @@ func TestValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	for doc, want := range map[string]string{
-		`{"age":36}`:             "name",
+		`{"age":36}`:              "name",
 		`{"name":"ada","age":-1}`: "/age",
-		`{"name":1}`:             "/name",
-		`not json`:               "not one JSON document",
-		`{"name":"a"} {}`:        "not one JSON document",
+		`{"name":1}`:              "/name",
+		`not json`:                "not one JSON document",
+		`{"name":"a"} {}`:         "not one JSON document",
 	} {
 		err := s.Validate([]byte(doc), nil)
 		if err == nil || !strings.Contains(err.Error(), want) {
