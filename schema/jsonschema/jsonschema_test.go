@@ -188,3 +188,15 @@ func FuzzReadsFrom(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParse(f *testing.F) {
+	f.Add(person)
+	f.Add(`{"$schema":"http://json-schema.org/draft-07/schema#","definitions":{"a":{"type":"string"}},"items":[{"$ref":"#/definitions/a"}]}`)
+	f.Fuzz(func(t *testing.T, text string) {
+		s, err := Parse(text, nil)
+		if err != nil {
+			return
+		}
+		_ = s.Validate([]byte(text), nil)
+	})
+}

@@ -174,3 +174,18 @@ func FuzzValidate(f *testing.F) {
 }
 
 func protoreflectString(s string) protoreflect.Value { return protoreflect.ValueOfString(s) }
+
+func FuzzParse(f *testing.F) {
+	f.Add(orders)
+	f.Add(`syntax = "proto2"; message R { required int32 a = 1; extensions 100 to 200; }`)
+	f.Add(`edition = "2023"; message E { int32 a = 1; }`)
+	f.Fuzz(func(t *testing.T, text string) {
+		s, err := Parse(text, nil)
+		if err != nil {
+			return
+		}
+		if got := s.ReadsFrom(s); len(got) > 0 {
+			t.Fatalf("a schema does not read itself: %q", got)
+		}
+	})
+}

@@ -3,6 +3,7 @@ package registry
 import (
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/meshka/meshka/schema"
@@ -352,4 +353,27 @@ func TestConfigAndMode(t *testing.T) {
 		t.Fatalf("next id after an import: %+v", r)
 	}
 	do(t, s, SetMode{Mode: Import, Force: true})
+}
+
+// Reads run concurrently (under the caller's read lock) and fill the
+// compiled cache as they go.
+func TestConcurrentReads(t *testing.T) {
+	s := New()
+	do(t, s, Register{Subject: "s", Schema: avro(userV1)})
+	do(t, s, Register{Subject: "s", Schema: avro(userV2)})
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			if _, err := s.Lookup("s", avro(userV1), false); err != nil {
+				t.Error(err)
+			}
+			if ok, _, err := s.CheckCompatibility("s", 0, avro(userV2)); !ok || err != nil {
+				t.Error(ok, err)
+			}
+			if _, _, err := s.Plan(Register{Subject: "t", Schema: avro(userV2)}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
 }
