@@ -34,7 +34,7 @@ func Parse(text string, refs []schema.Reference) (*Schema, error) {
 		files[r.Name] = r.Schema
 	}
 	main := "schema.proto"
-	for i := 1; files[main] != ""; i++ {
+	for i := 1; has(files, main); i++ {
 		main = fmt.Sprintf("schema-%d.proto", i)
 	}
 	files[main] = text
@@ -59,6 +59,11 @@ func Parse(text string, refs []schema.Reference) (*Schema, error) {
 		return nil, fmt.Errorf("protobuf schema: %w", err)
 	}
 	return &Schema{fd: fd, text: text, canonical: string(b)}, nil
+}
+
+func has(files map[string]string, name string) bool {
+	_, ok := files[name]
+	return ok
 }
 
 // Type is schema.Protobuf.

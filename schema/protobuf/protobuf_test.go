@@ -189,3 +189,11 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestReferenceNamedLikeTheSchema(t *testing.T) {
+	ref := schema.Reference{Name: "schema.proto", Schema: `syntax = "proto3"; package r; message R {}`}
+	s := mustParse(t, `syntax = "proto3"; import "schema.proto"; message M { r.R r = 1; }`, ref)
+	if md, _ := s.Message(nil); md.FullName() != "M" {
+		t.Fatal(md.FullName())
+	}
+}
