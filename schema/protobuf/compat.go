@@ -85,9 +85,10 @@ func (c *checker) message(r, w protoreflect.MessageDescriptor) {
 		f := wf.Get(i)
 		rf := r.Fields().ByNumber(f.Number())
 		if rf == nil {
-			if !r.ReservedRanges().Has(f.Number()) && !r.ReservedNames().Has(f.Name()) {
-				c.fail("%s: field %d (%s) was removed without reserving its number or name", r.FullName(), f.Number(), f.Name())
-			}
+			// A removed field is compatible, as in Confluent's registry:
+			// the reader skips it in old data. A later version reusing
+			// its number with another type is caught by the transitive
+			// levels, which compare with every version.
 			continue
 		}
 		c.field(r, rf, f)
@@ -191,8 +192,7 @@ func (c *checker) enum(r, w protoreflect.EnumDescriptor) {
 		if r.Values().ByNumber(v.Number()) != nil {
 			continue
 		}
-		if !r.ReservedRanges().Has(v.Number()) && !r.ReservedNames().Has(v.Name()) {
-			c.fail("enum %s: value %d (%s) was removed without reserving its number or name", r.FullName(), v.Number(), v.Name())
-		}
+		// A removed value is compatible, as a removed field is: an open
+		// enum keeps the number it does not know.
 	}
 }
