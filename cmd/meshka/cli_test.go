@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -369,6 +370,7 @@ type process struct {
 
 func startMeshka(t *testing.T, bin string, args ...string) *process {
 	t.Helper()
+	args = ownAdminPort(args)
 	p := &process{t: t, cmd: exec.Command(bin, args...), done: make(chan struct{}), more: make(chan struct{})}
 	p.cmd.Stderr = p
 	if err := p.cmd.Start(); err != nil {
@@ -390,6 +392,17 @@ func startMeshka(t *testing.T, bin string, args ...string) *process {
 		}
 	})
 	return p
+}
+
+// ownAdminPort has a dev or run command line without --admin take a port
+// of its own for the admin listener: tests start nodes side by side, and
+// the default 127.0.0.1:9644 is taken by whichever started first.
+func ownAdminPort(args []string) []string {
+	serves := slices.Contains(args, "dev") || slices.Contains(args, "run")
+	if !serves || slices.ContainsFunc(args, func(a string) bool { return a == "--admin" || strings.HasPrefix(a, "--admin=") }) {
+		return args
+	}
+	return append(slices.Clone(args), "--admin", "127.0.0.1:0")
 }
 
 func (p *process) Write(b []byte) (int, error) {

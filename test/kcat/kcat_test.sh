@@ -60,7 +60,7 @@ trap on_exit EXIT
 
 start_meshka() {
 	echo "=== meshka dev started by kcat_test.sh ===" >>"$LOG"
-	"$MESHKA_BIN" dev --listen "$MESHKA_ADDR" --cluster-bind 127.0.0.1:0 --data-dir "$DATA" >>"$LOG" 2>&1 &
+	"$MESHKA_BIN" dev --listen "$MESHKA_ADDR" --cluster-bind 127.0.0.1:0 --admin 127.0.0.1:0 --data-dir "$DATA" >>"$LOG" 2>&1 &
 	meshka_pid=$!
 	for _ in $(seq 1 60); do
 		alive || fail "meshka exited during startup"
@@ -252,7 +252,7 @@ log "$grp_topic: a new member of kcat-grp found nothing left to read"
 # (the Go test checks the batches upstream stored), and the records
 # round-trip.
 echo "=== meshka run in front of the Kafka 4.0-like upstream ===" >>"$LOG"
-"$MESHKA_BIN" run --upstream "$KAFKA4_UPSTREAM" --listen "$KAFKA4_ADDR" --cluster-bind 127.0.0.1:0 >>"$LOG" 2>&1 &
+"$MESHKA_BIN" run --upstream "$KAFKA4_UPSTREAM" --listen "$KAFKA4_ADDR" --cluster-bind 127.0.0.1:0 --admin 127.0.0.1:0 >>"$LOG" 2>&1 &
 kafka4_pid=$!
 for _ in $(seq 1 60); do
 	kill -0 "$kafka4_pid" 2>/dev/null || fail "meshka run exited during startup"
