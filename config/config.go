@@ -20,6 +20,9 @@ type Config struct {
 	Security Security `yaml:"security"`
 	Log      Log      `yaml:"log"`
 	Dev      Dev      `yaml:"dev"`
+	// Topics say what the records of topics are, and which produced
+	// records meshka refuses (docs/schemas.md).
+	Topics []TopicRule `yaml:"topics,omitempty"`
 	// Bindings holds, by binding name, the section of each binding the
 	// node starts, for that binding to decode (see Section). Which names
 	// exist is known only where the bindings are registered, at node

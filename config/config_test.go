@@ -378,6 +378,9 @@ func TestExampleFileShowsTheDefaults(t *testing.T) {
 	if len(cfg.Bindings) == 0 {
 		cfg.Bindings = nil
 	}
+	if len(cfg.Topics) == 0 {
+		cfg.Topics = nil
+	}
 	if len(cfg.Kafka.Listeners) == 0 {
 		cfg.Kafka.Listeners = nil
 	}

@@ -194,6 +194,10 @@ func (d *decoder) sequence(n *yaml.Node, v reflect.Value, path string) {
 	}
 	s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 	for i, e := range n.Content {
+		// An element whose keys have defaults starts from them.
+		if el, ok := s.Index(i).Addr().Interface().(defaulter); ok {
+			el.defaults()
+		}
 		d.decode(e, s.Index(i), fmt.Sprintf("%s[%d]", path, i))
 	}
 	v.Set(s)

@@ -114,6 +114,7 @@ func (c *Config) Validate() Errors {
 	v.validateMQTT(c.MQTT)
 	v.validateHTTP(c.HTTP)
 	v.validateAdmin(c.Admin)
+	v.validateTopics(c.Topics)
 	first := map[string]int{}
 	for i, topic := range c.Cache.Bootstrap {
 		path := fmt.Sprintf("cache.bootstrap[%d]", i)

@@ -18,6 +18,7 @@ import (
 	"github.com/meshka/meshka/cluster"
 	"github.com/meshka/meshka/internal/ratelog"
 	"github.com/meshka/meshka/netguard"
+	"github.com/meshka/meshka/schema/validate"
 	"github.com/meshka/meshka/upstream"
 )
 
@@ -57,6 +58,9 @@ type Deps struct {
 	// ACL decides what each principal may do (security.acls); nil
 	// allows everything.
 	ACL *acl.Authorizer
+	// Validator checks produced records against the topics rules before
+	// they go to their partition actors; nil checks nothing.
+	Validator *validate.Validator
 }
 
 // Server accepts Kafka clients. Serve and Shutdown may be called from

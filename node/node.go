@@ -34,6 +34,7 @@ import (
 	"github.com/meshka/meshka/mappers/mqtt"
 	apimesh "github.com/meshka/meshka/mesh"
 	"github.com/meshka/meshka/netguard"
+	"github.com/meshka/meshka/schema/validate"
 	"github.com/meshka/meshka/tlsfiles"
 	"github.com/meshka/meshka/upstream"
 )
@@ -52,6 +53,9 @@ type Options struct {
 	// Reload, when set, serves POST /api/reload on the admin listener:
 	// it reads the configuration again and applies it.
 	Reload func() (admin.ReloadReport, error)
+	// SchemaSource finds the schemas the topics rules check records
+	// against; needed when a rule names avro, protobuf or json.
+	SchemaSource validate.Source
 }
 
 // Node is a running meshka node.
@@ -120,6 +124,10 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 	}
 	if errs := unknownBindings(cfg); len(errs) > 0 {
 		return nil, errs
+	}
+	checker, err := validator(cfg.Topics, opts.SchemaSource)
+	if err != nil {
+		return nil, err
 	}
 	log := opts.Logger
 	if log == nil {
@@ -329,7 +337,7 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 		Metrics:            n.prom,
 		TopicLabels:        cfg.Admin.TopicLabels,
 	}, kafkawire.Deps{Upstream: up, UpstreamName: upstreamName, Mesh: mesh, Feeds: feeds, Registry: n.reg, Logger: log,
-		Users: us, SessionLifetime: cfg.Security.SASL.SessionLifetime.D(), ACL: n.acl})
+		Users: us, SessionLifetime: cfg.Security.SASL.SessionLifetime.D(), ACL: n.acl, Validator: checker})
 	go func() { n.served <- n.srv.Serve(ln) }()
 	for _, x := range extra {
 		reg, err := n.reg.For(x.lst.Name, x.advertise)

@@ -23,6 +23,7 @@ import (
 	"github.com/meshka/meshka/embedded"
 	"github.com/meshka/meshka/internal/countnet"
 	"github.com/meshka/meshka/node"
+	"github.com/meshka/meshka/schema/validate"
 )
 
 // Env is one upstream cluster and one meshka node in front of it.
@@ -34,6 +35,7 @@ type Env struct {
 	// client: meshka's streams, and direct clients in comparisons.
 	UpstreamSent *atomic.Int64
 	Config       config.Config
+	schemas      validate.Source // node.Options.SchemaSource
 }
 
 // Option adjusts the configuration before the node starts.
@@ -68,7 +70,19 @@ func StartLogged(tb testing.TB, log *slog.Logger, opts ...Option) *Env {
 	return start(tb, log, nil, nil, opts)
 }
 
+// StartWithSchemas is Start with the node finding the schemas its topics
+// rules name in src.
+func StartWithSchemas(tb testing.TB, src validate.Source, opts ...Option) *Env {
+	tb.Helper()
+	return startSchemas(tb, nil, nil, nil, src, opts)
+}
+
 func start(tb testing.TB, startLog *slog.Logger, upstreamOpts []kfake.Opt, watch func(net.Conn) net.Conn, opts []Option) *Env {
+	tb.Helper()
+	return startSchemas(tb, startLog, upstreamOpts, watch, nil, opts)
+}
+
+func startSchemas(tb testing.TB, startLog *slog.Logger, upstreamOpts []kfake.Opt, watch func(net.Conn) net.Conn, schemas validate.Source, opts []Option) *Env {
 	tb.Helper()
 	sent := new(atomic.Int64)
 	up, err := embedded.Start(embedded.Config{Brokers: 3, Partitions: 3}, append(upstreamOpts, kfake.ListenFn(countnet.ListenFn(sent, watch)))...)
@@ -85,7 +99,7 @@ func start(tb testing.TB, startLog *slog.Logger, upstreamOpts []kfake.Opt, watch
 	for _, o := range opts {
 		o(&cfg)
 	}
-	e := &Env{Upstream: up, UpstreamSent: sent, Config: cfg, log: startLog}
+	e := &Env{Upstream: up, UpstreamSent: sent, Config: cfg, log: startLog, schemas: schemas}
 	if e.log == nil {
 		e.log = Logger()
 	}
@@ -96,7 +110,7 @@ func start(tb testing.TB, startLog *slog.Logger, upstreamOpts []kfake.Opt, watch
 
 func (e *Env) startNode(tb testing.TB) {
 	tb.Helper()
-	n, err := node.Start(e.Config, node.Options{Logger: e.log})
+	n, err := node.Start(e.Config, node.Options{Logger: e.log, SchemaSource: e.schemas})
 	if err != nil {
 		tb.Fatal(err)
 	}
