@@ -322,7 +322,9 @@ func (s *Server) startRegistry(ctx context.Context) error {
 	svc := &schemaService{replica: newSchemaReplica(s.env.Mesh, c.Topic, s.log),
 		producer: s.env.Mesh.NewProducer(mesh.ProducerOptions{Acks: mesh.AcksAll, Compression: records.CodecNone})}
 	kind, err := s.env.Mesh.Actors(mesh.ActorsOptions{Kind: registryKind, Queue: 256,
-		New: func(string) (mesh.Actor, error) { return &schemaWriter{replica: svc.replica, producer: svc.producer}, nil }})
+		New: func(string) (mesh.Actor, error) {
+			return &schemaWriter{replica: svc.replica, producer: svc.producer}, nil
+		}})
 	if err != nil {
 		svc.producer.Close(ctx)
 		return fmt.Errorf("http: schema registry: %w", err)
