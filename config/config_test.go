@@ -280,7 +280,7 @@ func fullConfig() Config {
 		Admin: defaultAdmin(),
 		HTTP: HTTP{Listen: "0.0.0.0:8080", Advertise: "api.example.com:443", CORSOrigins: []string{"https://app.example.com"},
 			MaxBodyBytes: 64 * KiB, ReadHeaderTimeout: Duration(5 * time.Second), IdleTimeout: Duration(30 * time.Second),
-			MaxWait: Duration(20 * time.Second), Consumers: defaultHTTP().Consumers, Routes: []HTTPRoute{{Method: "POST", Path: "/events/{id}", Topic: "events",
+			MaxWait: Duration(20 * time.Second), Consumers: defaultHTTP().Consumers, SchemaRegistry: defaultHTTP().SchemaRegistry, Routes: []HTTPRoute{{Method: "POST", Path: "/events/{id}", Topic: "events",
 				Capability: "produce", Key: "${params.id}", Headers: map[string]string{"source": "${header.x-source}"}, Acks: "leader"}}},
 		Security: Security{Users: []User{{Name: "alice", ScramSHA512: &ScramCredential{Salt: "c2FsdA==", Iterations: 8192,
 			StoredKey: "c3RvcmVk", ServerKey: "c2VydmVy"}}}, SASL: SASLSettings{SessionLifetime: Duration(time.Hour)}},

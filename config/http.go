@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -38,6 +39,10 @@ type HTTP struct {
 	Confluent bool `yaml:"confluent"`
 	// Consumers configures the Confluent v2 API's consumer instances.
 	Consumers HTTPConsumers `yaml:"consumers"`
+	// SchemaRegistry serves Confluent's Schema Registry API at the
+	// listener's root (/subjects, /schemas, /config, /mode,
+	// /compatibility, /contexts).
+	SchemaRegistry HTTPSchemaRegistry `yaml:"schema_registry"`
 	// Routes are matched in order; the first whose method and path match
 	// serves the request.
 	Routes []HTTPRoute `yaml:"routes,omitempty"`
@@ -61,6 +66,25 @@ type HTTPConsumers struct {
 	// consumer.request.max.bytes); a request's max_bytes may ask for less.
 	MaxBytes Size `yaml:"max_bytes"`
 }
+
+// HTTPSchemaRegistry configures the built-in schema registry: every node
+// serves reads from its own copy of Topic, and writes go through one
+// cluster-wide writer.
+type HTTPSchemaRegistry struct {
+	// Enabled serves the registry; meshka dev turns it on.
+	Enabled bool `yaml:"enabled"`
+	// Topic keeps the registry (Confluent's _schemas layout).
+	Topic string `yaml:"topic"`
+	// Create creates Topic on start (compacted, one partition) when
+	// upstream does not have it; Replication is its replication factor
+	// (0: upstream's default).
+	Create      bool  `yaml:"create"`
+	Replication int16 `yaml:"replication"`
+}
+
+// SchemaRegistryPaths are the first path segments the schema registry
+// serves; a route may not start with one while it is enabled.
+var SchemaRegistryPaths = []string{"subjects", "schemas", "config", "mode", "compatibility", "contexts"}
 
 // HTTPRoute maps requests of one method and path to a capability over a
 // Kafka topic.
@@ -120,6 +144,7 @@ func defaultHTTP() HTTP {
 		MaxWait:           Duration(60 * time.Second),
 		Consumers: HTTPConsumers{Topic: "meshka-http-consumers", Create: true,
 			InstanceTimeout: Duration(5 * time.Minute), MaxBytes: 4 * MiB},
+		SchemaRegistry: HTTPSchemaRegistry{Topic: "_schemas", Create: true},
 	}
 }
 
@@ -150,6 +175,10 @@ func (v *validator) validateHTTP(h HTTP) {
 	v.intRange("http.consumers.replication", int64(h.Consumers.Replication))
 	v.durationRange("http.consumers.instance_timeout", h.Consumers.InstanceTimeout, time.Second, 7*24*time.Hour)
 	v.sizeRange("http.consumers.max_bytes", h.Consumers.MaxBytes, KiB, 32*MiB)
+	if msg := checkTopic(h.SchemaRegistry.Topic); msg != "" {
+		v.add("http.schema_registry.topic", "%s", msg)
+	}
+	v.intRange("http.schema_registry.replication", int64(h.SchemaRegistry.Replication))
 	for i, r := range h.Routes {
 		path := fmt.Sprintf("http.routes[%d]", i)
 		switch r.Method {
@@ -163,6 +192,12 @@ func (v *validator) validateHTTP(h HTTP) {
 		}
 		if msg := checkTopic(r.Topic); msg != "" {
 			v.add(path+".topic", "%s", msg)
+		}
+		if h.SchemaRegistry.Enabled && msg == "" {
+			first, _, _ := strings.Cut(strings.TrimPrefix(r.Path, "/"), "/")
+			if slices.Contains(SchemaRegistryPaths, first) {
+				v.add(path+".path", "%q is the schema registry's (http.schema_registry.enabled serves /%s); choose another path", r.Path, first)
+			}
 		}
 		v.oneOf(path+".capability", r.Capability, CapProduce, CapFetch, CapItem, CapStream, CapWebSocket, CapRequest)
 		if r.Capability == CapProduce && r.Method == http.MethodGet {

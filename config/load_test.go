@@ -55,6 +55,11 @@ func TestLoadErrors(t *testing.T) {
 			want:    []wantErr{{2, 3, "cache.colour", "known keys: partition_max_bytes, node_max_bytes, idle_timeout, bootstrap"}},
 		},
 		{
+			name:    "a route on the schema registry's paths",
+			content: "http:\n  schema_registry:\n    enabled: true\n  routes:\n    - method: GET\n      path: /subjects/{s}\n      topic: t\n      capability: fetch\n",
+			want:    []wantErr{{6, 13, "http.routes[0].path", "is the schema registry's"}},
+		},
+		{
 			name:    "duplicate key",
 			content: "log:\n  level: info\n  level: debug\n",
 			want:    []wantErr{{3, 3, "log.level", `duplicate key "level" (first set at line 2)`}},

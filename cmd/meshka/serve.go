@@ -250,6 +250,7 @@ func devHTTP(cfg *config.Config) {
 	}
 	cfg.HTTP.Listen = "127.0.0.1:8080"
 	cfg.HTTP.Confluent = true
+	cfg.HTTP.SchemaRegistry.Enabled = true
 	if _, port, err := net.SplitHostPort(cfg.Node.Listen); err == nil && port == "0" {
 		cfg.HTTP.Listen = "127.0.0.1:0"
 	}

@@ -58,6 +58,9 @@ type Server struct {
 	confluent *http.ServeMux // the Confluent REST Proxy API; nil unless http.confluent
 	consumers *mesh.Actors   // its v2 consumer instances; nil unless http.confluent
 
+	srMux    *http.ServeMux // the Schema Registry API; nil unless http.schema_registry.enabled
+	registry *schemaService // its replica and writer, from Start
+
 	producers map[mesh.Acks]*mesh.Producer
 	replies   replies
 	idem      *mesh.Actors // the idempotency keys' shards
@@ -90,6 +93,9 @@ func New(cfg config.HTTP, env Env) (*Server, error) {
 	if cfg.Confluent {
 		s.confluent = s.newConfluent()
 	}
+	if cfg.SchemaRegistry.Enabled {
+		s.srMux = s.registryMux()
+	}
 	return s, nil
 }
 
@@ -112,11 +118,23 @@ func (s *Server) Start(ctx context.Context) error {
 			return err
 		}
 	}
+	if s.srMux != nil {
+		if err := s.startRegistry(ctx); err != nil {
+			s.idem.Close(ctx)
+			if s.consumers != nil {
+				s.consumers.Close(ctx)
+			}
+			return err
+		}
+	}
 	raw, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
 		s.idem.Close(ctx)
 		if s.consumers != nil {
 			s.consumers.Close(ctx)
+		}
+		if s.registry != nil {
+			s.registry.stop(ctx)
 		}
 		return fmt.Errorf("http.listen: %w", err)
 	}
@@ -178,6 +196,9 @@ func (s *Server) Stop(ctx context.Context) error {
 	if s.consumers != nil {
 		s.consumers.Close(cctx)
 	}
+	if s.registry != nil {
+		s.registry.stop(cctx)
+	}
 	if s.idem != nil {
 		s.idem.Close(cctx)
 	}
@@ -225,6 +246,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, served *string) {
 		if art, id, ok := s.asyncRoute(r.URL.Path); ok {
 			*served = "async_reply"
 			s.asyncReply(w, r, art, id)
+			return
+		}
+	}
+	if rt == nil && s.srMux != nil && s.registry != nil {
+		if _, pattern := s.srMux.Handler(r); pattern != "" {
+			*served = "schema_registry"
+			s.srMux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, principal)))
 			return
 		}
 	}
