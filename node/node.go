@@ -125,10 +125,6 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 	if errs := unknownBindings(cfg); len(errs) > 0 {
 		return nil, errs
 	}
-	checker, err := validator(cfg.Topics, opts.SchemaSource)
-	if err != nil {
-		return nil, err
-	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
@@ -310,6 +306,20 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 			// the MQTT mapper starts after the registered bindings
 			built = append(built, namedBinding{"mqtt", mq})
 		}
+	}
+	var checker *validate.Validator
+	if err == nil {
+		// The topics rules check records against the schemas of the
+		// program's source, else of the built-in registry.
+		src := opts.SchemaSource
+		for _, nb := range built {
+			if hs, ok := nb.b.(*httpmap.Server); ok && src == nil {
+				if s := hs.SchemaSource(); s != nil {
+					src = s
+				}
+			}
+		}
+		checker, err = validator(cfg.Topics, src)
 	}
 	if err != nil {
 		n.api.Close()

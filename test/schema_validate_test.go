@@ -3,6 +3,7 @@ package test
 import (
 	"encoding/binary"
 	"errors"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/kversion"
+	"github.com/twmb/franz-go/pkg/sr"
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/meshka/meshka/config"
@@ -228,5 +230,37 @@ func TestSchemaValidateNeedsSource(t *testing.T) {
 	_, err := node.Start(c, node.Options{Logger: testenv.Logger()})
 	if err == nil || !strings.Contains(err.Error(), "no schema registry") {
 		t.Fatalf("err %v", err)
+	}
+}
+
+// With the built-in registry on and no schema source of the program's, the
+// topics rules check records against the registry: a schema registered
+// over HTTP with franz-go's registry client is what a Kafka producer's
+// records are checked against on the same node.
+func TestBuiltInRegistryValidatesProduce(t *testing.T) {
+	ctx := timeout(t, 60*time.Second)
+	env := testenv.Start(t, func(c *config.Config) {
+		c.HTTP.Listen = "127.0.0.1:0"
+		c.HTTP.SchemaRegistry.Enabled = true
+		c.Topics = []config.TopicRule{{Topic: "registered", Value: &config.FormatSpec{Format: "avro", Subject: "registered-value", SchemaID: "record"}, ValidateProduce: true}}
+	})
+	b, _ := env.Node.Binding("http")
+	rcl, err := sr.NewClient(sr.URLs("http://" + b.(interface{ Addr() net.Addr }).Addr().String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss, err := rcl.CreateSchema(ctx, "registered-value", sr.Schema{Schema: `{"type":"record","name":"R","fields":[{"name":"n","type":"long"}]}`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := binary.AppendVarint(wire.Append(nil, uint32(ss.ID), nil), 42)
+	bad := append(wire.Append(nil, uint32(ss.ID), nil), 0xff) // a varint cut short
+	cl := env.Client(t, kgo.RecordRetries(1))
+	createTopic(t, ctx, cl, "registered", 1, nil)
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "registered", Value: good}).FirstErr(); err != nil {
+		t.Fatalf("a record of the registered schema: %v", err)
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "registered", Value: bad}).FirstErr(); !errors.Is(err, kerr.InvalidRecord) {
+		t.Fatalf("a record the registered schema does not read: %v, want INVALID_RECORD", err)
 	}
 }

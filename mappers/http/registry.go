@@ -319,7 +319,7 @@ func (s *Server) startRegistry(ctx context.Context) error {
 			s.log.Warn("the schema registry's topic was not created", "topic", c.Topic, "err", err)
 		}
 	}
-	svc := &schemaService{replica: newSchemaReplica(s.env.Mesh, c.Topic, s.log),
+	svc := &schemaService{replica: s.replica,
 		producer: s.env.Mesh.NewProducer(mesh.ProducerOptions{Acks: mesh.AcksAll, Compression: records.CodecNone})}
 	kind, err := s.env.Mesh.Actors(mesh.ActorsOptions{Kind: registryKind, Queue: 256,
 		New: func(string) (mesh.Actor, error) {

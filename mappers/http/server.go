@@ -60,6 +60,7 @@ type Server struct {
 
 	srMux    *http.ServeMux // the Schema Registry API; nil unless http.schema_registry.enabled
 	registry *schemaService // its replica and writer, from Start
+	replica  *schemaReplica // this node's copy of the registry, made at New when it is on
 
 	producers map[mesh.Acks]*mesh.Producer
 	replies   replies
@@ -94,6 +95,7 @@ func New(cfg config.HTTP, env Env) (*Server, error) {
 		s.confluent = s.newConfluent()
 	}
 	if cfg.SchemaRegistry.Enabled {
+		s.replica = newSchemaReplica(env.Mesh, cfg.SchemaRegistry.Topic, s.log)
 		s.srMux = s.registryMux()
 	}
 	return s, nil
