@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -27,7 +28,9 @@ type Config struct {
 	// Hosted is the node's registry of binding actors, which its hosted
 	// actor kind serves (nil: Actors is refused); the Mesh closes it.
 	Hosted *hosted.Registry
-	Logger *slog.Logger
+	// Checker, when not nil, is what Check asks (see also SetChecker).
+	Checker RecordChecker
+	Logger  *slog.Logger
 }
 
 // Mesh is one node's door to the records of the upstream's topics: its
@@ -39,6 +42,7 @@ type Mesh struct {
 	upstreamName string
 	hosted       *hosted.Registry
 	log          *slog.Logger
+	checker      atomic.Pointer[checkerBox]
 
 	ctx    context.Context // ends at Close: every goroutine of the Mesh stops
 	cancel context.CancelFunc
@@ -57,8 +61,10 @@ func New(cfg Config) *Mesh {
 		log = slog.Default()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Mesh{cluster: cfg.Cluster, up: cfg.Upstream, upstreamName: cfg.UpstreamName, hosted: cfg.Hosted, log: log.With("component", "mesh"),
+	m := &Mesh{cluster: cfg.Cluster, up: cfg.Upstream, upstreamName: cfg.UpstreamName, hosted: cfg.Hosted, log: log.With("component", "mesh"),
 		ctx: ctx, cancel: cancel, hubs: map[hubKey]*hub{}, leases: map[*Lease]struct{}{}}
+	m.SetChecker(cfg.Checker)
+	return m
 }
 
 // Close ends every subscription (their Next answers ErrClosed),

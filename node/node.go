@@ -320,6 +320,11 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 			}
 		}
 		checker, err = validator(cfg.Topics, src)
+		if err == nil && checker != nil {
+			// The mappers check what their clients produce through the
+			// records API; the bindings start below, after this.
+			n.api.SetChecker(checker)
+		}
 	}
 	if err != nil {
 		n.api.Close()

@@ -92,7 +92,8 @@ var measurements = []measurement{
 	{ids: []string{"H1"}, title: "H1 SSE clients of one topic: memory per client, and upstream bytes vs one Kafka reader", run: runHTTPStream, order: 19, need: 23 * time.Second, needQuick: 4 * time.Second},
 	{ids: []string{"H3"}, title: "H3 SSE latency at 1,000 records/s: produce → receipt in a browser's EventSource", run: runHTTPLatency, order: 21, need: 7 * time.Second, needQuick: 3 * time.Second},
 	{ids: []string{"H2"}, title: "H2 produce over HTTP, one record per request", run: runHTTPProduce, order: 20, need: 23 * time.Second, needQuick: 5 * time.Second},
-	{ids: []string{"MICRO"}, title: "Micro-benchmarks", run: runMicro, order: 22, need: 35 * time.Second, needQuick: 6 * time.Second},
+	{ids: []string{"G1", "G2"}, title: "G1/G2 schemas: produce through a node checking Avro values, registry lookups by id", run: runSchemas, order: 22, need: 24 * time.Second, needQuick: 10 * time.Second},
+	{ids: []string{"MICRO"}, title: "Micro-benchmarks", run: runMicro, order: 23, need: 35 * time.Second, needQuick: 6 * time.Second},
 	{ids: []string{"P3", "P4"}, title: "P3/P4 fan-out: upstream bytes and delivered throughput", run: runFanout, order: 3, need: 14 * time.Second, needQuick: 6 * time.Second},
 }
 
@@ -112,7 +113,7 @@ func run() int {
 	flag.StringVar(&o.out, "out", "BENCHMARKS.md", "write the markdown report to `FILE`")
 	flag.BoolVar(&o.quick, "quick", false, "shorter runs and one round of each, for a smoke check (the whole run 2.5-3 min on 2 cores: its 75 s budget cannot hold even every measurement's first round)")
 	flag.IntVar(&o.rounds, "rounds", 3, "direct/meshka A/B pairs per measurement")
-	flag.StringVar(&only, "only", "", "comma `LIST` of measurement ids to run: P1, P2, P3, P4, P4_1 (one reader catching up), P4_1t (one reader tailing), P5, P6, P7, R1 (or R2: hostile clients), C1 (or C2, C3: three nodes), C4 (reads across nodes), A1 (or A2, A3: the records API), C5 (or C6: failover), S1 (or S2, S3: security), M1, M2, M3, M4 (MQTT; M1-M3 need mosquitto), H1 (SSE clients: memory, upstream bytes), H2 (produce over HTTP), H3 (SSE latency; headless Chromium if installed), micro; "+
+	flag.StringVar(&only, "only", "", "comma `LIST` of measurement ids to run: P1, P2, P3, P4, P4_1 (one reader catching up), P4_1t (one reader tailing), P5, P6, P7, R1 (or R2: hostile clients), C1 (or C2, C3: three nodes), C4 (reads across nodes), A1 (or A2, A3: the records API), C5 (or C6: failover), S1 (or S2, S3: security), M1, M2, M3, M4 (MQTT; M1-M3 need mosquitto), H1 (SSE clients: memory, upstream bytes), H2 (produce over HTTP), H3 (SSE latency; headless Chromium if installed), G1 (or G2: schemas: produce through a node checking Avro values, registry lookups), micro; "+
 		"P3 and P4 come from the same runs, so either runs both; empty runs all")
 	flag.BoolVar(&o.debug, "debug", false, "log meshka at debug level and franz-go clients at warn level to stderr")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to `FILE`")

@@ -206,6 +206,10 @@ func (s *Server) v2Produce(w http.ResponseWriter, r *http.Request) {
 				topic, n-1, rec.Partition))
 			continue
 		}
+		if err := s.env.Mesh.Check(rec); err != nil {
+			out.Offsets[i] = v2Failed(produceError(topic, err)) // 40002, as Kafka's INVALID_RECORD
+			continue
+		}
 		wg.Add(1)
 		err := s.producers[mesh.AcksAll].Produce(r.Context(), rec, func(wr mesh.Record, err error) {
 			defer wg.Done()

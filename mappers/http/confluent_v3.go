@@ -468,6 +468,9 @@ func (s *Server) v3Send(ctx context.Context, cluster, topic string, d *v3Record)
 		return reported(errReport(d.err))
 	}
 	d.rec.Topic = topic
+	if err := s.env.Mesh.Check(d.rec); err != nil {
+		return reported(errReport(produceError(topic, err))) // 40002, as Kafka's INVALID_RECORD
+	}
 	if d.rec.Partition >= 0 {
 		n, err := s.env.Mesh.Partitions(ctx, topic)
 		if err != nil {

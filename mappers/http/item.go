@@ -77,6 +77,9 @@ func (s *Server) item(w http.ResponseWriter, r *http.Request, rt *route, params 
 		if !ok {
 			return
 		}
+		if s.refuseInvalid(w, mesh.Record{Topic: rt.cfg.Topic, Key: []byte(key), Value: body}) {
+			return
+		}
 		var headers []mesh.Header
 		if ct := r.Header.Get("Content-Type"); ct != "" {
 			headers = append(headers, mesh.Header{Key: HeaderContentType, Value: []byte(ct)})

@@ -71,6 +71,9 @@ func (s *Server) produce(w http.ResponseWriter, r *http.Request, rt *route, para
 		}
 		rec.Headers = append(rec.Headers, mesh.Header{Key: k, Value: []byte(val)})
 	}
+	if s.refuseInvalid(w, rec) {
+		return
+	}
 	if ik := r.Header.Get("Idempotency-Key"); ik != "" {
 		key := rt.cfg.Method + " " + rt.cfg.Path + " " + ik
 		token, done, err := s.idemBegin(r.Context(), key)
@@ -136,4 +139,15 @@ func (r *recorder) Write(b []byte) (int, error) {
 	}
 	r.body.Write(b)
 	return r.ResponseWriter.Write(b)
+}
+
+// refuseInvalid answers 400 with the reason when the node's topics rules
+// refuse rec (docs/schemas.md), and says whether it did.
+func (s *Server) refuseInvalid(w http.ResponseWriter, rec mesh.Record) bool {
+	err := s.env.Mesh.Check(rec)
+	if err == nil {
+		return false
+	}
+	problem(w, http.StatusBadRequest, "the record was not written: %v", err)
+	return true
 }

@@ -152,6 +152,9 @@ func (s *Server) request(w http.ResponseWriter, r *http.Request, rt *route, para
 			rec.Headers = append(rec.Headers, mesh.Header{Key: k, Value: []byte(val)})
 		}
 	}
+	if s.refuseInvalid(w, rec) {
+		return
+	}
 	ctx := r.Context()
 	if rt.cfg.Async && preferAsync(r) {
 		from, err := s.env.Mesh.Offsets(ctx, rt.cfg.ReplyTo, mesh.Latest())

@@ -341,6 +341,12 @@ func (k *socket) read(pending chan<- *frameAck) {
 		case <-k.ctx.Done():
 			return
 		}
+		if err := k.s.env.Mesh.Check(rec); err != nil {
+			// as a record upstream refused: an error ack, then 1008
+			f.err = err
+			close(f.done)
+			return
+		}
 		err = p.Produce(k.ctx, rec, func(w mesh.Record, err error) {
 			f.rec, f.err = w, err
 			close(f.done)

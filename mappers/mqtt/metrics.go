@@ -10,6 +10,7 @@ import (
 type metrics struct {
 	received, sent [3]prometheus.Counter // messages by QoS
 	dropped        prometheus.Counter
+	refused        [refusedReasons]prometheus.Counter // publishes not written, by refusedInvalid…
 	bytesIn        prometheus.Counter
 	bytesOut       prometheus.Counter
 }
@@ -27,9 +28,16 @@ func newMetrics(reg prometheus.Registerer, b *Broker) *metrics {
 		Name: "meshka_mqtt_messages_dropped_total",
 		Help: "QoS 0 deliveries dropped because the subscriber's outbox was full (mqtt.max_queued_bytes).",
 	})
+	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "meshka_mqtt_messages_refused_total",
+		Help: "PUBLISH packets MQTT clients sent that were not written, by reason: invalid_record (the topics rules refused the record), not_authorized (no WRITE on the topic), payload_format (a UTF-8 payload that is not).",
+	}, []string{"reason"})
 	m := &metrics{dropped: dropped}
 	for q, l := range []string{"0", "1", "2"} {
 		m.received[q], m.sent[q] = received.WithLabelValues(l), sent.WithLabelValues(l)
+	}
+	for i, l := range [refusedReasons]string{refusedInvalid: "invalid_record", refusedNotAuthorized: "not_authorized", refusedPayloadFormat: "payload_format"} {
+		m.refused[i] = refused.WithLabelValues(l) // every series, so the family is there before any refusal
 	}
 	m.bytesIn, m.bytesOut = netguard.Bytes(reg, "mqtt")
 	if reg != nil {
@@ -41,9 +49,17 @@ func newMetrics(reg prometheus.Registerer, b *Broker) *metrics {
 			defer b.mu.Unlock()
 			return float64(len(b.conns))
 		})
-		reg.MustRegister(received, sent, dropped, sessions)
+		reg.MustRegister(received, sent, dropped, refused, sessions)
 	}
 	return m
 }
 
 func qosIndex(q byte) int { return int(min(q, 2)) }
+
+// The reasons of meshka_mqtt_messages_refused_total.
+const (
+	refusedInvalid = iota
+	refusedNotAuthorized
+	refusedPayloadFormat
+	refusedReasons
+)

@@ -60,8 +60,19 @@ func (c *conn) publish(pk *packets.Packet) error {
 		return c.refusePublish(pk, packets.ErrNotAuthorized)
 	}
 	rec := layout.Record(pk, c.clientID, topic, time.Now())
-	c.b.stats.published.Add(1)
-	c.b.metrics.received[qosIndex(qos)].Inc()
+	// The topics rules (docs/schemas.md): a record they refuse is not
+	// written; QoS 1 and 2 are answered 0x99 in publish order below.
+	invalid := c.b.m.Check(rec)
+	if invalid != nil {
+		c.b.metrics.refused[refusedInvalid].Inc()
+		c.log("publish refused", "topic", pk.TopicName, "err", invalid)
+		if qos == 0 {
+			return nil
+		}
+	} else {
+		c.b.stats.published.Add(1)
+		c.b.metrics.received[qosIndex(qos)].Inc()
+	}
 	if qos == 0 {
 		err := c.b.qos0.Produce(c.ctx, rec, nil)
 		if err == nil && pk.FixedHeader.Retain {
@@ -91,6 +102,10 @@ func (c *conn) publish(pk *packets.Packet) error {
 	slot := c.acks.add(pk.PacketID, qos)
 	c.mu.Unlock()
 
+	if invalid != nil {
+		c.answered(slot, invalid)
+		return nil
+	}
 	parts := 1
 	if pk.FixedHeader.Retain {
 		parts = 2
@@ -126,6 +141,12 @@ func (c *conn) publish(pk *packets.Packet) error {
 // way to say so, by closing the connection.
 func (c *conn) refusePublish(pk *packets.Packet, code packets.Code) error {
 	c.log("publish refused", "topic", pk.TopicName, "reason", code.Reason)
+	switch code.Code {
+	case packets.ErrNotAuthorized.Code:
+		c.b.metrics.refused[refusedNotAuthorized].Inc()
+	case packets.ErrPayloadFormatInvalid.Code:
+		c.b.metrics.refused[refusedPayloadFormat].Inc()
+	}
 	if c.version != wire.V5 {
 		if pk.FixedHeader.Qos == 0 {
 			return nil
@@ -183,8 +204,12 @@ func (c *conn) answered(slot *ackSlot, err error) {
 	c.saveSoon()
 }
 
-// publishErrorCode is the MQTT 5 reason for a publish upstream refused.
+// publishErrorCode is the MQTT 5 reason for a publish upstream, or the
+// node's topics rules, refused.
 func publishErrorCode(err error) packets.Code {
+	if ie, ok := errors.AsType[*mesh.InvalidRecordError](err); ok {
+		return packets.Code{Code: packets.ErrPayloadFormatInvalid.Code, Reason: ie.Err.Error()}
+	}
 	var ke *kerr.Error
 	if errors.As(err, &ke) {
 		switch ke {

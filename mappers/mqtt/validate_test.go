@@ -1,0 +1,73 @@
+package mqtt_test
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/paho"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/meshka/meshka/config"
+	"github.com/meshka/meshka/internal/testenv"
+)
+
+// startChecked is start with a topics rule: the values of mqtt-messages
+// are Avro records of subject users-value; it returns the schema's id.
+func startChecked(t *testing.T) (*testenv.Env, string, int) {
+	t.Helper()
+	src, id := testenv.AvroUsers(t, "users-value")
+	env := testenv.StartWithSchemasUpstream(t, src, []kfake.Opt{mqttTopics}, withMQTT, func(c *config.Config) {
+		c.Topics = []config.TopicRule{{Topic: "mqtt-messages", ValidateProduce: true,
+			Value: &config.FormatSpec{Format: "avro", Subject: "users-value", SchemaID: "record"}}}
+	})
+	return env, brokerOf(t, env.Node).Addr().String(), id
+}
+
+// An MQTT 5 publish whose record the topics rules refuse is answered 0x99
+// with the reason (QoS 1) or dropped (QoS 0), and is not written; the
+// valid ones around it are.
+func TestPublishInvalidRecord(t *testing.T) {
+	env, addr, id := startChecked(t)
+	c := connect5(t, addr, "checked", nil)
+	valid := testenv.AvroUser(id, "ann", 30)
+	if r := c.publish(t, &paho.Publish{Topic: "users/ann", QoS: 1, Payload: valid}); r.ReasonCode != 0 {
+		t.Fatalf("valid publish: reason 0x%x", r.ReasonCode)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	r, err := c.Publish(ctx, &paho.Publish{Topic: "users/bad", QoS: 1, Payload: valid[:4]})
+	if err == nil || r == nil || r.ReasonCode != 0x99 || r.Properties == nil || !strings.Contains(r.Properties.ReasonString, "value") {
+		t.Fatalf("invalid publish: %+v, %v; want reason 0x99 naming the value", r, err)
+	}
+	c.publish(t, &paho.Publish{Topic: "users/bad", QoS: 0, Payload: []byte("not avro")})
+	last := testenv.AvroUser(id, "bob", 40)
+	c.publish(t, &paho.Publish{Topic: "users/ann", QoS: 1, Payload: last})
+
+	got := consume(t, env, "mqtt-messages", 2)
+	if !bytes.Equal(got[0].Value, valid) || !bytes.Equal(got[1].Value, last) {
+		t.Fatalf("upstream holds %x, %x; want the two valid records", got[0].Value, got[1].Value)
+	}
+	if more := consumeWithin(t, env, "mqtt-messages", 3, 2*time.Second); len(more) != 2 {
+		t.Fatalf("upstream holds %d records, want 2", len(more))
+	}
+}
+
+// MQTT 3.1.1 has no negative PUBACK: a QoS 1 publish the rules refuse
+// closes the connection, and is not written.
+func TestPublishInvalidRecord311(t *testing.T) {
+	env, addr, id := startChecked(t)
+	c := connect3(t, addr, "checked3")
+	c.publish(t, "users/ann", 1, false, string(testenv.AvroUser(id, "ann", 30)))
+	c.Publish("users/bad", 1, false, "not avro")
+	select {
+	case <-c.lost:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the connection is still open")
+	}
+	if got := consumeWithin(t, env, "mqtt-messages", 2, 2*time.Second); len(got) != 1 {
+		t.Fatalf("upstream holds %d records, want 1", len(got))
+	}
+}

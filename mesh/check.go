@@ -1,0 +1,58 @@
+package mesh
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+)
+
+// RecordChecker says why a record produced to topic is refused, nil when
+// it is not: the node's topics rules (docs/schemas.md).
+// *validate.Validator is one.
+type RecordChecker interface {
+	Check(topic string, key, value []byte) error
+}
+
+// InvalidRecordError is a record the node's checks refused. It matches
+// Err and kerr.InvalidRecord with errors.Is and errors.As, so what answers
+// Kafka's INVALID_RECORD answers it too.
+type InvalidRecordError struct {
+	Topic string
+	Err   error // why, e.g. "value (schema id 7): avro payload: …"
+}
+
+func (e *InvalidRecordError) Error() string {
+	return "topic " + e.Topic + ": invalid record: " + e.Err.Error()
+}
+
+func (e *InvalidRecordError) Unwrap() []error { return []error{e.Err, kerr.InvalidRecord} }
+
+// checkerBox holds a RecordChecker in an atomic.Pointer.
+type checkerBox struct{ c RecordChecker }
+
+// SetChecker gives the Mesh the node's checks, when they could not be in
+// Config (the node's checks read the HTTP mapper's registry, which is
+// built on the Mesh). A node calls it before it starts its bindings; nil
+// takes the checks away.
+func (m *Mesh) SetChecker(c RecordChecker) {
+	if c == nil {
+		m.checker.Store(nil)
+		return
+	}
+	m.checker.Store(&checkerBox{c})
+}
+
+// Check says why the node's topics rules refuse rec (an
+// *InvalidRecordError), nil when it passes, when no rule checks its topic,
+// or when the node has no rules. Mappers call it before they produce a
+// record they took from a client; Producer does not check. It may wait,
+// just after the node started, until the node has read its schemas
+// (at most 10 s).
+func (m *Mesh) Check(rec Record) error {
+	b := m.checker.Load()
+	if b == nil {
+		return nil
+	}
+	if err := b.c.Check(rec.Topic, rec.Key, rec.Value); err != nil {
+		return &InvalidRecordError{Topic: rec.Topic, Err: err}
+	}
+	return nil
+}
