@@ -81,11 +81,11 @@ type Server struct {
 
 // New builds the mapper from a validated configuration.
 func New(cfg config.HTTP, env Env) (*Server, error) {
-	if env.Mesh == nil {
-		return nil, errors.New("http: no mesh")
-	}
 	if err := checkValueFormats(cfg); err != nil {
 		return nil, err
+	}
+	if env.Mesh == nil {
+		return nil, errors.New("http: no mesh")
 	}
 	log := env.Logger
 	if log == nil {
