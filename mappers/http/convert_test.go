@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	tavro "github.com/twmb/avro"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
@@ -52,6 +53,8 @@ var convertRoutes = []config.HTTPRoute{
 	{Method: "POST", Path: "/items", Topic: "items", Capability: "produce", Key: "i",
 		ValueFormat: "json", ValueSchema: &config.HTTPValueSchema{Subject: "items-value", Version: "1"}},
 	{Method: "GET", Path: "/items", Topic: "items", Capability: "fetch", ValueFormat: "json"},
+	{Method: "GET", Path: "/orders/ws", Topic: "events", Capability: "websocket", Key: "w",
+		ValueFormat: "json", ValueSchema: &config.HTTPValueSchema{Subject: "orders-value", Version: "latest"}},
 }
 
 func startConvert(t *testing.T) (*testenv.Env, string, func(topic string, n int) []*kgo.Record) {
@@ -213,6 +216,57 @@ func TestValueFormatProtobuf(t *testing.T) {
 	resp, b := do(t, "POST", base+"/items", `{"item_name": "bolt", "colour": "red"}`, nil)
 	if resp.StatusCode != 400 || !strings.Contains(b, "colour") {
 		t.Fatalf("an unknown field: %d %s", resp.StatusCode, b)
+	}
+}
+
+// A websocket with value_format json encodes the JSON frames it is sent
+// and delivers records as JSON; a frame the schema refuses is an error
+// ack and close code 1007.
+func TestValueFormatWebSocket(t *testing.T) {
+	_, base, _ := startConvert(t)
+	if _, err := srClient(t, base).CreateSchema(context.Background(), "orders-value", sr.Schema{Schema: orderAvro}); err != nil {
+		t.Fatal(err)
+	}
+	c := dialWS(t, "ws"+strings.TrimPrefix(base, "http")+"/orders/ws", nil)
+	doc := `{"id":1,"note":null,"status":"NEW","lines":[]}`
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	if err := c.Write(ctx, websocket.MessageText, []byte(doc)); err != nil {
+		t.Fatal(err)
+	}
+	var acked, delivered bool
+	for !acked || !delivered {
+		_, b := readFrame(t, c)
+		var f struct {
+			Ack   int
+			Error string
+			Value json.RawMessage
+		}
+		if err := json.Unmarshal(b, &f); err != nil {
+			t.Fatalf("%s: %v", b, err)
+		}
+		switch {
+		case f.Ack == 1 && f.Error == "":
+			acked = true
+		case f.Value != nil:
+			if !sameJSON(t, string(f.Value), doc) {
+				t.Fatalf("delivered %s", b)
+			}
+			delivered = true
+		default:
+			t.Fatalf("frame %s", b)
+		}
+	}
+	if err := c.Write(ctx, websocket.MessageText, []byte(`{"id":2}`)); err != nil {
+		t.Fatal(err)
+	}
+	_, b := readFrame(t, c)
+	if !strings.Contains(string(b), `"ack":2,"error"`) {
+		t.Fatalf("frame %s", b)
+	}
+	_, _, err := c.Read(ctx)
+	if websocket.CloseStatus(err) != websocket.StatusInvalidFramePayloadData {
+		t.Fatalf("closed with %v", err)
 	}
 }
 
