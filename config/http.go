@@ -117,7 +117,26 @@ type HTTPRoute struct {
 	// Timeout bounds how long a request route waits for its reply (504
 	// past it).
 	Timeout Duration `yaml:"timeout"`
+	// ValueFormat is what the client sees of record values: empty, the
+	// values as they are; json, values in a schema format of the built-in
+	// registry (Confluent's wire format) converted to and from JSON.
+	// Produce and websocket encode incoming JSON with ValueSchema; fetch,
+	// stream and websocket decode each record by the schema id in its
+	// header.
+	ValueFormat string `yaml:"value_format"`
+	// ValueSchema names the schema incoming JSON is encoded with.
+	ValueSchema *HTTPValueSchema `yaml:"value_schema,omitempty"`
 }
+
+// HTTPValueSchema names a schema of the built-in registry: a subject's
+// version (a number, or latest, the default, read at each produce).
+type HTTPValueSchema struct {
+	Subject string `yaml:"subject"`
+	Version string `yaml:"version"`
+}
+
+// ValueFormatJSON is HTTPRoute.ValueFormat's one value.
+const ValueFormatJSON = "json"
 
 // HTTPFilter is one alternative of a route's filters.
 type HTTPFilter struct {
@@ -223,6 +242,7 @@ func (v *validator) validateHTTP(h HTTP) {
 			v.add(path+".async", "only a request route answers asynchronously")
 		}
 		v.durationRange(path+".timeout", r.Timeout, 0, 10*time.Minute)
+		v.validateValueFormat(path, r, h.SchemaRegistry.Enabled)
 		check := func(key, s string) {
 			for _, m := range routeSubstitution.FindAllStringSubmatch(s, -1) {
 				name := m[1]
@@ -246,6 +266,45 @@ func (v *validator) validateHTTP(h HTTP) {
 			check(fp+".key", f.Key)
 			for k, val := range f.Headers {
 				check(fp+".headers."+k, val)
+			}
+		}
+	}
+}
+
+// validateValueFormat checks a route's value_format and value_schema.
+func (v *validator) validateValueFormat(path string, r HTTPRoute, registry bool) {
+	if r.ValueFormat == "" {
+		if r.ValueSchema != nil {
+			v.add(path+".value_schema", "a value schema needs value_format: json")
+		}
+		return
+	}
+	if r.ValueFormat != ValueFormatJSON {
+		v.add(path+".value_format", "must be json (or absent: values as they are), got %q", r.ValueFormat)
+		return
+	}
+	switch r.Capability {
+	case CapProduce, CapWebSocket:
+		if r.ValueSchema == nil {
+			v.add(path+".value_format", "a %s route with value_format json needs value_schema, the subject to encode with", r.Capability)
+		}
+	case CapFetch, CapStream:
+		if r.ValueSchema != nil {
+			v.add(path+".value_schema", "a %s route decodes each record by the schema id in it and encodes nothing: drop value_schema", r.Capability)
+		}
+	default:
+		v.add(path+".value_format", "only produce, fetch, stream and websocket routes convert values, not %s", r.Capability)
+	}
+	if !registry {
+		v.add(path+".value_format", "converting values needs the built-in schema registry: set http.schema_registry.enabled")
+	}
+	if vs := r.ValueSchema; vs != nil {
+		if vs.Subject == "" {
+			v.add(path+".value_schema.subject", "must name the subject whose schema encodes incoming JSON")
+		}
+		if vs.Version != "" && vs.Version != "latest" {
+			if _, err := ParseSchemaVersion(vs.Version); err != nil {
+				v.add(path+".value_schema.version", "%s", err)
 			}
 		}
 	}

@@ -60,6 +60,26 @@ func TestLoadErrors(t *testing.T) {
 			want:    []wantErr{{6, 13, "http.routes[0].path", "is the schema registry's"}},
 		},
 		{
+			name:    "a route converting values without the registry",
+			content: "http:\n  routes:\n    - method: GET\n      path: /s\n      topic: t\n      capability: stream\n      value_format: json\n",
+			want:    []wantErr{{7, 21, "http.routes[0].value_format", "needs the built-in schema registry"}},
+		},
+		{
+			name:    "a produce route converting values without a schema",
+			content: "http:\n  schema_registry: {enabled: true}\n  routes:\n    - method: POST\n      path: /p\n      topic: t\n      capability: produce\n      value_format: avro\n",
+			want:    []wantErr{{8, 21, "http.routes[0].value_format", `must be json (or absent: values as they are), got "avro"`}},
+		},
+		{
+			name:    "a route's value schema version",
+			content: "http:\n  schema_registry: {enabled: true}\n  routes:\n    - method: POST\n      path: /p\n      topic: t\n      capability: produce\n      value_format: json\n      value_schema: {subject: s, version: first}\n",
+			want:    []wantErr{{9, 43, "http.routes[0].value_schema.version", "must be latest or a version number"}},
+		},
+		{
+			name:    "a fetch route with a value schema",
+			content: "http:\n  schema_registry: {enabled: true}\n  routes:\n    - method: GET\n      path: /f\n      topic: t\n      capability: fetch\n      value_format: json\n      value_schema: {subject: s}\n",
+			want:    []wantErr{{9, 21, "http.routes[0].value_schema", "drop value_schema"}},
+		},
+		{
 			name:    "duplicate key",
 			content: "log:\n  level: info\n  level: debug\n",
 			want:    []wantErr{{3, 3, "log.level", `duplicate key "level" (first set at line 2)`}},

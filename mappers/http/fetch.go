@@ -26,10 +26,11 @@ type matcher struct {
 	key     []byte // nil: any
 	headers []mesh.Header
 	any     []matcher // the route's filters: one must match, when there are any
+	json    bool      // values are decoded to JSON (value_format json)
 }
 
 func (s *Server) matcher(w http.ResponseWriter, r *http.Request, rt *route, params map[string]string) (matcher, bool) {
-	var m matcher
+	m := matcher{json: rt.cfg.ValueFormat == config.ValueFormatJSON}
 	if rt.cfg.Key != "" {
 		k, ok := resolve(rt.cfg.Key, params, r.Header)
 		if !ok {
@@ -194,7 +195,15 @@ func (s *Server) readRange(ctx context.Context, topic string, starts, ends map[i
 		if rec.Value == nil || !m.match(&rec) {
 			continue
 		}
-		v := asJSON(rec.Value)
+		var v []byte
+		if m.json {
+			var ok bool
+			if v, ok = s.decodeValue(ctx, rec.Value); !ok {
+				continue
+			}
+		} else {
+			v = asJSON(rec.Value)
+		}
 		values = append(values, v)
 		size += len(v)
 	}

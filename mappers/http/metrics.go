@@ -20,6 +20,8 @@ type metrics struct {
 	sse, ws  prometheus.Gauge
 	received prometheus.Counter
 	sent     prometheus.Counter
+	// undecodable counts the records value_format json routes left out.
+	undecodable prometheus.Counter
 
 	mu    sync.Mutex
 	codes map[[2]string]prometheus.Counter // (capability, code) → its counter, made once
@@ -41,11 +43,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Server-Sent Event streams (sse) and WebSockets (websocket) open now.",
 		}, []string{"kind"}),
 		codes: map[[2]string]prometheus.Counter{},
+		undecodable: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "meshka_http_values_undecodable_total",
+			Help: "Records that fetch, stream and websocket routes with value_format json left out because their value did not decode (not in the wire format, an unknown schema id, or not a value of its schema).",
+		}),
 	}
 	m.received, m.sent = netguard.Bytes(reg, "http")
 	m.sse, m.ws = m.streams.WithLabelValues("sse"), m.streams.WithLabelValues("websocket")
 	if reg != nil {
-		reg.MustRegister(m.requests, m.took, m.streams)
+		reg.MustRegister(m.requests, m.took, m.streams, m.undecodable)
 	}
 	return m
 }

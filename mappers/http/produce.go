@@ -61,7 +61,11 @@ func (s *Server) produce(w http.ResponseWriter, r *http.Request, rt *route, para
 	if r.Method == http.MethodDelete && len(body) == 0 {
 		rec.Value = nil // a tombstone
 	}
-	if ct := r.Header.Get("Content-Type"); ct != "" && rec.Value != nil {
+	if rt.cfg.ValueFormat != "" && rec.Value != nil {
+		if rec.Value, ok = s.encodeBody(w, r, rt, body); !ok {
+			return
+		}
+	} else if ct := r.Header.Get("Content-Type"); ct != "" && rec.Value != nil {
 		rec.Headers = append(rec.Headers, mesh.Header{Key: HeaderContentType, Value: []byte(ct)})
 	}
 	for k, v := range rt.cfg.Headers {

@@ -29,6 +29,7 @@ import (
 	"github.com/meshka/meshka/mesh"
 	"github.com/meshka/meshka/netguard"
 	"github.com/meshka/meshka/records"
+	"github.com/meshka/meshka/schema/validate"
 )
 
 // Env is what the node gives the mapper.
@@ -58,9 +59,10 @@ type Server struct {
 	confluent *http.ServeMux // the Confluent REST Proxy API; nil unless http.confluent
 	consumers *mesh.Actors   // its v2 consumer instances; nil unless http.confluent
 
-	srMux    *http.ServeMux // the Schema Registry API; nil unless http.schema_registry.enabled
-	registry *schemaService // its replica and writer, from Start
-	replica  *schemaReplica // this node's copy of the registry, made at New when it is on
+	srMux    *http.ServeMux  // the Schema Registry API; nil unless http.schema_registry.enabled
+	registry *schemaService  // its replica and writer, from Start
+	replica  *schemaReplica  // this node's copy of the registry, made at New when it is on
+	values   validate.Source // the replica as value_format json reads it; nil when the registry is off
 
 	producers map[mesh.Acks]*mesh.Producer
 	replies   replies
@@ -79,6 +81,9 @@ type Server struct {
 
 // New builds the mapper from a validated configuration.
 func New(cfg config.HTTP, env Env) (*Server, error) {
+	if err := checkValueFormats(cfg); err != nil {
+		return nil, err
+	}
 	if env.Mesh == nil {
 		return nil, errors.New("http: no mesh")
 	}
@@ -97,6 +102,7 @@ func New(cfg config.HTTP, env Env) (*Server, error) {
 	if cfg.SchemaRegistry.Enabled {
 		s.replica = newSchemaReplica(env.Mesh, cfg.SchemaRegistry.Topic, s.log)
 		s.srMux = s.registryMux()
+		s.values = s.SchemaSource()
 	}
 	return s, nil
 }

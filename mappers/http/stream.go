@@ -158,6 +158,12 @@ func (s *Server) events(ctx context.Context, sub *mesh.Subscription, m matcher, 
 		if !m.match(&rec) {
 			continue // the route's filters with keys of their own are checked here
 		}
+		if m.json && rec.Value != nil {
+			var ok bool
+			if rec.Value, ok = s.decodeValue(ctx, rec.Value); !ok {
+				continue
+			}
+		}
 		bw.WriteString("id: " + position.Encode(sub.Positions()) + "\n")
 		if rec.Value == nil {
 			bw.WriteString("event: delete\n")

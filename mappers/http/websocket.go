@@ -20,6 +20,7 @@ import (
 
 	"github.com/meshka/meshka/mappers/http/position"
 	"github.com/meshka/meshka/mesh"
+	"github.com/meshka/meshka/schema/convert"
 )
 
 // WebSocket bounds and pacing.
@@ -332,7 +333,12 @@ func (k *socket) read(pending chan<- *frameAck) {
 			}
 		}
 		headers := make([]mesh.Header, 0, 1+len(k.o.headers))
-		headers = append(headers, mesh.Header{Key: HeaderContentType, Value: []byte(ct)})
+		var convErr error
+		if k.rt.cfg.ValueFormat != "" {
+			data, convErr = k.s.encodeValue(k.ctx, k.rt, data)
+		} else {
+			headers = append(headers, mesh.Header{Key: HeaderContentType, Value: []byte(ct)})
+		}
 		headers = append(headers, k.o.headers...)
 		rec := mesh.Record{Topic: k.rt.cfg.Topic, Partition: -1, Key: k.o.key, Value: data, Headers: headers, Timestamp: time.Now()}
 		f := &frameAck{n: n, done: make(chan struct{})}
@@ -340,6 +346,11 @@ func (k *socket) read(pending chan<- *frameAck) {
 		case pending <- f:
 		case <-k.ctx.Done():
 			return
+		}
+		if convErr != nil {
+			f.err = convErr // acked as an error, which ends the socket
+			close(f.done)
+			continue
 		}
 		if err := k.s.env.Mesh.Check(rec); err != nil {
 			// as a record upstream refused: an error ack, then 1008
@@ -401,6 +412,10 @@ func (k *socket) ack(pending <-chan *frameAck) {
 // produceCloseCode is the close code for a frame upstream did not take:
 // 1009 or 1008 when it refused the record itself, else 1011.
 func produceCloseCode(err error) websocket.StatusCode {
+	var ce *convert.Error
+	if errors.As(err, &ce) {
+		return websocket.StatusInvalidFramePayloadData // 1007: not a value of the route's schema
+	}
 	var ke *kerr.Error
 	if errors.As(err, &ke) {
 		switch ke {
@@ -455,8 +470,18 @@ func (k *socket) deliver() {
 		if !k.o.m.match(&rec) {
 			continue // the route's filters with keys of their own are checked here
 		}
+		if k.o.m.json && rec.Value != nil {
+			var ok bool
+			if rec.Value, ok = k.s.decodeValue(k.ctx, rec.Value); !ok {
+				continue
+			}
+		}
 		if k.o.raw {
-			if !k.write(websocket.MessageBinary, rec.Value) {
+			typ := websocket.MessageBinary
+			if k.o.m.json {
+				typ = websocket.MessageText // the value's JSON
+			}
+			if !k.write(typ, rec.Value) {
 				return
 			}
 			continue

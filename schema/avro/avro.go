@@ -55,6 +55,10 @@ func (s *Schema) Normalized() string { return s.canonical }
 // fingerprints are computed.
 func (s *Schema) ParsingCanonicalForm() string { return string(s.s.Canonical()) }
 
+// Avro is the compiled schema of github.com/twmb/avro, for encoding and
+// decoding values (schema/convert). It must not be changed.
+func (s *Schema) Avro() *tavro.Schema { return s.s }
+
 // Validate decodes payload as one value of the schema, refusing bytes left
 // over after it.
 func (s *Schema) Validate(payload []byte, _ []int) error {
