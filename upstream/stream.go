@@ -111,6 +111,7 @@ type Streams struct {
 
 	mu       sync.Mutex
 	fetchers map[int32]*fetcher
+	closed   bool // close began: no goroutine starts any more
 }
 
 func newStreams(c *Client) *Streams {
@@ -121,6 +122,15 @@ func newStreams(c *Client) *Streams {
 // Subscribe starts streaming the partition from offset into sink.
 func (s *Streams) Subscribe(topic string, partition int32, offset int64, sink Sink) *Subscription {
 	sub := &Subscription{Topic: topic, Partition: partition, s: s, sink: sink, offset: offset, behind: true, lastHW: -2}
+	// Counted under mu, so that close, which waits for every goroutine,
+	// never waits while one is being added (a reader asking as the client
+	// closes gets a subscription that never delivers).
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		sub.stopped = true
+		return sub
+	}
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); s.place(sub, 0) }()
 	return sub
@@ -142,6 +152,9 @@ func (s *Streams) place(sub *Subscription, attempt int) {
 		pm, err := s.c.meta.Partition(s.ctx, sub.Topic, sub.Partition)
 		if err == nil {
 			f := s.fetcher(pm.Leader)
+			if f == nil {
+				return // the client is closing
+			}
 			sub.mu.Lock()
 			if sub.stopped {
 				sub.mu.Unlock()
@@ -166,7 +179,7 @@ func (s *Streams) fetcher(broker int32) *fetcher {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	f, ok := s.fetchers[broker]
-	if !ok {
+	if !ok && !s.closed {
 		f = &fetcher{s: s, broker: broker, subs: make(map[*Subscription]struct{})}
 		for l := range f.wakes {
 			f.wakes[l] = make(chan struct{}, 1)
@@ -180,6 +193,9 @@ func (s *Streams) fetcher(broker int32) *fetcher {
 }
 
 func (s *Streams) close() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
 	s.cancel()
 	s.wg.Wait()
 }
