@@ -15,6 +15,7 @@ import (
 type Schema struct {
 	s         *tavro.Schema
 	canonical string
+	walk      *walker // nil: Validate decodes with the library (walk.go)
 }
 
 var _ schema.Schema = (*Schema)(nil)
@@ -37,7 +38,13 @@ func Parse(text string, refs []schema.Reference) (*Schema, error) {
 	if err != nil {
 		return nil, fmt.Errorf("avro schema: %w", err)
 	}
-	return &Schema{s: s, canonical: canonical}, nil
+	out := &Schema{s: s, canonical: canonical}
+	if len(refs) == 0 {
+		if w, err := compileWalker(s); err == nil {
+			out.walk = w
+		}
+	}
+	return out, nil
 }
 
 // Type is schema.Avro.
@@ -62,6 +69,21 @@ func (s *Schema) Avro() *tavro.Schema { return s.s }
 // Validate decodes payload as one value of the schema, refusing bytes left
 // over after it.
 func (s *Schema) Validate(payload []byte, _ []int) error {
+	if s.walk != nil {
+		rest, err := s.walk.walk(payload, 0)
+		if err != nil {
+			return fmt.Errorf("avro payload: %w", err)
+		}
+		if len(rest) > 0 {
+			return fmt.Errorf("avro payload: %d bytes after the value", len(rest))
+		}
+		return nil
+	}
+	return s.decodeValidate(payload)
+}
+
+// decodeValidate is Validate by the library's decoder.
+func (s *Schema) decodeValidate(payload []byte) error {
 	var v any
 	rest, err := s.s.Decode(payload, &v)
 	if err != nil {
