@@ -203,14 +203,31 @@ func (v *Validator) Check(topic string, key, value []byte) error {
 	if r == nil || !r.ValidateProduce {
 		return nil
 	}
-	return v.check(context.Background(), r, key, value)
+	return v.check(context.Background(), r, key, value, nil)
 }
 
-func (v *Validator) check(ctx context.Context, r *Rule, key, value []byte) error {
-	if err := v.checkPart(ctx, "key", r.Key, key); err != nil {
+// seen remembers, for one batch, the last subject lookup of each part: a
+// batch's records mostly carry one schema id, and a subject's versions
+// do not change within a request.
+type seen struct {
+	key, value subjectAnswer
+}
+
+type subjectAnswer struct {
+	set bool
+	id  int   // the record's schema id asked about
+	err error // what the subject said of it: nil, it belongs
+}
+
+func (v *Validator) check(ctx context.Context, r *Rule, key, value []byte, memo *seen) error {
+	var km, vm *subjectAnswer
+	if memo != nil {
+		km, vm = &memo.key, &memo.value
+	}
+	if err := v.checkPart(ctx, "key", r.Key, key, km); err != nil {
 		return err
 	}
-	return v.checkPart(ctx, "value", r.Value, value)
+	return v.checkPart(ctx, "value", r.Value, value, vm)
 }
 
 // CheckBatch checks every record of a partition's produce data (one or
@@ -234,6 +251,7 @@ func (v *Validator) CheckBatch(topic string, batch []byte) []RecordError {
 	}
 	var errs []RecordError
 	var recs []records.Record
+	var memo seen
 	index := 0
 	for _, b := range batches {
 		if b.Magic < 2 {
@@ -243,7 +261,7 @@ func (v *Validator) CheckBatch(topic string, batch []byte) []RecordError {
 			return []RecordError{{Index: -1, Err: err}}
 		}
 		for i := range recs {
-			if err := v.check(ctx, r, recs[i].Key, recs[i].Value); err != nil {
+			if err := v.check(ctx, r, recs[i].Key, recs[i].Value, &memo); err != nil {
 				errs = append(errs, RecordError{Index: index, Err: err})
 			}
 			index++
@@ -252,7 +270,7 @@ func (v *Validator) CheckBatch(topic string, batch []byte) []RecordError {
 	return errs
 }
 
-func (v *Validator) checkPart(ctx context.Context, part string, sp *Spec, b []byte) error {
+func (v *Validator) checkPart(ctx context.Context, part string, sp *Spec, b []byte, memo *subjectAnswer) error {
 	if sp == nil || b == nil {
 		return nil
 	}
@@ -294,6 +312,29 @@ func (v *Validator) checkPart(ctx context.Context, part string, sp *Spec, b []by
 	if typ != want {
 		return fail(id, "the schema is %s, the topic wants %s", typ, want)
 	}
+	if sp.Subject != "" {
+		var err error
+		if memo != nil && memo.set && memo.id == id {
+			err = memo.err // the subject was asked about this id in this batch
+		} else {
+			err = v.subjectHas(ctx, sp, id, fail)
+			if memo != nil {
+				*memo = subjectAnswer{set: true, id: id, err: err}
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := s.Validate(payload, indexes); err != nil {
+		return fail(id, "%v", err)
+	}
+	return nil
+}
+
+// subjectHas checks the rule's subject pin: the record's id must be one
+// of the subject's live versions, or the version the rule names.
+func (v *Validator) subjectHas(ctx context.Context, sp *Spec, id int, fail func(int, string, ...any) error) error {
 	switch {
 	case sp.Subject == "":
 	case sp.Version == AnyVersion:
@@ -312,9 +353,6 @@ func (v *Validator) checkPart(ctx context.Context, part string, sp *Spec, b []by
 		if want != id {
 			return fail(id, "subject %s version %s is schema id %d", sp.Subject, versionName(sp.Version), want)
 		}
-	}
-	if err := s.Validate(payload, indexes); err != nil {
-		return fail(id, "%v", err)
 	}
 	return nil
 }
