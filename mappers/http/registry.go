@@ -184,6 +184,17 @@ func (r *schemaReplica) read(ctx context.Context, f func(*registry.State) error)
 	return f(r.state)
 }
 
+// readReplica is f's answer over the replica's state, read as read does.
+func readReplica[T any](ctx context.Context, r *schemaReplica, f func(*registry.State) (T, error)) (T, error) {
+	var out T
+	err := r.read(ctx, func(st *registry.State) error {
+		var err error
+		out, err = f(st)
+		return err
+	})
+	return out, err
+}
+
 // codeRegistryUnavailable is Confluent's 50003: the registry cannot serve
 // now (its store is not readable, or its writer cannot be reached).
 const codeRegistryUnavailable = 50003

@@ -326,11 +326,8 @@ func (s *Server) srSubjects(w http.ResponseWriter, r *http.Request) {
 
 // GET /subjects/{subject}/versions (?deleted).
 func (s *Server) srVersions(w http.ResponseWriter, r *http.Request) {
-	var out []int
-	err := s.registry.replica.read(r.Context(), func(st *registry.State) error {
-		var err error
-		out, err = st.Versions(r.PathValue("subject"), boolParam(r, "deleted"))
-		return err
+	out, err := readReplica(r.Context(), s.registry.replica, func(st *registry.State) ([]int, error) {
+		return st.Versions(r.PathValue("subject"), boolParam(r, "deleted"))
 	})
 	if err != nil {
 		registryFail(w, err)
@@ -411,11 +408,8 @@ func (s *Server) srLookup(w http.ResponseWriter, r *http.Request) {
 		registryFail(w, err)
 		return
 	}
-	var v registry.Version
-	err = s.registry.replica.read(r.Context(), func(st *registry.State) error {
-		var err error
-		v, err = st.Lookup(r.PathValue("subject"), sc, boolParam(r, "deleted"))
-		return err
+	v, err := readReplica(r.Context(), s.registry.replica, func(st *registry.State) (registry.Version, error) {
+		return st.Lookup(r.PathValue("subject"), sc, boolParam(r, "deleted"))
 	})
 	if err != nil {
 		registryFail(w, err)
@@ -470,11 +464,8 @@ func configJSON(c registry.Config) map[string]any {
 
 // GET /config[/{subject}] (?defaultToGlobal).
 func (s *Server) srGetConfig(w http.ResponseWriter, r *http.Request) {
-	var c registry.Config
-	err := s.registry.replica.read(r.Context(), func(st *registry.State) error {
-		var err error
-		c, err = st.Config(r.PathValue("subject"), boolParam(r, "defaultToGlobal"))
-		return err
+	c, err := readReplica(r.Context(), s.registry.replica, func(st *registry.State) (registry.Config, error) {
+		return st.Config(r.PathValue("subject"), boolParam(r, "defaultToGlobal"))
 	})
 	if err != nil {
 		registryFail(w, err)
@@ -524,11 +515,8 @@ func (s *Server) srDeleteConfig(w http.ResponseWriter, r *http.Request) {
 
 // GET /mode[/{subject}] (?defaultToGlobal).
 func (s *Server) srGetMode(w http.ResponseWriter, r *http.Request) {
-	var m registry.Mode
-	err := s.registry.replica.read(r.Context(), func(st *registry.State) error {
-		var err error
-		m, err = st.Mode(r.PathValue("subject"), boolParam(r, "defaultToGlobal"))
-		return err
+	m, err := readReplica(r.Context(), s.registry.replica, func(st *registry.State) (registry.Mode, error) {
+		return st.Mode(r.PathValue("subject"), boolParam(r, "defaultToGlobal"))
 	})
 	if err != nil {
 		registryFail(w, err)
