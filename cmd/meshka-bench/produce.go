@@ -146,6 +146,17 @@ func produceOnce(b *bench, up *upstream, pl *payload, id, side string, round int
 		return x
 	}
 
+	x.elapsed, x.records, x.bytes, x.err = produceFor(cl, dur, pl.value, func() { x.upstream = up.Sent() - before })
+	cl.Close()
+	return x
+}
+
+// produceFor has cl produce value(0), value(1), … for dur, as fast as
+// acknowledgements free room (Produce blocks once the client buffers its
+// maximum of records), and counts what was acknowledged; atEnd, when not
+// nil, runs as the window closes, before the client is drained. errText
+// names the records that failed other than for the run's end.
+func produceFor(cl *kgo.Client, dur time.Duration, value func(int64) []byte, atEnd func()) (elapsed time.Duration, records, bytes int64, errText string) {
 	var (
 		acked, ackedBytes atomic.Int64
 		errMu             sync.Mutex
@@ -153,6 +164,7 @@ func produceOnce(b *bench, up *upstream, pl *payload, id, side string, round int
 		errCount          int64
 	)
 	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
 	promise := func(r *kgo.Record, err error) {
 		if err == nil {
 			acked.Add(1)
@@ -171,22 +183,21 @@ func produceOnce(b *bench, up *upstream, pl *payload, id, side string, round int
 		}
 		errMu.Unlock()
 	}
-
 	done := make(chan struct{})
 	start := time.Now()
 	go func() {
 		defer close(done)
-		// Produce blocks once the client buffers its maximum of records,
-		// so the loop runs exactly as fast as acknowledgements free room.
 		for i := int64(0); ctx.Err() == nil; i++ {
-			cl.Produce(ctx, &kgo.Record{Value: pl.value(i)}, promise)
+			cl.Produce(ctx, &kgo.Record{Value: value(i)}, promise)
 		}
 	}()
 	timer := time.NewTimer(dur)
 	<-timer.C
-	x.elapsed = time.Since(start)
-	x.records, x.bytes = acked.Load(), ackedBytes.Load()
-	x.upstream = up.Sent() - before
+	elapsed = time.Since(start)
+	records, bytes = acked.Load(), ackedBytes.Load()
+	if atEnd != nil {
+		atEnd()
+	}
 	stop()
 	<-done
 	// Let in-flight requests finish so the node shuts down idle; whatever
@@ -194,14 +205,12 @@ func produceOnce(b *bench, up *upstream, pl *payload, id, side string, round int
 	flushCtx, cancelFlush := context.WithTimeout(context.Background(), 10*time.Second)
 	_ = cl.Flush(flushCtx)
 	cancelFlush()
-	cl.Close()
-
 	errMu.Lock()
 	defer errMu.Unlock()
 	if firstErr != nil {
-		x.err = fmt.Sprintf("%d records failed; first error: %v", errCount, firstErr)
+		errText = fmt.Sprintf("%d records failed; first error: %v", errCount, firstErr)
 	}
-	return x
+	return elapsed, records, bytes, errText
 }
 
 // pairedRatios notes each round's own ratio, the meshka run over the

@@ -302,47 +302,6 @@ func g1Once(b *bench, up *upstream, values [][]byte, side string, round int, dur
 		return x
 	}
 
-	var (
-		acked, ackedBytes atomic.Int64
-		errMu             sync.Mutex
-		firstErr          error
-		errCount          int64
-	)
-	ctx, stop := context.WithCancel(context.Background())
-	promise := func(r *kgo.Record, err error) {
-		if err == nil {
-			acked.Add(1)
-			ackedBytes.Add(int64(len(r.Value)))
-			return
-		}
-		if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, kgo.ErrClientClosed)) {
-			return
-		}
-		errMu.Lock()
-		errCount++
-		firstErr = cmp(firstErr, err)
-		errMu.Unlock()
-	}
-	done := make(chan struct{})
-	start := time.Now()
-	go func() {
-		defer close(done)
-		for i := 0; ctx.Err() == nil; i++ {
-			cl.Produce(ctx, &kgo.Record{Value: values[i%len(values)]}, promise)
-		}
-	}()
-	time.Sleep(dur)
-	x.elapsed = time.Since(start)
-	x.records, x.bytes = acked.Load(), ackedBytes.Load()
-	stop()
-	<-done
-	flushCtx, cancelFlush := context.WithTimeout(context.Background(), 10*time.Second)
-	_ = cl.Flush(flushCtx)
-	cancelFlush()
-	errMu.Lock()
-	defer errMu.Unlock()
-	if firstErr != nil {
-		x.err = fmt.Sprintf("%d records failed; first error: %v", errCount, firstErr)
-	}
+	x.elapsed, x.records, x.bytes, x.err = produceFor(cl, dur, func(i int64) []byte { return values[i%int64(len(values))] }, nil)
 	return x
 }
