@@ -20,6 +20,10 @@ import (
 	"github.com/meshka/meshka/tlsfiles"
 )
 
+// adminMaxConns bounds the admin listener's connections (probes, scrapes,
+// status pages and the other nodes asking for the status).
+const adminMaxConns = 256
+
 // adminAddrKey is the admin listener's entry in a member's Addrs.
 const adminAddrKey = "admin"
 

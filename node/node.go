@@ -392,7 +392,10 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 			Users: us, SuperUser: n.acl.SuperUser, Logger: log.With("listener", "admin"),
 		})
 		go func() {
-			if err := n.admin.Serve(adminLn); err != nil {
+			// Bounded as every listener is: a flood of connections to the
+			// admin port costs at most adminMaxConns of them.
+			guarded := netguard.Listen(adminLn, "admin", netguard.Limits{MaxConns: adminMaxConns, MaxConnsPerIP: adminMaxConns / 4}, log)
+			if err := n.admin.Serve(guarded.NetListener(nil, nil)); err != nil {
 				log.Error("admin listener failed", "err", err)
 			}
 		}()

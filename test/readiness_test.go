@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -257,4 +258,47 @@ func TestAdminTLS(t *testing.T) {
 	if len(st.Nodes) != 2 || len(st.Unreachable) != 0 {
 		t.Errorf("status over HTTPS: %+v", st)
 	}
+}
+
+// A flood of idle connections to the admin port is bounded: past the
+// bound the node closes new ones at once, and once the flood ends the
+// probes answer again; the node itself never stops answering Kafka.
+func TestAdminConnectionBound(t *testing.T) {
+	env := testenv.Start(t)
+	addr := env.Node.AdminAddr().String()
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	for range 300 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	// The 300th was refused: closed by the node without an answer.
+	last := held[len(held)-1]
+	last.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var ne net.Error
+	if _, err := last.Read(make([]byte, 1)); err == nil || errors.As(err, &ne) && ne.Timeout() {
+		t.Errorf("a connection past the admin listener's bound was kept open (%v)", err)
+	}
+	if err := env.Client(t).Ping(timeout(t, 10*time.Second)); err != nil {
+		t.Errorf("the Kafka listener during the flood: %v", err)
+	}
+	for _, c := range held {
+		c.Close()
+	}
+	held = nil
+	waitFor(t, timeout(t, 10*time.Second), "/healthz after the flood", func() bool {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
 }
