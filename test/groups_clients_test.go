@@ -170,7 +170,7 @@ func TestKafkaGoConsumerGroup(t *testing.T) {
 			Topic:             topic,
 			MinBytes:          1,
 			MaxBytes:          1 << 20,
-			MaxWait:           200 * time.Millisecond,
+			MaxWait:           time.Second, // kafka-go leaves a quarter for the answer to arrive
 			StartOffset:       kafka.FirstOffset,
 			SessionTimeout:    groupSession,
 			HeartbeatInterval: groupHeartbeat,
