@@ -2,6 +2,8 @@ package mesh
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/meshka/meshka/schema/validate"
 )
 
 // RecordChecker says why a record produced to topic is refused, nil when
@@ -53,6 +55,35 @@ func (m *Mesh) Check(rec Record) error {
 	}
 	if err := b.c.Check(rec.Topic, rec.Key, rec.Value); err != nil {
 		return &InvalidRecordError{Topic: rec.Topic, Err: err}
+	}
+	return nil
+}
+
+// Schemas finds the schemas records name by id in the Confluent wire
+// format, and a subject's versions: the node's schema registry, built in
+// or external (docs/schemas.md). *validate.Validator's sources are ones.
+type Schemas = validate.Source
+
+// schemasBox holds a Schemas in an atomic.Pointer.
+type schemasBox struct{ s Schemas }
+
+// SetSchemas gives the Mesh the node's schema registry; a node calls it
+// before it starts its bindings; nil takes it away.
+func (m *Mesh) SetSchemas(s Schemas) {
+	if s == nil {
+		m.schemas.Store(nil)
+		return
+	}
+	m.schemas.Store(&schemasBox{s})
+}
+
+// Schemas is the node's schema registry, nil when it has none. Bindings
+// converting values (a topic's Avro or Protobuf presented as JSON) read
+// schemas through it; lookups are served from memory once a schema was
+// read.
+func (m *Mesh) Schemas() Schemas {
+	if b := m.schemas.Load(); b != nil {
+		return b.s
 	}
 	return nil
 }

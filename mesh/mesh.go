@@ -43,6 +43,7 @@ type Mesh struct {
 	hosted       *hosted.Registry
 	log          *slog.Logger
 	checker      atomic.Pointer[checkerBox]
+	schemas      atomic.Pointer[schemasBox]
 
 	ctx    context.Context // ends at Close: every goroutine of the Mesh stops
 	cancel context.CancelFunc

@@ -319,6 +319,10 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 				}
 			}
 		}
+		if src != nil {
+			// Bindings converting values read the same schemas.
+			n.api.SetSchemas(src)
+		}
 		checker, err = validator(cfg.Topics, src)
 		if err == nil && checker != nil {
 			// The mappers check what their clients produce through the

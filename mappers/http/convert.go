@@ -4,7 +4,8 @@ package httpmap
 // JSON with the schema of the route's value_schema (a subject's version
 // in the built-in registry); fetch, stream and websocket decode each
 // record's value by the schema id in its header. The schemas come from
-// this node's replica of the registry (SchemaSource).
+// the node's registry (mesh.Mesh.Schemas: this mapper's replica of the
+// built-in one, unless the node has another).
 
 import (
 	"context"
@@ -44,14 +45,15 @@ func valueVersion(vs *config.HTTPValueSchema) int {
 // schema, another when the schema cannot be found.
 func (s *Server) encodeValue(ctx context.Context, rt *route, doc []byte) ([]byte, error) {
 	vs := rt.cfg.ValueSchema
-	if s.values == nil || vs == nil {
+	src := s.env.Mesh.Schemas()
+	if src == nil || vs == nil {
 		return nil, errors.New("the route has no value schema")
 	}
-	id, err := s.values.VersionID(ctx, vs.Subject, valueVersion(vs))
+	id, err := src.VersionID(ctx, vs.Subject, valueVersion(vs))
 	if err != nil {
 		return nil, fmt.Errorf("the route's value schema (subject %s, version %s): %w", vs.Subject, orLatest(vs.Version), err)
 	}
-	sc, _, err := s.values.ByID(ctx, id)
+	sc, _, err := src.ByID(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("the route's value schema (subject %s, id %d): %w", vs.Subject, id, err)
 	}
@@ -86,10 +88,11 @@ func (s *Server) encodeBody(w http.ResponseWriter, r *http.Request, rt *route, b
 // in the wire format, an unknown id, not a value of its schema), and it is
 // counted in meshka_http_values_undecodable_total and left out.
 func (s *Server) decodeValue(ctx context.Context, v []byte) ([]byte, bool) {
-	if s.values == nil {
+	src := s.env.Mesh.Schemas()
+	if src == nil {
 		return nil, false
 	}
-	j, err := convert.ToJSON(ctx, s.values, v)
+	j, err := convert.ToJSON(ctx, src, v)
 	if err != nil {
 		s.m.undecodable.Inc()
 		return nil, false

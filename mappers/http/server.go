@@ -29,7 +29,6 @@ import (
 	"github.com/meshka/meshka/mesh"
 	"github.com/meshka/meshka/netguard"
 	"github.com/meshka/meshka/records"
-	"github.com/meshka/meshka/schema/validate"
 )
 
 // Env is what the node gives the mapper.
@@ -59,10 +58,9 @@ type Server struct {
 	confluent *http.ServeMux // the Confluent REST Proxy API; nil unless http.confluent
 	consumers *mesh.Actors   // its v2 consumer instances; nil unless http.confluent
 
-	srMux    *http.ServeMux  // the Schema Registry API; nil unless http.schema_registry.enabled
-	registry *schemaService  // its replica and writer, from Start
-	replica  *schemaReplica  // this node's copy of the registry, made at New when it is on
-	values   validate.Source // the replica as value_format json reads it; nil when the registry is off
+	srMux    *http.ServeMux // the Schema Registry API; nil unless http.schema_registry.enabled
+	registry *schemaService // its replica and writer, from Start
+	replica  *schemaReplica // this node's copy of the registry, made at New when it is on
 
 	producers map[mesh.Acks]*mesh.Producer
 	replies   replies
@@ -102,7 +100,6 @@ func New(cfg config.HTTP, env Env) (*Server, error) {
 	if cfg.SchemaRegistry.Enabled {
 		s.replica = newSchemaReplica(env.Mesh, cfg.SchemaRegistry.Topic, s.log)
 		s.srMux = s.registryMux()
-		s.values = s.SchemaSource()
 	}
 	return s, nil
 }
