@@ -169,7 +169,7 @@ func defaultHTTP() HTTP {
 
 var routeSubstitution = regexp.MustCompile(`\$\{([^}]*)\}`)
 
-func (v *validator) validateHTTP(h HTTP) {
+func (v *validator) validateHTTP(h HTTP, registry bool) {
 	if h.Listen != "" {
 		v.hostPort("http.listen", h.Listen, addrRules{})
 	}
@@ -242,7 +242,7 @@ func (v *validator) validateHTTP(h HTTP) {
 			v.add(path+".async", "only a request route answers asynchronously")
 		}
 		v.durationRange(path+".timeout", r.Timeout, 0, 10*time.Minute)
-		v.validateValueFormat(path, r, h.SchemaRegistry.Enabled)
+		v.validateValueFormat(path, r, registry)
 		check := func(key, s string) {
 			for _, m := range routeSubstitution.FindAllStringSubmatch(s, -1) {
 				name := m[1]

@@ -102,7 +102,7 @@ func defaultMQTT() MQTT {
 	}
 }
 
-func (v *validator) validateMQTT(m MQTT) {
+func (v *validator) validateMQTT(m MQTT, registry bool) {
 	if m.Listen != "" {
 		v.hostPort("mqtt.listen", m.Listen, addrRules{})
 	}

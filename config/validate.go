@@ -111,8 +111,8 @@ func (c *Config) Validate() Errors {
 	}
 	v.intRange("groups.max_size", int64(c.Groups.MaxSize))
 	v.sizeRange("tables.max_bytes", c.Tables.MaxBytes, KiB, TiB)
-	v.validateMQTT(c.MQTT)
-	v.validateHTTP(c.HTTP)
+	v.validateMQTT(c.MQTT, c.HasSchemaRegistry())
+	v.validateHTTP(c.HTTP, c.HasSchemaRegistry())
 	v.validateAdmin(c.Admin)
 	v.validateTopics(c.Topics)
 	first := map[string]int{}
@@ -144,6 +144,12 @@ func (c *Config) Validate() Errors {
 	}
 
 	return v.errs
+}
+
+// HasSchemaRegistry says whether the node has a schema registry to read
+// schemas from: the built-in one (http.schema_registry).
+func (c *Config) HasSchemaRegistry() bool {
+	return c.HTTP.SchemaRegistry.Enabled
 }
 
 // ValidateRun is Validate plus what only `meshka run` needs: an upstream to
