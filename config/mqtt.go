@@ -81,6 +81,13 @@ type MQTTTopics struct {
 type MQTTRoute struct {
 	Filter string `yaml:"filter"`
 	Topic  string `yaml:"topic"`
+	// ValueFormat json converts: publishes carry JSON documents, written
+	// to the topic in ValueSchema's format (Confluent's wire format), and
+	// subscribers get each record's value as JSON, decoded by the schema
+	// id in it. Empty: payloads as they are.
+	ValueFormat string `yaml:"value_format"`
+	// ValueSchema names the schema publishes are encoded with.
+	ValueSchema *HTTPValueSchema `yaml:"value_schema,omitempty"`
 }
 
 func defaultMQTT() MQTT {
@@ -152,6 +159,47 @@ func (v *validator) validateMQTT(m MQTT, registry bool) {
 			v.add(path+".topic", "%s", msg)
 		} else if t := r.Topic; t == m.Topics.Retained || t == m.Topics.Sessions {
 			v.add(path+".topic", "must not be the retained or sessions topic, got %q", t)
+		}
+		v.validateMQTTValueFormat(path, r, registry)
+		if r.Topic == m.Topics.Messages && r.ValueFormat != "" {
+			v.add(path+".value_format", "the messages topic (%q) takes publishes no route converts: route to a topic of its own", r.Topic)
+		}
+		for j, o := range m.Routes[:i] {
+			if o.Topic == r.Topic && o.ValueFormat != r.ValueFormat {
+				v.add(path+".value_format", "routes to one topic must agree on value_format: mqtt.routes[%d] to %q has %q, this one %q",
+					j, r.Topic, o.ValueFormat, r.ValueFormat)
+				break
+			}
+		}
+	}
+}
+
+// validateMQTTValueFormat checks a route's value_format and value_schema.
+func (v *validator) validateMQTTValueFormat(path string, r MQTTRoute, registry bool) {
+	if r.ValueFormat == "" {
+		if r.ValueSchema != nil {
+			v.add(path+".value_schema", "a value schema needs value_format: json")
+		}
+		return
+	}
+	if r.ValueFormat != ValueFormatJSON {
+		v.add(path+".value_format", "must be json (or absent: payloads as they are), got %q", r.ValueFormat)
+		return
+	}
+	if !registry {
+		v.add(path+".value_format", "converting values needs a schema registry: set http.schema_registry.enabled or schema.registry.url")
+	}
+	vs := r.ValueSchema
+	if vs == nil {
+		v.add(path+".value_format", "a route with value_format json needs value_schema, the subject publishes are encoded with")
+		return
+	}
+	if vs.Subject == "" {
+		v.add(path+".value_schema.subject", "must name the subject whose schema encodes published JSON")
+	}
+	if vs.Version != "" && vs.Version != "latest" {
+		if _, err := ParseSchemaVersion(vs.Version); err != nil {
+			v.add(path+".value_schema.version", "%s", err)
 		}
 	}
 }

@@ -23,6 +23,11 @@ type TopicRule struct {
 	// not what Key and Value say (default true). A rule with it off
 	// still matches, so it exempts its topic from a prefix's rule.
 	ValidateProduce bool `yaml:"validate_produce"`
+	// ValidateFetch has the MQTT and HTTP mappers' subscribers (and every
+	// subscription of the records API) skip records read from the topic
+	// that are not what Key and Value say, counted (default false: each
+	// record read costs a decode). Kafka fetches are served as they are.
+	ValidateFetch bool `yaml:"validate_fetch"`
 }
 
 func (r *TopicRule) defaults() { r.ValidateProduce = true }

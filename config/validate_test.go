@@ -17,6 +17,25 @@ func TestValidate(t *testing.T) {
 		{"defaults", func(*Config) {}, "", ""},
 		{"mqtt route filter", func(c *Config) { c.MQTT.Routes = []MQTTRoute{{Filter: "a/#/b", Topic: "t"}} }, "mqtt.routes[0].filter", "'#' must be the last level"},
 		{"mqtt route to the sessions topic", func(c *Config) { c.MQTT.Routes = []MQTTRoute{{Filter: "a/#", Topic: "mqtt-sessions"}} }, "mqtt.routes[0].topic", "must not be the retained or sessions topic"},
+		{"mqtt route converting without a registry", func(c *Config) {
+			c.MQTT.Routes = []MQTTRoute{{Filter: "a/#", Topic: "t", ValueFormat: "json", ValueSchema: &HTTPValueSchema{Subject: "t-value"}}}
+		}, "mqtt.routes[0].value_format", "needs a schema registry"},
+		{"mqtt route converting without a schema", func(c *Config) {
+			c.HTTP.SchemaRegistry.Enabled = true
+			c.MQTT.Routes = []MQTTRoute{{Filter: "a/#", Topic: "t", ValueFormat: "json"}}
+		}, "mqtt.routes[0].value_format", "needs value_schema"},
+		{"mqtt route format", func(c *Config) {
+			c.HTTP.SchemaRegistry.Enabled = true
+			c.MQTT.Routes = []MQTTRoute{{Filter: "a/#", Topic: "t", ValueFormat: "avro"}}
+		}, "mqtt.routes[0].value_format", "must be json"},
+		{"mqtt routes disagreeing", func(c *Config) {
+			c.HTTP.SchemaRegistry.Enabled = true
+			c.MQTT.Routes = []MQTTRoute{{Filter: "a/#", Topic: "t", ValueFormat: "json", ValueSchema: &HTTPValueSchema{Subject: "s"}}, {Filter: "b/#", Topic: "t"}}
+		}, "mqtt.routes[1].value_format", "must agree on value_format"},
+		{"mqtt route schema version", func(c *Config) {
+			c.HTTP.SchemaRegistry.Enabled = true
+			c.MQTT.Routes = []MQTTRoute{{Filter: "a/#", Topic: "t", ValueFormat: "json", ValueSchema: &HTTPValueSchema{Subject: "s", Version: "x"}}}
+		}, "mqtt.routes[0].value_schema.version", ""},
 		{"mqtt topics the same", func(c *Config) { c.MQTT.Topics.Retained = "mqtt-messages" }, "mqtt.topics.retained", "must differ from mqtt.topics.messages"},
 		{"http route ok", func(c *Config) {
 			c.HTTP.Routes = []HTTPRoute{{Method: "POST", Path: "/e/{id}", Topic: "e", Capability: "produce", Key: "${params.id}"}}

@@ -1,6 +1,9 @@
 package mesh
 
 import (
+	"context"
+	"log/slog"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/meshka/meshka/schema/validate"
@@ -87,3 +90,39 @@ func (m *Mesh) Schemas() Schemas {
 	}
 	return nil
 }
+
+// FetchChecker is a RecordChecker that also says which records read from
+// a topic subscriptions skip (the topics rules' validate_fetch).
+// *validate.Validator is one.
+type FetchChecker interface {
+	ChecksFetch(topic string) bool
+	CheckFetched(topic string, key, value []byte) error
+}
+
+// fetchCheck is what a subscription of topic checks each record with, nil
+// when the node's rules check nothing read from it.
+func (m *Mesh) fetchCheck(topic string) func(key, value []byte) bool {
+	b := m.checker.Load()
+	if b == nil {
+		return nil
+	}
+	fc, ok := b.c.(FetchChecker)
+	if !ok || !fc.ChecksFetch(topic) {
+		return nil
+	}
+	return func(key, value []byte) bool {
+		if err := fc.CheckFetched(topic, key, value); err != nil {
+			m.skipped.Add(1)
+			if m.log.Enabled(context.Background(), slog.LevelDebug) {
+				m.log.Debug("record skipped for subscribers: the topics rules refuse it", "topic", topic, "err", err)
+			}
+			return false
+		}
+		return true
+	}
+}
+
+// SkippedInvalid counts the records subscriptions skipped because the
+// topics rules' validate_fetch refused them, each counted once however
+// many subscribers it was skipped for.
+func (m *Mesh) SkippedInvalid() int64 { return m.skipped.Load() }

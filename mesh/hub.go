@@ -172,8 +172,16 @@ func (h *hub) deliver(f fetched) {
 		h.stopReading()
 		return
 	}
+	valid := h.m.fetchCheck(h.key.topic)
 	for i := range f.recs {
 		rec := &f.recs[i]
+		if valid != nil && !valid(rec.Key, rec.Value) {
+			// checked once for every subscriber, and skipped by all
+			for _, sp := range h.subs {
+				sp.next = max(sp.next, rec.Offset+1)
+			}
+			continue
+		}
 		for j := 0; j < len(h.subs); j++ {
 			sp := h.subs[j]
 			if rec.Offset < sp.next {
@@ -335,9 +343,14 @@ func (h *hub) catchUp(sp *subPart) {
 				pause(ctx, retryWait)
 				continue
 			}
+			valid := h.m.fetchCheck(h.key.topic)
 			for i := range recs {
 				rec := &recs[i]
 				if rec.Offset < sp.next || !sp.sub.filter.Match(rec.Key, rec.Headers) {
+					continue
+				}
+				if valid != nil && !valid(rec.Key, rec.Value) {
+					sp.next = rec.Offset + 1
 					continue
 				}
 				if !sp.sub.give(ctx, h.record(rec)) {

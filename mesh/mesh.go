@@ -44,6 +44,7 @@ type Mesh struct {
 	log          *slog.Logger
 	checker      atomic.Pointer[checkerBox]
 	schemas      atomic.Pointer[schemasBox]
+	skipped      atomic.Int64 // records validate_fetch had subscriptions skip
 
 	ctx    context.Context // ends at Close: every goroutine of the Mesh stops
 	cancel context.CancelFunc

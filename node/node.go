@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/meshka/meshka/acl"
 	"log/slog"
 	"maps"
 	"net"
@@ -20,6 +19,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/meshka/meshka/acl"
 	"github.com/meshka/meshka/actors/group"
 	"github.com/meshka/meshka/actors/hosted"
 	"github.com/meshka/meshka/actors/lease"
@@ -293,6 +293,11 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 	mesh.Register(n.prom)
 	n.reg = cluster.NewRegistry(self, mesh)
 	n.api = apimesh.New(apimesh.Config{Cluster: mesh, Upstream: up, UpstreamName: upstreamName, Hosted: hostedActors, Logger: log})
+	api := n.api
+	n.prom.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "meshka_records_skipped_invalid_total",
+		Help: "Records the MQTT and HTTP mappers' subscribers (every subscription of the records API) skipped because a topics rule with validate_fetch refused them; counted once per shared read of a partition, and once per subscriber reading on its own while it catches up.",
+	}, func() float64 { return float64(api.SkippedInvalid()) }))
 	built, err := buildBindings(cfg, n.api, n.prom, log)
 	if err == nil && cfg.HTTP.Listen != "" {
 		var hb apimesh.Binding

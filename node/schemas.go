@@ -17,7 +17,7 @@ func validator(rules []config.TopicRule, src validate.Source) (*validate.Validat
 	}
 	out := make([]validate.Rule, len(rules))
 	for i, r := range rules {
-		out[i] = validate.Rule{Topic: r.Topic, Prefix: r.Prefix, ValidateProduce: r.ValidateProduce}
+		out[i] = validate.Rule{Topic: r.Topic, Prefix: r.Prefix, ValidateProduce: r.ValidateProduce, ValidateFetch: r.ValidateFetch}
 		var err error
 		if out[i].Key, err = formatSpec(r.Key); err != nil {
 			return nil, fmt.Errorf("topics[%d].key: %w", i, err)

@@ -10,6 +10,7 @@ import (
 type metrics struct {
 	received, sent [3]prometheus.Counter // messages by QoS
 	dropped        prometheus.Counter
+	undecodable    prometheus.Counter                 // records of converting routes' topics not sent: their value did not decode
 	refused        [refusedReasons]prometheus.Counter // publishes not written, by refusedInvalid…
 	bytesIn        prometheus.Counter
 	bytesOut       prometheus.Counter
@@ -32,7 +33,11 @@ func newMetrics(reg prometheus.Registerer, b *Broker) *metrics {
 		Name: "meshka_mqtt_messages_refused_total",
 		Help: "PUBLISH packets MQTT clients sent that were not written, by reason: invalid_record (the topics rules refused the record), not_authorized (no WRITE on the topic), payload_format (a UTF-8 payload that is not).",
 	}, []string{"reason"})
-	m := &metrics{dropped: dropped}
+	undecodable := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "meshka_mqtt_values_undecodable_total",
+		Help: "Records of a route with value_format json not sent to a subscriber because their value did not decode (not in the registry's wire format, an unknown schema id, not a value of its schema).",
+	})
+	m := &metrics{dropped: dropped, undecodable: undecodable}
 	for q, l := range []string{"0", "1", "2"} {
 		m.received[q], m.sent[q] = received.WithLabelValues(l), sent.WithLabelValues(l)
 	}
@@ -49,7 +54,7 @@ func newMetrics(reg prometheus.Registerer, b *Broker) *metrics {
 			defer b.mu.Unlock()
 			return float64(len(b.conns))
 		})
-		reg.MustRegister(received, sent, dropped, refused, sessions)
+		reg.MustRegister(received, sent, dropped, undecodable, refused, sessions)
 	}
 	return m
 }

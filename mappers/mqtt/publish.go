@@ -55,16 +55,26 @@ func (c *conn) publish(pk *packets.Packet) error {
 			return nil
 		}
 	}
-	topic := c.b.routes.topicFor(pk.TopicName)
+	topic, vs := c.b.routes.routeFor(pk.TopicName)
 	if !c.b.authorized(c, acl.Write, topic) {
 		return c.refusePublish(pk, packets.ErrNotAuthorized)
 	}
 	rec := layout.Record(pk, c.clientID, topic, time.Now())
-	// The topics rules (docs/schemas.md): a record they refuse is not
-	// written; QoS 1 and 2 are answered 0x99 in publish order below.
-	invalid := c.b.m.Check(rec)
+	// A converting route encodes the JSON payload; the topics rules
+	// (docs/schemas.md) check the record. A record either refuses is not
+	// written: QoS 1 and 2 are answered 0x99 in publish order below, and
+	// a schema that cannot be read now 0x80.
+	var invalid error
+	if vs != nil && len(rec.Value) > 0 {
+		invalid = c.b.encodeValue(c.ctx, vs, &rec)
+	}
+	if invalid == nil {
+		invalid = c.b.m.Check(rec)
+	}
 	if invalid != nil {
-		c.b.metrics.refused[refusedInvalid].Inc()
+		if _, ok := errors.AsType[*mesh.InvalidRecordError](invalid); ok {
+			c.b.metrics.refused[refusedInvalid].Inc()
+		}
 		c.log("publish refused", "topic", pk.TopicName, "err", invalid)
 		if qos == 0 {
 			return nil

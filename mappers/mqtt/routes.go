@@ -12,35 +12,52 @@ import (
 type routes struct {
 	messages string
 	list     []route
+	decoded  map[string]bool // Kafka topics whose values subscribers get as JSON
 }
 
 type route struct {
 	filter string
 	match  mesh.KeyFilter
 	topic  string
+	schema *config.HTTPValueSchema // with value_format json: what publishes are encoded with
 }
 
 func newRoutes(cfg config.MQTT) (routes, error) {
-	rs := routes{messages: cfg.Topics.Messages}
+	rs := routes{messages: cfg.Topics.Messages, decoded: map[string]bool{}}
 	for _, r := range cfg.Routes {
 		m, err := mesh.KeyPattern(r.Filter)
 		if err != nil {
 			return routes{}, err
 		}
-		rs.list = append(rs.list, route{filter: r.Filter, match: m, topic: r.Topic})
+		rt := route{filter: r.Filter, match: m, topic: r.Topic}
+		if r.ValueFormat == config.ValueFormatJSON {
+			rt.schema = r.ValueSchema
+			rs.decoded[r.Topic] = true
+		}
+		rs.list = append(rs.list, rt)
 	}
 	return rs, nil
 }
 
 // topicFor is the Kafka topic a publish to name goes to.
 func (rs routes) topicFor(name string) string {
+	topic, _ := rs.routeFor(name)
+	return topic
+}
+
+// routeFor is the Kafka topic a publish to name goes to, and the schema
+// its payload is encoded with (nil: written as it is).
+func (rs routes) routeFor(name string) (string, *config.HTTPValueSchema) {
 	for _, r := range rs.list {
 		if r.match.Match([]byte(name)) {
-			return r.topic
+			return r.topic, r.schema
 		}
 	}
-	return rs.messages
+	return rs.messages, nil
 }
+
+// decodes says whether subscribers get topic's values as JSON.
+func (rs routes) decodes(topic string) bool { return rs.decoded[topic] }
 
 // topicsFor are the Kafka topics that may hold names a subscription to
 // filter matches: the messages topic, unless one route takes every name

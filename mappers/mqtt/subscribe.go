@@ -305,10 +305,18 @@ func (c *conn) deliver(ctx context.Context, r *running, rec mesh.Record, share *
 		c.dirty = true
 		c.mu.Unlock()
 	}
+	decoded := c.b.routes.decodes(rec.Topic)
+	if decoded && !c.b.decodeValue(ctx, &rec) {
+		skip()
+		return true
+	}
 	pk, expired, err := layout.Publish(&rec, sub.QoS, time.Now())
 	if err != nil || expired || sub.NoLocal && pk.Origin == c.clientID {
 		skip()
 		return true
+	}
+	if decoded && rec.Value != nil && pk.Properties.ContentType == "" {
+		pk.Properties.ContentType = "application/json" // MQTT 5 only: 3.1.1 has no properties
 	}
 	if !sub.RetainAsPublished {
 		pk.FixedHeader.Retain = false // [MQTT-3.3.1-12]

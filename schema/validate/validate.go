@@ -84,6 +84,10 @@ type Rule struct {
 	// topic. A rule with it off still matches, so a topic rule can exempt
 	// one topic from a prefix rule.
 	ValidateProduce bool
+	// ValidateFetch has subscriptions of the records API (the MQTT and
+	// HTTP mappers' subscribers) skip records read from the topic that
+	// the checks refuse; Kafka fetches are served as they are.
+	ValidateFetch bool
 }
 
 // Source gives the schemas records name by id. Its methods are called for
@@ -201,6 +205,23 @@ func (v *Validator) Validates(topic string) bool {
 func (v *Validator) Check(topic string, key, value []byte) error {
 	r := v.Rule(topic)
 	if r == nil || !r.ValidateProduce {
+		return nil
+	}
+	return v.check(context.Background(), r, key, value, nil)
+}
+
+// ChecksFetch says whether records read from topic are checked (the
+// rule's ValidateFetch).
+func (v *Validator) ChecksFetch(topic string) bool {
+	r := v.Rule(topic)
+	return r != nil && r.ValidateFetch && (r.Key != nil || r.Value != nil)
+}
+
+// CheckFetched says why a record read from topic is to be skipped, nil
+// when it is not: Check's checks, under the rule's ValidateFetch.
+func (v *Validator) CheckFetched(topic string, key, value []byte) error {
+	r := v.Rule(topic)
+	if r == nil || !r.ValidateFetch {
 		return nil
 	}
 	return v.check(context.Background(), r, key, value, nil)
