@@ -441,3 +441,55 @@ func TestRemotingSchemaRegistryAcrossNodes(t *testing.T) {
 		}
 	}
 }
+
+// The registry outlives the whole cluster: every node stopped, then
+// started again, the nodes read subjects, ids, versions and configs back
+// from the topic, and the next id follows the highest.
+func TestRemotingSchemaRegistryClusterRestart(t *testing.T) {
+	c, bases := startHTTPCluster(t, registryOn)
+	ctx := context.Background()
+	ss, err := srClient(t, bases[0]).CreateSchema(ctx, "r-value", sr.Schema{Schema: avroV1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2, err := srClient(t, bases[1]).CreateSchema(ctx, "r-value", sr.Schema{Schema: avroV2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := srClient(t, bases[2]).CreateSchema(ctx, "j-value", sr.Schema{Schema: jsonSchema, Type: sr.TypeJSON})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := srClient(t, bases[0]).SetCompatibility(ctx, sr.SetCompatibility{Level: sr.CompatForward}, "j-value"); res[0].Err != nil {
+		t.Fatal(res[0].Err)
+	}
+
+	for i := range c.Nodes {
+		c.Stop(t, i)
+	}
+	for i := range c.Nodes {
+		c.Restart(t, i)
+	}
+	for i, n := range c.Nodes {
+		b, _ := n.Binding("http")
+		cl := srClient(t, "http://"+b.(*httpmap.Server).Addr().String())
+		if s, err := cl.SchemaByVersion(ctx, "r-value", 2); err != nil || s.ID != v2.ID || s.Schema.Schema != avroV2 {
+			t.Fatalf("node %d after the restart: r-value 2 %+v %v", i, s, err)
+		}
+		if s, err := cl.SchemaByID(ctx, js.ID); err != nil || s.Schema != jsonSchema {
+			t.Fatalf("node %d after the restart: id %d %+v %v", i, js.ID, s, err)
+		}
+		if vs, err := cl.SubjectVersions(ctx, "r-value"); err != nil || len(vs) != 2 {
+			t.Fatalf("node %d after the restart: versions %v %v", i, vs, err)
+		}
+		if got := cl.Compatibility(ctx, "j-value"); got[0].Err != nil || got[0].Level != sr.CompatForward {
+			t.Fatalf("node %d after the restart: config %+v", i, got[0])
+		}
+	}
+	b, _ := c.Nodes[2].Binding("http")
+	id, err := srClient(t, "http://"+b.(*httpmap.Server).Addr().String()).RegisterSchema(ctx, "p-value",
+		sr.Schema{Schema: protoSchema, Type: sr.TypeProtobuf}, -1, -1)
+	if err != nil || id != max(ss.ID, v2.ID, js.ID)+1 {
+		t.Fatalf("after the restart a new schema got id %d (%v), want %d", id, err, max(ss.ID, v2.ID, js.ID)+1)
+	}
+}
