@@ -65,6 +65,9 @@ type HTTPConsumers struct {
 	// MaxBytes bounds one GET records answer (the REST Proxy's
 	// consumer.request.max.bytes); a request's max_bytes may ask for less.
 	MaxBytes Size `yaml:"max_bytes"`
+	// MaxInstances bounds the instances running on one node at once
+	// (each is a group member with its own upstream connections).
+	MaxInstances int `yaml:"max_instances"`
 }
 
 // HTTPSchemaRegistry configures the built-in schema registry: every node
@@ -162,7 +165,7 @@ func defaultHTTP() HTTP {
 		IdleTimeout:       Duration(2 * time.Minute),
 		MaxWait:           Duration(60 * time.Second),
 		Consumers: HTTPConsumers{Topic: "meshka-http-consumers", Create: true,
-			InstanceTimeout: Duration(5 * time.Minute), MaxBytes: 4 * MiB},
+			InstanceTimeout: Duration(5 * time.Minute), MaxBytes: 4 * MiB, MaxInstances: 1000},
 		SchemaRegistry: HTTPSchemaRegistry{Topic: "_schemas", Create: true},
 	}
 }
@@ -194,6 +197,7 @@ func (v *validator) validateHTTP(h HTTP, registry bool) {
 	v.intRange("http.consumers.replication", int64(h.Consumers.Replication))
 	v.durationRange("http.consumers.instance_timeout", h.Consumers.InstanceTimeout, time.Second, 7*24*time.Hour)
 	v.sizeRange("http.consumers.max_bytes", h.Consumers.MaxBytes, KiB, 32*MiB)
+	v.intRange("http.consumers.max_instances", int64(h.Consumers.MaxInstances))
 	if msg := checkTopic(h.SchemaRegistry.Topic); msg != "" {
 		v.add("http.schema_registry.topic", "%s", msg)
 	}

@@ -175,6 +175,7 @@ var intRanges = map[string]struct{ lo, hi int64 }{
 	"groups.max_size":                  {0, 1 << 20},
 	"mqtt.max_connections":             {0, 1 << 24},
 	"mqtt.max_inflight":                {1, 65535},
+	"http.consumers.max_instances":     {1, 1_000_000},
 	"mqtt.topic_alias_maximum":         {0, 65535},
 	"mqtt.topics.partitions":           {0, 100000},
 	"mqtt.topics.replication":          {0, 32767},

@@ -28,6 +28,12 @@ type Actor interface {
 	Stop(reason StopReason)
 }
 
+// An Actor may also have a Done() bool method: after each call, when Done
+// says true, the actor stops (StopIdle) and frees its place on the node
+// (ActorsOptions.MaxActive); a later call makes it anew. An actor with
+// nothing left to hold (its entity deleted, or never there) says so
+// rather than waiting out IdleAfter.
+
 // StopReason says why an Actor stops.
 type StopReason = hosted.StopReason
 
@@ -54,6 +60,10 @@ type ActorsOptions struct {
 	// IdleAfter is how long an actor lives without a call (10 minutes
 	// when 0).
 	IdleAfter time.Duration
+	// MaxActive bounds the kind's actors running on this node at once: a
+	// call that would start one more here answers ErrTooManyActors.
+	// 0: no bound.
+	MaxActive int
 }
 
 // ErrNoActors is Call's error when the node owning the identity serves
@@ -62,6 +72,10 @@ var ErrNoActors = errors.New("the owning node serves no actors of this kind")
 
 // ErrActorBusy is Call's error when the actor's queue of calls is full.
 var ErrActorBusy = errors.New("the actor's queue of calls is full")
+
+// ErrTooManyActors is Call's error when the actor is not running and the
+// node owning it runs as many actors of the kind as its MaxActive allows.
+var ErrTooManyActors = errors.New("the owning node runs as many actors of this kind as it may")
 
 // ActorError is Call's error when the actor's Receive returned one; it
 // crossed nodes as its message alone.
@@ -89,7 +103,7 @@ func (m *Mesh) Actors(o ActorsOptions) (*Actors, error) {
 		return nil, fmt.Errorf("mesh: actors %q: no New", o.Kind)
 	}
 	newActor := o.New
-	err := m.hosted.Register(o.Kind, hosted.Factory{Queue: o.Queue, IdleAfter: o.IdleAfter,
+	err := m.hosted.Register(o.Kind, hosted.Factory{Queue: o.Queue, IdleAfter: o.IdleAfter, MaxActive: o.MaxActive,
 		New: func(id string) (hosted.Handler, error) { return newActor(id) }})
 	if err != nil {
 		return nil, fmt.Errorf("mesh: actors: %w", err)
@@ -138,6 +152,8 @@ func (a *Actors) Call(ctx context.Context, identity string, call []byte) ([]byte
 				return nil, fmt.Errorf("mesh: actors %q: %w", a.kind, ErrActorBusy)
 			case hosted.Code_TIMEOUT:
 				return nil, fmt.Errorf("mesh: actors %q: %w", a.kind, context.DeadlineExceeded)
+			case hosted.Code_FULL:
+				return nil, fmt.Errorf("mesh: actors %q: %w", a.kind, ErrTooManyActors)
 			}
 			err = errors.New(ans.Error) // MOVED
 		} else if !errors.Is(err, cluster.ErrNotOwner) && !errors.Is(err, cluster.ErrGone) && !errors.Is(err, cluster.ErrUnreachable) {

@@ -100,6 +100,10 @@ func (a *Actor) call(c actor.Context, m *Call) {
 		case err == errNoKind:
 			answer(Code_NO_KIND, "this node serves no actors of kind "+a.kind)
 			return
+		case err == errFull:
+			answer(Code_FULL, "this node runs as many actors of kind "+a.kind+" as it may")
+			c.Stop(c.Self())
+			return
 		case err != nil:
 			answer(Code_FAILED, err.Error())
 			return

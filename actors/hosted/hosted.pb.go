@@ -43,6 +43,9 @@ const (
 	Code_MOVED Code = 4
 	// TIMEOUT: the call waited in the queue past its timeout.
 	Code_TIMEOUT Code = 5
+	// FULL: the call would activate an actor on a node that runs as many of
+	// the kind as it may (the kind's MaxActive).
+	Code_FULL Code = 6
 )
 
 // Enum value maps for Code.
@@ -54,6 +57,7 @@ var (
 		3: "BUSY",
 		4: "MOVED",
 		5: "TIMEOUT",
+		6: "FULL",
 	}
 	Code_value = map[string]int32{
 		"OK":      0,
@@ -62,6 +66,7 @@ var (
 		"BUSY":    3,
 		"MOVED":   4,
 		"TIMEOUT": 5,
+		"FULL":    6,
 	}
 )
 
@@ -218,7 +223,7 @@ const file_actors_hosted_hosted_proto_rawDesc = "" +
 	"\x06Answer\x12'\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x13.meshka.hosted.CodeR\x04code\x12\x12\n" +
 	"\x04body\x18\x02 \x01(\fR\x04body\x12\x14\n" +
-	"\x05error\x18\x03 \x01(\tR\x05error*I\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error*S\n" +
 	"\x04Code\x12\x06\n" +
 	"\x02OK\x10\x00\x12\n" +
 	"\n" +
@@ -226,7 +231,8 @@ const file_actors_hosted_hosted_proto_rawDesc = "" +
 	"\aNO_KIND\x10\x02\x12\b\n" +
 	"\x04BUSY\x10\x03\x12\t\n" +
 	"\x05MOVED\x10\x04\x12\v\n" +
-	"\aTIMEOUT\x10\x05B(Z&github.com/meshka/meshka/actors/hostedb\x06proto3"
+	"\aTIMEOUT\x10\x05\x12\b\n" +
+	"\x04FULL\x10\x06B(Z&github.com/meshka/meshka/actors/hostedb\x06proto3"
 
 var (
 	file_actors_hosted_hosted_proto_rawDescOnce sync.Once

@@ -62,6 +62,13 @@ type Handler interface {
 	Stop(reason StopReason)
 }
 
+// Doner is a Handler that may be done before it is idle: after each
+// call, a Done that says true stops it (Idle), freeing its place on the
+// node (Factory.MaxActive), and the next call makes it anew.
+type Doner interface {
+	Done() bool
+}
+
 // Factory says how a kind's actors are made and bounded.
 type Factory struct {
 	// New makes the actor of id, at its activation's first call; it must
@@ -74,6 +81,9 @@ type Factory struct {
 	// IdleAfter is how long an actor lives without a call (IdleAfter
 	// when 0).
 	IdleAfter time.Duration
+	// MaxActive bounds the kind's actors running on the node at once; a
+	// call that would activate one more is answered FULL. 0: no bound.
+	MaxActive int
 }
 
 // Defaults of a Factory.
@@ -190,6 +200,9 @@ func (r *Registry) start(kind, id string, prev *worker, onDone func(*worker)) (*
 	if !ok || r.closed {
 		return nil, errNoKind
 	}
+	if f.MaxActive > 0 && len(r.workers[kind]) >= f.MaxActive {
+		return nil, errFull
+	}
 	h, err := f.New(id)
 	if err != nil {
 		return nil, err
@@ -212,4 +225,7 @@ func (r *Registry) start(kind, id string, prev *worker, onDone func(*worker)) (*
 	return w, nil
 }
 
-var errNoKind = errors.New("hosted: kind not served on this node")
+var (
+	errNoKind = errors.New("hosted: kind not served on this node")
+	errFull   = errors.New("hosted: the node runs as many actors of the kind as it may")
+)

@@ -104,6 +104,10 @@ func (w *worker) run() {
 		select {
 		case p := <-w.calls:
 			w.serve(p)
+			if d, ok := w.h.(Doner); ok && d.Done() {
+				w.stop(Idle)
+				continue
+			}
 			idle.Reset(w.f.IdleAfter)
 		case <-idle.C:
 			w.stop(Idle)

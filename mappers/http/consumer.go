@@ -192,6 +192,11 @@ func (a *consumerActor) Receive(ctx context.Context, body []byte) ([]byte, error
 	return nil, fmt.Errorf("an unknown consumer call %q", c.Op)
 }
 
+// Done says the actor holds no instance (deleted, expired, or never
+// created): it stops at once rather than holding a place among the
+// node's http.consumers.max_instances until it is idle.
+func (a *consumerActor) Done() bool { return a.loaded && a.st == nil }
+
 func (a *consumerActor) Stop(reason mesh.StopReason) {
 	a.stopShare()
 	if reason == mesh.StopIdle && a.st != nil {

@@ -37,7 +37,7 @@ func (s *Server) startConsumers(ctx context.Context) error {
 	env := &consumerEnv{mesh: s.env.Mesh, table: s.env.Mesh.Table(c.Topic), timeout: c.InstanceTimeout.D(),
 		maxBytes: int64(c.MaxBytes)}
 	kind, err := s.env.Mesh.Actors(mesh.ActorsOptions{Kind: consumerKind, New: env.newActor,
-		Queue: consumerQueue, IdleAfter: c.InstanceTimeout.D()})
+		Queue: consumerQueue, IdleAfter: c.InstanceTimeout.D(), MaxActive: c.MaxInstances})
 	if err != nil {
 		return fmt.Errorf("http: consumer instances: %w", err)
 	}
@@ -419,6 +419,9 @@ func (s *Server) askConsumer(w http.ResponseWriter, r *http.Request, group, inst
 		case errors.Is(err, mesh.ErrActorBusy):
 			w.Header().Set("Retry-After", "1")
 			v2Fail(w, errorf(http.StatusTooManyRequests, "too many requests wait for consumer instance %s", instance))
+		case errors.Is(err, mesh.ErrTooManyActors):
+			w.Header().Set("Retry-After", "10")
+			v2Fail(w, errorf(http.StatusTooManyRequests, "the node that owns consumer instance %s runs as many instances as it may (http.consumers.max_instances); delete idle instances or wait for them to time out", instance))
 		case errors.Is(err, mesh.ErrNoActors):
 			v2Fail(w, errorf(http.StatusServiceUnavailable, "the node that owns consumer instance %s does not serve consumer instances (http.confluent is off there)", instance))
 		case errors.Is(err, mesh.ErrClosed):
