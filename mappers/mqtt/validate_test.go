@@ -9,6 +9,7 @@ import (
 
 	"github.com/eclipse/paho.golang/paho"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/meshka/meshka/config"
 	"github.com/meshka/meshka/internal/testenv"
@@ -69,5 +70,36 @@ func TestPublishInvalidRecord311(t *testing.T) {
 	}
 	if got := consumeWithin(t, env, "mqtt-messages", 2, 2*time.Second); len(got) != 1 {
 		t.Fatalf("upstream holds %d records, want 1", len(got))
+	}
+}
+
+// With validate_fetch, an MQTT subscriber is not sent the records the
+// rule refuses, written by a Kafka producer that meshka did not check;
+// the valid ones around them come in order.
+func TestSubscriberSkipsInvalidRecords(t *testing.T) {
+	src, id := testenv.AvroUsers(t, "users-value")
+	env := testenv.StartWithSchemasUpstream(t, src, []kfake.Opt{mqttTopics}, withMQTT, func(c *config.Config) {
+		c.Topics = []config.TopicRule{{Topic: "mqtt-messages", ValidateFetch: true,
+			Value: &config.FormatSpec{Format: "avro", Subject: "users-value", SchemaID: "record"}}}
+	})
+	sub := connect5(t, brokerOf(t, env.Node).Addr().String(), "reader", nil)
+	sub.subscribe(t, paho.SubscribeOptions{Topic: "users/#", QoS: 1})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	kc := env.DirectClient(t)
+	ann, bob := testenv.AvroUser(id, "ann", 30), testenv.AvroUser(id, "bob", 40)
+	for _, v := range [][]byte{ann, []byte("not avro"), testenv.AvroUser(id+1, "eve", 1), bob} {
+		if err := kc.ProduceSync(ctx, &kgo.Record{Topic: "mqtt-messages", Partition: 0, Key: []byte("users/x"), Value: v}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, want := range [][]byte{ann, bob} {
+		if p := sub.next(t); !bytes.Equal(p.Payload, want) {
+			t.Fatalf("the subscriber got %x, want %x", p.Payload, want)
+		}
+	}
+	sub.none(t, time.Second)
+	if n := env.Node.Mesh().SkippedInvalid(); n != 2 {
+		t.Fatalf("skipped %d records, want 2", n)
 	}
 }
