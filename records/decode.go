@@ -61,6 +61,19 @@ var ErrMagic = errors.New("records: not a magic 2 batch")
 //
 // On any error, dst is returned as it was.
 func DecodeBatch(batch []byte, dst []Record) ([]Record, error) {
+	return decodeBatch(batch, dst, true)
+}
+
+// DecodeProduced is DecodeBatch without the CRC check, for a batch a
+// producer sent that is forwarded upstream as it is, which checks the CRC
+// itself (CORRUPT_MESSAGE): checks that read the records before they go
+// (the topics rules) need not pay for it twice. Every length and count is
+// checked as DecodeBatch checks them.
+func DecodeProduced(batch []byte, dst []Record) ([]Record, error) {
+	return decodeBatch(batch, dst, false)
+}
+
+func decodeBatch(batch []byte, dst []Record, crc bool) ([]Record, error) {
 	if len(batch) <= offMagic {
 		return dst, fmt.Errorf("%w: %d bytes, less than a batch header", ErrMalformed, len(batch))
 	}
@@ -74,8 +87,10 @@ func DecodeBatch(batch []byte, dst []Record) ([]Record, error) {
 	if length := int32(binary.BigEndian.Uint32(batch[offLength:])); int64(length) != int64(len(batch)-12) {
 		return dst, fmt.Errorf("%w: batch at offset %d: length field says %d bytes follow it, %d do", ErrMalformed, base, length, len(batch)-12)
 	}
-	if want, got := binary.BigEndian.Uint32(batch[offCRC:]), crc32.Checksum(batch[offAttrs:], castagnoli); want != got {
-		return dst, fmt.Errorf("%w: batch at offset %d: CRC-32C is %08x, the batch says %08x", ErrMalformed, base, got, want)
+	if crc {
+		if want, got := binary.BigEndian.Uint32(batch[offCRC:]), crc32.Checksum(batch[offAttrs:], castagnoli); want != got {
+			return dst, fmt.Errorf("%w: batch at offset %d: CRC-32C is %08x, the batch says %08x", ErrMalformed, base, got, want)
+		}
 	}
 	attrs := binary.BigEndian.Uint16(batch[offAttrs:])
 	if attrs&attrControl != 0 {

@@ -202,6 +202,17 @@ func TestSchemaValidateRecordErrors(t *testing.T) {
 	if p := produce(old, batch); p.ErrorCode != kerr.InvalidRecord.Code || p.ErrorRecords != nil || p.ErrorMessage != nil {
 		t.Errorf("v7: %+v", p)
 	}
+	// A batch whose records are valid and whose CRC is not goes on as it
+	// is: the rules check records, upstream checks the batch, and answers
+	// CORRUPT_MESSAGE as a broker does.
+	corrupt, err := records.EncodeBatch([]records.Record{{Value: s.avro("eve", 3)}}, records.CodecNone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	corrupt[len(corrupt)-3] ^= 0x01 // "eve" is "evd": still a valid value, under another CRC
+	if p := produce(s.env.Client(t), corrupt); p.ErrorCode != kerr.CorruptMessage.Code {
+		t.Fatalf("a batch with a wrong CRC: %+v, want CORRUPT_MESSAGE", p)
+	}
 	// A good batch goes through, and is the only one upstream has.
 	good, err := records.EncodeBatch([]records.Record{{Value: s.avro("ann", 1)}, {Value: s.avro("bob", 2)}}, records.CodecNone)
 	if err != nil {

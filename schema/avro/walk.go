@@ -352,6 +352,11 @@ func take(b []byte, n int, what string) ([]byte, error) {
 
 // varlong reads a zig-zag varint of at most max bytes.
 func varlong(b []byte, max int) (int64, []byte, error) {
+	if len(b) > 0 && b[0] < 0x80 {
+		// one byte: lengths and small numbers, most of what is read
+		u := uint64(b[0])
+		return int64(u>>1) ^ -int64(u&1), b[1:], nil
+	}
 	u, n := binary.Uvarint(b)
 	if n <= 0 || n > max {
 		if n == 0 {

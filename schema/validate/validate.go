@@ -278,7 +278,7 @@ func (v *Validator) CheckBatch(topic string, batch []byte) []RecordError {
 		if b.Magic < 2 {
 			return []RecordError{{Index: -1, Err: fmt.Errorf("message format v%d cannot be validated; the topic needs record batches (magic 2)", b.Magic)}}
 		}
-		if recs, err = records.DecodeBatch(b.Data, recs[:0]); err != nil {
+		if recs, err = records.DecodeProduced(b.Data, recs[:0]); err != nil {
 			return []RecordError{{Index: -1, Err: err}}
 		}
 		for i := range recs {
