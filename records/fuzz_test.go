@@ -98,7 +98,7 @@ func FuzzControlType(f *testing.F) {
 	})
 }
 
-// FuzzDecodeBatch checks that DecodeBatch never panics, and that what it
+// FuzzDecodeBatch checks that DecodeBatch and DecodeProduced never panic, and that what it
 // decodes encodes again and decodes to the same records. With seal set,
 // the input's length field and CRC are made to agree with it first, so
 // the fuzzer's changes reach the decompressors and the record parser
@@ -116,7 +116,16 @@ func FuzzDecodeBatch(f *testing.F) {
 		if seal && len(data) >= 61 {
 			data = reseal(bytes.Clone(data))
 		}
+		// DecodeProduced reads whatever DecodeBatch does, the same way,
+		// and more (a wrong CRC), never panicking.
+		produced, perr := records.DecodeProduced(data, nil)
 		got, err := records.DecodeBatch(data, nil)
+		if err == nil && (perr != nil || !reflect.DeepEqual(produced, got)) {
+			t.Fatalf("DecodeProduced: %v %v, DecodeBatch: %v", produced, perr, got)
+		}
+		if perr != nil && len(produced) != 0 {
+			t.Fatalf("DecodeProduced: %d records returned with %v", len(produced), perr)
+		}
 		if err != nil {
 			if len(got) != 0 {
 				t.Fatalf("%d records returned with %v", len(got), err)
