@@ -282,10 +282,14 @@ type v3Report struct {
 }
 
 // v3Size is the type a key or value was given in and its size as
-// written: -1 for a null, as Kafka's producers report it.
+// written: -1 for a null, as Kafka's producers report it; for the schema
+// formats, the schema's id, and its subject and version when known.
 type v3Size struct {
-	Type string `json:"type"`
-	Size int    `json:"size"`
+	Type          string `json:"type"`
+	Subject       string `json:"subject,omitempty"`
+	SchemaID      *int   `json:"schema_id,omitempty"`
+	SchemaVersion *int   `json:"schema_version,omitempty"`
+	Size          int    `json:"size"`
 }
 
 func errReport(e *confluentError) *v3Report { return &v3Report{ErrorCode: e.Code, Message: e.Message} }
@@ -468,6 +472,16 @@ func (s *Server) v3Send(ctx context.Context, cluster, topic string, d *v3Record)
 		return reported(errReport(d.err))
 	}
 	d.rec.Topic = topic
+	if d.keySchema != nil {
+		if d.rec.Key, d.key, d.err = s.v3Encode(ctx, topic, true, d.keySchema); d.err != nil {
+			return reported(errReport(d.err))
+		}
+	}
+	if d.valueSchema != nil {
+		if d.rec.Value, d.value, d.err = s.v3Encode(ctx, topic, false, d.valueSchema); d.err != nil {
+			return reported(errReport(d.err))
+		}
+	}
 	if err := s.env.Mesh.Check(d.rec); err != nil {
 		return reported(errReport(produceError(topic, err))) // 40002, as Kafka's INVALID_RECORD
 	}
@@ -538,9 +552,10 @@ type v3Data struct {
 // v3Record is one record of a produce request, decoded: what to produce
 // and the types its key and value came in, or why it cannot be.
 type v3Record struct {
-	rec        mesh.Record
-	key, value *v3Size // nil: none given
-	err        *confluentError
+	rec                    mesh.Record
+	key, value             *v3Size       // nil: none given
+	keySchema, valueSchema *v3SchemaData // non-nil: to encode with a schema
+	err                    *confluentError
 }
 
 // decodeV3Record decodes one JSON object of a produce request. It never
@@ -563,10 +578,10 @@ func decodeV3Record(frame []byte) v3Record {
 		out.rec.Partition = *in.PartitionID
 	}
 	var e *confluentError
-	if out.rec.Key, out.key, e = in.Key.decode("key"); e != nil {
+	if out.rec.Key, out.key, out.keySchema, e = in.Key.decode("key"); e != nil {
 		return v3Record{err: e}
 	}
-	if out.rec.Value, out.value, e = in.Value.decode("value"); e != nil {
+	if out.rec.Value, out.value, out.valueSchema, e = in.Value.decode("value"); e != nil {
 		return v3Record{err: e}
 	}
 	for i, h := range in.Headers {
@@ -600,10 +615,24 @@ func decodeV3Record(frame []byte) v3Record {
 }
 
 // decode is the bytes of a key or value, and its type and size for the
-// report; nil d: none given.
-func (d *v3Data) decode(which string) ([]byte, *v3Size, *confluentError) {
+// report; nil d: none given. A key or value in a schema format (AVRO,
+// JSONSCHEMA, PROTOBUF, or no type: the schema's) comes back as what
+// names its schema, encoded once it is found (v3Send).
+func (d *v3Data) decode(which string) ([]byte, *v3Size, *v3SchemaData, *confluentError) {
 	if d == nil {
-		return nil, nil, nil
+		return nil, nil, nil, nil
+	}
+	if d.Type == nil {
+		sd, e := d.schemaData(which, "")
+		return nil, nil, sd, e
+	}
+	switch t := *d.Type; t {
+	case "AVRO", "JSONSCHEMA", "PROTOBUF":
+		sd, e := d.schemaData(which, t)
+		return nil, nil, sd, e
+	case "BINARY", "JSON", "STRING":
+	default:
+		return nil, nil, nil, errorf(http.StatusBadRequest, "%s: unknown type %q; want BINARY, JSON, STRING, AVRO, JSONSCHEMA or PROTOBUF", which, t)
 	}
 	for _, f := range [...]struct {
 		name string
@@ -611,25 +640,21 @@ func (d *v3Data) decode(which string) ([]byte, *v3Size, *confluentError) {
 	}{{"subject", d.Subject}, {"subject_name_strategy", d.SubjectNameStrategy}, {"schema_id", d.SchemaID},
 		{"schema_version", d.SchemaVersion}, {"schema", d.Schema}} {
 		if name := f.name; present(f.raw) {
-			return nil, nil, errorf(http.StatusBadRequest,
-				"%s: %s names a schema, and schemas come with schema registry support, which this version of meshka does not have; give type BINARY, JSON or STRING without one", which, name)
+			return nil, nil, nil, errorf(http.StatusBadRequest,
+				"%s: %s names a schema, which type %s does not take; give type AVRO, JSONSCHEMA or PROTOBUF with one", which, name, *d.Type)
 		}
 	}
-	if d.Type == nil {
-		return nil, nil, errorf(http.StatusBadRequest,
-			"%s: no type: without one the schema is looked up in a schema registry, which this version of meshka does not have; give type BINARY, JSON or STRING", which)
-	}
 	var b []byte
-	switch t := *d.Type; t {
+	switch *d.Type {
 	case "BINARY":
 		if present(d.Data) {
 			var s string
 			if json.Unmarshal(d.Data, &s) != nil {
-				return nil, nil, errorf(http.StatusBadRequest, "%s: data=%s is not a base64 string.", which, brief(d.Data))
+				return nil, nil, nil, errorf(http.StatusBadRequest, "%s: data=%s is not a base64 string.", which, brief(d.Data))
 			}
 			var err error
 			if b, err = decodeBase64(s); err != nil {
-				return nil, nil, errorf(http.StatusBadRequest, "%s: data=%s is not a valid base64 string: %v", which, brief(d.Data), err)
+				return nil, nil, nil, errorf(http.StatusBadRequest, "%s: data=%s is not a valid base64 string: %v", which, brief(d.Data), err)
 			}
 			if b == nil {
 				b = []byte{}
@@ -639,7 +664,7 @@ func (d *v3Data) decode(which string) ([]byte, *v3Size, *confluentError) {
 		if present(d.Data) {
 			var buf bytes.Buffer
 			if err := json.Compact(&buf, d.Data); err != nil {
-				return nil, nil, errorf(http.StatusBadRequest, "%s: data is not JSON: %v", which, err)
+				return nil, nil, nil, errorf(http.StatusBadRequest, "%s: data is not JSON: %v", which, err)
 			}
 			b = buf.Bytes()
 		}
@@ -647,21 +672,22 @@ func (d *v3Data) decode(which string) ([]byte, *v3Size, *confluentError) {
 		if present(d.Data) {
 			var s string
 			if json.Unmarshal(d.Data, &s) != nil {
-				return nil, nil, errorf(http.StatusBadRequest, "%s: data=%s is not a string.", which, brief(d.Data))
+				return nil, nil, nil, errorf(http.StatusBadRequest, "%s: data=%s is not a string.", which, brief(d.Data))
 			}
 			b = []byte(s)
 		}
-	case "AVRO", "JSONSCHEMA", "PROTOBUF":
-		return nil, nil, errorf(http.StatusBadRequest,
-			"%s: type %s comes with schema registry support, which this version of meshka does not have; give type BINARY, JSON or STRING", which, t)
-	default:
-		return nil, nil, errorf(http.StatusBadRequest, "%s: unknown type %q; want BINARY, JSON or STRING", which, t)
 	}
+	return b, sizeOf(*d.Type, b), nil, nil
+}
+
+// sizeOf is the report of a key or value of type t written as b: -1 for
+// a null, as Kafka's producers report it.
+func sizeOf(t string, b []byte) *v3Size {
 	size := len(b)
 	if b == nil {
 		size = -1
 	}
-	return b, &v3Size{Type: *d.Type, Size: size}, nil
+	return &v3Size{Type: t, Size: size}
 }
 
 // present says a JSON field was given, and not as null.
