@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -54,7 +57,7 @@ var schemaFormats = []struct {
 // on, upstream having a topic per schema format besides events.
 func startSchemas(t *testing.T) (*testenv.Env, string, string) {
 	t.Helper()
-	env := testenv.StartWith(t, []kfake.Opt{kfake.SeedTopics(3, "events", "items", "avro", "jsonschema", "protobuf")},
+	env := testenv.StartWith(t, []kfake.Opt{kfake.SeedTopics(3, "events", "items", "avro", "jsonschema", "protobuf", "users", "people")},
 		func(cfg *config.Config) {
 			cfg.HTTP.Listen = "127.0.0.1:0"
 			cfg.HTTP.Routes = routes
@@ -476,4 +479,28 @@ func TestV2SchemaConsumer(t *testing.T) {
 func mustJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// testdata/confluent_schemas_curl.sh drives the schema formats with curl,
+// as docs/http.md shows them: v3 and v2 produce in each format, refusals,
+// and a v2 avro consumer reading the records back as JSON.
+func TestConfluentSchemasCurl(t *testing.T) {
+	for _, tool := range []string{"curl", "bash"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatalf("%s is not on PATH, and CI is expected to install it: %v", tool, err)
+			}
+			t.Skipf("%s is not on PATH: %v", tool, err)
+		}
+	}
+	_, base, _ := startSchemas(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", filepath.Join("testdata", "confluent_schemas_curl.sh"))
+	cmd.Env = append(os.Environ(), "BASE="+base, "CLUSTER="+clusterID)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	t.Logf("%s", out)
 }

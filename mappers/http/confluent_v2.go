@@ -2,10 +2,10 @@ package httpmap
 
 // The Confluent REST Proxy's v2 API, its producing and topics: POST
 // /topics/{topic} and /topics/{topic}/partitions/{partition} in the json
-// and binary embedded formats, GET /topics and /topics/{topic}. Answers
-// are application/vnd.kafka.v2+json. The schema formats (avro,
-// jsonschema, protobuf) are answered 415 until schema registry support
-// comes. Its consumer instances (/consumers) are in consumers.go.
+// and binary embedded formats, and in the schema formats avro, jsonschema
+// and protobuf (confluent_v2_schemas.go), GET /topics and /topics/{topic}.
+// Answers are application/vnd.kafka.v2+json. Its consumer instances
+// (/consumers) are in consumers.go.
 
 import (
 	"bytes"
