@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/meshka/meshka/acl"
 	"github.com/meshka/meshka/schema"
 	"github.com/meshka/meshka/schema/convert"
 	"github.com/meshka/meshka/schema/format"
@@ -39,6 +40,9 @@ type schemaSpec struct {
 	version int         // > 0: this version of the subject
 	text    string      // != "": this schema, under the subject
 	subject string      // the subject; "": the topic's (<topic>-key, <topic>-value)
+	// mayRegister: the request's principal may register a text not
+	// registered yet (ALTER on the cluster, as the registry's API asks).
+	mayRegister bool
 }
 
 // resolvedSchema is a schema found: compiled, with its id and, when
@@ -63,6 +67,7 @@ const (
 	failRegistration        // the text can be neither found nor registered
 	failUnavailable         // the registry did not answer
 	failNoRegistry          // the node has no schema registry
+	failForbidden           // the principal may not register the text
 )
 
 func (f *schemaFailure) Error() string { return f.msg }
@@ -82,6 +87,8 @@ func (f *schemaFailure) v2Error() *confluentError {
 		return errorf(codeSchemaRegistration, "Error when registering schema: %s", f.msg)
 	case failNoRegistry:
 		return errorf(http.StatusUnsupportedMediaType, "HTTP 415 Unsupported Media Type: %s", f.msg)
+	case failForbidden:
+		return errorf(codeAuthorization, "%s", f.msg)
 	}
 	return errorf(codeKafkaRetriable, "%s", f.msg)
 }
@@ -95,8 +102,16 @@ func (f *schemaFailure) v3Error() *confluentError {
 		return errorf(http.StatusNotFound, "Not Found: %s", f.msg)
 	case failRegistration:
 		return errorf(codeSchemaRegistration, "Error when registering schema: %s", f.msg)
+	case failForbidden:
+		return errorf(codeAuthorization, "%s", f.msg)
 	}
 	return errorf(codeKafkaRetriable, "%s", f.msg)
+}
+
+// mayRegister says whether r's principal may register schemas: ALTER on
+// the cluster, what POST /subjects/{subject}/versions asks.
+func (s *Server) mayRegister(r *http.Request) bool {
+	return s.allowed(r, acl.Alter, acl.Cluster, acl.ClusterName)
 }
 
 // subjectOf is the subject of spec's keys or values on topic: the one
@@ -216,6 +231,10 @@ func (s *Server) registerText(ctx context.Context, src validate.Source, subject 
 	})
 	if err == nil {
 		return resolvedSchema{sc: sc, id: v.ID, subject: subject, version: v.Version}, nil
+	}
+	if !spec.mayRegister {
+		return resolvedSchema{}, schemaFail(failForbidden,
+			"the schema is not registered under subject %s, and registering it needs ALTER on the cluster, which the principal does not have", subject)
 	}
 	res, err := s.registry.write(ctx, writerCall{Op: "register", Subject: subject, Schema: &text})
 	if err != nil {

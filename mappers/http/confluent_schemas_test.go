@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/dynamicpb"
 
+	"github.com/meshka/meshka/auth"
 	"github.com/meshka/meshka/config"
 	"github.com/meshka/meshka/internal/testenv"
 	httpmap "github.com/meshka/meshka/mappers/http"
@@ -503,4 +504,48 @@ func TestConfluentSchemasCurl(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	t.Logf("%s", out)
+}
+
+// With ACLs on, a schema given as text that is not registered yet is
+// registered only for a principal with ALTER on the cluster, as the
+// registry's own API asks (40301 otherwise); once registered, a principal
+// that may write the topic finds it, in v2 and v3.
+func TestConfluentSchemasRegisterACL(t *testing.T) {
+	var users []config.User
+	for _, name := range []string{"alice", "admin"} {
+		cred, err := auth.NewCredential(auth.ScramSHA256, name, name+"-secret", 4096)
+		if err != nil {
+			t.Fatal(err)
+		}
+		users = append(users, config.User{Name: name, ScramSHA256: cred})
+	}
+	env := testenv.StartWith(t, []kfake.Opt{kfake.SeedTopics(3, "avro")}, func(cfg *config.Config) {
+		cfg.HTTP.Listen = "127.0.0.1:0"
+		cfg.HTTP.AllowAnonymous = false
+		cfg.Security.Users = users
+		cfg.Security.ACLs = config.ACLs{Enabled: true, Rules: []config.ACLRule{
+			{Principal: "User:alice", Resource: "topic", Name: "avro", Operations: []string{"write", "describe"}},
+			{Principal: "User:admin", Resource: "topic", Name: "avro", Operations: []string{"write", "describe"}},
+			{Principal: "User:admin", Resource: "cluster", Operations: []string{"alter", "describe"}},
+		}}
+	}, confluentOn, registryOn)
+	b, _ := env.Node.Binding("http")
+	base := "http://" + b.(*httpmap.Server).Addr().String()
+	as := func(user, ct string) map[string]string {
+		return map[string]string{"Authorization": "Basic " + basicAuth(user, user+"-secret"), "Content-Type": ct}
+	}
+	v2 := "application/vnd.kafka.avro.v2+json"
+	q, _ := json.Marshal(userAvro)
+	body := `{"value_schema": ` + string(q) + `, "records": [{"value": {"name": "ann", "age": 31}}]}`
+	resp, out := do(t, "POST", base+"/topics/avro", body, as("alice", v2))
+	wantError(t, "alice registers", resp, out, 403, 40301, "ALTER on the cluster")
+	if resp, out := do(t, "POST", base+"/topics/avro", body, as("admin", v2)); resp.StatusCode != 200 || !strings.Contains(out, `"value_schema_id":1`) {
+		t.Fatalf("admin registers: %d %s", resp.StatusCode, out)
+	}
+	if resp, out := do(t, "POST", base+"/topics/avro", body, as("alice", v2)); resp.StatusCode != 200 || !strings.Contains(out, `"value_schema_id":1`) {
+		t.Errorf("alice finds it: %d %s", resp.StatusCode, out)
+	}
+	v3 := base + "/v3/clusters/" + clusterID + "/topics/avro/records"
+	resp, out = do(t, "POST", v3, `{"key": {"type": "AVRO", "schema": "\"string\"", "data": "k"}}`, as("alice", "application/json"))
+	wantError(t, "alice registers in v3", resp, out, 403, 40301, "ALTER on the cluster")
 }

@@ -81,6 +81,7 @@ func (s *Server) v2Encode(w http.ResponseWriter, r *http.Request, topic, format 
 			}
 			continue
 		}
+		spec.mayRegister = s.mayRegister(r)
 		rs, f := s.resolveSchema(r.Context(), topic, side.which == "key", spec)
 		if f != nil {
 			v2Fail(w, f.v2Error())

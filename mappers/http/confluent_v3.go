@@ -363,8 +363,9 @@ func (s *Server) v3Produce(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	slots := make([]<-chan *v3Report, len(recs))
+	may := s.mayRegister(r)
 	for i := range recs {
-		slots[i] = s.v3Send(r.Context(), id, topic, &recs[i])
+		slots[i] = s.v3Send(r.Context(), id, topic, &recs[i], may)
 	}
 	if len(slots) == 1 {
 		rep := <-slots[0]
@@ -423,6 +424,7 @@ func (s *Server) v3Stream(w http.ResponseWriter, r *http.Request, cluster, topic
 		}
 	}()
 	fr := newFramer(r.Body, int(s.cfg.MaxBodyBytes))
+	may := s.mayRegister(r)
 	for {
 		frame, err := fr.next()
 		if err == io.EOF || err != nil && ctx.Err() != nil {
@@ -444,7 +446,7 @@ func (s *Server) v3Stream(w http.ResponseWriter, r *http.Request, cluster, topic
 			slot = reported(errReport(errorf(code, "Error processing message: %v", err)))
 		} else {
 			rec := decodeV3Record(frame)
-			slot = s.v3Send(ctx, cluster, topic, &rec)
+			slot = s.v3Send(ctx, cluster, topic, &rec, may)
 		}
 		inFlight.Add(size)
 		select {
@@ -466,18 +468,21 @@ func reported(rep *v3Report) <-chan *v3Report {
 }
 
 // v3Send produces a decoded record (or reports why it cannot be) and
-// returns where its report comes, once.
-func (s *Server) v3Send(ctx context.Context, cluster, topic string, d *v3Record) <-chan *v3Report {
+// returns where its report comes, once; a key or value in a schema format
+// is encoded first (mayRegister: a schema text may be registered).
+func (s *Server) v3Send(ctx context.Context, cluster, topic string, d *v3Record, mayRegister bool) <-chan *v3Report {
 	if d.err != nil {
 		return reported(errReport(d.err))
 	}
 	d.rec.Topic = topic
 	if d.keySchema != nil {
+		d.keySchema.spec.mayRegister = mayRegister
 		if d.rec.Key, d.key, d.err = s.v3Encode(ctx, topic, true, d.keySchema); d.err != nil {
 			return reported(errReport(d.err))
 		}
 	}
 	if d.valueSchema != nil {
+		d.valueSchema.spec.mayRegister = mayRegister
 		if d.rec.Value, d.value, d.err = s.v3Encode(ctx, topic, false, d.valueSchema); d.err != nil {
 			return reported(errReport(d.err))
 		}
