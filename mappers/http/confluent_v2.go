@@ -131,9 +131,10 @@ func v2Failed(e *confluentError) v2Offset { return v2Offset{ErrorCode: &e.Code, 
 // POST /topics/{topic} and /topics/{topic}/partitions/{partition}: the
 // records in the body's embedded format (json: any JSON value, written
 // as its JSON text; binary: base64; avro, jsonschema, protobuf: JSON
-// encoded with the request's key and value schemas), each to its own partition, the
-// path's, or by its key. 200 with each record's partition and offset, or
-// its error, in order; 401 or 403 when upstream refused the credentials.
+// encoded with the request's key and value schemas), each to its own
+// partition, the path's, or by its key. 200 with each record's partition
+// and offset, or its error, in order; 401 or 403 when upstream refused
+// the credentials.
 func (s *Server) v2Produce(w http.ResponseWriter, r *http.Request) {
 	format, ok := v2Format(w, r)
 	if !ok {
