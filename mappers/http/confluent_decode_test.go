@@ -9,6 +9,8 @@ import (
 	"testing"
 	"testing/iotest"
 	"time"
+
+	"github.com/meshka/meshka/schema"
 )
 
 // The framer finds the same objects however the body is split, strings
@@ -132,5 +134,30 @@ func FuzzV3Record(f *testing.F) {
 			}
 		}
 		t.Fatal("the framer did not end")
+	})
+}
+
+// FuzzV2Spec: whatever a v2 request's key_schema and key_schema_id hold,
+// they name one schema (an id above 0, else a text), none, or are
+// refused with a 422; never a panic.
+func FuzzV2Spec(f *testing.F) {
+	for _, s := range [][2]string{{`"{\"type\":\"string\"}"`, ``}, {``, `7`}, {`"x"`, `3`}, {`null`, `null`}, {`1`, `"1"`},
+		{``, `-1`}, {``, `1e3`}, {`""`, ``}, {`{}`, `2.5`}} {
+		f.Add([]byte(s[0]), []byte(s[1]))
+	}
+	f.Fuzz(func(t *testing.T, text, id []byte) {
+		if (len(text) > 0 && !json.Valid(text)) || (len(id) > 0 && !json.Valid(id)) {
+			return // the request's decoder refuses these before
+		}
+		spec, given, e := v2Spec(schema.Avro, text, id, "key")
+		if e != nil {
+			if e.status() != 422 || given {
+				t.Fatalf("%s %s: %+v given %v", text, id, e, given)
+			}
+			return
+		}
+		if given != (spec.id > 0 || spec.text != "") || spec.id < 0 || (spec.id > 0 && spec.text != "") {
+			t.Fatalf("%s %s: %+v given %v", text, id, spec, given)
+		}
 	})
 }
