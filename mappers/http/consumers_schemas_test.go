@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -100,4 +101,44 @@ func TestConfluentSchemasCurl(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	t.Logf("%s", out)
+}
+
+// The schema formats across nodes: a schema given as text on each node is
+// registered once, through the registry's one writer wherever it runs,
+// and every node answers the same id; an avro consumer instance created
+// on one node and read through another decodes what they all wrote.
+func TestRemotingSchemaFormatsAcrossNodes(t *testing.T) {
+	_, bases := startHTTPCluster(t, confluentOn, registryOn)
+	q, _ := json.Marshal(userAvro)
+	ids := map[string]bool{}
+	for i, base := range bases {
+		resp, out := do(t, "POST", base+"/topics/events",
+			fmt.Sprintf(`{"value_schema": %s, "records": [{"value": {"name": "n%d", "age": %d}}]}`, q, i, i),
+			map[string]string{"Content-Type": "application/vnd.kafka.avro.v2+json"})
+		var ans struct {
+			ValueSchemaID int `json:"value_schema_id"`
+		}
+		if resp.StatusCode != 200 || json.Unmarshal([]byte(out), &ans) != nil || strings.Contains(out, `"error_code":4`) {
+			t.Fatalf("node %d: %d %s", i, resp.StatusCode, out)
+		}
+		ids[fmt.Sprint(ans.ValueSchemaID)] = true
+	}
+	if len(ids) != 1 {
+		t.Fatalf("the nodes answered ids %v, want one", ids)
+	}
+	if vs, err := srClient(t, bases[2]).SubjectVersions(context.Background(), "events-value"); err != nil || len(vs) != 1 {
+		t.Errorf("events-value versions %v %v, want one", vs, err)
+	}
+	c := createConsumer(t, bases[0], "g-avro", `{"name": "r", "format": "avro", "auto.offset.reset": "earliest"}`)
+	c.format = "avro"
+	c.subscribe(bases[1], "events")
+	got := map[string]bool{}
+	for _, r := range c.readAll(3, bases[1], bases[2]) {
+		got[string(r.Value)] = true
+	}
+	for i := range bases {
+		if v := fmt.Sprintf(`{"name":"n%d","age":%d}`, i, i); !got[v] {
+			t.Errorf("%s not read back: %v", v, got)
+		}
+	}
 }
