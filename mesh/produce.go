@@ -119,20 +119,30 @@ func (m *Mesh) NewProducer(o ProducerOptions) *Producer {
 // written (partition and offset set) or the error, once, from another
 // goroutine. An error returned means the record was not taken.
 func (p *Producer) Produce(ctx context.Context, rec Record, done func(Record, error)) error {
+	l, err := p.take(ctx, &rec)
+	if err != nil {
+		return err
+	}
+	l.add(produced{rec: rec, done: done}, false)
+	return nil
+}
+
+// take holds a slot for rec and finds its partition's lane.
+func (p *Producer) take(ctx context.Context, rec *Record) (*lane, error) {
 	if rec.Topic == "" {
-		return errors.New("mesh: produce: no topic")
+		return nil, errors.New("mesh: produce: no topic")
 	}
 	select {
 	case p.slots <- struct{}{}:
 	case <-ctx.Done():
-		return ctx.Err()
+		return nil, ctx.Err()
 	case <-p.m.ctx.Done():
-		return ErrClosed
+		return nil, ErrClosed
 	}
-	part, err := p.partitionFor(ctx, &rec)
+	part, err := p.partitionFor(ctx, rec)
 	if err != nil {
 		<-p.slots
-		return err
+		return nil, err
 	}
 	rec.Partition = part
 	if rec.Timestamp.IsZero() {
@@ -141,15 +151,17 @@ func (p *Producer) Produce(ctx context.Context, rec Record, done func(Record, er
 	l, err := p.lane(hubKey{rec.Topic, part})
 	if err != nil {
 		<-p.slots
-		return err
+		return nil, err
 	}
-	l.add(produced{rec: rec, done: done})
-	return nil
+	return l, nil
 }
 
 // ProduceSync produces recs and waits for every answer; it returns them as
 // written, and the first error.
 func (p *Producer) ProduceSync(ctx context.Context, recs ...Record) ([]Record, error) {
+	if len(recs) == 1 {
+		return p.produceOne(ctx, recs[0])
+	}
 	out := make([]Record, len(recs))
 	errs := make([]error, len(recs))
 	var wg sync.WaitGroup
@@ -162,6 +174,32 @@ func (p *Producer) ProduceSync(ctx context.Context, recs ...Record) ([]Record, e
 	}
 	wg.Wait()
 	return out, errors.Join(errs...)
+}
+
+// produceOne is ProduceSync of one record. When its partition has no
+// batch on its way, the record's batch is sent from this goroutine, which
+// waits for it anyway: one goroutine fewer to start and wake per batch.
+// A batch sealed behind it still goes from a goroutine of its own.
+func (p *Producer) produceOne(ctx context.Context, rec Record) ([]Record, error) {
+	l, err := p.take(ctx, &rec)
+	if err != nil {
+		return nil, err
+	}
+	var ans struct {
+		rec  Record
+		err  error
+		done chan struct{}
+	}
+	ans.done = make(chan struct{})
+	batch := l.add(produced{rec: rec, done: func(w Record, err error) { ans.rec, ans.err = w, err; close(ans.done) }}, true)
+	if batch != nil {
+		l.send(batch)
+	}
+	<-ans.done
+	if ans.err != nil {
+		return nil, ans.err
+	}
+	return []Record{ans.rec}, nil
 }
 
 // Close waits until every record given has its answer, or ctx ends, and
@@ -249,7 +287,9 @@ func (p *Producer) lane(k hubKey) (*lane, error) {
 	return l, nil
 }
 
-func (l *lane) add(r produced) {
+// add queues r; a batch it seals is sent from a goroutine of its own, or
+// returned to the caller to send (send) when inline is set.
+func (l *lane) add(r produced, inline bool) []produced {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.waiting = append(l.waiting, r)
@@ -257,10 +297,14 @@ func (l *lane) add(r produced) {
 	switch {
 	case l.sending:
 	case l.p.opts.Linger <= 0 || l.bytes >= l.p.opts.BatchBytes:
+		if inline {
+			return l.sealLocked()
+		}
 		l.sendLocked()
 	case l.timer == nil:
 		l.timer = time.AfterFunc(l.p.opts.Linger, l.flush)
 	}
+	return nil
 }
 
 // flush sends what waits unless a batch is on its way.
@@ -288,8 +332,18 @@ func (p *Producer) sealed(k hubKey) {
 }
 
 // sendLocked seals the waiting records, up to BatchBytes, into one batch
-// and sends it.
+// and sends it from a goroutine of its own.
 func (l *lane) sendLocked() {
+	batch := l.sealLocked()
+	if !l.p.m.goroutine(func() { l.send(batch) }) {
+		l.sending = false
+		answerAll(l.p, batch, 0, ErrClosed)
+	}
+}
+
+// sealLocked takes the waiting records, up to BatchBytes, as the batch to
+// send next, and marks the lane sending.
+func (l *lane) sealLocked() []produced {
 	l.p.sealed(l.key)
 	if l.timer != nil {
 		l.timer.Stop()
@@ -305,10 +359,7 @@ func (l *lane) sendLocked() {
 	l.waiting = l.waiting[n:]
 	l.bytes -= size
 	l.sending = true
-	if !l.p.m.goroutine(func() { l.send(batch) }) {
-		l.sending = false
-		answerAll(l.p, batch, 0, ErrClosed)
-	}
+	return batch
 }
 
 // send writes one batch and answers its records, then sends the next.

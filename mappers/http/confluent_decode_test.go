@@ -9,6 +9,8 @@ import (
 	"testing"
 	"testing/iotest"
 	"time"
+
+	"github.com/meshka/meshka/schema"
 )
 
 // The framer finds the same objects however the body is split, strings
@@ -60,7 +62,9 @@ func TestV3Time(t *testing.T) {
 // FuzzV3Record: whatever the bytes of a v3 produce body, the framer
 // splits them into bounded objects or stops with an error, and each
 // object decodes to a record or to an error in the REST Proxy's shape;
-// never a panic. A JSON value is written as valid JSON text.
+// never a panic. A JSON value is written as valid JSON text; a key or
+// value in a schema format is left to encode, with no bytes yet, and
+// names its schema in one way at most.
 func FuzzV3Record(f *testing.F) {
 	for _, s := range []string{
 		`{"partition_id":1,"headers":[{"name":"Header-1","value":"SGVhZGVyLTE="},{"name":"Header-2","value":"SGVhZGVyLTI="}],` +
@@ -68,6 +72,11 @@ func FuzzV3Record(f *testing.F) {
 		`{"value":{"type":"STRING","data":"My message"}}`,
 		`{"key":{"subject_name_strategy":"TOPIC_NAME","schema_id":1,"data":1000},"value":{"schema_version":1,"data":{"foo":"bar"}}}`,
 		`{"value":{"type":"JSON","data":"ONE"}} {"value":{"type":"JSON","data":"TWO"}}`,
+		`{"key":{"type":"AVRO","schema":"{\"type\":\"string\"}","data":"k"},"value":{"type":"PROTOBUF","subject":"s","schema_version":2,"data":{"a":1}}}`,
+		`{"value":{"type":"JSONSCHEMA","schema_id":3,"schema_version":1,"data":{}}}`,
+		`{"value":{"type":"AVRO","subject_name_strategy":"RECORD_NAME","data":null}}`,
+		`{"value":{"schema":"x","data":1}}`,
+		`{"value":{"type":"JSON","schema_id":1,"data":1}}`,
 		`{"value":{"type":"BINARY","data":null}}{}`,
 		`{"headers":[{"name":"h"}],"value":{"type":"JSON","data":"a\"}\\"}}`,
 		`{"value": {"type": "JSON", "data": }`,
@@ -103,10 +112,52 @@ func FuzzV3Record(f *testing.F) {
 			if rec.value != nil && rec.value.Type == "JSON" && rec.rec.Value != nil && !json.Valid(rec.rec.Value) {
 				t.Fatalf("JSON value written as %q", rec.rec.Value)
 			}
+			for _, sd := range []*v3SchemaData{rec.keySchema, rec.valueSchema} {
+				if sd == nil {
+					continue
+				}
+				named := 0
+				for _, given := range []bool{sd.spec.id > 0, sd.spec.version > 0, sd.spec.text != ""} {
+					if given {
+						named++
+					}
+				}
+				if named > 1 || sd.spec.id < 0 || sd.spec.version < 0 || (sd.data != nil && !json.Valid(sd.data)) {
+					t.Fatalf("%s: schema data %+v", frame, sd)
+				}
+			}
+			if rec.keySchema != nil && (rec.rec.Key != nil || rec.key != nil) || rec.valueSchema != nil && (rec.rec.Value != nil || rec.value != nil) {
+				t.Fatalf("%s: a key or value with a schema came with bytes", frame)
+			}
 			if rec.rec.Partition < -1 {
 				t.Fatalf("partition %d", rec.rec.Partition)
 			}
 		}
 		t.Fatal("the framer did not end")
+	})
+}
+
+// FuzzV2Spec: whatever a v2 request's key_schema and key_schema_id hold,
+// they name one schema (an id above 0, else a text), none, or are
+// refused with a 422; never a panic.
+func FuzzV2Spec(f *testing.F) {
+	for _, s := range [][2]string{{`"{\"type\":\"string\"}"`, ``}, {``, `7`}, {`"x"`, `3`}, {`null`, `null`}, {`1`, `"1"`},
+		{``, `-1`}, {``, `1e3`}, {`""`, ``}, {`{}`, `2.5`}} {
+		f.Add([]byte(s[0]), []byte(s[1]))
+	}
+	f.Fuzz(func(t *testing.T, text, id []byte) {
+		if (len(text) > 0 && !json.Valid(text)) || (len(id) > 0 && !json.Valid(id)) {
+			return // the request's decoder refuses these before
+		}
+		spec, given, e := v2Spec(schema.Avro, text, id, "key")
+		if e != nil {
+			if e.status() != 422 || given {
+				t.Fatalf("%s %s: %+v given %v", text, id, e, given)
+			}
+			return
+		}
+		if given != (spec.id > 0 || spec.text != "") || spec.id < 0 || (spec.id > 0 && spec.text != "") {
+			t.Fatalf("%s %s: %+v given %v", text, id, spec, given)
+		}
 	})
 }

@@ -612,7 +612,7 @@ func TestConfluentV2Produce(t *testing.T) {
 }
 
 // v2's topics and refusals: names, a topic's partitions, 404 for a topic
-// upstream lacks, 415 for the schema formats and other media types, 400
+// upstream lacks, 415 for the schema formats (without a registry) and other media types, 400
 // and 422 for bad bodies, 501 for manual assignment of consumer instances.
 func TestConfluentV2Topics(t *testing.T) {
 	_, base, _ := startConfluent(t)
@@ -638,7 +638,7 @@ func TestConfluentV2Topics(t *testing.T) {
 		status, code     int
 		message          string
 	}{
-		{"avro", "/topics/events", records, v2("avro"), 415, 415, "the avro embedded format comes with schema registry support"},
+		{"avro", "/topics/events", records, v2("avro"), 415, 415, "the avro embedded format needs a schema registry"},
 		{"jsonschema", "/topics/events", records, v2("jsonschema"), 415, 415, "jsonschema"},
 		{"protobuf", "/topics/events", records, v2("protobuf"), 415, 415, "protobuf"},
 		{"application/json", "/topics/events", records, map[string]string{"Content-Type": "application/json"}, 415, 415, "application/json"},

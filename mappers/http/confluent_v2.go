@@ -2,10 +2,10 @@ package httpmap
 
 // The Confluent REST Proxy's v2 API, its producing and topics: POST
 // /topics/{topic} and /topics/{topic}/partitions/{partition} in the json
-// and binary embedded formats, GET /topics and /topics/{topic}. Answers
-// are application/vnd.kafka.v2+json. The schema formats (avro,
-// jsonschema, protobuf) are answered 415 until schema registry support
-// comes. Its consumer instances (/consumers) are in consumers.go.
+// and binary embedded formats, and in the schema formats avro, jsonschema
+// and protobuf (confluent_v2_schemas.go), GET /topics and /topics/{topic}.
+// Answers are application/vnd.kafka.v2+json. Its consumer instances
+// (/consumers) are in consumers.go.
 
 import (
 	"bytes"
@@ -95,8 +95,8 @@ func v2TopicError(topic string, err error) *confluentError {
 	return upstreamError(topic, err)
 }
 
-// v2Request is a v2 produce request. The schema fields are taken and
-// ignored, as the REST Proxy ignores them for json and binary.
+// v2Request is a v2 produce request. The schema fields are for the
+// schema formats; json and binary ignore them, as the REST Proxy does.
 type v2Request struct {
 	Records       []v2Input       `json:"records"`
 	KeySchema     json.RawMessage `json:"key_schema"`
@@ -130,11 +130,13 @@ func v2Failed(e *confluentError) v2Offset { return v2Offset{ErrorCode: &e.Code, 
 
 // POST /topics/{topic} and /topics/{topic}/partitions/{partition}: the
 // records in the body's embedded format (json: any JSON value, written
-// as its JSON text; binary: base64), each to its own partition, the
-// path's, or by its key. 200 with each record's partition and offset, or
-// its error, in order; 401 or 403 when upstream refused the credentials.
+// as its JSON text; binary: base64; avro, jsonschema, protobuf: JSON
+// encoded with the request's key and value schemas), each to its own
+// partition, the path's, or by its key. 200 with each record's partition
+// and offset, or its error, in order; 401 or 403 when upstream refused
+// the credentials.
 func (s *Server) v2Produce(w http.ResponseWriter, r *http.Request) {
-	binary, ok := v2Format(w, r)
+	format, ok := v2Format(w, r)
 	if !ok {
 		return
 	}
@@ -187,20 +189,31 @@ func (s *Server) v2Produce(w http.ResponseWriter, r *http.Request) {
 		if in.Partition != nil {
 			rec.Partition = *in.Partition
 		}
-		var e *confluentError
-		if rec.Key, e = v2Data(binary, in.Key, i, "key"); e != nil {
-			v2Fail(w, e)
-			return
-		}
-		if rec.Value, e = v2Data(binary, in.Value, i, "value"); e != nil {
-			v2Fail(w, e)
-			return
+		if format == "binary" || format == "json" {
+			var e *confluentError
+			if rec.Key, e = v2Data(format == "binary", in.Key, i, "key"); e != nil {
+				v2Fail(w, e)
+				return
+			}
+			if rec.Value, e = v2Data(format == "binary", in.Value, i, "value"); e != nil {
+				v2Fail(w, e)
+				return
+			}
 		}
 		recs[i] = rec
 	}
 	out := v2Response{Offsets: make([]v2Offset, len(recs))}
+	failed := make([]bool, len(recs))
+	if format != "binary" && format != "json" {
+		if !s.v2Encode(w, r, topic, format, &req, recs, &out, failed) {
+			return
+		}
+	}
 	var wg sync.WaitGroup
 	for i, rec := range recs {
+		if failed[i] {
+			continue
+		}
 		if p := req.Records[i].Partition; p != nil && (*p < 0 || *p >= n) {
 			out.Offsets[i] = v2Failed(errorf(codePartitionNotFound, "Partition not found: topic %s has partitions 0 to %d, not %d.",
 				topic, n-1, rec.Partition))
@@ -238,30 +251,25 @@ func (s *Server) v2Produce(w http.ResponseWriter, r *http.Request) {
 	writeConfluent(w, v2ContentType, status, out)
 }
 
-// v2Format is whether a produce's embedded format is binary (else
-// json); false: answered 415.
-func v2Format(w http.ResponseWriter, r *http.Request) (binary, ok bool) {
+// v2Format is a produce's embedded format: binary, json, avro,
+// jsonschema or protobuf; false: answered 415.
+func v2Format(w http.ResponseWriter, r *http.Request) (string, bool) {
 	ct := r.Header.Get("Content-Type")
 	mt, _, err := mime.ParseMediaType(ct)
 	if err == nil {
-		switch mt {
-		case v2Binary:
-			return true, true
-		case v2JSON:
-			return false, true
-		case "application/vnd.kafka.avro.v2+json", "application/vnd.kafka.jsonschema.v2+json", "application/vnd.kafka.protobuf.v2+json":
-			format := strings.TrimSuffix(strings.TrimPrefix(mt, "application/vnd.kafka."), ".v2+json")
-			v2Fail(w, errorf(http.StatusUnsupportedMediaType,
-				"HTTP 415 Unsupported Media Type: the %s embedded format comes with schema registry support, which this version of meshka does not have; send %s or %s",
-				format, v2JSON, v2Binary))
-			return false, false
+		if f, ok := strings.CutPrefix(mt, "application/vnd.kafka."); ok {
+			if f, ok = strings.CutSuffix(f, ".v2+json"); ok {
+				if _, known := v2SchemaTypes[f]; known || f == "binary" || f == "json" {
+					return f, true
+				}
+			}
 		}
 	}
 	if ct == "" {
 		ct = "none"
 	}
-	v2Fail(w, errorf(http.StatusUnsupportedMediaType, "HTTP 415 Unsupported Media Type: %s; send %s or %s", ct, v2JSON, v2Binary))
-	return false, false
+	v2Fail(w, errorf(http.StatusUnsupportedMediaType, "HTTP 415 Unsupported Media Type: %s; send application/vnd.kafka.{json,binary,avro,jsonschema,protobuf}.v2+json", ct))
+	return "", false
 }
 
 // v2Data is a record's key or value in the embedded format: null or

@@ -4,17 +4,16 @@ package httpmap
 // confluentinc/kafka-rest), as far as the mesh API can answer it: the
 // cluster, its topics and their partitions, and producing records, one
 // request at a time or streamed. Content type application/json
-// throughout. Not served (404 in v3's shape): ACLs, brokers, configs,
-// consumer groups, reassignments, creating and deleting topics, and
-// records:batch.
+// throughout; a body's records are decoded in confluent_v3_decode.go, the
+// schema formats encoded in confluent_v3_schemas.go. Not served (404 in
+// v3's shape): ACLs, brokers, configs, consumer groups, reassignments,
+// creating and deleting topics, and records:batch.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -282,10 +281,14 @@ type v3Report struct {
 }
 
 // v3Size is the type a key or value was given in and its size as
-// written: -1 for a null, as Kafka's producers report it.
+// written: -1 for a null, as Kafka's producers report it; for the schema
+// formats, the schema's id, and its subject and version when known.
 type v3Size struct {
-	Type string `json:"type"`
-	Size int    `json:"size"`
+	Type          string `json:"type"`
+	Subject       string `json:"subject,omitempty"`
+	SchemaID      *int   `json:"schema_id,omitempty"`
+	SchemaVersion *int   `json:"schema_version,omitempty"`
+	Size          int    `json:"size"`
 }
 
 func errReport(e *confluentError) *v3Report { return &v3Report{ErrorCode: e.Code, Message: e.Message} }
@@ -359,8 +362,9 @@ func (s *Server) v3Produce(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	slots := make([]<-chan *v3Report, len(recs))
+	may := s.mayRegister(r)
 	for i := range recs {
-		slots[i] = s.v3Send(r.Context(), id, topic, &recs[i])
+		slots[i] = s.v3Send(r.Context(), id, topic, &recs[i], may)
 	}
 	if len(slots) == 1 {
 		rep := <-slots[0]
@@ -419,6 +423,7 @@ func (s *Server) v3Stream(w http.ResponseWriter, r *http.Request, cluster, topic
 		}
 	}()
 	fr := newFramer(r.Body, int(s.cfg.MaxBodyBytes))
+	may := s.mayRegister(r)
 	for {
 		frame, err := fr.next()
 		if err == io.EOF || err != nil && ctx.Err() != nil {
@@ -440,7 +445,7 @@ func (s *Server) v3Stream(w http.ResponseWriter, r *http.Request, cluster, topic
 			slot = reported(errReport(errorf(code, "Error processing message: %v", err)))
 		} else {
 			rec := decodeV3Record(frame)
-			slot = s.v3Send(ctx, cluster, topic, &rec)
+			slot = s.v3Send(ctx, cluster, topic, &rec, may)
 		}
 		inFlight.Add(size)
 		select {
@@ -462,12 +467,25 @@ func reported(rep *v3Report) <-chan *v3Report {
 }
 
 // v3Send produces a decoded record (or reports why it cannot be) and
-// returns where its report comes, once.
-func (s *Server) v3Send(ctx context.Context, cluster, topic string, d *v3Record) <-chan *v3Report {
+// returns where its report comes, once; a key or value in a schema format
+// is encoded first (mayRegister: a schema text may be registered).
+func (s *Server) v3Send(ctx context.Context, cluster, topic string, d *v3Record, mayRegister bool) <-chan *v3Report {
 	if d.err != nil {
 		return reported(errReport(d.err))
 	}
 	d.rec.Topic = topic
+	if d.keySchema != nil {
+		d.keySchema.spec.mayRegister = mayRegister
+		if d.rec.Key, d.key, d.err = s.v3Encode(ctx, topic, true, d.keySchema); d.err != nil {
+			return reported(errReport(d.err))
+		}
+	}
+	if d.valueSchema != nil {
+		d.valueSchema.spec.mayRegister = mayRegister
+		if d.rec.Value, d.value, d.err = s.v3Encode(ctx, topic, false, d.valueSchema); d.err != nil {
+			return reported(errReport(d.err))
+		}
+	}
 	if err := s.env.Mesh.Check(d.rec); err != nil {
 		return reported(errReport(produceError(topic, err))) // 40002, as Kafka's INVALID_RECORD
 	}
@@ -505,234 +523,4 @@ func v3Time(t time.Time) string {
 		return t.Format("2006-01-02T15:04:05Z")
 	}
 	return t.Format("2006-01-02T15:04:05.000Z")
-}
-
-// v3Input is one record of a produce request as sent (the API's
-// ProduceRequest). Unknown fields are refused: a misspelt partition_id
-// must not send a record elsewhere.
-type v3Input struct {
-	PartitionID *int32     `json:"partition_id"`
-	Headers     []v3Header `json:"headers"`
-	Key         *v3Data    `json:"key"`
-	Value       *v3Data    `json:"value"`
-	Timestamp   *string    `json:"timestamp"`
-}
-
-type v3Header struct {
-	Name  *string `json:"name"`
-	Value *string `json:"value"` // base64; null: Kafka's null
-}
-
-// v3Data is a key or a value: its type and data, or the schema fields
-// of the types that need a schema registry.
-type v3Data struct {
-	Type                *string         `json:"type"`
-	Data                json.RawMessage `json:"data"`
-	Subject             json.RawMessage `json:"subject"`
-	SubjectNameStrategy json.RawMessage `json:"subject_name_strategy"`
-	SchemaID            json.RawMessage `json:"schema_id"`
-	SchemaVersion       json.RawMessage `json:"schema_version"`
-	Schema              json.RawMessage `json:"schema"`
-}
-
-// v3Record is one record of a produce request, decoded: what to produce
-// and the types its key and value came in, or why it cannot be.
-type v3Record struct {
-	rec        mesh.Record
-	key, value *v3Size // nil: none given
-	err        *confluentError
-}
-
-// decodeV3Record decodes one JSON object of a produce request. It never
-// panics, whatever the bytes: the worst is a record with its error.
-func decodeV3Record(frame []byte) v3Record {
-	var in v3Input
-	dec := json.NewDecoder(bytes.NewReader(frame))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&in); err != nil {
-		return v3Record{err: errorf(http.StatusBadRequest, "Error processing JSON: %v", err)}
-	}
-	if dec.More() {
-		return v3Record{err: errorf(http.StatusBadRequest, "Error processing JSON: more than one value in a record")}
-	}
-	out := v3Record{rec: mesh.Record{Partition: -1}}
-	if in.PartitionID != nil {
-		if *in.PartitionID < 0 {
-			return v3Record{err: errorf(codePartitionNotFound, "Partition not found: partition_id %d.", *in.PartitionID)}
-		}
-		out.rec.Partition = *in.PartitionID
-	}
-	var e *confluentError
-	if out.rec.Key, out.key, e = in.Key.decode("key"); e != nil {
-		return v3Record{err: e}
-	}
-	if out.rec.Value, out.value, e = in.Value.decode("value"); e != nil {
-		return v3Record{err: e}
-	}
-	for i, h := range in.Headers {
-		if h.Name == nil {
-			return v3Record{err: errorf(http.StatusBadRequest, "headers[%d]: no name", i)}
-		}
-		hd := mesh.Header{Key: *h.Name}
-		if h.Value != nil {
-			v, err := decodeBase64(*h.Value)
-			if err != nil {
-				return v3Record{err: errorf(http.StatusBadRequest, "headers[%d] (%s): the value is not base64: %v", i, *h.Name, err)}
-			}
-			hd.Value = v
-			if hd.Value == nil {
-				hd.Value = []byte{} // empty, not null
-			}
-		}
-		out.rec.Headers = append(out.rec.Headers, hd)
-	}
-	if in.Timestamp != nil {
-		ts, err := time.Parse(time.RFC3339Nano, *in.Timestamp)
-		if err != nil {
-			return v3Record{err: errorf(http.StatusBadRequest, "timestamp %q is not an RFC 3339 date-time such as 2021-02-05T19:14:42Z", *in.Timestamp)}
-		}
-		if ts.UnixMilli() < 0 {
-			return v3Record{err: errorf(http.StatusBadRequest, "timestamp %s is before 1970", *in.Timestamp)}
-		}
-		out.rec.Timestamp = ts
-	}
-	return out
-}
-
-// decode is the bytes of a key or value, and its type and size for the
-// report; nil d: none given.
-func (d *v3Data) decode(which string) ([]byte, *v3Size, *confluentError) {
-	if d == nil {
-		return nil, nil, nil
-	}
-	for _, f := range [...]struct {
-		name string
-		raw  json.RawMessage
-	}{{"subject", d.Subject}, {"subject_name_strategy", d.SubjectNameStrategy}, {"schema_id", d.SchemaID},
-		{"schema_version", d.SchemaVersion}, {"schema", d.Schema}} {
-		if name := f.name; present(f.raw) {
-			return nil, nil, errorf(http.StatusBadRequest,
-				"%s: %s names a schema, and schemas come with schema registry support, which this version of meshka does not have; give type BINARY, JSON or STRING without one", which, name)
-		}
-	}
-	if d.Type == nil {
-		return nil, nil, errorf(http.StatusBadRequest,
-			"%s: no type: without one the schema is looked up in a schema registry, which this version of meshka does not have; give type BINARY, JSON or STRING", which)
-	}
-	var b []byte
-	switch t := *d.Type; t {
-	case "BINARY":
-		if present(d.Data) {
-			var s string
-			if json.Unmarshal(d.Data, &s) != nil {
-				return nil, nil, errorf(http.StatusBadRequest, "%s: data=%s is not a base64 string.", which, brief(d.Data))
-			}
-			var err error
-			if b, err = decodeBase64(s); err != nil {
-				return nil, nil, errorf(http.StatusBadRequest, "%s: data=%s is not a valid base64 string: %v", which, brief(d.Data), err)
-			}
-			if b == nil {
-				b = []byte{}
-			}
-		}
-	case "JSON":
-		if present(d.Data) {
-			var buf bytes.Buffer
-			if err := json.Compact(&buf, d.Data); err != nil {
-				return nil, nil, errorf(http.StatusBadRequest, "%s: data is not JSON: %v", which, err)
-			}
-			b = buf.Bytes()
-		}
-	case "STRING":
-		if present(d.Data) {
-			var s string
-			if json.Unmarshal(d.Data, &s) != nil {
-				return nil, nil, errorf(http.StatusBadRequest, "%s: data=%s is not a string.", which, brief(d.Data))
-			}
-			b = []byte(s)
-		}
-	case "AVRO", "JSONSCHEMA", "PROTOBUF":
-		return nil, nil, errorf(http.StatusBadRequest,
-			"%s: type %s comes with schema registry support, which this version of meshka does not have; give type BINARY, JSON or STRING", which, t)
-	default:
-		return nil, nil, errorf(http.StatusBadRequest, "%s: unknown type %q; want BINARY, JSON or STRING", which, t)
-	}
-	size := len(b)
-	if b == nil {
-		size = -1
-	}
-	return b, &v3Size{Type: *d.Type, Size: size}, nil
-}
-
-// present says a JSON field was given, and not as null.
-func present(raw json.RawMessage) bool {
-	return len(raw) > 0 && !bytes.Equal(raw, []byte("null"))
-}
-
-var errFrameTooLarge = errors.New("a record larger than http.max_body_bytes")
-
-// framer splits a body into its top-level JSON objects, whitespace
-// between them or none, as the v3 API takes records. It reads a byte at
-// a time from a buffer, so it survives any split of the body; a record
-// is bounded before it is held.
-type framer struct {
-	r   *bufio.Reader
-	max int
-	off int64 // bytes read
-	buf []byte
-}
-
-func newFramer(r io.Reader, max int) *framer {
-	return &framer{r: bufio.NewReader(r), max: max}
-}
-
-// next is the next object, valid until the next call; io.EOF once the
-// body ends between objects.
-func (f *framer) next() ([]byte, error) {
-	for {
-		c, err := f.r.ReadByte()
-		if err != nil {
-			return nil, err
-		}
-		f.off++
-		if c == ' ' || c == '\t' || c == '\r' || c == '\n' {
-			continue
-		}
-		if c != '{' {
-			return nil, fmt.Errorf("at byte %d: want a JSON object for a record, got %q", f.off-1, c)
-		}
-		break
-	}
-	f.buf = append(f.buf[:0], '{')
-	depth, inString, escaped := 1, false, false
-	for depth > 0 {
-		c, err := f.r.ReadByte()
-		if err == io.EOF {
-			return nil, fmt.Errorf("after byte %d: the body ends inside a record: %w", f.off, io.ErrUnexpectedEOF)
-		}
-		if err != nil {
-			return nil, err
-		}
-		f.off++
-		if len(f.buf) >= f.max {
-			return nil, fmt.Errorf("at byte %d: %w (%d bytes)", f.off-1, errFrameTooLarge, f.max)
-		}
-		f.buf = append(f.buf, c)
-		switch {
-		case inString && escaped:
-			escaped = false
-		case inString && c == '\\':
-			escaped = true
-		case inString && c == '"':
-			inString = false
-		case inString:
-		case c == '"':
-			inString = true
-		case c == '{' || c == '[':
-			depth++
-		case c == '}' || c == ']':
-			depth--
-		}
-	}
-	return f.buf, nil
 }

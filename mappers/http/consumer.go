@@ -15,6 +15,7 @@ package httpmap
 import (
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,7 +25,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/meshka/meshka/mesh"
+	"github.com/meshka/meshka/schema/convert"
+	"github.com/meshka/meshka/schema/wire"
 )
 
 // consumerKind is the actor kind of v2 consumer instances.
@@ -49,7 +54,7 @@ func consumerID(group, name string) string {
 type consumerInstance struct {
 	Group  string `json:"group"`
 	Name   string `json:"name"`
-	Format string `json:"format"` // binary or json
+	Format string `json:"format"` // binary, json, avro, jsonschema or protobuf
 	// AutoOffsetReset is where a partition the group has committed
 	// nothing for starts: earliest or latest.
 	AutoOffsetReset string   `json:"auto_offset_reset"`
@@ -98,13 +103,17 @@ type v2TopicPartitionOffset struct {
 }
 
 // v2ConsumerRecord is a record as GET records returns it: key and value
-// base64 in the binary format, JSON as they are in the json format.
+// base64 in the binary format, JSON as they are in the json format,
+// decoded to JSON with the schema their wire format names in the schema
+// formats, with that schema's id.
 type v2ConsumerRecord struct {
-	Topic     string          `json:"topic"`
-	Key       json.RawMessage `json:"key"`
-	Value     json.RawMessage `json:"value"`
-	Partition int32           `json:"partition"`
-	Offset    int64           `json:"offset"`
+	Topic         string          `json:"topic"`
+	Key           json.RawMessage `json:"key"`
+	Value         json.RawMessage `json:"value"`
+	KeySchemaID   *int            `json:"key_schema_id,omitempty"`
+	ValueSchemaID *int            `json:"value_schema_id,omitempty"`
+	Partition     int32           `json:"partition"`
+	Offset        int64           `json:"offset"`
 }
 
 // consumerEnv is what every instance's actor on a node shares.
@@ -113,6 +122,9 @@ type consumerEnv struct {
 	table    *mesh.Table
 	timeout  time.Duration // http.consumers.instance_timeout
 	maxBytes int64         // http.consumers.max_bytes
+	// undecodable counts the keys and values the schema formats give
+	// undecoded.
+	undecodable prometheus.Counter
 }
 
 // consumerActor is one instance.
@@ -383,7 +395,7 @@ func (a *consumerActor) records(ctx context.Context, c consumerCall) ([]byte, er
 				break
 			}
 		}
-		rec, n := a.encode(r)
+		rec, n := a.encode(ctx, r)
 		if size > 0 && size+n > maxBytes {
 			a.held = &r
 			break
@@ -401,24 +413,54 @@ func (a *consumerActor) records(ctx context.Context, c consumerCall) ([]byte, er
 	return answer(http.StatusOK, out)
 }
 
-// encode is a record in the instance's format and its rough size.
-func (a *consumerActor) encode(r mesh.Record) (v2ConsumerRecord, int64) {
+// encode is a record in the instance's format and its rough size. A key
+// or value that is not JSON in the json format is given as a string of
+// its text; one that does not decode in a schema format (not in the wire
+// format, an unknown schema id, not a value of its schema) as a string
+// of its bytes in base64, as the binary format gives it, without a
+// schema id: the record is given either way, and the request does not
+// fail.
+func (a *consumerActor) encode(ctx context.Context, r mesh.Record) (v2ConsumerRecord, int64) {
 	rec := v2ConsumerRecord{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}
-	enc := func(b []byte) json.RawMessage {
+	enc := func(b []byte) (json.RawMessage, *int) {
 		switch {
 		case b == nil:
-			return json.RawMessage("null")
+			return json.RawMessage("null"), nil
 		case a.st.Format == "json" && json.Valid(b):
-			return json.RawMessage(b)
+			return json.RawMessage(b), nil
 		case a.st.Format == "json":
 			s, _ := json.Marshal(string(b)) // not JSON: given as a string
-			return s
+			return s, nil
+		case a.st.Format != "binary":
+			if j, id, ok := a.decode(ctx, b); ok {
+				return j, &id
+			}
 		}
 		s, _ := json.Marshal(base64.StdEncoding.EncodeToString(b))
-		return s
+		return s, nil
 	}
-	rec.Key, rec.Value = enc(r.Key), enc(r.Value)
+	rec.Key, rec.KeySchemaID = enc(r.Key)
+	rec.Value, rec.ValueSchemaID = enc(r.Value)
 	return rec, int64(len(rec.Key) + len(rec.Value) + len(r.Topic) + 64)
+}
+
+// decode is b, a key or value in the wire format, as JSON, and the id of
+// its schema; false: it does not decode with a schema of the instance's
+// format (counted in meshka_http_values_undecodable_total).
+func (a *consumerActor) decode(ctx context.Context, b []byte) (json.RawMessage, int, bool) {
+	src := a.env.mesh.Schemas()
+	if src != nil && len(b) >= wire.HeaderSize && b[0] == wire.Magic {
+		id := int(binary.BigEndian.Uint32(b[1:5]))
+		if sc, _, err := src.ByID(ctx, id); err == nil && sc.Type() == v2SchemaTypes[a.st.Format] {
+			if j, err := convert.ToJSON(ctx, src, b); err == nil {
+				return j, id, true
+			}
+		}
+	}
+	if a.env.undecodable != nil {
+		a.env.undecodable.Inc()
+	}
+	return nil, 0, false
 }
 
 func (a *consumerActor) commit(ctx context.Context, offsets []v2TopicPartitionOffset) ([]byte, error) {

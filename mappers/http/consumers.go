@@ -35,7 +35,7 @@ const consumerQueue = 16
 func (s *Server) startConsumers(ctx context.Context) error {
 	c := s.cfg.Consumers
 	env := &consumerEnv{mesh: s.env.Mesh, table: s.env.Mesh.Table(c.Topic), timeout: c.InstanceTimeout.D(),
-		maxBytes: int64(c.MaxBytes)}
+		maxBytes: int64(c.MaxBytes), undecodable: s.m.undecodable}
 	kind, err := s.env.Mesh.Actors(mesh.ActorsOptions{Kind: consumerKind, New: env.newActor,
 		Queue: consumerQueue, IdleAfter: c.InstanceTimeout.D(), MaxActive: c.MaxInstances})
 	if err != nil {
@@ -134,7 +134,7 @@ func (s *Server) v2CreateConsumer(w http.ResponseWriter, r *http.Request) {
 	if !s.v2Body(w, r, &cfg, true) {
 		return
 	}
-	st, e := newConsumerInstance(group, cfg, s.cfg.MaxWait.D())
+	st, e := newConsumerInstance(group, cfg, s.cfg.MaxWait.D(), s.env.Mesh.Schemas() != nil)
 	if e != nil {
 		v2Fail(w, e)
 		return
@@ -152,8 +152,9 @@ func (s *Server) v2CreateConsumer(w http.ResponseWriter, r *http.Request) {
 }
 
 // newConsumerInstance is the instance of group that cfg asks for, or
-// why it cannot be; maxWait bounds its request timeout (http.max_wait).
-func newConsumerInstance(group string, cfg consumerInstanceConfig, maxWait time.Duration) (*consumerInstance, *confluentError) {
+// why it cannot be; maxWait bounds its request timeout (http.max_wait);
+// the schema formats need a schema registry (schemas).
+func newConsumerInstance(group string, cfg consumerInstanceConfig, maxWait time.Duration, schemas bool) (*consumerInstance, *confluentError) {
 	st := &consumerInstance{Group: group, Format: "binary", AutoOffsetReset: "latest", AutoCommit: true,
 		FetchMinBytes: -1, RequestTimeout: 1000}
 	bad := func(format string, args ...any) (*consumerInstance, *confluentError) {
@@ -177,9 +178,12 @@ func newConsumerInstance(group string, cfg consumerInstanceConfig, maxWait time.
 		case "binary", "json":
 			st.Format = f
 		case "avro", "jsonschema", "protobuf":
-			return bad("format %s needs a schema registry, which this version of meshka does not serve; binary and json are served", f)
+			if !schemas {
+				return bad("format %s needs a schema registry, which this node does not have (http.schema_registry.enabled); binary and json are served", f)
+			}
+			st.Format = f
 		default:
-			return bad("format %q: want binary or json", *cfg.Format)
+			return bad("format %q: want binary, json, avro, jsonschema or protobuf", *cfg.Format)
 		}
 	}
 	if cfg.OffsetReset != nil {
@@ -321,13 +325,11 @@ func (s *Server) v2Records(w http.ResponseWriter, r *http.Request) {
 	}
 	ct := v2ContentType
 	if ans.Status == http.StatusOK {
-		ct = v2Binary
-		if format == "json" {
-			ct = v2JSON
-		} else if format == "" {
-			// The instance's format: its records say it only by their
-			// shape, so the generic type.
-			ct = v2ContentType
+		// The format asked for, which is the instance's; none asked for:
+		// the records say it only by their shape, so the generic type.
+		ct = v2ContentType
+		if format != "" {
+			ct = "application/vnd.kafka." + format + ".v2+json"
 		}
 	}
 	writeAnswer(w, ct, ans)

@@ -20,7 +20,9 @@ type metrics struct {
 	sse, ws  prometheus.Gauge
 	received prometheus.Counter
 	sent     prometheus.Counter
-	// undecodable counts the records value_format json routes left out.
+	// undecodable counts the records value_format json routes left out,
+	// and the keys and values v2 consumers in schema formats gave
+	// undecoded.
 	undecodable prometheus.Counter
 
 	mu    sync.Mutex
@@ -45,7 +47,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		codes: map[[2]string]prometheus.Counter{},
 		undecodable: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "meshka_http_values_undecodable_total",
-			Help: "Records that fetch, stream and websocket routes with value_format json left out because their value did not decode (not in the wire format, an unknown schema id, or not a value of its schema).",
+			Help: "Records that fetch, stream and websocket routes with value_format json left out because their value did not decode (not in the wire format, an unknown schema id, or not a value of its schema), and keys and values v2 consumers in the avro, jsonschema and protobuf formats gave undecoded.",
 		}),
 	}
 	m.received, m.sent = netguard.Bytes(reg, "http")
