@@ -20,7 +20,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -63,6 +65,11 @@ type consumerInstance struct {
 	RequestTimeout  int64    `json:"request_timeout_ms"` // how long GET records waits at most
 	Topics          []string `json:"topics,omitempty"`
 	TopicPattern    string   `json:"topic_pattern,omitempty"`
+	// Subscriber and SubscriberHost are the principal (and its address)
+	// that subscribed with TopicPattern: topics that come to match it
+	// later are read only if they may READ them.
+	Subscriber     string `json:"subscriber,omitempty"`
+	SubscriberHost string `json:"subscriber_host,omitempty"`
 	// Seen is when the instance last had a request (Unix ms), kept
 	// within a quarter of the instance timeout.
 	Seen int64 `json:"seen"`
@@ -73,8 +80,10 @@ type consumerCall struct {
 	Op     string            `json:"op"`
 	Create *consumerInstance `json:"create,omitempty"`
 	// subscribe
-	Topics       []string `json:"topics,omitempty"`
-	TopicPattern string   `json:"topic_pattern,omitempty"`
+	Topics         []string `json:"topics,omitempty"`
+	TopicPattern   string   `json:"topic_pattern,omitempty"`
+	Subscriber     string   `json:"subscriber,omitempty"`
+	SubscriberHost string   `json:"subscriber_host,omitempty"`
 	// records
 	Format    string `json:"format,omitempty"` // the Accept header's; empty: the instance's
 	TimeoutMs int64  `json:"timeout_ms,omitempty"`
@@ -125,7 +134,16 @@ type consumerEnv struct {
 	// undecodable counts the keys and values the schema formats give
 	// undecoded.
 	undecodable prometheus.Counter
+	// mayRead says whether principal, at host, may READ topic (true
+	// without ACLs); a pattern subscription's new topics are checked
+	// with it.
+	mayRead func(principal string, host netip.Addr, topic string) bool
 }
+
+// patternRefresh is how often a pattern subscription's topics are matched
+// again, at a GET records: new topics that match join it, topics gone
+// leave it (a Kafka consumer does so at its metadata refresh).
+var patternRefresh = 30 * time.Second
 
 // consumerActor is one instance.
 type consumerActor struct {
@@ -139,6 +157,7 @@ type consumerActor struct {
 	returned map[v2TopicPartition]int64
 	held     *mesh.Record // taken from the share, not yet returned (it did not fit)
 	saved    time.Time    // when st.Seen was last written
+	matched  time.Time    // when st.TopicPattern was last matched against upstream's topics
 }
 
 func (e *consumerEnv) newActor(id string) (mesh.Actor, error) {
@@ -305,6 +324,8 @@ func (a *consumerActor) delete(ctx context.Context) ([]byte, error) {
 func (a *consumerActor) subscribe(ctx context.Context, c consumerCall) ([]byte, error) {
 	a.stopShare()
 	a.st.Topics, a.st.TopicPattern = slices.Clone(c.Topics), c.TopicPattern
+	a.st.Subscriber, a.st.SubscriberHost = c.Subscriber, c.SubscriberHost
+	a.matched = time.Now()
 	if len(a.st.Topics) > 0 {
 		if err := a.startShare(); err != nil {
 			a.st.Topics = nil
@@ -338,6 +359,50 @@ func (a *consumerActor) startShare() error {
 	return nil
 }
 
+// matchPattern matches the subscription's pattern against upstream's
+// topics again once patternRefresh has passed since it last did, and
+// moves the subscription to the topics it matches now that the
+// subscriber may READ. A failure to list topics keeps the topics it has.
+func (a *consumerActor) matchPattern(ctx context.Context) {
+	if time.Since(a.matched) < patternRefresh {
+		return
+	}
+	a.matched = time.Now()
+	re, err := regexp.Compile("^(?:" + a.st.TopicPattern + ")$")
+	if err != nil {
+		return // checked at subscribe
+	}
+	all, err := a.env.mesh.Topics(ctx)
+	if err != nil {
+		return
+	}
+	host, _ := netip.ParseAddr(a.st.SubscriberHost)
+	var topics []string
+	for _, t := range all {
+		if !t.Internal && re.MatchString(t.Name) && (a.env.mayRead == nil || a.env.mayRead(a.st.Subscriber, host, t.Name)) {
+			topics = append(topics, t.Name)
+		}
+	}
+	slices.Sort(topics)
+	have := slices.Sorted(slices.Values(a.st.Topics))
+	if slices.Equal(topics, have) {
+		return
+	}
+	a.stopShare()
+	a.st.Topics = topics
+	if len(topics) > 0 {
+		if err := a.startShare(); err != nil {
+			a.st.Topics = have // tried again at the next refresh
+			a.matched = time.Time{}
+			if len(have) > 0 && a.startShare() != nil {
+				a.st.Topics = nil
+			}
+			return
+		}
+	}
+	a.save(ctx)
+}
+
 // stopShare leaves the group; with auto commit, what was returned is
 // committed first.
 func (a *consumerActor) stopShare() {
@@ -358,7 +423,14 @@ func (a *consumerActor) records(ctx context.Context, c consumerCall) ([]byte, er
 		return answer(http.StatusNotAcceptable, errorf(codeFormatMismatch,
 			"The requested embedded data format does not match the deserializer for this consumer instance"))
 	}
+	if a.st.TopicPattern != "" {
+		a.matchPattern(ctx)
+	}
 	if a.share == nil {
+		if a.st.TopicPattern != "" {
+			// subscribed to a pattern no topic matches yet
+			return answer(http.StatusOK, []v2ConsumerRecord{})
+		}
 		return answer(http.StatusConflict, errorf(codeIllegalState, "Illegal state: Consumer is not subscribed to any topics or assigned any partitions"))
 	}
 	wait := time.Duration(a.st.RequestTimeout) * time.Millisecond

@@ -35,7 +35,11 @@ const consumerQueue = 16
 func (s *Server) startConsumers(ctx context.Context) error {
 	c := s.cfg.Consumers
 	env := &consumerEnv{mesh: s.env.Mesh, table: s.env.Mesh.Table(c.Topic), timeout: c.InstanceTimeout.D(),
-		maxBytes: int64(c.MaxBytes), undecodable: s.m.undecodable}
+		maxBytes: int64(c.MaxBytes), undecodable: s.m.undecodable,
+		mayRead: func(principal string, host netip.Addr, topic string) bool {
+			az := s.env.ACL
+			return az == nil || !az.Enabled() || az.Authorize(principal, host, acl.Read, acl.Topic, topic)
+		}}
 	kind, err := s.env.Mesh.Actors(mesh.ActorsOptions{Kind: consumerKind, New: env.newActor,
 		Queue: consumerQueue, IdleAfter: c.InstanceTimeout.D(), MaxActive: c.MaxInstances})
 	if err != nil {
@@ -236,7 +240,8 @@ func (s *Server) v2Consumer(op string) http.HandlerFunc {
 }
 
 // POST …/subscription: {"topics": [...]} or {"topic_pattern": "..."};
-// a pattern is matched against upstream's topics now.
+// a pattern is matched against upstream's topics now, and again by the
+// instance every patternRefresh (with the subscriber's ACLs).
 func (s *Server) v2Subscribe(w http.ResponseWriter, r *http.Request) {
 	group := r.PathValue("group")
 	if !s.mayGroup(w, r, group) {
@@ -282,7 +287,7 @@ func (s *Server) v2Subscribe(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if ans, ok := s.askConsumer(w, r, group, r.PathValue("instance"),
-		consumerCall{Op: "subscribe", Topics: topics, TopicPattern: req.TopicPattern}); ok {
+		s.subscribeCall(r, topics, req.TopicPattern)); ok {
 		writeAnswer(w, v2ContentType, ans)
 	}
 }
@@ -462,6 +467,20 @@ func (s *Server) mayGroup(w http.ResponseWriter, r *http.Request, group string) 
 	principal, _ := r.Context().Value(principalKey{}).(string)
 	v2Fail(w, errorf(codeAuthorization, "%s may not read group %s", principal, group))
 	return false
+}
+
+// subscribeCall is the subscribe call of r: with a pattern, the
+// principal and its address, whose ACLs the instance checks the topics
+// that come to match it with.
+func (s *Server) subscribeCall(r *http.Request, topics []string, pattern string) consumerCall {
+	c := consumerCall{Op: "subscribe", Topics: topics, TopicPattern: pattern}
+	if pattern != "" {
+		c.Subscriber, _ = r.Context().Value(principalKey{}).(string)
+		if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+			c.SubscriberHost = ap.Addr().Unmap().String()
+		}
+	}
+	return c
 }
 
 // allowed says whether the request's principal may do op on the
