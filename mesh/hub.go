@@ -199,6 +199,7 @@ func (h *hub) deliver(f fetched) {
 	h.cursor = f.next
 	for _, sp := range h.subs {
 		sp.next = max(sp.next, f.next)
+		sp.read.Store(sp.next)
 	}
 	h.purge()
 }
@@ -359,6 +360,7 @@ func (h *hub) catchUp(sp *subPart) {
 				sp.next = rec.Offset + 1
 			}
 			sp.next = max(sp.next, r.Offset())
+			sp.read.Store(sp.next)
 			select {
 			case cmds <- hubCmd{sp: sp, joined: joined}:
 			case <-sp.sub.done:

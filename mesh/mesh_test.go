@@ -396,3 +396,45 @@ func TestProducerSpreadsRecordsWithoutKey(t *testing.T) {
 		}
 	}
 }
+
+// ReadTo counts what a subscription has read past, records its filter
+// skips included, once its queue is empty; Positions only what Next
+// returned.
+func TestSubscriptionReadTo(t *testing.T) {
+	env := testenv.Start(t)
+	ctx := timeout(t, 30*time.Second)
+	const topic = "readto"
+	createTopic(t, ctx, env.Client(t), topic, 1)
+	m := env.Node.Mesh()
+	sub, err := m.Subscribe(ctx, mesh.SubscribeOptions{Topic: topic, Start: mesh.Earliest(), Filter: mesh.Filter{Key: mesh.KeyPrefix([]byte("a"))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	if at := sub.ReadTo(0); at != 0 {
+		t.Fatalf("ReadTo before anything: %d", at)
+	}
+	p := m.NewProducer(mesh.ProducerOptions{})
+	defer p.Close(ctx)
+	for _, k := range []string{"a1", "b1", "b2"} {
+		if _, err := p.ProduceSync(ctx, mesh.Record{Topic: topic, Partition: 0, Key: []byte(k)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for sub.ReadTo(0) != -1 && sub.ReadTo(0) < 1 {
+		time.Sleep(10 * time.Millisecond) // a1 is queued: -1 until Next takes it
+	}
+	next(t, ctx, sub, 1)
+	for sub.ReadTo(0) < 3 {
+		if ctx.Err() != nil {
+			t.Fatalf("ReadTo %d, want 3", sub.ReadTo(0))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if pos := sub.Positions()[0]; pos != 1 {
+		t.Fatalf("Positions %d, want 1 (after a1)", pos)
+	}
+	if got := sub.ReadTo(1); got != -1 {
+		t.Fatalf("ReadTo of a partition not subscribed: %d", got)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/meshka/meshka/upstream"
@@ -95,7 +96,8 @@ type Subscription struct {
 type subPart struct {
 	sub       *Subscription
 	partition int32
-	next      int64 // the next offset to hand over
+	next      int64        // the next offset to hand over
+	read      atomic.Int64 // next as of the last whole read handed over, for ReadTo
 }
 
 const defaultQueue = 1024
@@ -150,7 +152,9 @@ func (m *Mesh) subscribe(ctx context.Context, o SubscribeOptions, ch chan Record
 			}
 		}
 		s.positions[p] = off
-		s.parts = append(s.parts, &subPart{sub: s, partition: p, next: off})
+		sp := &subPart{sub: s, partition: p, next: off}
+		sp.read.Store(off)
+		s.parts = append(s.parts, sp)
 	}
 	for _, sp := range s.parts {
 		if !m.attach(hubKey{o.Topic, sp.partition}, sp) {
@@ -210,6 +214,29 @@ func (s *Subscription) took(r Record) Record {
 // Positions is, per partition, the offset after the last record Next
 // returned (the start offset before the first); for Next's goroutine.
 func (s *Subscription) Positions() map[int32]int64 { return maps.Clone(s.positions) }
+
+// ReadTo is, for Next's goroutine, the offset up to which partition has
+// been read with every record before it returned by Next: past the
+// records the filter skips, transaction markers and the offsets
+// compaction removed, which Positions does not count. -1 while records
+// wait in the queue, or for a partition not subscribed. A reader of a
+// compacted topic knows from it that it has read to an end offset whose
+// last records are gone.
+func (s *Subscription) ReadTo(partition int32) int64 {
+	for _, sp := range s.parts {
+		if sp.partition != partition {
+			continue
+		}
+		// read is stored after the records before it were queued: read
+		// first, then see the queue empty.
+		at := sp.read.Load()
+		if len(s.ch) > 0 {
+			return -1
+		}
+		return at
+	}
+	return -1
+}
 
 // Close ends the subscription; Next answers ErrClosed once the queue is
 // empty.

@@ -110,12 +110,55 @@ func (r *schemaReplica) follow(ctx context.Context) error {
 	}
 	defer sub.Close()
 	for {
+		if !r.isLoaded() {
+			// Until loaded, look up from the queue now and then: the
+			// records before the end the replica started with may be
+			// gone (compacted away, transaction markers), which only
+			// the subscription's read offset shows.
+			nctx, cancel := context.WithTimeout(ctx, registryGapCheck)
+			rec, err := sub.Next(nctx)
+			cancel()
+			switch {
+			case err == nil:
+				r.apply(rec)
+			case ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded):
+				r.readTo(sub.ReadTo(0))
+			default:
+				return err
+			}
+			continue
+		}
 		rec, err := sub.Next(ctx)
 		if err != nil {
 			return err
 		}
 		r.apply(rec)
 	}
+}
+
+// registryGapCheck is how long the replica, still loading, waits for a
+// record before it asks how far the topic has been read.
+const registryGapCheck = 500 * time.Millisecond
+
+func (r *schemaReplica) isLoaded() bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.loaded
+}
+
+// readTo notes that the topic has been read up to offset with no record
+// left to apply before it (-1: not known).
+func (r *schemaReplica) readTo(offset int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if offset <= r.applied {
+		return
+	}
+	r.applied = offset
+	if !r.loaded && r.applied >= r.loadEnd {
+		r.loaded = true
+	}
+	r.signal()
 }
 
 // apply applies one record of the topic; a record the registry cannot

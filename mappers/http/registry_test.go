@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/meshka/meshka/config"
@@ -491,5 +492,35 @@ func TestRemotingSchemaRegistryClusterRestart(t *testing.T) {
 		sr.Schema{Schema: protoSchema, Type: sr.TypeProtobuf}, -1, -1)
 	if err != nil || id != max(ss.ID, v2.ID, js.ID)+1 {
 		t.Fatalf("after the restart a new schema got id %d (%v), want %d", id, err, max(ss.ID, v2.ID, js.ID)+1)
+	}
+}
+
+// A registry topic whose last offset holds no record (a transaction's
+// commit marker here; compaction leaves such gaps too) still loads: a
+// node started on it serves the registry rather than waiting for a
+// record that never comes.
+func TestSchemaRegistryLoadsPastAGap(t *testing.T) {
+	env, base := start(t, registryOn)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ss, err := srClient(t, base).CreateSchema(ctx, "g-value", sr.Schema{Schema: avroV1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A record written in a transaction: its commit marker ends the log.
+	txn := env.DirectClient(t, kgo.TransactionalID("gap-writer"), kgo.DefaultProduceTopic("_schemas"))
+	if err := txn.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.ProduceSync(ctx, &kgo.Record{Key: []byte(`{"keytype":"NOOP","magic":0}`)}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	env.RestartNode(t)
+	b, _ := env.Node.Binding("http")
+	if s, err := srClient(t, "http://"+b.(*httpmap.Server).Addr().String()).SchemaByID(ctx, ss.ID); err != nil || s.Schema != avroV1 {
+		t.Fatalf("after a restart on a log ending in a marker: %+v %v", s, err)
 	}
 }
