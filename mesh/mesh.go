@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/meshka/meshka/actors/hosted"
 	"github.com/meshka/meshka/cluster"
@@ -44,7 +45,8 @@ type Mesh struct {
 	log          *slog.Logger
 	checker      atomic.Pointer[checkerBox]
 	schemas      atomic.Pointer[schemasBox]
-	skipped      atomic.Int64 // records validate_fetch had subscriptions skip
+	skipped      atomic.Int64       // records validate_fetch had subscriptions skip
+	offsets      singleflight.Group // start offsets asked of upstream, shared by subscriptions starting at once
 
 	ctx    context.Context // ends at Close: every goroutine of the Mesh stops
 	cancel context.CancelFunc

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/meshka/meshka/actors/partition"
 	"github.com/meshka/meshka/config"
@@ -436,5 +438,59 @@ func TestSubscriptionReadTo(t *testing.T) {
 	}
 	if got := sub.ReadTo(1); got != -1 {
 		t.Fatalf("ReadTo of a partition not subscribed: %d", got)
+	}
+}
+
+// Subscriptions starting at once share one ListOffsets upstream per
+// partition (while the first is on its way, the others wait for its
+// answer), and each still gets what is produced after it started.
+func TestSubscriptionsShareStartOffsets(t *testing.T) {
+	env := testenv.Start(t)
+	ctx := timeout(t, 30*time.Second)
+	const topic, n = "crowd", 20
+	createTopic(t, ctx, env.Client(t), topic, 1)
+	m := env.Node.Mesh()
+	var asked atomic.Int32
+	held := make(chan struct{})
+	env.Upstream.ControlKey(int16(kmsg.ListOffsets), func(kmsg.Request) (kmsg.Response, error, bool) {
+		env.Upstream.KeepControl()
+		if asked.Add(1) == 1 {
+			<-held // the first waits until every subscriber has asked
+		}
+		return nil, nil, false
+	})
+	subs := make([]*mesh.Subscription, n)
+	errs := make(chan error, n)
+	var started sync.WaitGroup
+	for i := range n {
+		started.Add(1)
+		go func() {
+			started.Done()
+			s, err := m.Subscribe(ctx, mesh.SubscribeOptions{Topic: topic, Start: mesh.Latest()})
+			subs[i] = s
+			errs <- err
+		}()
+	}
+	started.Wait()
+	time.Sleep(200 * time.Millisecond) // every Subscribe is waiting on the first ListOffsets
+	close(held)
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := asked.Load(); got != 1 {
+		t.Fatalf("%d subscriptions starting together asked upstream %d times, want once", n, got)
+	}
+	p := m.NewProducer(mesh.ProducerOptions{})
+	defer p.Close(ctx)
+	if _, err := p.ProduceSync(ctx, mesh.Record{Topic: topic, Partition: 0, Value: []byte("after")}); err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range subs {
+		if r := next(t, ctx, s, 1)[0]; string(r.Value) != "after" {
+			t.Fatalf("subscriber %d got %q", i, r.Value)
+		}
+		s.Close()
 	}
 }

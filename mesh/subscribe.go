@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -166,16 +167,37 @@ func (m *Mesh) subscribe(ctx context.Context, o SubscribeOptions, ch chan Record
 }
 
 // offsetAt resolves a start in one partition.
+// Subscriptions starting at once ask upstream once: a crowd of clients
+// connecting together (SSE streams after a deploy, say) costs upstream one
+// ListOffsets per partition, not one each. The answer comes from a request
+// that began no later than any of them returns, so a Latest subscription
+// still gets every record produced after it returns (and may get a few
+// produced just before).
 func (m *Mesh) offsetAt(ctx context.Context, topic string, p int32, at int64) (int64, error) {
-	off, err := m.up.OffsetAt(ctx, topic, p, at)
-	if err == nil && off < 0 { // no record that late
-		off, err = m.up.OffsetAt(ctx, topic, p, upstream.OffsetLatest)
+	key := topic + "\x00" + strconv.Itoa(int(p)) + "\x00" + strconv.FormatInt(at, 10)
+	ch := m.offsets.DoChan(key, func() (any, error) {
+		// the callers' own contexts bound their waits, not the request
+		rctx, cancel := context.WithTimeout(m.ctx, offsetTimeout)
+		defer cancel()
+		off, err := m.up.OffsetAt(rctx, topic, p, at)
+		if err == nil && off < 0 { // no record that late
+			off, err = m.up.OffsetAt(rctx, topic, p, upstream.OffsetLatest)
+		}
+		return off, err
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return 0, fmt.Errorf("mesh: subscribe to %s/%d: %w", topic, p, res.Err)
+		}
+		return res.Val.(int64), nil
+	case <-ctx.Done():
+		return 0, fmt.Errorf("mesh: subscribe to %s/%d: %w", topic, p, ctx.Err())
 	}
-	if err != nil {
-		return 0, fmt.Errorf("mesh: subscribe to %s/%d: %w", topic, p, err)
-	}
-	return off, nil
 }
+
+// offsetTimeout bounds one shared start offset lookup.
+const offsetTimeout = 30 * time.Second
 
 // Next returns the next record, waiting for one until ctx ends. Once the
 // subscription has ended and its queue is empty, it returns why: ErrClosed
