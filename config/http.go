@@ -296,7 +296,7 @@ func (v *validator) validateValueFormat(path string, r HTTPRoute, registry bool)
 		v.add(path+".value_format", "only produce, fetch, stream and websocket routes convert values, not %s", r.Capability)
 	}
 	if !registry {
-		v.add(path+".value_format", "converting values needs the built-in schema registry: set http.schema_registry.enabled")
+		v.add(path+".value_format", "converting values needs a schema registry: set http.schema_registry.enabled or schema.registry.url")
 	}
 	if vs := r.ValueSchema; vs != nil {
 		if vs.Subject == "" {

@@ -34,6 +34,7 @@ import (
 	"github.com/meshka/meshka/mappers/mqtt"
 	apimesh "github.com/meshka/meshka/mesh"
 	"github.com/meshka/meshka/netguard"
+	"github.com/meshka/meshka/schema/remote"
 	"github.com/meshka/meshka/schema/validate"
 	"github.com/meshka/meshka/tlsfiles"
 	"github.com/meshka/meshka/upstream"
@@ -71,9 +72,12 @@ type Node struct {
 	// oauth refreshes the OAUTHBEARER key set until the node stops; nil
 	// without security.oauthbearer.
 	oauth *auth.OAuthBearer
-	acl   *acl.Authorizer // security.acls, replaced whole on a reload
-	users *auth.Users     // security.users, replaced whole on a reload
-	cfgMu sync.Mutex      // guards the live keys of cfg (Reload)
+	// schemas reads the external schema registry (schema.registry.url);
+	// nil without one, or when the program gave its own source.
+	schemas *remote.Source
+	acl     *acl.Authorizer // security.acls, replaced whole on a reload
+	users   *auth.Users     // security.users, replaced whole on a reload
+	cfgMu   sync.Mutex      // guards the live keys of cfg (Reload)
 
 	budget *partition.Budget
 
@@ -293,7 +297,23 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 	mesh.Register(n.prom)
 	n.reg = cluster.NewRegistry(self, mesh)
 	n.api = apimesh.New(apimesh.Config{Cluster: mesh, Upstream: up, UpstreamName: upstreamName, Hosted: hostedActors, Logger: log})
-	built, err := buildBindings(cfg, n.api, n.prom, log)
+	// The schemas: the program's source, else the external registry,
+	// else (below, once the HTTP mapper is built) the built-in one.
+	// Given to the Mesh first, so bindings see it as they are built.
+	src := opts.SchemaSource
+	err = nil
+	if src == nil && cfg.HasExternalSchemaRegistry() {
+		if n.schemas, err = externalRegistry(cfg.Schema.Registry, log); err == nil {
+			src = n.schemas
+		}
+	}
+	if src != nil {
+		n.api.SetSchemas(src)
+	}
+	var built []namedBinding
+	if err == nil {
+		built, err = buildBindings(cfg, n.api, n.prom, log)
+	}
 	if err == nil && cfg.HTTP.Listen != "" {
 		var hb apimesh.Binding
 		if hb, err = httpServer(cfg, n.api, us, oauth, n.acl, n.prom, log); err == nil {
@@ -310,8 +330,8 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 	var checker *validate.Validator
 	if err == nil {
 		// The topics rules check records against the schemas of the
-		// program's source, else of the built-in registry.
-		src := opts.SchemaSource
+		// program's source, else of the external registry, else of the
+		// built-in one.
 		for _, nb := range built {
 			if hs, ok := nb.b.(*httpmap.Server); ok && src == nil {
 				if s := hs.SchemaSource(); s != nil {
@@ -332,6 +352,7 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 	}
 	if err != nil {
 		n.api.Close()
+		n.closeSchemas()
 		mesh.Leave(cfg.Cluster.LeaveTimeout.D())
 		mesh.Stop()
 		closeListeners()
@@ -602,6 +623,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	n.cancel()
 	n.wg.Wait()
 	n.api.Close()
+	n.closeSchemas()
 	n.mesh.Stop()
 	n.up.Close()
 	n.oauth.Close()
@@ -640,6 +662,7 @@ func (n *Node) Crash() {
 	n.cancel()
 	n.wg.Wait()
 	n.api.Close()
+	n.closeSchemas()
 	n.mesh.Stop()
 	n.up.Close()
 	n.oauth.Close()

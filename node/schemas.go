@@ -3,10 +3,40 @@ package node
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/meshka/meshka/config"
+	"github.com/meshka/meshka/schema/remote"
 	"github.com/meshka/meshka/schema/validate"
+	"github.com/meshka/meshka/tlsfiles"
 )
+
+// externalRegistry is the source reading schema.registry.
+func externalRegistry(r config.SchemaRegistry, log *slog.Logger) (*remote.Source, error) {
+	rc := remote.Config{URLs: r.URL, BearerToken: r.BearerToken, Timeout: r.Timeout.D(), CacheTTL: r.CacheTTL.D()}
+	if r.BasicAuth != nil {
+		rc.Username, rc.Password = r.BasicAuth.Username, r.BasicAuth.Password
+	}
+	if r.TLS != nil {
+		t, err := tlsfiles.Client(*r.TLS, log.With("client", "schema registry"))
+		if err != nil {
+			return nil, fmt.Errorf("schema.registry.tls: %w", err)
+		}
+		rc.TLS = t
+	}
+	src, err := remote.New(rc)
+	if err != nil {
+		return nil, fmt.Errorf("schema.registry: %w", err)
+	}
+	return src, nil
+}
+
+// closeSchemas ends the external registry's requests.
+func (n *Node) closeSchemas() {
+	if n.schemas != nil {
+		n.schemas.Close()
+	}
+}
 
 // validator builds what the Kafka listeners check produced records with
 // from the topics rules; nil without rules. A rule naming a schema format

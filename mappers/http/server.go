@@ -79,7 +79,7 @@ type Server struct {
 
 // New builds the mapper from a validated configuration.
 func New(cfg config.HTTP, env Env) (*Server, error) {
-	if err := checkValueFormats(cfg); err != nil {
+	if err := checkValueFormats(cfg, env.Mesh != nil && env.Mesh.Schemas() != nil); err != nil {
 		return nil, err
 	}
 	if env.Mesh == nil {

@@ -210,6 +210,10 @@ func publishErrorCode(err error) packets.Code {
 	if ie, ok := errors.AsType[*mesh.InvalidRecordError](err); ok {
 		return packets.Code{Code: packets.ErrPayloadFormatInvalid.Code, Reason: ie.Err.Error()}
 	}
+	if ue, ok := errors.AsType[*mesh.UncheckedError](err); ok {
+		// Not the payload's fault: the schemas could not be read.
+		return packets.Code{Code: packets.ErrUnspecifiedError.Code, Reason: "the record could not be checked now, retry: " + ue.Err.Error()}
+	}
 	var ke *kerr.Error
 	if errors.As(err, &ke) {
 		switch ke {
