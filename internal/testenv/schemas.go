@@ -69,6 +69,10 @@ func StartRegistry(tb testing.TB, user, password string, opts ...Option) (e *Env
 	e = Start(tb, append([]Option{func(c *config.Config) {
 		c.HTTP.Listen = "127.0.0.1:0"
 		c.HTTP.SchemaRegistry.Enabled = true
+		// A node alone needs no remoting, whose servers race with each
+		// other in one process (see internal/race): the node of the test
+		// can have its own.
+		c.Cluster.Remote = ""
 		if cred != nil {
 			c.HTTP.AllowAnonymous = false
 			c.Security.Users = []config.User{{Name: user, ScramSHA256: cred}}
