@@ -4,8 +4,8 @@
 //
 // A schema id always stands for the same schema, so what an id compiles
 // to is kept, the most recently used MaxSchemas of them, and asked for
-// once. What a subject's versions are changes, so those answers are kept
-// for CacheTTL only. Lookups of one id or one subject that overlap share
+// once. What a subject's versions are changes, and an unknown id may be
+// registered later, so those answers are kept for CacheTTL only. Lookups of one id or one subject that overlap share
 // one request. Errors are of two kinds: the registry said no (no such
 // id, subject or version; a schema that does not compile), an ordinary
 // error, for which the record is refused; or the registry could not be
@@ -229,6 +229,9 @@ func (s *Source) ByID(ctx context.Context, id int) (schema.Schema, schema.Type, 
 	c, ok := s.schemas.get(id)
 	s.mu.Unlock()
 	if !ok {
+		if a, ok := s.kept(noIDKey(id)); ok {
+			return nil, "", a.err
+		}
 		v, err := s.share(ctx, "id/"+strconv.Itoa(id), func(ctx context.Context) (any, error) {
 			return s.compile(ctx, id)
 		})
@@ -243,9 +246,13 @@ func (s *Source) ByID(ctx context.Context, id int) (schema.Schema, schema.Type, 
 	return c.s, c.s.Type(), nil
 }
 
-// compile reads id's schema and its references and compiles them. The
-// registry's no and a schema that does not compile are kept as the
-// answer; an unavailable registry is the error.
+func noIDKey(id int) string { return "n/" + strconv.Itoa(id) }
+
+// compile reads id's schema and its references and compiles them. What
+// it compiles to, or why it does not, is kept for good; the registry's
+// answer that there is no such id is kept for the TTL only (an instance
+// of the registry may not have read a new id yet); an unavailable
+// registry is the error, and nothing is kept.
 func (s *Source) compile(ctx context.Context, id int) (compiled, error) {
 	s.mu.Lock()
 	c, ok := s.schemas.get(id) // read while the previous call finished
@@ -258,19 +265,19 @@ func (s *Source) compile(ctx context.Context, id int) (compiled, error) {
 		return compiled{}, err
 	}
 	if err != nil {
-		c = compiled{err: fmt.Errorf("schema id %d: %w", id, err)}
-	} else {
-		var refs []schema.Reference
-		refs, err = s.resolve(ctx, sc.References)
-		if validate.Unavailable(err) {
-			return compiled{}, err
-		}
-		if err == nil {
-			c.s, err = format.Parse(schemaType(sc.Type), sc.Schema, refs)
-		}
-		if err != nil {
-			c = compiled{err: fmt.Errorf("schema id %d does not compile: %w", id, err)}
-		}
+		err = fmt.Errorf("schema id %d: %w", id, err)
+		s.keep(noIDKey(id), answerEntry{err: err})
+		return compiled{err: err}, nil
+	}
+	refs, err := s.resolve(ctx, sc.References)
+	if validate.Unavailable(err) {
+		return compiled{}, err
+	}
+	if err == nil {
+		c.s, err = format.Parse(schemaType(sc.Type), sc.Schema, refs)
+	}
+	if err != nil {
+		c = compiled{err: fmt.Errorf("schema id %d does not compile: %w", id, err)}
 	}
 	s.mu.Lock()
 	s.schemas.put(id, c)
@@ -331,33 +338,44 @@ func (s *Source) resolve(ctx context.Context, refs []sr.SchemaReference) ([]sche
 	return out, visit(refs, 0)
 }
 
-// answer is a kept subject answer for key still within its TTL, or the
-// registry's answer read now with read (shared between concurrent
-// callers) and kept.
+// kept is the answer kept under key, while within the TTL.
+func (s *Source) kept(key string) (answerEntry, bool) {
+	if s.ttl <= 0 {
+		return answerEntry{}, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, ok := s.answers.get(key)
+	if ok && s.now().Sub(a.at) >= s.ttl {
+		s.answers.remove(key)
+		ok = false
+	}
+	return a, ok
+}
+
+// keep keeps a (read now) under key for the TTL.
+func (s *Source) keep(key string, a answerEntry) {
+	if s.ttl <= 0 {
+		return
+	}
+	a.at = s.now()
+	s.mu.Lock()
+	s.answers.put(key, a)
+	s.mu.Unlock()
+}
+
+// answer is the subject answer kept for key, or the registry's answer
+// read now with read (shared between concurrent callers) and kept.
 func (s *Source) answer(ctx context.Context, key string, read func(ctx context.Context) answerEntry) (answerEntry, error) {
-	if s.ttl > 0 {
-		s.mu.Lock()
-		a, ok := s.answers.get(key)
-		if ok && s.now().Sub(a.at) >= s.ttl {
-			s.answers.remove(key)
-			ok = false
-		}
-		s.mu.Unlock()
-		if ok {
-			return a, nil
-		}
+	if a, ok := s.kept(key); ok {
+		return a, nil
 	}
 	v, err := s.share(ctx, key, func(ctx context.Context) (any, error) {
 		a := read(ctx)
 		if validate.Unavailable(a.err) {
 			return nil, a.err
 		}
-		a.at = s.now()
-		if s.ttl > 0 {
-			s.mu.Lock()
-			s.answers.put(key, a)
-			s.mu.Unlock()
-		}
+		s.keep(key, a)
 		return a, nil
 	})
 	if err != nil {
@@ -407,11 +425,4 @@ func (s *Source) SubjectHasID(ctx context.Context, subject string, id int) (bool
 		return false, a.err
 	}
 	return a.has[subject], nil
-}
-
-// cached is how many compiled schemas are kept, for tests.
-func (s *Source) cached() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.schemas.len()
 }

@@ -135,6 +135,28 @@ func TestSource(t *testing.T) {
 	}
 }
 
+// TestSourceUnknownID: the registry's answer that an id does not exist
+// is kept for the TTL only, and the id is read once it is registered.
+func TestSourceUnknownID(t *testing.T) {
+	reg := startRegistry(t, "", "")
+	first := reg.register(t, "a-value", sr.Schema{Schema: `"long"`})
+	src := newSource(t, remote.Config{URLs: []string{reg.url}, CacheTTL: 300 * time.Millisecond})
+	ctx := context.Background()
+	if _, _, err := src.ByID(ctx, first+1); err == nil || validate.Unavailable(err) {
+		t.Fatalf("ByID(%d) before it exists: %v", first+1, err)
+	}
+	if next := reg.register(t, "b-value", sr.Schema{Schema: `"string"`}); next != first+1 {
+		t.Skipf("the registry gave id %d, not %d", next, first+1)
+	}
+	if _, _, err := src.ByID(ctx, first+1); err == nil {
+		t.Error("the answer that the id does not exist was not kept")
+	}
+	time.Sleep(400 * time.Millisecond)
+	if _, typ, err := src.ByID(ctx, first+1); err != nil || typ != schema.Avro {
+		t.Errorf("ByID(%d) once registered and the TTL passed: %v, %v", first+1, typ, err)
+	}
+}
+
 // TestSourceBasicAuth: with the registry requiring Basic credentials, the
 // right ones read it; wrong or no credentials make the registry
 // unavailable (not the record's fault), saying why.
