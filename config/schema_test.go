@@ -75,3 +75,33 @@ func TestSchemaRegistryErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestSchemaRegistryListen(t *testing.T) {
+	cfg, errs := load(t, "http:\n  listen: 127.0.0.1:8080\n  schema_registry: {enabled: true, listen: \"127.0.0.1:8081\"}\n  routes:\n    - {method: GET, path: \"/subjects/{s}\", topic: t, capability: fetch}\n")
+	checkErrors(t, errs, nil) // the route may use /subjects: the registry is elsewhere
+	if cfg.HTTP.SchemaRegistry.Listen != "127.0.0.1:8081" {
+		t.Fatalf("listen = %q", cfg.HTTP.SchemaRegistry.Listen)
+	}
+	tests := []struct {
+		name    string
+		content string
+		want    []wantErr
+	}{
+		{"not enabled", "http:\n  listen: 127.0.0.1:8080\n  schema_registry: {listen: \"127.0.0.1:8081\"}\n",
+			[]wantErr{{3, 29, "http.schema_registry.listen", "needs http.schema_registry.enabled"}}},
+		{"no http listener", "http:\n  schema_registry: {enabled: true, listen: \"127.0.0.1:8081\"}\n",
+			[]wantErr{{2, 44, "http.schema_registry.listen", "set http.listen too"}}},
+		{"the same address", "http:\n  listen: 0.0.0.0:8080\n  schema_registry: {enabled: true, listen: \"127.0.0.1:8080\"}\n",
+			[]wantErr{{3, 44, "http.schema_registry.listen", "must differ from http.listen"}}},
+		{"not host:port", "http:\n  listen: 127.0.0.1:8080\n  schema_registry: {enabled: true, listen: \"8081\"}\n",
+			[]wantErr{{3, 44, "http.schema_registry.listen", "must be host:port"}}},
+		{"a route on the registry's paths, served at the root", "http:\n  listen: 127.0.0.1:8080\n  schema_registry: {enabled: true}\n  routes:\n    - {method: GET, path: \"/subjects/{s}\", topic: t, capability: fetch}\n",
+			[]wantErr{{5, 27, "http.routes[0].path", "is the schema registry's"}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, errs := load(t, tc.content)
+			checkErrors(t, errs, tc.want)
+		})
+	}
+}

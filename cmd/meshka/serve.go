@@ -191,7 +191,7 @@ func startNodes(cfg config.Config, dev bool, opts node.Options) ([]*node.Node, e
 				c.Node.Advertise = portPlus(cfg.Node.Advertise, i)
 			}
 			c.Cluster.Bind = portPlus(cfg.Cluster.Bind, i)
-			for _, a := range []*string{&c.MQTT.Listen, &c.MQTT.Advertise, &c.MQTT.WebSocket, &c.HTTP.Listen, &c.HTTP.Advertise,
+			for _, a := range []*string{&c.MQTT.Listen, &c.MQTT.Advertise, &c.MQTT.WebSocket, &c.HTTP.Listen, &c.HTTP.Advertise, &c.HTTP.SchemaRegistry.Listen,
 				&c.Admin.Listen, &c.Admin.Advertise} {
 				if *a != "" {
 					*a = portPlus(*a, i)
