@@ -78,7 +78,7 @@ func handleProduce(c *conn, kreq kmsg.Request) func() (kmsg.Response, error) {
 			}
 			if errs := c.s.deps.Validator.CheckBatch(rt.Topic, rp.Records); errs != nil {
 				if validate.Unavailable(errs[0].Err) {
-					c.s.log.Warn("produce: batch not checked", "topic", rt.Topic, "partition", rp.Partition, "err", errs[0].Err)
+					c.s.trouble.Warn("schemas", "produce: batches not checked, the schema registry cannot be read; producers are told to retry", "topic", rt.Topic, "partition", rp.Partition, "err", errs[0].Err)
 					refuseUnchecked(op, req.Version, errs[0].Err)
 					return
 				}

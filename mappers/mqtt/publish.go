@@ -64,7 +64,11 @@ func (c *conn) publish(pk *packets.Packet) error {
 	// written; QoS 1 and 2 are answered 0x99 in publish order below.
 	invalid := c.b.m.Check(rec)
 	if invalid != nil {
-		c.b.metrics.refused[refusedInvalid].Inc()
+		if _, ok := errors.AsType[*mesh.UncheckedError](invalid); ok {
+			c.b.metrics.refused[refusedUnchecked].Inc()
+		} else {
+			c.b.metrics.refused[refusedInvalid].Inc()
+		}
 		c.log("publish refused", "topic", pk.TopicName, "err", invalid)
 		if qos == 0 {
 			return nil

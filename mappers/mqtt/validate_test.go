@@ -116,4 +116,36 @@ func TestPublishRegistryUnavailable(t *testing.T) {
 	if got := consumeWithin(t, env, "mqtt-messages", 3, 2*time.Second); len(got) != 2 || !bytes.Equal(got[0].Value, first) || !bytes.Equal(got[1].Value, last) {
 		t.Fatalf("upstream holds %d records, want the 2 checked", len(got))
 	}
+	if got := metricValue(t, env, "meshka_mqtt_messages_refused_total", "reason", "unchecked"); got != 1 {
+		t.Errorf("refused as unchecked: %v, want 1", got)
+	}
+	if got := metricValue(t, env, "meshka_mqtt_messages_refused_total", "reason", "invalid_record"); got != 0 {
+		t.Errorf("refused as invalid: %v, want 0", got)
+	}
+}
+
+// metricValue is the counter or gauge of family name whose label is
+// value in the node's registry; 0 when it has none.
+func metricValue(t *testing.T, env *testenv.Env, name, label, value string) float64 {
+	t.Helper()
+	families, err := env.Node.Metrics().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label && l.GetValue() == value {
+					if c := m.GetCounter(); c != nil {
+						return c.GetValue()
+					}
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }
