@@ -3,6 +3,9 @@ package test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/binary"
 	"errors"
 	"net/http"
@@ -16,7 +19,9 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/meshka/meshka/config"
+	"github.com/meshka/meshka/internal/testcert"
 	"github.com/meshka/meshka/internal/testenv"
+	httpmap "github.com/meshka/meshka/mappers/http"
 	"github.com/meshka/meshka/records"
 	"github.com/meshka/meshka/schema/wire"
 )
@@ -31,11 +36,13 @@ func avroStr(b []byte, s string) []byte { return append(binary.AppendVarint(b, i
 // subject users-value, ext-people's Avro of any subject; it serves
 // HTTP too, with a produce route of raw values (POST /users) and one
 // converting JSON with users-value's latest schema (POST /users-json).
-func externalNode(t *testing.T, url, user, password string) *testenv.Env {
+func externalNode(t *testing.T, url, user, password string, opts ...testenv.Option) *testenv.Env {
 	t.Helper()
-	return testenv.Start(t, func(c *config.Config) {
+	return testenv.Start(t, append([]testenv.Option{func(c *config.Config) {
 		c.Schema.Registry.URL = config.URLs{url}
-		c.Schema.Registry.BasicAuth = &config.BasicAuth{Username: user, Password: password}
+		if user != "" {
+			c.Schema.Registry.BasicAuth = &config.BasicAuth{Username: user, Password: password}
+		}
 		c.Schema.Registry.Timeout = config.Duration(2 * time.Second)
 		c.HTTP.Listen = "127.0.0.1:0"
 		c.HTTP.Routes = []config.HTTPRoute{
@@ -50,7 +57,7 @@ func externalNode(t *testing.T, url, user, password string) *testenv.Env {
 			{Topic: "ext-users", Value: avro("users-value"), ValidateProduce: true},
 			{Topic: "ext-people", Value: avro(""), ValidateProduce: true},
 		}
-	})
+	}}, opts...)...)
 }
 
 // produceRaw sends one Produce request of batch to topic's partition 0
@@ -244,5 +251,72 @@ func TestExternalRegistryWrongCredentials(t *testing.T) {
 	p := produceRaw(t, ctx, cl, "ext-users", batchOf(t, testenv.AvroUser(ss.ID, "ann", 1)))
 	if p.ErrorCode != kerr.NotEnoughReplicas.Code || p.ErrorMessage == nil || !strings.Contains(*p.ErrorMessage, "refused meshka's credentials (HTTP 401)") {
 		t.Fatalf("code %d, message %v; want NOT_ENOUGH_REPLICAS, credentials refused", p.ErrorCode, p.ErrorMessage)
+	}
+}
+
+// TestExternalRegistryTLS: node A serves its registry on a listener of
+// its own (http.schema_registry.listen) under TLS that requires client
+// certificates; node B reads it over https with schema.registry.tls (the
+// CA and a client certificate), and its records are checked. Without a
+// client certificate the registry cannot be read, which is not the
+// records' fault.
+func TestExternalRegistryTLS(t *testing.T) {
+	ctx := timeout(t, 60*time.Second)
+	dir := t.TempDir()
+	ca, err := testcert.NewCA(dir, "registry-ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err := ca.Server("registry", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := ca.Client("meshka-b", pkix.Name{CommonName: "meshka-b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := testenv.StartRegistry(t, "", "", func(c *config.Config) {
+		c.HTTP.TLS = &config.TLS{CertFile: server.CertFile, KeyFile: server.KeyFile, CAFile: ca.CAFile, ClientAuth: "required"}
+		c.HTTP.SchemaRegistry.Listen = "127.0.0.1:0"
+	})
+	hb, _ := a.Node.Binding("http")
+	url := "https://" + hb.(*httpmap.Server).RegistryAddr().String()
+
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	pair, err := tls.LoadX509KeyPair(client.CertFile, client.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rcl, err := sr.NewClient(sr.URLs(url), sr.DialTLSConfig(&tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss, err := rcl.CreateSchema(ctx, "users-value", sr.Schema{Schema: testenv.UserSchema})
+	if err != nil {
+		t.Fatalf("register over mTLS: %v", err)
+	}
+
+	b := externalNode(t, url, "", "", func(c *config.Config) {
+		c.Schema.Registry.TLS = &config.TLS{CAFile: ca.CAFile, CertFile: client.CertFile, KeyFile: client.KeyFile}
+	})
+	cl := b.Client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(0), kgo.RecordRetries(1))
+	createTopic(t, ctx, cl, "ext-users", 1, nil)
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "ext-users", Value: testenv.AvroUser(ss.ID, "ann", 1)}).FirstErr(); err != nil {
+		t.Fatalf("a valid record, the registry over mTLS: %v", err)
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "ext-users", Value: testenv.AvroUser(ss.ID, "ann", 1)[:6]}).FirstErr(); !errors.Is(err, kerr.InvalidRecord) {
+		t.Fatalf("an invalid record, the registry over mTLS: %v, want INVALID_RECORD", err)
+	}
+
+	noCert := externalNode(t, url, "", "", func(c *config.Config) {
+		c.Schema.Registry.TLS = &config.TLS{CAFile: ca.CAFile}
+		c.Cluster.Remote = "" // alone, as B is: two nodes' remoting race in one process (internal/race)
+	})
+	ncl := noCert.Client(t)
+	createTopic(t, ctx, ncl, "ext-users", 1, nil)
+	p := produceRaw(t, ctx, ncl, "ext-users", batchOf(t, testenv.AvroUser(ss.ID, "ann", 1)))
+	if p.ErrorCode != kerr.NotEnoughReplicas.Code {
+		t.Fatalf("no client certificate: code %d, message %v; want NOT_ENOUGH_REPLICAS", p.ErrorCode, p.ErrorMessage)
 	}
 }

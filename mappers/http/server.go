@@ -170,8 +170,12 @@ func (s *Server) serveOn(raw net.Listener, name string, h http.Handler) (net.Lis
 	gl := netguard.Listen(raw, name, netguard.Limits{MaxConns: netguard.MaxConnsFromFileLimit()}, s.log)
 	gl.Register(s.env.Metrics, "http", name)
 	ln := gl.NetListener(s.m.received, s.m.sent)
+	var tc *tls.Config
+	if s.env.TLS != nil {
+		tc = s.env.TLS.Clone() // each server sets its own ALPN protocols in it
+	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: s.cfg.ReadHeaderTimeout.D(), IdleTimeout: s.cfg.IdleTimeout.D(),
-		MaxHeaderBytes: 64 << 10, TLSConfig: s.env.TLS, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		MaxHeaderBytes: 64 << 10, TLSConfig: tc, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		BaseContext: func(net.Listener) context.Context { return s.ctx },
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context { return context.WithValue(ctx, connKey{}, c) }}
 	s.wg.Add(1)
