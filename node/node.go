@@ -302,8 +302,9 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 	// Given to the Mesh first, so bindings see it as they are built.
 	src := opts.SchemaSource
 	err = nil
+	observe := registryRequests(n.prom)
 	if src == nil && cfg.HasExternalSchemaRegistry() {
-		if n.schemas, err = externalRegistry(cfg.Schema.Registry, log); err == nil {
+		if n.schemas, err = externalRegistry(cfg.Schema.Registry, observe, log); err == nil {
 			src = n.schemas
 		}
 	}

@@ -5,15 +5,32 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/meshka/meshka/config"
 	"github.com/meshka/meshka/schema/remote"
 	"github.com/meshka/meshka/schema/validate"
 	"github.com/meshka/meshka/tlsfiles"
 )
 
+// registryRequests registers meshka_schema_registry_requests_total, every
+// outcome from the start (at 0 without an external registry), and is what
+// counts them.
+func registryRequests(reg prometheus.Registerer) func(outcome string) {
+	vec := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "meshka_schema_registry_requests_total",
+		Help: "Requests to the external schema registry (schema.registry.url), by outcome.",
+	}, []string{"outcome"})
+	for _, o := range []string{remote.OutcomeOK, remote.OutcomeNo, remote.OutcomeUnavailable} {
+		vec.WithLabelValues(o)
+	}
+	reg.MustRegister(vec)
+	return func(outcome string) { vec.WithLabelValues(outcome).Inc() }
+}
+
 // externalRegistry is the source reading schema.registry.
-func externalRegistry(r config.SchemaRegistry, log *slog.Logger) (*remote.Source, error) {
-	rc := remote.Config{URLs: r.URL, BearerToken: r.BearerToken, Timeout: r.Timeout.D(), CacheTTL: r.CacheTTL.D()}
+func externalRegistry(r config.SchemaRegistry, observe func(string), log *slog.Logger) (*remote.Source, error) {
+	rc := remote.Config{URLs: r.URL, BearerToken: r.BearerToken, Timeout: r.Timeout.D(), CacheTTL: r.CacheTTL.D(), Observe: observe}
 	if r.BasicAuth != nil {
 		rc.Username, rc.Password = r.BasicAuth.Username, r.BasicAuth.Password
 	}

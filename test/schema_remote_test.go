@@ -229,6 +229,12 @@ func TestExternalRegistryValidatesProduce(t *testing.T) {
 	if more := rd.PollFetches(short).Records(); len(more) > 0 {
 		t.Errorf("%d records more than the valid ones", len(more))
 	}
+	m, _ := scrape(t, b.Node)
+	for outcome, least := range map[string]float64{"ok": 4, "no": 2, "unavailable": 3} {
+		if v := value(m, "meshka_schema_registry_requests_total", map[string]string{"outcome": outcome}); v < least {
+			t.Errorf("meshka_schema_registry_requests_total{outcome=%s} = %v, want at least %v", outcome, v, least)
+		}
+	}
 }
 
 // TestExternalRegistryWrongCredentials: a node whose schema.registry

@@ -67,13 +67,24 @@ type Config struct {
 	// MaxSchemas bounds the compiled schemas kept by id (0:
 	// DefaultMaxSchemas).
 	MaxSchemas int
+	// Observe, when set, is told the outcome of every request to the
+	// registry: OutcomeOK, OutcomeNo or OutcomeUnavailable.
+	Observe func(outcome string)
 }
+
+// The outcomes Config.Observe is told.
+const (
+	OutcomeOK          = "ok"
+	OutcomeNo          = "no"          // the registry's no: not found, or another 4xx
+	OutcomeUnavailable = "unavailable" // not reached, timed out, 5xx, 429, 401, 403
+)
 
 // Source is a validate.Source over an external registry. Safe for
 // concurrent use; Close ends its requests.
 type Source struct {
 	cl      *sr.Client
 	hc      *http.Client
+	observe func(string)
 	timeout time.Duration
 	ttl     time.Duration
 	now     func() time.Time
@@ -129,7 +140,11 @@ func New(cfg Config) (*Source, error) {
 		return nil, fmt.Errorf("schema registry: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Source{cl: cl, hc: hc, timeout: cfg.Timeout, ttl: cfg.CacheTTL, now: time.Now,
+	observe := cfg.Observe
+	if observe == nil {
+		observe = func(string) {}
+	}
+	return &Source{cl: cl, hc: hc, observe: observe, timeout: cfg.Timeout, ttl: cfg.CacheTTL, now: time.Now,
 		ctx: ctx, cancel: cancel,
 		schemas: newLRU[int, compiled](cfg.MaxSchemas), answers: newLRU[string, answerEntry](maxAnswers)}, nil
 }
@@ -191,6 +206,20 @@ func (s *Source) share(ctx context.Context, key string, fn func(ctx context.Cont
 	case <-ctx.Done():
 		return nil, &validate.UnavailableError{Err: ctx.Err()}
 	}
+}
+
+// result is classify, the outcome observed.
+func (s *Source) result(err error) error {
+	err = classify(err)
+	switch {
+	case err == nil:
+		s.observe(OutcomeOK)
+	case validate.Unavailable(err):
+		s.observe(OutcomeUnavailable)
+	default:
+		s.observe(OutcomeNo)
+	}
+	return err
 }
 
 // classify turns a client error into the registry's no (kept as it is)
@@ -261,7 +290,7 @@ func (s *Source) compile(ctx context.Context, id int) (compiled, error) {
 		return c, nil
 	}
 	sc, err := s.cl.SchemaByID(ctx, id)
-	if err = classify(err); validate.Unavailable(err) {
+	if err = s.result(err); validate.Unavailable(err) {
 		return compiled{}, err
 	}
 	if err != nil {
@@ -322,7 +351,7 @@ func (s *Source) resolve(ctx context.Context, refs []sr.SchemaReference) ([]sche
 				return fmt.Errorf("a reference needs a name and a subject, got %q of subject %q", r.Name, r.Subject)
 			}
 			ss, err := s.cl.SchemaByVersion(ctx, r.Subject, r.Version)
-			if err = classify(err); err != nil {
+			if err = s.result(err); err != nil {
 				if validate.Unavailable(err) {
 					return err
 				}
@@ -393,7 +422,7 @@ func (s *Source) VersionID(ctx context.Context, subject string, version int) (in
 	}
 	a, err := s.answer(ctx, "v/"+strconv.Itoa(version)+"/"+subject, func(ctx context.Context) answerEntry {
 		ss, err := s.cl.SchemaByVersion(ctx, subject, version)
-		return answerEntry{id: ss.ID, err: classify(err)}
+		return answerEntry{id: ss.ID, err: s.result(err)}
 	})
 	if err != nil {
 		return 0, err
@@ -406,7 +435,7 @@ func (s *Source) VersionID(ctx context.Context, subject string, version int) (in
 func (s *Source) SubjectHasID(ctx context.Context, subject string, id int) (bool, error) {
 	a, err := s.answer(ctx, "s/"+strconv.Itoa(id), func(ctx context.Context) answerEntry {
 		svs, err := s.cl.SchemaVersionsByID(ctx, id)
-		if err = classify(err); err != nil {
+		if err = s.result(err); err != nil {
 			if re, ok := err.(registryNo); ok && re.re.StatusCode == http.StatusNotFound {
 				return answerEntry{has: map[string]bool{}} // no subject has it
 			}
