@@ -301,7 +301,6 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 	// else (below, once the HTTP mapper is built) the built-in one.
 	// Given to the Mesh first, so bindings see it as they are built.
 	src := opts.SchemaSource
-	err = nil
 	observe := registryRequests(n.prom)
 	if src == nil && cfg.HasExternalSchemaRegistry() {
 		if n.schemas, err = externalRegistry(cfg.Schema.Registry, observe, log); err == nil {
