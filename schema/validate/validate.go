@@ -259,8 +259,10 @@ func (v *Validator) check(ctx context.Context, r *Rule, key, value []byte, memo 
 // refused ones in order; nil when all pass or no rule checks the topic.
 // Data that does not split or decode, or batches in the old message
 // formats (magic 0 and 1), are refused whole with Index -1. When the
-// source cannot answer (an *UnavailableError), checking stops there and
-// the answer is that one error, at the record it was met at.
+// source cannot answer (an *UnavailableError), checking stops there: the
+// answer is the records refused before it, if any (the batch is refused
+// for them whatever the rest holds), else that one error, at the record
+// it was met at.
 func (v *Validator) CheckBatch(topic string, batch []byte) []RecordError {
 	r := v.Rule(topic)
 	if r == nil || !r.ValidateProduce || (r.Key == nil && r.Value == nil) {
@@ -289,6 +291,9 @@ func (v *Validator) CheckBatch(topic string, batch []byte) []RecordError {
 		for i := range recs {
 			if err := v.check(ctx, r, recs[i].Key, recs[i].Value, &memo); err != nil {
 				if Unavailable(err) {
+					if len(errs) > 0 {
+						return errs // refused for the records known bad
+					}
 					return []RecordError{{Index: index, Err: err}}
 				}
 				errs = append(errs, RecordError{Index: index, Err: err})
