@@ -95,12 +95,12 @@ type Source struct {
 
 	mu      sync.Mutex
 	schemas *lru[int, compiled]       // id → what it compiles to
-	answers *lru[string, answerEntry] // subject answers, with when they were read
+	answers *lru[string, answerEntry] // subject answers and unknown ids, with when they were read
 }
 
 type compiled struct {
 	s   schema.Schema
-	err error // the registry's no, or why the schema does not compile
+	err error // why the schema does not compile
 }
 
 type answerEntry struct {
@@ -126,7 +126,6 @@ func New(cfg Config) (*Source, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = cfg.TLS
 	tr.MaxIdleConnsPerHost = 16
-	tr.Proxy = nil // the registry is reached directly
 	hc := &http.Client{Timeout: cfg.Timeout, Transport: boundedTransport{tr}}
 	opts := []sr.ClientOpt{sr.URLs(append([]string(nil), cfg.URLs...)...), sr.HTTPClient(hc), sr.UserAgent("meshka")}
 	switch {
@@ -192,8 +191,8 @@ func (l *limitedBody) Close() error { return l.c.Close() }
 
 // share runs fn once for the concurrent callers of one key, under a
 // context of the Source (not the first caller's, whose end must not fail
-// the others) bounded by the timeout; a caller whose own ctx ends first
-// stops waiting.
+// the others) bounded by the timeout, for all of fn's requests (a schema
+// and its references); a caller whose own ctx ends first stops waiting.
 func (s *Source) share(ctx context.Context, key string, fn func(ctx context.Context) (any, error)) (any, error) {
 	ch := s.group.DoChan(key, func() (any, error) {
 		rctx, cancel := context.WithTimeout(s.ctx, s.timeout)
