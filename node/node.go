@@ -305,6 +305,8 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 	if src == nil && cfg.HasExternalSchemaRegistry() {
 		if n.schemas, err = externalRegistry(cfg.Schema.Registry, observe, log); err == nil {
 			src = n.schemas
+			log.Info("schemas read from an external registry", "url", []string(cfg.Schema.Registry.URL),
+				"auth", registryAuth(cfg.Schema.Registry), "tls", cfg.Schema.Registry.TLS != nil)
 		}
 	}
 	if src != nil {

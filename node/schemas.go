@@ -48,6 +48,17 @@ func externalRegistry(r config.SchemaRegistry, observe func(string), log *slog.L
 	return src, nil
 }
 
+// registryAuth names how meshka authenticates to the registry, for logs.
+func registryAuth(r config.SchemaRegistry) string {
+	switch {
+	case r.BasicAuth != nil:
+		return "basic"
+	case r.BearerToken != "":
+		return "bearer"
+	}
+	return "none"
+}
+
 // closeSchemas ends the external registry's requests.
 func (n *Node) closeSchemas() {
 	if n.schemas != nil {
