@@ -20,6 +20,9 @@ type Config struct {
 	Security Security `yaml:"security"`
 	Log      Log      `yaml:"log"`
 	Dev      Dev      `yaml:"dev"`
+	// Schema says where schemas come from when not from the built-in
+	// registry: an external one (docs/schemas.md).
+	Schema Schema `yaml:"schema"`
 	// Topics say what the records of topics are, and which produced
 	// records meshka refuses (docs/schemas.md).
 	Topics []TopicRule `yaml:"topics,omitempty"`
@@ -242,6 +245,7 @@ func Default() Config {
 		MQTT:   defaultMQTT(),
 		HTTP:   defaultHTTP(),
 		Admin:  defaultAdmin(),
+		Schema: defaultSchema(),
 		Log: Log{
 			Level:  "info",
 			Format: "text",

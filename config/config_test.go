@@ -284,8 +284,9 @@ func fullConfig() Config {
 				Capability: "produce", Key: "${params.id}", Headers: map[string]string{"source": "${header.x-source}"}, Acks: "leader"}}},
 		Security: Security{Users: []User{{Name: "alice", ScramSHA512: &ScramCredential{Salt: "c2FsdA==", Iterations: 8192,
 			StoredKey: "c3RvcmVk", ServerKey: "c2VydmVy"}}}, SASL: SASLSettings{SessionLifetime: Duration(time.Hour)}},
-		Log: Log{Level: "debug", Format: "json"},
-		Dev: Dev{Nodes: 3, DataDir: "/var/lib/meshka-dev", Brokers: 1, Partitions: 12},
+		Log:    Log{Level: "debug", Format: "json"},
+		Dev:    Dev{Nodes: 3, DataDir: "/var/lib/meshka-dev", Brokers: 1, Partitions: 12},
+		Schema: defaultSchema(),
 	}
 }
 
@@ -390,6 +391,7 @@ func TestExampleFileShowsTheDefaults(t *testing.T) {
 	if len(cfg.HTTP.Routes) == 0 {
 		cfg.HTTP.Routes = nil
 	}
+
 	if len(cfg.HTTP.CORSOrigins) == 0 {
 		cfg.HTTP.CORSOrigins = nil
 	}

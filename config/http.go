@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"net/http"
 	"regexp"
 	"slices"
@@ -41,7 +42,7 @@ type HTTP struct {
 	Consumers HTTPConsumers `yaml:"consumers"`
 	// SchemaRegistry serves Confluent's Schema Registry API at the
 	// listener's root (/subjects, /schemas, /config, /mode,
-	// /compatibility, /contexts).
+	// /compatibility, /contexts), or on a listener of its own.
 	SchemaRegistry HTTPSchemaRegistry `yaml:"schema_registry"`
 	// Routes are matched in order; the first whose method and path match
 	// serves the request.
@@ -76,6 +77,11 @@ type HTTPConsumers struct {
 type HTTPSchemaRegistry struct {
 	// Enabled serves the registry; meshka dev turns it on.
 	Enabled bool `yaml:"enabled"`
+	// Listen, when set, serves the registry's API on this host:port
+	// alone (e.g. Confluent's usual 8081), with the HTTP listener's
+	// authentication, TLS and ACLs, and not at the HTTP listener's root;
+	// empty: at the HTTP listener's root.
+	Listen string `yaml:"listen"`
 	// Topic keeps the registry (Confluent's _schemas layout).
 	Topic string `yaml:"topic"`
 	// Create creates Topic on start (compacted, one partition) when
@@ -86,7 +92,8 @@ type HTTPSchemaRegistry struct {
 }
 
 // SchemaRegistryPaths are the first path segments the schema registry
-// serves; a route may not start with one while it is enabled.
+// serves; a route may not start with one while the registry is served at
+// the HTTP listener's root.
 var SchemaRegistryPaths = []string{"subjects", "schemas", "config", "mode", "compatibility", "contexts"}
 
 // HTTPRoute maps requests of one method and path to a capability over a
@@ -202,6 +209,18 @@ func (v *validator) validateHTTP(h HTTP, registry bool) {
 		v.add("http.schema_registry.topic", "%s", msg)
 	}
 	v.intRange("http.schema_registry.replication", int64(h.SchemaRegistry.Replication))
+	if sr := h.SchemaRegistry; sr.Listen != "" {
+		const p = "http.schema_registry.listen"
+		switch {
+		case !v.hostPort(p, sr.Listen, addrRules{}):
+		case !sr.Enabled:
+			v.add(p, "a listener for the registry needs http.schema_registry.enabled")
+		case h.Listen == "":
+			v.add(p, "the registry is part of the HTTP mapper: set http.listen too")
+		case sameAddr(sr.Listen, h.Listen):
+			v.add(p, "must differ from http.listen (%s); leave it empty to serve the registry there", h.Listen)
+		}
+	}
 	for i, r := range h.Routes {
 		path := fmt.Sprintf("http.routes[%d]", i)
 		switch r.Method {
@@ -216,10 +235,10 @@ func (v *validator) validateHTTP(h HTTP, registry bool) {
 		if msg := checkTopic(r.Topic); msg != "" {
 			v.add(path+".topic", "%s", msg)
 		}
-		if h.SchemaRegistry.Enabled && msg == "" {
+		if h.SchemaRegistry.Enabled && h.SchemaRegistry.Listen == "" && msg == "" {
 			first, _, _ := strings.Cut(strings.TrimPrefix(r.Path, "/"), "/")
 			if slices.Contains(SchemaRegistryPaths, first) {
-				v.add(path+".path", "%q is the schema registry's (http.schema_registry.enabled serves /%s); choose another path", r.Path, first)
+				v.add(path+".path", "%q is the schema registry's (http.schema_registry.enabled serves /%s at the HTTP listener's root); choose another path, or serve the registry on http.schema_registry.listen", r.Path, first)
 			}
 		}
 		v.oneOf(path+".capability", r.Capability, CapProduce, CapFetch, CapItem, CapStream, CapWebSocket, CapRequest)
@@ -275,6 +294,18 @@ func (v *validator) validateHTTP(h HTTP, registry bool) {
 	}
 }
 
+// sameAddr says whether two listen addresses are the same port on the
+// same host; port 0 picks a free port, so it is never the same.
+func sameAddr(a, b string) bool {
+	ha, pa, err1 := net.SplitHostPort(a)
+	hb, pb, err2 := net.SplitHostPort(b)
+	if err1 != nil || err2 != nil || pa != pb || pa == "0" || pa == "" {
+		return false
+	}
+	wild := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+	return ha == hb || wild(ha) || wild(hb)
+}
+
 // validateValueFormat checks a route's value_format and value_schema.
 func (v *validator) validateValueFormat(path string, r HTTPRoute, registry bool) {
 	if r.ValueFormat == "" {
@@ -300,7 +331,7 @@ func (v *validator) validateValueFormat(path string, r HTTPRoute, registry bool)
 		v.add(path+".value_format", "only produce, fetch, stream and websocket routes convert values, not %s", r.Capability)
 	}
 	if !registry {
-		v.add(path+".value_format", "converting values needs the built-in schema registry: set http.schema_registry.enabled")
+		v.add(path+".value_format", "converting values needs a schema registry: set http.schema_registry.enabled or schema.registry.url")
 	}
 	if vs := r.ValueSchema; vs != nil {
 		if vs.Subject == "" {

@@ -62,7 +62,7 @@ func TestLoadErrors(t *testing.T) {
 		{
 			name:    "a route converting values without the registry",
 			content: "http:\n  routes:\n    - method: GET\n      path: /s\n      topic: t\n      capability: stream\n      value_format: json\n",
-			want:    []wantErr{{7, 21, "http.routes[0].value_format", "needs the built-in schema registry"}},
+			want:    []wantErr{{7, 21, "http.routes[0].value_format", "needs a schema registry"}},
 		},
 		{
 			name:    "a produce route converting values without a schema",

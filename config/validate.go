@@ -115,6 +115,7 @@ func (c *Config) Validate() Errors {
 	v.validateHTTP(c.HTTP, c.HasSchemaRegistry())
 	v.validateAdmin(c.Admin)
 	v.validateTopics(c.Topics)
+	v.validateSchema(c.Schema, c.HTTP.SchemaRegistry.Enabled)
 	first := map[string]int{}
 	for i, topic := range c.Cache.Bootstrap {
 		path := fmt.Sprintf("cache.bootstrap[%d]", i)
@@ -147,9 +148,10 @@ func (c *Config) Validate() Errors {
 }
 
 // HasSchemaRegistry says whether the node has a schema registry to read
-// schemas from: the built-in one (http.schema_registry).
+// schemas from: the built-in one (http.schema_registry) or an external
+// one (schema.registry.url).
 func (c *Config) HasSchemaRegistry() bool {
-	return c.HTTP.SchemaRegistry.Enabled
+	return c.HTTP.SchemaRegistry.Enabled || c.HasExternalSchemaRegistry()
 }
 
 // ValidateRun is Validate plus what only `meshka run` needs: an upstream to

@@ -17,7 +17,12 @@ package kafkawire
 // topics rule validates produce has its records checked here, on the read
 // goroutine, before its batch goes anywhere: a batch with a record the
 // rule refuses gets INVALID_RECORD (with each refused record from v8) and
-// is not forwarded; a good batch goes on byte for byte.
+// is not forwarded; a good batch goes on byte for byte. A batch whose
+// schemas cannot be read now (the external registry is unreachable or
+// failing) is not the client's fault: it gets NOT_ENOUGH_REPLICAS, the
+// retriable code a broker answers when it cannot accept a write for now
+// and the write did not happen (see refuseUnchecked), and is not
+// forwarded either.
 
 import (
 	"fmt"
@@ -72,6 +77,11 @@ func handleProduce(c *conn, kreq kmsg.Request) func() (kmsg.Response, error) {
 				return
 			}
 			if errs := c.s.deps.Validator.CheckBatch(rt.Topic, rp.Records); errs != nil {
+				if validate.Unavailable(errs[0].Err) {
+					c.s.trouble.Warn("schemas", "produce: batches not checked, the schema registry cannot be read; producers are told to retry", "topic", rt.Topic, "partition", rp.Partition, "err", errs[0].Err)
+					refuseUnchecked(op, req.Version, errs[0].Err)
+					return
+				}
 				c.s.log.Debug("produce: batch refused", "topic", rt.Topic, "partition", rp.Partition, "records", len(errs), "first", errs[0].Err)
 				refuseBatch(op, req.Version, errs)
 				return
@@ -156,6 +166,22 @@ func refuseBatch(op *kmsg.ProduceResponseTopicPartition, version int16, errs []v
 		}
 		m := e.Err.Error()
 		op.ErrorRecords = append(op.ErrorRecords, kmsg.ProduceResponseTopicPartitionErrorRecord{RelativeOffset: int32(e.Index), ErrorMessage: &m})
+	}
+}
+
+// refuseUnchecked answers a batch that could not be checked because its
+// schemas' registry cannot be read now. Of the codes a broker answers,
+// NOT_ENOUGH_REPLICAS says what clients need to know: retriable (every
+// client retries it within its delivery timeout), the batch was not
+// appended (unlike REQUEST_TIMED_OUT, which leaves an idempotent producer
+// unsure), and not a reason to refresh metadata (unlike the storage and
+// leadership errors). From v8 the message says the real cause.
+func refuseUnchecked(op *kmsg.ProduceResponseTopicPartition, version int16, err error) {
+	op.ErrorCode = kerr.NotEnoughReplicas.Code
+	op.BaseOffset, op.LogAppendTime, op.LogStartOffset = -1, -1, -1
+	if version >= 8 {
+		msg := "the batch could not be checked against its topic's schema rule, retry: " + err.Error()
+		op.ErrorMessage = &msg
 	}
 }
 

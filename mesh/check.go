@@ -2,6 +2,7 @@ package mesh
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -30,6 +31,23 @@ func (e *InvalidRecordError) Error() string {
 
 func (e *InvalidRecordError) Unwrap() []error { return []error{e.Err, kerr.InvalidRecord} }
 
+// UncheckedError is a record the node's checks could not judge now: its
+// schemas' registry could not be read (Err is a *validate.UnavailableError).
+// The record is not at fault; it was not written, and may be sent again.
+// It matches Err and kerr.NotEnoughReplicas, the retriable code the Kafka
+// listener answers such a batch with (docs/schemas.md), so what answers
+// a retriable Kafka error answers it too.
+type UncheckedError struct {
+	Topic string
+	Err   error
+}
+
+func (e *UncheckedError) Error() string {
+	return "topic " + e.Topic + ": the record could not be checked, retry later: " + e.Err.Error()
+}
+
+func (e *UncheckedError) Unwrap() []error { return []error{e.Err, kerr.NotEnoughReplicas} }
+
 // checkerBox holds a RecordChecker in an atomic.Pointer.
 type checkerBox struct{ c RecordChecker }
 
@@ -46,7 +64,8 @@ func (m *Mesh) SetChecker(c RecordChecker) {
 }
 
 // Check says why the node's topics rules refuse rec (an
-// *InvalidRecordError), nil when it passes, when no rule checks its topic,
+// *InvalidRecordError, or an *UncheckedError when its schemas cannot be
+// read now), nil when it passes, when no rule checks its topic,
 // or when the node has no rules. Mappers call it before they produce a
 // record they took from a client; Producer does not check. It may wait,
 // just after the node started, until the node has read its schemas
@@ -57,6 +76,9 @@ func (m *Mesh) Check(rec Record) error {
 		return nil
 	}
 	if err := b.c.Check(rec.Topic, rec.Key, rec.Value); err != nil {
+		if validate.Unavailable(err) {
+			return &UncheckedError{Topic: rec.Topic, Err: err}
+		}
 		return &InvalidRecordError{Topic: rec.Topic, Err: err}
 	}
 	return nil
@@ -112,6 +134,11 @@ func (m *Mesh) fetchCheck(topic string) func(key, value []byte) bool {
 	}
 	return func(key, value []byte) bool {
 		if err := fc.CheckFetched(topic, key, value); err != nil {
+			if _, ok := errors.AsType[*validate.UnavailableError](err); ok {
+				// Not judged: the record is in the log already, and a
+				// registry outage does not hide it from subscribers.
+				return true
+			}
 			m.skipped.Add(1)
 			if m.log.Enabled(context.Background(), slog.LevelDebug) {
 				m.log.Debug("record skipped for subscribers: the topics rules refuse it", "topic", topic, "err", err)

@@ -34,6 +34,7 @@ import (
 	"github.com/meshka/meshka/mappers/mqtt"
 	apimesh "github.com/meshka/meshka/mesh"
 	"github.com/meshka/meshka/netguard"
+	"github.com/meshka/meshka/schema/remote"
 	"github.com/meshka/meshka/schema/validate"
 	"github.com/meshka/meshka/tlsfiles"
 	"github.com/meshka/meshka/upstream"
@@ -71,9 +72,12 @@ type Node struct {
 	// oauth refreshes the OAUTHBEARER key set until the node stops; nil
 	// without security.oauthbearer.
 	oauth *auth.OAuthBearer
-	acl   *acl.Authorizer // security.acls, replaced whole on a reload
-	users *auth.Users     // security.users, replaced whole on a reload
-	cfgMu sync.Mutex      // guards the live keys of cfg (Reload)
+	// schemas reads the external schema registry (schema.registry.url);
+	// nil without one, or when the program gave its own source.
+	schemas *remote.Source
+	acl     *acl.Authorizer // security.acls, replaced whole on a reload
+	users   *auth.Users     // security.users, replaced whole on a reload
+	cfgMu   sync.Mutex      // guards the live keys of cfg (Reload)
 
 	budget *partition.Budget
 
@@ -298,7 +302,25 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 		Name: "meshka_records_skipped_invalid_total",
 		Help: "Records the MQTT and HTTP mappers' subscribers (every subscription of the records API) skipped because a topics rule with validate_fetch refused them; counted once per shared read of a partition, and once per subscriber reading on its own while it catches up.",
 	}, func() float64 { return float64(api.SkippedInvalid()) }))
-	built, err := buildBindings(cfg, n.api, n.prom, log)
+	// The schemas: the program's source, else the external registry,
+	// else (below, once the HTTP mapper is built) the built-in one.
+	// Given to the Mesh first, so bindings see it as they are built.
+	src := opts.SchemaSource
+	observe := registryRequests(n.prom)
+	if src == nil && cfg.HasExternalSchemaRegistry() {
+		if n.schemas, err = externalRegistry(cfg.Schema.Registry, observe, log); err == nil {
+			src = n.schemas
+			log.Info("schemas read from an external registry", "url", []string(cfg.Schema.Registry.URL),
+				"auth", registryAuth(cfg.Schema.Registry), "tls", cfg.Schema.Registry.TLS != nil)
+		}
+	}
+	if src != nil {
+		n.api.SetSchemas(src)
+	}
+	var built []namedBinding
+	if err == nil {
+		built, err = buildBindings(cfg, n.api, n.prom, log)
+	}
 	if err == nil && cfg.HTTP.Listen != "" {
 		var hb apimesh.Binding
 		if hb, err = httpServer(cfg, n.api, us, oauth, n.acl, n.prom, log); err == nil {
@@ -315,8 +337,8 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 	var checker *validate.Validator
 	if err == nil {
 		// The topics rules check records against the schemas of the
-		// program's source, else of the built-in registry.
-		src := opts.SchemaSource
+		// program's source, else of the external registry, else of the
+		// built-in one.
 		for _, nb := range built {
 			if hs, ok := nb.b.(*httpmap.Server); ok && src == nil {
 				if s := hs.SchemaSource(); s != nil {
@@ -337,6 +359,7 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 	}
 	if err != nil {
 		n.api.Close()
+		n.closeSchemas()
 		mesh.Leave(cfg.Cluster.LeaveTimeout.D())
 		mesh.Stop()
 		closeListeners()
@@ -607,6 +630,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	n.cancel()
 	n.wg.Wait()
 	n.api.Close()
+	n.closeSchemas()
 	n.mesh.Stop()
 	n.up.Close()
 	n.oauth.Close()
@@ -645,6 +669,7 @@ func (n *Node) Crash() {
 	n.cancel()
 	n.wg.Wait()
 	n.api.Close()
+	n.closeSchemas()
 	n.mesh.Stop()
 	n.up.Close()
 	n.oauth.Close()

@@ -3,10 +3,68 @@ package node
 import (
 	"errors"
 	"fmt"
+	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/meshka/meshka/config"
+	"github.com/meshka/meshka/schema/remote"
 	"github.com/meshka/meshka/schema/validate"
+	"github.com/meshka/meshka/tlsfiles"
 )
+
+// registryRequests registers meshka_schema_registry_requests_total, every
+// outcome from the start (at 0 without an external registry), and is what
+// counts them.
+func registryRequests(reg prometheus.Registerer) func(outcome string) {
+	vec := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "meshka_schema_registry_requests_total",
+		Help: "Requests to the external schema registry (schema.registry.url), by outcome.",
+	}, []string{"outcome"})
+	for _, o := range []string{remote.OutcomeOK, remote.OutcomeNo, remote.OutcomeUnavailable} {
+		vec.WithLabelValues(o)
+	}
+	reg.MustRegister(vec)
+	return func(outcome string) { vec.WithLabelValues(outcome).Inc() }
+}
+
+// externalRegistry is the source reading schema.registry.
+func externalRegistry(r config.SchemaRegistry, observe func(string), log *slog.Logger) (*remote.Source, error) {
+	rc := remote.Config{URLs: r.URL, BearerToken: r.BearerToken, Timeout: r.Timeout.D(), CacheTTL: r.CacheTTL.D(), Observe: observe}
+	if r.BasicAuth != nil {
+		rc.Username, rc.Password = r.BasicAuth.Username, r.BasicAuth.Password
+	}
+	if r.TLS != nil {
+		t, err := tlsfiles.Client(*r.TLS, log.With("client", "schema registry"))
+		if err != nil {
+			return nil, fmt.Errorf("schema.registry.tls: %w", err)
+		}
+		rc.TLS = t
+	}
+	src, err := remote.New(rc)
+	if err != nil {
+		return nil, fmt.Errorf("schema.registry: %w", err)
+	}
+	return src, nil
+}
+
+// registryAuth names how meshka authenticates to the registry, for logs.
+func registryAuth(r config.SchemaRegistry) string {
+	switch {
+	case r.BasicAuth != nil:
+		return "basic"
+	case r.BearerToken != "":
+		return "bearer"
+	}
+	return "none"
+}
+
+// closeSchemas ends the external registry's requests.
+func (n *Node) closeSchemas() {
+	if n.schemas != nil {
+		n.schemas.Close()
+	}
+}
 
 // validator builds what the Kafka listeners check produced records with
 // from the topics rules; nil without rules. A rule naming a schema format

@@ -191,7 +191,7 @@ func startNodes(cfg config.Config, dev bool, opts node.Options) ([]*node.Node, e
 				c.Node.Advertise = portPlus(cfg.Node.Advertise, i)
 			}
 			c.Cluster.Bind = portPlus(cfg.Cluster.Bind, i)
-			for _, a := range []*string{&c.MQTT.Listen, &c.MQTT.Advertise, &c.MQTT.WebSocket, &c.HTTP.Listen, &c.HTTP.Advertise,
+			for _, a := range []*string{&c.MQTT.Listen, &c.MQTT.Advertise, &c.MQTT.WebSocket, &c.HTTP.Listen, &c.HTTP.Advertise, &c.HTTP.SchemaRegistry.Listen,
 				&c.Admin.Listen, &c.Admin.Advertise} {
 				if *a != "" {
 					*a = portPlus(*a, i)
@@ -243,14 +243,16 @@ func devMQTT(cfg *config.Config) {
 
 // devHTTP serves HTTP in meshka dev, on 127.0.0.1:8080 unless the
 // configuration says where (a Kafka listener on port 0 picks one for
-// HTTP too).
+// HTTP too), with the built-in schema registry unless the configuration
+// names an external one (schema.registry.url): the two exclude each
+// other.
 func devHTTP(cfg *config.Config) {
 	if cfg.HTTP.Listen != "" {
 		return
 	}
 	cfg.HTTP.Listen = "127.0.0.1:8080"
 	cfg.HTTP.Confluent = true
-	cfg.HTTP.SchemaRegistry.Enabled = true
+	cfg.HTTP.SchemaRegistry.Enabled = !cfg.HasExternalSchemaRegistry()
 	if _, port, err := net.SplitHostPort(cfg.Node.Listen); err == nil && port == "0" {
 		cfg.HTTP.Listen = "127.0.0.1:0"
 	}

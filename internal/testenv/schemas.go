@@ -2,11 +2,14 @@ package testenv
 
 import (
 	"encoding/binary"
+	"net"
 	"sync"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/meshka/meshka/auth"
+	"github.com/meshka/meshka/config"
 	"github.com/meshka/meshka/schema"
 	"github.com/meshka/meshka/schema/registry"
 	"github.com/meshka/meshka/schema/validate"
@@ -49,3 +52,53 @@ func StartWithSchemasUpstream(tb testing.TB, src validate.Source, upstreamOpts [
 	tb.Helper()
 	return startSchemas(tb, nil, upstreamOpts, nil, src, opts)
 }
+
+// StartRegistry is a node serving the built-in schema registry on an HTTP
+// listener of its own port, to stand for an external Confluent-compatible
+// registry; with user set, every request must carry user's Basic
+// credentials (security.users). url is the registry's base URL.
+func StartRegistry(tb testing.TB, user, password string, opts ...Option) (e *Env, url string) {
+	tb.Helper()
+	var cred *config.ScramCredential
+	if user != "" {
+		var err error
+		if cred, err = auth.NewCredential(auth.ScramSHA256, user, password, 4096); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	e = Start(tb, append([]Option{func(c *config.Config) {
+		c.HTTP.Listen = "127.0.0.1:0"
+		c.HTTP.SchemaRegistry.Enabled = true
+		// A node alone needs no remoting, whose servers race with each
+		// other in one process (see internal/race): the node of the test
+		// can have its own.
+		c.Cluster.Remote = ""
+		if cred != nil {
+			c.HTTP.AllowAnonymous = false
+			c.Security.Users = []config.User{{Name: user, ScramSHA256: cred}}
+		}
+	}}, opts...)...)
+	return e, "http://" + e.HTTPAddr(tb)
+}
+
+// HTTPAddr is the address of the node's HTTP listener.
+func (e *Env) HTTPAddr(tb testing.TB) string {
+	tb.Helper()
+	b, ok := e.Node.Binding("http")
+	if !ok {
+		tb.Fatal("the node has no HTTP listener")
+	}
+	a, ok := b.(interface{ Addr() net.Addr })
+	if !ok {
+		tb.Fatal("the HTTP binding has no address")
+	}
+	return a.Addr().String()
+}
+
+// StopNode drains the node as SIGTERM does and leaves its upstream
+// running; StartNode starts it again with the same configuration.
+func (e *Env) StopNode(tb testing.TB) { tb.Helper(); e.stopNode(tb) }
+
+// StartNode starts the node StopNode stopped, with Config as it is then
+// (so a test can fix a listener's port first).
+func (e *Env) StartNode(tb testing.TB) { tb.Helper(); e.startNode(tb) }

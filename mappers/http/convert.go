@@ -5,7 +5,8 @@ package httpmap
 // in the built-in registry); fetch, stream and websocket decode each
 // record's value by the schema id in its header. The schemas come from
 // the node's registry (mesh.Mesh.Schemas: this mapper's replica of the
-// built-in one, unless the node has another).
+// built-in one, unless the node has another, such as an external
+// registry).
 
 import (
 	"context"
@@ -18,12 +19,13 @@ import (
 	"github.com/meshka/meshka/schema/validate"
 )
 
-// checkValueFormats refuses routes converting values when the built-in
-// registry, their schemas' source, is off.
-func checkValueFormats(cfg config.HTTP) error {
+// checkValueFormats refuses routes converting values when the node has
+// no registry to read their schemas from: neither the built-in one nor
+// another the node gave the Mesh (an external registry, or a program's).
+func checkValueFormats(cfg config.HTTP, external bool) error {
 	for i, r := range cfg.Routes {
-		if r.ValueFormat != "" && !cfg.SchemaRegistry.Enabled {
-			return fmt.Errorf("http.routes[%d] (%s %s): value_format %s needs the built-in schema registry (http.schema_registry.enabled)",
+		if r.ValueFormat != "" && !cfg.SchemaRegistry.Enabled && !external {
+			return fmt.Errorf("http.routes[%d] (%s %s): value_format %s needs a schema registry (http.schema_registry.enabled or schema.registry.url)",
 				i, r.Method, r.Path, r.ValueFormat)
 		}
 	}

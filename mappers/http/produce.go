@@ -146,11 +146,17 @@ func (r *recorder) Write(b []byte) (int, error) {
 }
 
 // refuseInvalid answers 400 with the reason when the node's topics rules
-// refuse rec (docs/schemas.md), and says whether it did.
+// refuse rec (docs/schemas.md), 503 when they cannot check it now (its
+// schemas' registry cannot be read), and says whether it did.
 func (s *Server) refuseInvalid(w http.ResponseWriter, rec mesh.Record) bool {
 	err := s.env.Mesh.Check(rec)
 	if err == nil {
 		return false
+	}
+	if _, ok := errors.AsType[*mesh.UncheckedError](err); ok {
+		w.Header().Set("Retry-After", "1")
+		problem(w, http.StatusServiceUnavailable, "the record was not written: %v", err)
+		return true
 	}
 	problem(w, http.StatusBadRequest, "the record was not written: %v", err)
 	return true

@@ -12,7 +12,8 @@ import (
 // this node's replica of the registry's topic, waited for (at most 10 s)
 // until it has read the topic as far as it reached when the replica
 // started, so a node just started does not refuse records whose schema
-// it has not read yet. Nil when http.schema_registry is off.
+// it has not read yet; past that wait, records are not judged (a
+// *validate.UnavailableError). Nil when http.schema_registry is off.
 func (s *Server) SchemaSource() validate.Source {
 	if s.replica == nil {
 		return nil
@@ -25,8 +26,13 @@ type replicaSource struct {
 	src *validate.StateSource
 }
 
+// loaded waits for the replica; a replica still loading is a registry
+// that cannot be read now, which is not a record's fault.
 func (rs *replicaSource) loaded(ctx context.Context) error {
-	return rs.r.read(ctx, func(*registry.State) error { return nil })
+	if err := rs.r.read(ctx, func(*registry.State) error { return nil }); err != nil {
+		return &validate.UnavailableError{Err: err}
+	}
+	return nil
 }
 
 func (rs *replicaSource) ByID(ctx context.Context, id int) (schema.Schema, schema.Type, error) {

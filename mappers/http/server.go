@@ -29,6 +29,7 @@ import (
 	"github.com/meshka/meshka/mesh"
 	"github.com/meshka/meshka/netguard"
 	"github.com/meshka/meshka/records"
+	"github.com/meshka/meshka/schema/registry"
 )
 
 // Env is what the node gives the mapper.
@@ -67,6 +68,8 @@ type Server struct {
 	idem      *mesh.Actors // the idempotency keys' shards
 	srv       *http.Server
 	ln        net.Listener
+	srSrv     *http.Server // the registry's own listener (http.schema_registry.listen); nil without
+	srLn      net.Listener
 
 	ctx    context.Context // ends at Stop: streams, long polls and WebSockets end
 	cancel context.CancelFunc
@@ -79,7 +82,7 @@ type Server struct {
 
 // New builds the mapper from a validated configuration.
 func New(cfg config.HTTP, env Env) (*Server, error) {
-	if err := checkValueFormats(cfg); err != nil {
+	if err := checkValueFormats(cfg, env.Mesh != nil && env.Mesh.Schemas() != nil); err != nil {
 		return nil, err
 	}
 	if env.Mesh == nil {
@@ -133,6 +136,15 @@ func (s *Server) Start(ctx context.Context) error {
 		}
 	}
 	raw, err := net.Listen("tcp", s.cfg.Listen)
+	var srRaw net.Listener
+	if err == nil && s.srMux != nil && s.cfg.SchemaRegistry.Listen != "" {
+		if srRaw, err = net.Listen("tcp", s.cfg.SchemaRegistry.Listen); err != nil {
+			raw.Close()
+			err = fmt.Errorf("http.schema_registry.listen: %w", err)
+		}
+	} else if err != nil {
+		err = fmt.Errorf("http.listen: %w", err)
+	}
 	if err != nil {
 		s.idem.Close(ctx)
 		if s.consumers != nil {
@@ -141,13 +153,29 @@ func (s *Server) Start(ctx context.Context) error {
 		if s.registry != nil {
 			s.registry.stop(ctx)
 		}
-		return fmt.Errorf("http.listen: %w", err)
+		return err
 	}
-	gl := netguard.Listen(raw, "http", netguard.Limits{MaxConns: netguard.MaxConnsFromFileLimit()}, s.log)
-	gl.Register(s.env.Metrics, "http", "http")
-	s.ln = gl.NetListener(s.m.received, s.m.sent)
-	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: s.cfg.ReadHeaderTimeout.D(), IdleTimeout: s.cfg.IdleTimeout.D(),
-		MaxHeaderBytes: 64 << 10, TLSConfig: s.env.TLS, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	s.ln, s.srv = s.serveOn(raw, "http", s)
+	s.log.Info("HTTP listener started", "listen", s.ln.Addr().String(), "routes", len(s.routesNow()), "tls", s.env.TLS != nil)
+	if srRaw != nil {
+		s.srLn, s.srSrv = s.serveOn(srRaw, "schema_registry", http.HandlerFunc(s.serveRegistry))
+		s.log.Info("schema registry listener started", "listen", s.srLn.Addr().String(), "tls", s.env.TLS != nil)
+	}
+	return nil
+}
+
+// serveOn serves h on raw, bounded as every listener is (netguard),
+// until Stop; name labels its connection metrics.
+func (s *Server) serveOn(raw net.Listener, name string, h http.Handler) (net.Listener, *http.Server) {
+	gl := netguard.Listen(raw, name, netguard.Limits{MaxConns: netguard.MaxConnsFromFileLimit()}, s.log)
+	gl.Register(s.env.Metrics, "http", name)
+	ln := gl.NetListener(s.m.received, s.m.sent)
+	var tc *tls.Config
+	if s.env.TLS != nil {
+		tc = s.env.TLS.Clone() // each server sets its own ALPN protocols in it
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: s.cfg.ReadHeaderTimeout.D(), IdleTimeout: s.cfg.IdleTimeout.D(),
+		MaxHeaderBytes: 64 << 10, TLSConfig: tc, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		BaseContext: func(net.Listener) context.Context { return s.ctx },
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context { return context.WithValue(ctx, connKey{}, c) }}
 	s.wg.Add(1)
@@ -155,16 +183,41 @@ func (s *Server) Start(ctx context.Context) error {
 		defer s.wg.Done()
 		var err error
 		if s.env.TLS != nil {
-			err = s.srv.ServeTLS(s.ln, "", "")
+			err = srv.ServeTLS(ln, "", "")
 		} else {
-			err = s.srv.Serve(s.ln)
+			err = srv.Serve(ln)
 		}
 		if err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Warn("HTTP listener ended", "err", err)
+			s.log.Warn("HTTP listener ended", "listener", name, "err", err)
 		}
 	}()
-	s.log.Info("HTTP listener started", "listen", s.ln.Addr().String(), "routes", len(s.routesNow()), "tls", s.env.TLS != nil)
-	return nil
+	return ln, srv
+}
+
+// serveRegistry serves the registry's own listener: the HTTP listener's
+// CORS and authentication, then the registry's API alone.
+func (s *Server) serveRegistry(w http.ResponseWriter, r *http.Request) {
+	rec := &statusRecorder{ResponseWriter: w}
+	start := time.Now()
+	defer func() {
+		code := rec.code
+		if code == 0 {
+			code = http.StatusOK
+		}
+		s.m.done("schema_registry", code, start)
+	}()
+	if s.cors(rec, r) {
+		return
+	}
+	principal, ok := s.authenticate(rec, r)
+	if !ok {
+		return
+	}
+	if _, pattern := s.srMux.Handler(r); pattern == "" {
+		registryFail(rec, &registry.Error{Code: codeRegistryNotFound, Message: "HTTP 404 Not Found"})
+		return
+	}
+	s.srMux.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), principalKey{}, principal)))
 }
 
 // SetRoutes puts routes (validated) in force for the requests that
@@ -179,6 +232,15 @@ func (s *Server) routesNow() []*route { return *s.routes.Load() }
 // Addr is the bound address.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
+// RegistryAddr is the address of the registry's own listener
+// (http.schema_registry.listen); nil when it has none.
+func (s *Server) RegistryAddr() net.Addr {
+	if s.srLn == nil {
+		return nil
+	}
+	return s.srLn.Addr()
+}
+
 // Stop ends streams and long polls, closes WebSockets with 1001, lets
 // requests in progress finish within ctx, and closes the listener.
 func (s *Server) Stop(ctx context.Context) error {
@@ -186,10 +248,15 @@ func (s *Server) Stop(ctx context.Context) error {
 	s.cancel()
 	s.mu.Unlock()
 	var err error
-	if s.srv != nil {
-		err = s.srv.Shutdown(ctx)
-		if err != nil {
-			s.srv.Close()
+	for _, srv := range []*http.Server{s.srv, s.srSrv} {
+		if srv == nil {
+			continue
+		}
+		if serr := srv.Shutdown(ctx); serr != nil {
+			srv.Close()
+			if err == nil {
+				err = serr
+			}
 		}
 	}
 	if werr := s.waitSockets(ctx); err == nil {
@@ -254,7 +321,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, served *string) {
 			return
 		}
 	}
-	if rt == nil && s.srMux != nil && s.registry != nil {
+	if rt == nil && s.srMux != nil && s.registry != nil && s.cfg.SchemaRegistry.Listen == "" {
 		if _, pattern := s.srMux.Handler(r); pattern != "" {
 			*served = "schema_registry"
 			s.srMux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, principal)))

@@ -35,11 +35,11 @@ func (b *Broker) encodeValue(ctx context.Context, vs *config.HTTPValueSchema, re
 	}
 	id, err := src.VersionID(ctx, vs.Subject, version)
 	if err != nil {
-		return fmt.Errorf("the route's value schema (subject %s): %w", vs.Subject, err)
+		return unreadable(rec.Topic, fmt.Errorf("the route's value schema (subject %s): %w", vs.Subject, err))
 	}
 	sc, _, err := src.ByID(ctx, id)
 	if err != nil {
-		return fmt.Errorf("the route's value schema (subject %s, id %d): %w", vs.Subject, id, err)
+		return unreadable(rec.Topic, fmt.Errorf("the route's value schema (subject %s, id %d): %w", vs.Subject, id, err))
 	}
 	v, err := convert.FromJSON(sc, id, nil, rec.Value)
 	if err != nil {
@@ -72,4 +72,14 @@ func (b *Broker) decodeValue(ctx context.Context, rec *mesh.Record) bool {
 	}
 	rec.Value = j
 	return true
+}
+
+// unreadable is err, the route's schema not found: a *mesh.UncheckedError
+// when the registry could not be read now (the publish may be sent
+// again), err itself otherwise.
+func unreadable(topic string, err error) error {
+	if _, ok := errors.AsType[*validate.UnavailableError](err); ok {
+		return &mesh.UncheckedError{Topic: topic, Err: err}
+	}
+	return err
 }

@@ -41,7 +41,7 @@ func newMetrics(reg prometheus.Registerer, b *Broker) *metrics {
 	for q, l := range []string{"0", "1", "2"} {
 		m.received[q], m.sent[q] = received.WithLabelValues(l), sent.WithLabelValues(l)
 	}
-	for i, l := range [refusedReasons]string{refusedInvalid: "invalid_record", refusedNotAuthorized: "not_authorized", refusedPayloadFormat: "payload_format"} {
+	for i, l := range [refusedReasons]string{refusedInvalid: "invalid_record", refusedNotAuthorized: "not_authorized", refusedPayloadFormat: "payload_format", refusedUnchecked: "unchecked"} {
 		m.refused[i] = refused.WithLabelValues(l) // every series, so the family is there before any refusal
 	}
 	m.bytesIn, m.bytesOut = netguard.Bytes(reg, "mqtt")
@@ -66,5 +66,6 @@ const (
 	refusedInvalid = iota
 	refusedNotAuthorized
 	refusedPayloadFormat
+	refusedUnchecked // the rules could not check it: its schemas cannot be read now
 	refusedReasons
 )

@@ -72,7 +72,9 @@ func (c *conn) publish(pk *packets.Packet) error {
 		invalid = c.b.m.Check(rec)
 	}
 	if invalid != nil {
-		if _, ok := errors.AsType[*mesh.InvalidRecordError](invalid); ok {
+		if _, ok := errors.AsType[*mesh.UncheckedError](invalid); ok {
+			c.b.metrics.refused[refusedUnchecked].Inc()
+		} else if _, ok := errors.AsType[*mesh.InvalidRecordError](invalid); ok {
 			c.b.metrics.refused[refusedInvalid].Inc()
 		}
 		c.log("publish refused", "topic", pk.TopicName, "err", invalid)
@@ -219,6 +221,10 @@ func (c *conn) answered(slot *ackSlot, err error) {
 func publishErrorCode(err error) packets.Code {
 	if ie, ok := errors.AsType[*mesh.InvalidRecordError](err); ok {
 		return packets.Code{Code: packets.ErrPayloadFormatInvalid.Code, Reason: ie.Err.Error()}
+	}
+	if ue, ok := errors.AsType[*mesh.UncheckedError](err); ok {
+		// Not the payload's fault: the schemas could not be read.
+		return packets.Code{Code: packets.ErrUnspecifiedError.Code, Reason: "the record could not be checked now, retry: " + ue.Err.Error()}
 	}
 	var ke *kerr.Error
 	if errors.As(err, &ke) {

@@ -10,6 +10,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/meshka/meshka/config"
 	"github.com/meshka/meshka/internal/testenv"
@@ -102,4 +103,81 @@ func TestSubscriberSkipsInvalidRecords(t *testing.T) {
 	if n := env.Node.Mesh().SkippedInvalid(); n != 2 {
 		t.Fatalf("skipped %d records, want 2", n)
 	}
+}
+
+// With an external registry (another node's built-in one) that stops, an
+// MQTT 5 publish whose schema the node has not read is not called
+// invalid: 0x80 (unspecified error) with the reason, not 0x99, and it is
+// not written; a schema already read still checks.
+func TestPublishRegistryUnavailable(t *testing.T) {
+	reg, url := testenv.StartRegistry(t, "", "")
+	rcl, err := sr.NewClient(sr.URLs(url))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	v1, err := rcl.CreateSchema(ctx, "users-value", sr.Schema{Schema: testenv.UserSchema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2, err := rcl.CreateSchema(ctx, "users-value", sr.Schema{Schema: `{"type":"record","name":"User","fields":[{"name":"name","type":"string"},{"name":"age","type":"int"},{"name":"nick","type":"string","default":""}]}`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := testenv.StartWith(t, []kfake.Opt{mqttTopics}, withMQTT, func(c *config.Config) {
+		c.Schema.Registry.URL = config.URLs{url}
+		c.Schema.Registry.Timeout = config.Duration(time.Second)
+		c.Topics = []config.TopicRule{{Topic: "mqtt-messages", ValidateProduce: true,
+			Value: &config.FormatSpec{Format: "avro", Subject: "users-value", SchemaID: "record"}}}
+	})
+	c := connect5(t, brokerOf(t, env.Node).Addr().String(), "unchecked", nil)
+	first := testenv.AvroUser(v1.ID, "ann", 30)
+	if r := c.publish(t, &paho.Publish{Topic: "users/ann", QoS: 1, Payload: first}); r.ReasonCode != 0 {
+		t.Fatalf("valid publish: reason 0x%x", r.ReasonCode)
+	}
+	reg.StopNode(t)
+	r, err := c.Publish(ctx, &paho.Publish{Topic: "users/new", QoS: 1, Payload: testenv.AvroUser(v2.ID, "new", 1)})
+	if err == nil || r == nil || r.ReasonCode != 0x80 || r.Properties == nil || !strings.Contains(r.Properties.ReasonString, "could not be checked") {
+		t.Fatalf("registry stopped, a schema not read: %+v, %v; want reason 0x80, could not be checked", r, err)
+	}
+	last := testenv.AvroUser(v1.ID, "bob", 40)
+	if r := c.publish(t, &paho.Publish{Topic: "users/ann", QoS: 1, Payload: last}); r.ReasonCode != 0 {
+		t.Fatalf("registry stopped, a schema read: reason 0x%x", r.ReasonCode)
+	}
+	if got := consumeWithin(t, env, "mqtt-messages", 3, 2*time.Second); len(got) != 2 || !bytes.Equal(got[0].Value, first) || !bytes.Equal(got[1].Value, last) {
+		t.Fatalf("upstream holds %d records, want the 2 checked", len(got))
+	}
+	if got := metricValue(t, env, "meshka_mqtt_messages_refused_total", "reason", "unchecked"); got != 1 {
+		t.Errorf("refused as unchecked: %v, want 1", got)
+	}
+	if got := metricValue(t, env, "meshka_mqtt_messages_refused_total", "reason", "invalid_record"); got != 0 {
+		t.Errorf("refused as invalid: %v, want 0", got)
+	}
+}
+
+// metricValue is the counter or gauge of family name whose label is
+// value in the node's registry; 0 when it has none.
+func metricValue(t *testing.T, env *testenv.Env, name, label, value string) float64 {
+	t.Helper()
+	families, err := env.Node.Metrics().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label && l.GetValue() == value {
+					if c := m.GetCounter(); c != nil {
+						return c.GetValue()
+					}
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }

@@ -116,6 +116,30 @@ func (e *Error) Error() string {
 	return e.Part + ": " + e.Reason
 }
 
+// UnavailableError is a Source's answer meaning it could not answer now:
+// an external registry that cannot be reached, timed out or failed (5xx).
+// The record is not at fault and is not judged: Check returns the error
+// as it is, and CheckBatch stops at it, so a producer is told to retry
+// rather than that its data is bad. A Source returns it (or an error
+// wrapping it) for such failures only; "no such id or subject" is an
+// ordinary error, and the record is refused.
+type UnavailableError struct {
+	Err error
+}
+
+func (e *UnavailableError) Error() string {
+	return "the schema registry cannot be read now: " + e.Err.Error()
+}
+
+func (e *UnavailableError) Unwrap() error { return e.Err }
+
+// Unavailable says whether err (from Check, or a RecordError's Err) means
+// the record could not be checked now rather than that it is invalid.
+func Unavailable(err error) bool {
+	_, ok := errors.AsType[*UnavailableError](err)
+	return ok
+}
+
 // RecordError names a refused record of a batch.
 type RecordError struct {
 	// Index is the record's index among the records of the partition's
@@ -255,7 +279,11 @@ func (v *Validator) check(ctx context.Context, r *Rule, key, value []byte, memo 
 // more record batches, as a Produce request carries them) and returns the
 // refused ones in order; nil when all pass or no rule checks the topic.
 // Data that does not split or decode, or batches in the old message
-// formats (magic 0 and 1), are refused whole with Index -1.
+// formats (magic 0 and 1), are refused whole with Index -1. When the
+// source cannot answer (an *UnavailableError), checking stops there: the
+// answer is the records refused before it, if any (the batch is refused
+// for them whatever the rest holds), else that one error, at the record
+// it was met at.
 func (v *Validator) CheckBatch(topic string, batch []byte) []RecordError {
 	r := v.Rule(topic)
 	if r == nil || !r.ValidateProduce || (r.Key == nil && r.Value == nil) {
@@ -283,6 +311,12 @@ func (v *Validator) CheckBatch(topic string, batch []byte) []RecordError {
 		}
 		for i := range recs {
 			if err := v.check(ctx, r, recs[i].Key, recs[i].Value, &memo); err != nil {
+				if Unavailable(err) {
+					if len(errs) > 0 {
+						return errs // refused for the records known bad
+					}
+					return []RecordError{{Index: index, Err: err}}
+				}
 				errs = append(errs, RecordError{Index: index, Err: err})
 			}
 			index++
@@ -328,6 +362,9 @@ func (v *Validator) checkPart(ctx context.Context, part string, sp *Spec, b []by
 	}
 	s, typ, err := v.src.ByID(ctx, id)
 	if err != nil {
+		if Unavailable(err) {
+			return err
+		}
 		return fail(id, "%v", err)
 	}
 	if typ != want {
@@ -360,6 +397,9 @@ func (v *Validator) subjectHas(ctx context.Context, sp *Spec, id int, fail func(
 	case sp.Subject == "":
 	case sp.Version == AnyVersion:
 		ok, err := v.src.SubjectHasID(ctx, sp.Subject, id)
+		if Unavailable(err) {
+			return err
+		}
 		if err != nil {
 			return fail(id, "subject %s: %v", sp.Subject, err)
 		}
@@ -368,6 +408,9 @@ func (v *Validator) subjectHas(ctx context.Context, sp *Spec, id int, fail func(
 		}
 	default:
 		want, err := v.src.VersionID(ctx, sp.Subject, sp.Version)
+		if Unavailable(err) {
+			return err
+		}
 		if err != nil {
 			return fail(id, "subject %s: %v", sp.Subject, err)
 		}
