@@ -15,7 +15,9 @@ package kafkawire
 // produce whose transactional id it may not WRITE gets
 // TRANSACTIONAL_ID_AUTHORIZATION_FAILED. A partition of a topic whose
 // topics rule validates produce has its records checked here, on the read
-// goroutine, before its batch goes anywhere: a batch with a record the
+// goroutine (the batches of a request of 64 KiB or more on up to
+// GOMAXPROCS goroutines at once, checkBatches), before any batch goes
+// anywhere: a batch with a record the
 // rule refuses gets INVALID_RECORD (with each refused record from v8) and
 // is not forwarded; a good batch goes on byte for byte. A batch whose
 // schemas cannot be read now (the external registry is unreachable or
@@ -49,6 +51,7 @@ func handleProduce(c *conn, kreq kmsg.Request) func() (kmsg.Response, error) {
 		reply *cluster.Reply
 	}
 	var waits []wait
+	checked := c.s.checkBatches(req)
 	// A transactional producer needs WRITE on its transactional id, and
 	// every producer WRITE on each topic; a refused partition is
 	// answered in its own entry, the others go on.
@@ -56,13 +59,17 @@ func handleProduce(c *conn, kreq kmsg.Request) func() (kmsg.Response, error) {
 	if req.TransactionID != nil && !c.allowed(acl.Write, acl.TransactionalID, *req.TransactionID) {
 		refused = txnRefused
 	}
+	ti := -1
 	resp.Topics = answer.Each(req.Topics, func(out *kmsg.ProduceResponseTopic, rt *kmsg.ProduceRequestTopic) {
+		ti++
+		pi := -1
 		out.Topic = rt.Topic
 		code := refused
 		if code == 0 && !c.allowedTopic(acl.Write, rt.Topic) {
 			code = topicRefused
 		}
 		out.Partitions = answer.Each(rt.Partitions, func(op *kmsg.ProduceResponseTopicPartition, rp *kmsg.ProduceRequestTopicPartition) {
+			pi++
 			op.Partition = rp.Partition
 			if code != 0 {
 				op.ErrorCode = code
@@ -76,7 +83,7 @@ func handleProduce(c *conn, kreq kmsg.Request) func() (kmsg.Response, error) {
 				op.ErrorCode = kerr.InvalidRecord.Code
 				return
 			}
-			if errs := c.s.deps.Validator.CheckBatch(rt.Topic, rp.Records); errs != nil {
+			if errs := checked.of(ti, pi); errs != nil {
 				if validate.Unavailable(errs[0].Err) {
 					c.s.trouble.Warn("schemas", "produce: batches not checked, the schema registry cannot be read; producers are told to retry", "topic", rt.Topic, "partition", rp.Partition, "err", errs[0].Err)
 					refuseUnchecked(op, req.Version, errs[0].Err)

@@ -275,3 +275,59 @@ func TestBuiltInRegistryValidatesProduce(t *testing.T) {
 		t.Fatalf("a record the registered schema does not read: %v, want INVALID_RECORD", err)
 	}
 }
+
+// TestSchemaValidateLargeRequest sends one Produce request large enough
+// for its partitions' batches to be checked at once, on several
+// goroutines: each partition is answered for its own batch (the one with
+// a bad record, INVALID_RECORD naming it), in request order, and the good
+// batches are written.
+func TestSchemaValidateLargeRequest(t *testing.T) {
+	s := startSchemaEnv(t)
+	ctx := timeout(t, 60*time.Second)
+	const parts, per, bad, badAt = 4, 100, 2, 57
+	createTopic(t, ctx, s.env.DirectClient(t), "avro-users", parts, nil)
+	name := strings.Repeat("n", 1000)
+	req := kmsg.NewPtrProduceRequest()
+	req.Acks, req.TimeoutMillis = -1, 10000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = "avro-users"
+	for p := range int32(parts) {
+		recs := make([]records.Record, per)
+		for i := range recs {
+			recs[i] = records.Record{Value: s.avro(name, int32(i))}
+			if p == bad && i == badAt {
+				recs[i].Value = []byte("not avro")
+			}
+		}
+		batch, err := records.EncodeBatch(recs, records.CodecNone)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Partition, rp.Records = p, batch
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, s.env.Client(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range resp.Topics[0].Partitions {
+		switch {
+		case p.Partition != int32(i):
+			t.Errorf("answer %d is for partition %d", i, p.Partition)
+		case i == bad && (p.ErrorCode != kerr.InvalidRecord.Code || len(p.ErrorRecords) != 1 || p.ErrorRecords[0].RelativeOffset != badAt):
+			t.Errorf("partition %d: %+v, want INVALID_RECORD for record %d", i, p, badAt)
+		case i != bad && (p.ErrorCode != 0 || p.BaseOffset != 0):
+			t.Errorf("partition %d: %+v, want written at 0", i, p)
+		}
+	}
+	rd := s.env.DirectClient(t, kgo.ConsumeTopics("avro-users"), fromStart())
+	if got := consumeN(t, ctx, rd, (parts-1)*per); len(got) != (parts-1)*per {
+		t.Fatalf("upstream holds %d records", len(got))
+	}
+	short := timeout(t, 300*time.Millisecond)
+	if more := rd.PollFetches(short).Records(); len(more) > 0 {
+		t.Errorf("%d records more than the good batches'", len(more))
+	}
+}
