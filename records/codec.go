@@ -346,6 +346,35 @@ var xerialHeader = append(append([]byte(nil), xerialMagic...), 0, 0, 0, 1, 0, 0,
 // xerialBlock is the uncompressed size of the Java producer's blocks.
 const xerialBlock = 32 << 10
 
+// decompressInto returns src decompressed into buf, grown when it is too
+// small: the caller's to reuse, nothing kept.
+func decompressInto(c Codec, src, buf []byte) ([]byte, error) {
+	switch c {
+	case CodecSnappy:
+		if len(src) >= len(xerialHeader) && bytes.Equal(src[:len(xerialMagic)], xerialMagic) {
+			return unxerial(src[len(xerialHeader):])
+		}
+		n, err := snappy.DecodedLen(src)
+		if err != nil {
+			return nil, err
+		}
+		if n > MaxDecompressed {
+			return nil, ErrTooLarge
+		}
+		if cap(buf) < n {
+			buf = make([]byte, n)
+		}
+		return snappy.Decode(buf[:n], src)
+	case CodecGzip:
+		return gunzip(src, buf[:0])
+	case CodecLZ4:
+		return unlz4(src, buf[:0])
+	case CodecZstd:
+		return unzstd(src, buf[:0])
+	}
+	return nil, fmt.Errorf("unknown codec %d", int8(c))
+}
+
 func unsnappy(src []byte) ([]byte, error) {
 	if len(src) >= len(xerialHeader) && bytes.Equal(src[:len(xerialMagic)], xerialMagic) {
 		return unxerial(src[len(xerialHeader):])

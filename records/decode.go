@@ -61,19 +61,22 @@ var ErrMagic = errors.New("records: not a magic 2 batch")
 //
 // On any error, dst is returned as it was.
 func DecodeBatch(batch []byte, dst []Record) ([]Record, error) {
-	return decodeBatch(batch, dst, true)
+	return decodeBatch(batch, dst, true, nil)
 }
 
 // DecodeProduced is DecodeBatch without the CRC check, for a batch a
 // producer sent that is forwarded upstream as it is, which checks the CRC
 // itself (CORRUPT_MESSAGE): checks that read the records before they go
 // (the topics rules) need not pay for it twice. Every length and count is
-// checked as DecodeBatch checks them.
-func DecodeProduced(batch []byte, dst []Record) ([]Record, error) {
-	return decodeBatch(batch, dst, false)
+// checked as DecodeBatch checks them. With scratch not nil, a compressed
+// batch is decompressed into *scratch, grown as needed and left there
+// for the next call: its records' fields alias it, and are read only
+// until scratch is used again.
+func DecodeProduced(batch []byte, dst []Record, scratch *[]byte) ([]Record, error) {
+	return decodeBatch(batch, dst, false, scratch)
 }
 
-func decodeBatch(batch []byte, dst []Record, crc bool) ([]Record, error) {
+func decodeBatch(batch []byte, dst []Record, crc bool, scratch *[]byte) ([]Record, error) {
 	if len(batch) <= offMagic {
 		return dst, fmt.Errorf("%w: %d bytes, less than a batch header", ErrMalformed, len(batch))
 	}
@@ -104,7 +107,15 @@ func decodeBatch(batch []byte, dst []Record, crc bool) ([]Record, error) {
 	sec := batch[headerLenV2:]
 	if codec != CodecNone && len(sec) > 0 {
 		var err error
-		if sec, err = decompress(codec, sec); err != nil {
+		if scratch != nil {
+			sec, err = decompressInto(codec, sec, *scratch)
+			if err == nil {
+				*scratch = sec
+			}
+		} else {
+			sec, err = decompress(codec, sec)
+		}
+		if err != nil {
 			if errors.Is(err, ErrTooLarge) {
 				return dst, fmt.Errorf("records: batch at offset %d (%s): %w", base, codec, ErrTooLarge)
 			}

@@ -116,9 +116,11 @@ func FuzzDecodeBatch(f *testing.F) {
 		if seal && len(data) >= 61 {
 			data = reseal(bytes.Clone(data))
 		}
-		// DecodeProduced reads whatever DecodeBatch does, the same way,
-		// and more (a wrong CRC), never panicking.
-		produced, perr := records.DecodeProduced(data, nil)
+		// DecodeProduced (into a scratch buffer) reads whatever
+		// DecodeBatch does, the same way, and more (a wrong CRC), never
+		// panicking.
+		var scratch []byte
+		produced, perr := records.DecodeProduced(data, nil, &scratch)
 		got, err := records.DecodeBatch(data, nil)
 		if err == nil && (perr != nil || !reflect.DeepEqual(produced, got)) {
 			t.Fatalf("DecodeProduced: %v %v, DecodeBatch: %v", produced, perr, got)

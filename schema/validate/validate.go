@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/meshka/meshka/records"
@@ -301,12 +302,16 @@ func (v *Validator) CheckBatch(topic string, batch []byte) []RecordError {
 	var errs []RecordError
 	var recs []records.Record
 	var memo seen
+	// Compressed records are read from a pooled buffer, only while this
+	// call checks them.
+	scratch := scratchPool.Get().(*[]byte)
+	defer putScratch(scratch)
 	index := 0
 	for _, b := range batches {
 		if b.Magic < 2 {
 			return []RecordError{{Index: -1, Err: fmt.Errorf("message format v%d cannot be validated; the topic needs record batches (magic 2)", b.Magic)}}
 		}
-		if recs, err = records.DecodeProduced(b.Data, recs[:0]); err != nil {
+		if recs, err = records.DecodeProduced(b.Data, recs[:0], scratch); err != nil {
 			return []RecordError{{Index: -1, Err: err}}
 		}
 		for i := range recs {
@@ -323,6 +328,19 @@ func (v *Validator) CheckBatch(topic string, batch []byte) []RecordError {
 		}
 	}
 	return errs
+}
+
+// scratchPool holds the buffers CheckBatch decompresses batches into.
+var scratchPool = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxScratch bounds a pooled buffer: a rare huge batch's is let go.
+const maxScratch = 4 << 20
+
+func putScratch(p *[]byte) {
+	if cap(*p) > maxScratch {
+		*p = nil
+	}
+	scratchPool.Put(p)
 }
 
 func (v *Validator) checkPart(ctx context.Context, part string, sp *Spec, b []byte, memo *subjectAnswer) error {
