@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/meshka/meshka/mesh"
@@ -41,6 +42,7 @@ type schemaReplica struct {
 	applied int64         // the offset after the last record applied (the log start before any)
 	started bool          // applied is known
 	loaded  bool          // applied has reached the end measured at the first subscription
+	ready   atomic.Bool   // loaded, read without the lock (it never goes back)
 	loadEnd int64         // that end
 	changed chan struct{} // closed (and replaced) whenever applied or loaded changes
 
@@ -100,6 +102,7 @@ func (r *schemaReplica) follow(ctx context.Context) error {
 		r.mu.Lock()
 		r.started, r.applied, r.loadEnd = true, begin[0], end[0]
 		r.loaded = r.applied >= r.loadEnd
+		r.ready.Store(r.loaded)
 		r.signal()
 		r.mu.Unlock()
 		start = mesh.AtOffsets(map[int32]int64{0: begin[0]})
@@ -157,6 +160,7 @@ func (r *schemaReplica) readTo(offset int64) {
 	r.applied = offset
 	if !r.loaded && r.applied >= r.loadEnd {
 		r.loaded = true
+		r.ready.Store(true)
 	}
 	r.signal()
 }
@@ -175,6 +179,7 @@ func (r *schemaReplica) apply(rec mesh.Record) {
 	r.applied = rec.Offset + 1
 	if !r.loaded && r.applied >= r.loadEnd {
 		r.loaded = true
+		r.ready.Store(true)
 	}
 	r.signal()
 }
@@ -217,14 +222,26 @@ func (r *schemaReplica) waitLoaded(ctx context.Context) error {
 // read runs f on the state under the read lock, once the replica is
 // loaded.
 func (r *schemaReplica) read(ctx context.Context, f func(*registry.State) error) error {
+	if err := r.whenLoaded(ctx); err != nil {
+		return err
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return f(r.state)
+}
+
+// whenLoaded waits, at most 10 s, until the replica is loaded: at once
+// once it has been (every checked record asks).
+func (r *schemaReplica) whenLoaded(ctx context.Context) error {
+	if r.ready.Load() {
+		return nil
+	}
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := r.waitLoaded(wctx); err != nil {
 		return &registry.Error{Code: codeRegistryUnavailable, Message: "the schema registry is still loading its topic " + r.topic}
 	}
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	return f(r.state)
+	return nil
 }
 
 // readReplica is f's answer over the replica's state, read as read does.

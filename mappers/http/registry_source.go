@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"github.com/meshka/meshka/schema"
-	"github.com/meshka/meshka/schema/registry"
 	"github.com/meshka/meshka/schema/validate"
 )
 
@@ -29,7 +28,7 @@ type replicaSource struct {
 // loaded waits for the replica; a replica still loading is a registry
 // that cannot be read now, which is not a record's fault.
 func (rs *replicaSource) loaded(ctx context.Context) error {
-	if err := rs.r.read(ctx, func(*registry.State) error { return nil }); err != nil {
+	if err := rs.r.whenLoaded(ctx); err != nil {
 		return &validate.UnavailableError{Err: err}
 	}
 	return nil
