@@ -470,3 +470,13 @@ func TestErrorRendering(t *testing.T) {
 		t.Error("empty Errors.Err() must be nil")
 	}
 }
+
+// A value schema's version as conversion reads it: a number, else
+// latest, which is validate.Latest's -1.
+func TestValueSchemaPinned(t *testing.T) {
+	for v, want := range map[string]int{"": -1, "latest": -1, "3": 3} {
+		if got := (HTTPValueSchema{Subject: "s", Version: v}).Pinned(); got != want {
+			t.Errorf("version %q: %d, want %d", v, got, want)
+		}
+	}
+}

@@ -145,6 +145,16 @@ type HTTPValueSchema struct {
 	Version string `yaml:"version"`
 }
 
+// Pinned is the version the schema is pinned to, -1 (latest) when none
+// is: a validated Version, empty or latest.
+func (vs HTTPValueSchema) Pinned() int {
+	n, err := ParseSchemaVersion(vs.Version)
+	if err != nil || n <= 0 {
+		return -1
+	}
+	return n
+}
+
 // ValueFormatJSON is HTTPRoute.ValueFormat's one value.
 const ValueFormatJSON = "json"
 
@@ -333,14 +343,19 @@ func (v *validator) validateValueFormat(path string, r HTTPRoute, registry bool)
 	if !registry {
 		v.add(path+".value_format", "converting values needs a schema registry: set http.schema_registry.enabled or schema.registry.url")
 	}
-	if vs := r.ValueSchema; vs != nil {
-		if vs.Subject == "" {
-			v.add(path+".value_schema.subject", "must name the subject whose schema encodes incoming JSON")
-		}
-		if vs.Version != "" && vs.Version != "latest" {
-			if _, err := ParseSchemaVersion(vs.Version); err != nil {
-				v.add(path+".value_schema.version", "%s", err)
-			}
+	if r.ValueSchema != nil {
+		v.validateValueSchema(path, *r.ValueSchema)
+	}
+}
+
+// validateValueSchema checks a route's value_schema (HTTP and MQTT).
+func (v *validator) validateValueSchema(path string, vs HTTPValueSchema) {
+	if vs.Subject == "" {
+		v.add(path+".value_schema.subject", "must name the subject whose schema encodes incoming JSON")
+	}
+	if vs.Version != "" && vs.Version != "latest" {
+		if _, err := ParseSchemaVersion(vs.Version); err != nil {
+			v.add(path+".value_schema.version", "%s", err)
 		}
 	}
 }

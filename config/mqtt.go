@@ -189,19 +189,11 @@ func (v *validator) validateMQTTValueFormat(path string, r MQTTRoute, registry b
 	if !registry {
 		v.add(path+".value_format", "converting values needs a schema registry: set http.schema_registry.enabled or schema.registry.url")
 	}
-	vs := r.ValueSchema
-	if vs == nil {
+	if r.ValueSchema == nil {
 		v.add(path+".value_format", "a route with value_format json needs value_schema, the subject publishes are encoded with")
 		return
 	}
-	if vs.Subject == "" {
-		v.add(path+".value_schema.subject", "must name the subject whose schema encodes published JSON")
-	}
-	if vs.Version != "" && vs.Version != "latest" {
-		if _, err := ParseSchemaVersion(vs.Version); err != nil {
-			v.add(path+".value_schema.version", "%s", err)
-		}
-	}
+	v.validateValueSchema(path, *r.ValueSchema)
 }
 
 // CheckMQTTFilter says what is wrong with an MQTT topic filter, or "":

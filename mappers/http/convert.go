@@ -16,7 +16,6 @@ import (
 
 	"github.com/meshka/meshka/config"
 	"github.com/meshka/meshka/schema/convert"
-	"github.com/meshka/meshka/schema/validate"
 )
 
 // checkValueFormats refuses routes converting values when the node has
@@ -32,16 +31,6 @@ func checkValueFormats(cfg config.HTTP, external bool) error {
 	return nil
 }
 
-// valueVersion is a route's value_schema version as validate reads it:
-// latest when absent.
-func valueVersion(vs *config.HTTPValueSchema) int {
-	n, err := config.ParseSchemaVersion(vs.Version)
-	if err != nil || n <= 0 {
-		return validate.Latest
-	}
-	return n
-}
-
 // encodeValue is doc, a JSON document, in the wire format of the route's
 // value schema. The error is a *convert.Error when doc does not fit the
 // schema, another when the schema cannot be found.
@@ -51,7 +40,7 @@ func (s *Server) encodeValue(ctx context.Context, rt *route, doc []byte) ([]byte
 	if src == nil || vs == nil {
 		return nil, errors.New("the route has no value schema")
 	}
-	id, err := src.VersionID(ctx, vs.Subject, valueVersion(vs))
+	id, err := src.VersionID(ctx, vs.Subject, vs.Pinned())
 	if err != nil {
 		return nil, fmt.Errorf("the route's value schema (subject %s, version %s): %w", vs.Subject, orLatest(vs.Version), err)
 	}

@@ -27,13 +27,7 @@ func (b *Broker) encodeValue(ctx context.Context, vs *config.HTTPValueSchema, re
 	if src == nil {
 		return errors.New("the node has no schema registry")
 	}
-	version := validate.Latest
-	if vs.Version != "" && vs.Version != "latest" {
-		if n, err := config.ParseSchemaVersion(vs.Version); err == nil && n > 0 {
-			version = n
-		}
-	}
-	id, err := src.VersionID(ctx, vs.Subject, version)
+	id, err := src.VersionID(ctx, vs.Subject, vs.Pinned())
 	if err != nil {
 		return unreadable(rec.Topic, fmt.Errorf("the route's value schema (subject %s): %w", vs.Subject, err))
 	}
