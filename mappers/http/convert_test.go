@@ -80,18 +80,6 @@ func startConvert(t *testing.T) (*testenv.Env, string, func(topic string, n int)
 	return env, base, read
 }
 
-func sameJSON(t *testing.T, a, b string) bool {
-	t.Helper()
-	var x, y any
-	if err := json.Unmarshal([]byte(a), &x); err != nil {
-		t.Fatalf("%s: %v", a, err)
-	}
-	if err := json.Unmarshal([]byte(b), &y); err != nil {
-		t.Fatalf("%s: %v", b, err)
-	}
-	return reflect.DeepEqual(x, y)
-}
-
 // A JSON body POSTed to a value_format json route is an Avro record of
 // the subject's schema, which franz-go's Serde reads; the stream and the
 // fetch of the topic give it back as JSON, leaving out a record that is
@@ -156,12 +144,12 @@ func TestValueFormatAvro(t *testing.T) {
 			data = ""
 		}
 	}
-	if !sameJSON(t, data, want) {
+	if !testenv.SameJSON(t, data, want) {
 		t.Fatalf("streamed %q, want %s", data, want)
 	}
 
 	resp, fetched := do(t, "GET", base+"/orders", "", nil)
-	if resp.StatusCode != 200 || !sameJSON(t, fetched, "["+want+"]") {
+	if resp.StatusCode != 200 || !testenv.SameJSON(t, fetched, "["+want+"]") {
 		t.Fatalf("fetched %d %s", resp.StatusCode, fetched)
 	}
 
@@ -210,7 +198,7 @@ func TestValueFormatProtobuf(t *testing.T) {
 		t.Fatalf("decoded %q %d", n, q)
 	}
 	resp, fetched := do(t, "GET", base+"/items", "", nil)
-	if resp.StatusCode != 200 || !sameJSON(t, fetched, `[{"item_name":"bolt","qty":3}]`) {
+	if resp.StatusCode != 200 || !testenv.SameJSON(t, fetched, `[{"item_name":"bolt","qty":3}]`) {
 		t.Fatalf("fetched %d %s", resp.StatusCode, fetched)
 	}
 	resp, b := do(t, "POST", base+"/items", `{"item_name": "bolt", "colour": "red"}`, nil)
@@ -249,7 +237,7 @@ func TestValueFormatWebSocket(t *testing.T) {
 		case f.Ack == 1 && f.Error == "":
 			acked = true
 		case f.Value != nil:
-			if !sameJSON(t, string(f.Value), doc) {
+			if !testenv.SameJSON(t, string(f.Value), doc) {
 				t.Fatalf("delivered %s", b)
 			}
 			delivered = true

@@ -3,9 +3,7 @@ package mqtt_test
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"net/http"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -62,18 +60,6 @@ func startConverting(t *testing.T) (*testenv.Env, string, string, sr.SubjectSche
 		t.Fatal(err)
 	}
 	return env, brokerOf(t, env.Node).Addr().String(), base, ss
-}
-
-func sameJSON(t *testing.T, a, b string) bool {
-	t.Helper()
-	var x, y any
-	if err := json.Unmarshal([]byte(a), &x); err != nil {
-		t.Fatalf("%s: %v", a, err)
-	}
-	if err := json.Unmarshal([]byte(b), &y); err != nil {
-		t.Fatalf("%s: %v", b, err)
-	}
-	return reflect.DeepEqual(x, y)
 }
 
 // An MQTT client publishes JSON to a route whose topic holds Avro: a
@@ -135,7 +121,7 @@ func TestPublishJSONToAvroTopic(t *testing.T) {
 	}
 
 	p := sub.next(t)
-	if p.Topic != "sensors/boiler" || !sameJSON(t, string(p.Payload), doc) {
+	if p.Topic != "sensors/boiler" || !testenv.SameJSON(t, string(p.Payload), doc) {
 		t.Fatalf("the MQTT subscriber got %s %s, want the document", p.Topic, p.Payload)
 	}
 	if p.Properties == nil || p.Properties.ContentType != "application/json" {
@@ -147,7 +133,7 @@ func TestPublishJSONToAvroTopic(t *testing.T) {
 	sc := bufio.NewScanner(stream.Body)
 	for sc.Scan() {
 		if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
-			if !sameJSON(t, data, doc) {
+			if !testenv.SameJSON(t, data, doc) {
 				t.Fatalf("the SSE client got %s, want the document", data)
 			}
 			return
