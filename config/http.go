@@ -189,7 +189,7 @@ func defaultHTTP() HTTP {
 
 var routeSubstitution = regexp.MustCompile(`\$\{([^}]*)\}`)
 
-func (v *validator) validateHTTP(h HTTP, registry bool) {
+func (v *validator) validateHTTP(h HTTP) {
 	if h.Listen != "" {
 		v.hostPort("http.listen", h.Listen, addrRules{})
 	}
@@ -275,7 +275,7 @@ func (v *validator) validateHTTP(h HTTP, registry bool) {
 			v.add(path+".async", "only a request route answers asynchronously")
 		}
 		v.durationRange(path+".timeout", r.Timeout, 0, 10*time.Minute)
-		v.validateValueFormat(path, r, registry)
+		v.validateValueFormat(path, r)
 		check := func(key, s string) {
 			for _, m := range routeSubstitution.FindAllStringSubmatch(s, -1) {
 				name := m[1]
@@ -317,7 +317,7 @@ func sameAddr(a, b string) bool {
 }
 
 // validateValueFormat checks a route's value_format and value_schema.
-func (v *validator) validateValueFormat(path string, r HTTPRoute, registry bool) {
+func (v *validator) validateValueFormat(path string, r HTTPRoute) {
 	if r.ValueFormat == "" {
 		if r.ValueSchema != nil {
 			v.add(path+".value_schema", "a value schema needs value_format: json")
@@ -340,9 +340,8 @@ func (v *validator) validateValueFormat(path string, r HTTPRoute, registry bool)
 	default:
 		v.add(path+".value_format", "only produce, fetch, stream and websocket routes convert values, not %s", r.Capability)
 	}
-	if !registry {
-		v.add(path+".value_format", "converting values needs a schema registry: set http.schema_registry.enabled or schema.registry.url")
-	}
+	// That the node has a registry is checked when it starts: meshka dev
+	// turns the built-in one on after the file is read.
 	if r.ValueSchema != nil {
 		v.validateValueSchema(path, *r.ValueSchema)
 	}

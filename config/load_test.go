@@ -60,11 +60,6 @@ func TestLoadErrors(t *testing.T) {
 			want:    []wantErr{{6, 13, "http.routes[0].path", "is the schema registry's"}},
 		},
 		{
-			name:    "a route converting values without the registry",
-			content: "http:\n  routes:\n    - method: GET\n      path: /s\n      topic: t\n      capability: stream\n      value_format: json\n",
-			want:    []wantErr{{7, 21, "http.routes[0].value_format", "needs a schema registry"}},
-		},
-		{
 			name:    "a produce route converting values without a schema",
 			content: "http:\n  schema_registry: {enabled: true}\n  routes:\n    - method: POST\n      path: /p\n      topic: t\n      capability: produce\n      value_format: avro\n",
 			want:    []wantErr{{8, 21, "http.routes[0].value_format", `must be json (or absent: values as they are), got "avro"`}},

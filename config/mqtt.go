@@ -109,7 +109,7 @@ func defaultMQTT() MQTT {
 	}
 }
 
-func (v *validator) validateMQTT(m MQTT, registry bool) {
+func (v *validator) validateMQTT(m MQTT) {
 	if m.Listen != "" {
 		v.hostPort("mqtt.listen", m.Listen, addrRules{})
 	}
@@ -160,7 +160,7 @@ func (v *validator) validateMQTT(m MQTT, registry bool) {
 		} else if t := r.Topic; t == m.Topics.Retained || t == m.Topics.Sessions {
 			v.add(path+".topic", "must not be the retained or sessions topic, got %q", t)
 		}
-		v.validateMQTTValueFormat(path, r, registry)
+		v.validateMQTTValueFormat(path, r)
 		if r.Topic == m.Topics.Messages && r.ValueFormat != "" {
 			v.add(path+".value_format", "the messages topic (%q) takes publishes no route converts: route to a topic of its own", r.Topic)
 		}
@@ -175,7 +175,7 @@ func (v *validator) validateMQTT(m MQTT, registry bool) {
 }
 
 // validateMQTTValueFormat checks a route's value_format and value_schema.
-func (v *validator) validateMQTTValueFormat(path string, r MQTTRoute, registry bool) {
+func (v *validator) validateMQTTValueFormat(path string, r MQTTRoute) {
 	if r.ValueFormat == "" {
 		if r.ValueSchema != nil {
 			v.add(path+".value_schema", "a value schema needs value_format: json")
@@ -186,9 +186,8 @@ func (v *validator) validateMQTTValueFormat(path string, r MQTTRoute, registry b
 		v.add(path+".value_format", "must be json (or absent: payloads as they are), got %q", r.ValueFormat)
 		return
 	}
-	if !registry {
-		v.add(path+".value_format", "converting values needs a schema registry: set http.schema_registry.enabled or schema.registry.url")
-	}
+	// That the node has a registry is checked when it starts, as for
+	// HTTP routes.
 	if r.ValueSchema == nil {
 		v.add(path+".value_format", "a route with value_format json needs value_schema, the subject publishes are encoded with")
 		return

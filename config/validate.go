@@ -111,8 +111,8 @@ func (c *Config) Validate() Errors {
 	}
 	v.intRange("groups.max_size", int64(c.Groups.MaxSize))
 	v.sizeRange("tables.max_bytes", c.Tables.MaxBytes, KiB, TiB)
-	v.validateMQTT(c.MQTT, c.HasSchemaRegistry())
-	v.validateHTTP(c.HTTP, c.HasSchemaRegistry())
+	v.validateMQTT(c.MQTT)
+	v.validateHTTP(c.HTTP)
 	v.validateAdmin(c.Admin)
 	v.validateTopics(c.Topics)
 	v.validateSchema(c.Schema, c.HTTP.SchemaRegistry.Enabled)

@@ -1,6 +1,7 @@
 package test
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/kversion"
@@ -329,5 +331,42 @@ func TestSchemaValidateLargeRequest(t *testing.T) {
 	short := timeout(t, 300*time.Millisecond)
 	if more := rd.PollFetches(short).Records(); len(more) > 0 {
 		t.Errorf("%d records more than the good batches'", len(more))
+	}
+}
+
+// A node whose MQTT or HTTP routes convert values and that has no schema
+// registry does not start, saying which route needs one; config files
+// leave that to the node, since meshka dev turns the built-in registry on
+// after reading them.
+func TestConvertingRoutesNeedARegistry(t *testing.T) {
+	up, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Close()
+	for name, set := range map[string]func(*config.Config){
+		"mqtt.routes[0]": func(c *config.Config) {
+			c.MQTT.Listen = "127.0.0.1:0"
+			c.MQTT.Routes = []config.MQTTRoute{{Filter: "s/#", Topic: "s", ValueFormat: "json", ValueSchema: &config.HTTPValueSchema{Subject: "s-value"}}}
+		},
+		"http.routes[0]": func(c *config.Config) {
+			c.HTTP.Listen = "127.0.0.1:0"
+			c.HTTP.Routes = []config.HTTPRoute{{Method: "GET", Path: "/s", Topic: "s", Capability: config.CapStream, ValueFormat: "json"}}
+		},
+	} {
+		c := config.Default()
+		c.Node.Listen, c.Admin.Listen, c.Upstream.Brokers = "127.0.0.1:0", "", up.ListenAddrs()
+		set(&c)
+		if errs := c.Validate(); len(errs) > 0 {
+			t.Fatalf("%s: the configuration is refused: %v", name, errs)
+		}
+		n, err := node.Start(c, node.Options{Logger: testenv.Logger()})
+		if err == nil {
+			n.Shutdown(context.Background())
+			t.Fatalf("%s: a node converting values without a registry started", name)
+		}
+		if !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), "needs a schema registry") {
+			t.Fatalf("%s: %v", name, err)
+		}
 	}
 }

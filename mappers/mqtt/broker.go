@@ -114,6 +114,12 @@ func New(cfg config.MQTT, env Env) (*Broker, error) {
 // Start creates the mapper's topics where upstream allows, binds the
 // listeners and serves them.
 func (b *Broker) Start(ctx context.Context) error {
+	for i, r := range b.cfg.Routes {
+		if r.ValueFormat != "" && b.m.Schemas() == nil {
+			return fmt.Errorf("mqtt.routes[%d] (%s): value_format %s needs a schema registry (http.schema_registry.enabled or schema.registry.url)",
+				i, r.Filter, r.ValueFormat)
+		}
+	}
 	b.createTopics(ctx)
 	acks0 := mesh.AcksNone
 	if b.cfg.QoS0Acks == "leader" {
