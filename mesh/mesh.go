@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/meshka/meshka/actors/hosted"
+	"github.com/meshka/meshka/actors/partition"
 	"github.com/meshka/meshka/cluster"
 	"github.com/meshka/meshka/upstream"
 )
@@ -26,6 +27,10 @@ type Config struct {
 	Cluster      *cluster.Mesh
 	Upstream     *upstream.Client
 	UpstreamName string // the upstream's name in actor identities
+	// Writers, when set, are the node's partition actors' produce
+	// pipelines, which producers hand batches to without a message when
+	// the node owns the partition (see partition.Writers).
+	Writers *partition.Writers
 	// Hosted is the node's registry of binding actors, which its hosted
 	// actor kind serves (nil: Actors is refused); the Mesh closes it.
 	Hosted *hosted.Registry
@@ -41,6 +46,7 @@ type Mesh struct {
 	cluster      *cluster.Mesh
 	up           *upstream.Client
 	upstreamName string
+	writers      *partition.Writers
 	hosted       *hosted.Registry
 	log          *slog.Logger
 	checker      atomic.Pointer[checkerBox]
@@ -65,7 +71,7 @@ func New(cfg Config) *Mesh {
 		log = slog.Default()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	m := &Mesh{cluster: cfg.Cluster, up: cfg.Upstream, upstreamName: cfg.UpstreamName, hosted: cfg.Hosted, log: log.With("component", "mesh"),
+	m := &Mesh{cluster: cfg.Cluster, up: cfg.Upstream, upstreamName: cfg.UpstreamName, writers: cfg.Writers, hosted: cfg.Hosted, log: log.With("component", "mesh"),
 		ctx: ctx, cancel: cancel, hubs: map[hubKey]*hub{}, leases: map[*Lease]struct{}{}}
 	m.SetChecker(cfg.Checker)
 	return m

@@ -398,7 +398,7 @@ func (l *lane) write(batch []produced) (int64, error) {
 		} else {
 			ctx, cancel := context.WithTimeout(m.ctx, time.Minute)
 			var res upstream.ProduceResult
-			res, err = partition.Produce(ctx, m.cluster, m.upstreamName, args)
+			res, err = m.writers.Produce(ctx, m.cluster, m.upstreamName, args)
 			cancel()
 			if err == nil {
 				if res.ErrorCode != 0 {

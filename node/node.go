@@ -232,6 +232,7 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 	n.budget = partition.NewBudget(int64(cfg.Cache.NodeMaxBytes))
 	n.prom.MustRegister(newPartitionCollector(n.budget))
 	feeds := partition.NewFeeds()
+	writers := partition.NewWriters()
 	// Table actors read partitions through the mesh they run in, and
 	// lease actors read its views; it exists once cluster.Start returns.
 	var meshRef atomic.Pointer[cluster.Mesh]
@@ -259,6 +260,7 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 				Upstream:    up,
 				Budget:      n.budget,
 				Feeds:       feeds,
+				Writers:     writers,
 				MaxBytes:    int64(cfg.Cache.PartitionMaxBytes),
 				IdleTimeout: cfg.Cache.IdleTimeout.D(),
 				MaxInFlight: cfg.Upstream.ProduceInflight,
@@ -296,7 +298,7 @@ func Start(cfg config.Config, opts Options) (*Node, error) {
 	meshRef.Store(mesh)
 	mesh.Register(n.prom)
 	n.reg = cluster.NewRegistry(self, mesh)
-	n.api = apimesh.New(apimesh.Config{Cluster: mesh, Upstream: up, UpstreamName: upstreamName, Hosted: hostedActors, Logger: log})
+	n.api = apimesh.New(apimesh.Config{Cluster: mesh, Upstream: up, UpstreamName: upstreamName, Writers: writers, Hosted: hostedActors, Logger: log})
 	api := n.api
 	n.prom.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "meshka_records_skipped_invalid_total",

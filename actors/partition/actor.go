@@ -3,6 +3,7 @@ package partition
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -18,6 +19,7 @@ type Config struct {
 	Upstream    *upstream.Client
 	Budget      *Budget
 	Feeds       *Feeds        // where the node's connections find each partition's cache
+	Writers     *Writers      // where the node's producers find each partition's produce pipeline
 	MaxBytes    int64         // per-partition cache bound
 	IdleTimeout time.Duration // stop streaming after this long without a reader
 	MaxQueue    int           // produce batches waiting or in flight per partition
@@ -69,7 +71,12 @@ type Actor struct {
 	idle *time.Timer
 	// pipe is the produce pipeline. Once relinquished (another node owns
 	// the partition now), the actor stops when it says it is empty.
-	pipe *Pipeline[*pendingBatch]
+	// pipeMu guards it and closed: the actor's messages, the node's own
+	// producers (Writers) and the upstream connection answering a batch
+	// each drive it from their own goroutine (see step).
+	pipeMu sync.Mutex
+	pipe   *Pipeline[*pendingBatch]
+	closed bool // the actor stopped: later answers change nothing
 
 	readState
 }
@@ -103,13 +110,11 @@ func (a *Actor) Receive(c actor.Context) {
 			(&pendingBatch{m: args}).fail(kerr.InvalidRequest.Code)
 			break
 		}
-		a.produce(c, args)
-	case *produceDone:
-		a.produceDone(c, m)
+		a.produce(args)
 	case *produceResume:
-		a.carryOut(c, a.pipeline().Resumed(m.err))
+		a.step(func(p *Pipeline[*pendingBatch]) []pipeAction { return p.Resumed(m.err) })
 	case *produceRetryBusy:
-		a.carryOut(c, a.pipeline().BusyOver())
+		a.step((*Pipeline[*pendingBatch]).BusyOver)
 	case *FetchRequest:
 		a.fetch(c, m)
 	case *readable:
@@ -125,7 +130,7 @@ func (a *Actor) Receive(c actor.Context) {
 	case *idleTick:
 		a.checkIdle()
 	case *cluster.Relinquish:
-		a.carryOut(c, a.pipe.Relinquish())
+		a.step((*Pipeline[*pendingBatch]).Relinquish)
 	case *actor.Stopping:
 		a.stop(c)
 	}
@@ -146,6 +151,7 @@ func (a *Actor) init(c actor.Context, identity string) {
 	a.feed = &feed{topic: topic, partition: partition, up: a.cfg.Upstream, budget: a.cfg.Budget, maxBytes: a.cfg.MaxBytes,
 		log: a.log, notices: a.cfg.Notices, restart: func() { root.Send(self, &Warm{}) }}
 	a.cfg.Feeds.add(identity, a.feed)
+	a.cfg.Writers.add(identity, a)
 	a.scheduleIdle()
 }
 
@@ -200,6 +206,7 @@ func (a *Actor) stop(c actor.Context) {
 	}
 	if a.feed != nil {
 		a.cfg.Feeds.remove(a.id, a.feed)
+		a.cfg.Writers.remove(a.id, a)
 		a.feed.close()
 	}
 	// Cancelling ends the produce and warm-up goroutines promptly; they are
@@ -208,6 +215,9 @@ func (a *Actor) stop(c actor.Context) {
 	if a.cancel != nil {
 		a.cancel()
 	}
-	a.carryOut(c, a.pipe.Stop()) // the clients re-route
+	a.pipeMu.Lock()
+	a.closed = true
+	a.carryOut(a.pipe.Stop()) // the clients re-route
+	a.pipeMu.Unlock()
 	a.failParked(kerr.NotLeaderForPartition.Code)
 }

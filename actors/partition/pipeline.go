@@ -263,6 +263,9 @@ func (p *Pipeline[B]) Relinquish() []Action[B] {
 	return p.take()
 }
 
+// Relinquished says whether Relinquish was reported.
+func (p *Pipeline[B]) Relinquished() bool { return p.relinquished }
+
 // Stop answers every batch waiting or in flight NOT_LEADER_OR_FOLLOWER, so
 // its client re-routes. A batch in flight may be answered by upstream at
 // the same moment; the caller gives each client one answer only.

@@ -18,12 +18,14 @@ type pendingBatch struct {
 	answered atomic.Bool // set by whoever answers the client, once
 }
 
-// produceArgs is an accepted ProduceRequest: what goes upstream, and
-// where its answer goes (nowhere for acks 0).
+// produceArgs is an accepted batch: what goes upstream, and where its
+// answer goes: to the sender of a ProduceRequest, to reply for a batch
+// handed over on this node (Writers), or nowhere for acks 0.
 type produceArgs struct {
-	Args upstream.ProduceArgs
-	to   *actor.PID
-	root *actor.RootContext
+	Args  upstream.ProduceArgs
+	to    *actor.PID
+	root  *actor.RootContext
+	reply func(upstream.ProduceResult)
 }
 
 // answer gives the client its answer unless it has one already: the
@@ -32,7 +34,10 @@ func (b *pendingBatch) answer(r upstream.ProduceResult) bool {
 	if !b.answered.CompareAndSwap(false, true) {
 		return false
 	}
-	if b.m.to != nil {
+	switch {
+	case b.m.reply != nil:
+		b.m.reply(r)
+	case b.m.to != nil:
 		b.m.root.Send(b.m.to, newProduceResponse(r))
 	}
 	return true
@@ -47,13 +52,6 @@ func (b *pendingBatch) fail(code int16) {
 
 type pipeAction = Action[*pendingBatch]
 
-type produceDone struct {
-	b         *pendingBatch
-	res       upstream.ProduceResult
-	err       error
-	delivered bool // the answer went to the client already
-}
-
 type produceResume struct{ err error }
 
 // produceRetryBusy follows a refused submit: the upstream connection's
@@ -61,30 +59,34 @@ type produceResume struct{ err error }
 type produceRetryBusy struct{}
 
 // pipeline is the produce pipeline, told the leader upstream's metadata
-// names now.
+// names now. Call it with pipeMu held.
 func (a *Actor) pipeline() *Pipeline[*pendingBatch] {
 	a.pipe.SetLeader(a.cfg.Upstream.Meta().CachedLeader(a.topic, a.partition))
 	return a.pipe
 }
 
-func (a *Actor) produce(c actor.Context, m *produceArgs) {
-	b := &pendingBatch{m: m}
-	a.carryOut(c, a.pipeline().Arrive(b, records.ProducerID(m.Args.Records) >= 0))
+// step feeds the pipeline one event and carries out what it asks, under
+// pipeMu; after the actor stopped it does nothing, since Stop answered
+// every batch.
+func (a *Actor) step(event func(*Pipeline[*pendingBatch]) []pipeAction) {
+	a.pipeMu.Lock()
+	defer a.pipeMu.Unlock()
+	if !a.closed {
+		a.carryOut(event(a.pipeline()))
+	}
 }
 
-func (a *Actor) produceDone(c actor.Context, d *produceDone) {
-	a.cfg.Budget.Stats.InFlight.Add(-1)
-	if d.err != nil {
-		a.carryOut(c, a.pipeline().Failed(d.b, d.err))
-		return
-	}
-	a.carryOut(c, a.pipeline().Answered(d.b, d.res, d.delivered))
+func (a *Actor) produce(m *produceArgs) {
+	b := &pendingBatch{m: m}
+	idempotent := records.ProducerID(m.Args.Records) >= 0
+	a.step(func(p *Pipeline[*pendingBatch]) []pipeAction { return p.Arrive(b, idempotent) })
 }
 
 // carryOut does what the pipeline asked, in order: it submits batches to
 // the upstream connections, answers clients, and starts the timers and
-// the resume wait whose ends come back as messages.
-func (a *Actor) carryOut(c actor.Context, acts []pipeAction) {
+// the resume wait whose ends come back as messages. Call it with pipeMu
+// held; nothing it does waits.
+func (a *Actor) carryOut(acts []pipeAction) {
 	for len(acts) > 0 {
 		act := acts[0]
 		acts = acts[1:]
@@ -114,24 +116,25 @@ func (a *Actor) carryOut(c actor.Context, acts []pipeAction) {
 			root, self := a.root, a.self
 			time.AfterFunc(act.Wait, func() { root.Send(self, &produceRetryBusy{}) })
 		case OpEmpty:
-			c.Stop(c.Self())
+			a.root.Stop(a.self)
 		}
 	}
 }
 
 // submit hands b to the connection to leader; false when its queue is
-// full.
+// full. The connection's goroutine reports the answer to the pipeline
+// itself (never from within submit, which holds pipeMu): a success goes
+// to the client at once, and the pipeline learns that the batch left its
+// window; an error goes to the pipeline, which may send the batch again.
 func (a *Actor) submit(b *pendingBatch, leader int32) bool {
-	root, self := a.root, a.self
 	return a.cfg.Upstream.SubmitProduce(leader, &b.m.Args, func(res upstream.ProduceResult, err error) {
-		d := &produceDone{b: b, res: res, err: err}
-		if err == nil && res.ErrorCode == 0 {
-			// Success goes to the client at once; the actor only
-			// learns that the batch left its window. Errors go
-			// through the actor, which may send the batch again.
-			d.delivered = b.answer(res)
+		a.cfg.Budget.Stats.InFlight.Add(-1)
+		if err != nil {
+			a.step(func(p *Pipeline[*pendingBatch]) []pipeAction { return p.Failed(b, err) })
+			return
 		}
-		root.Send(self, d)
+		delivered := res.ErrorCode == 0 && b.answer(res)
+		a.step(func(p *Pipeline[*pendingBatch]) []pipeAction { return p.Answered(b, res, delivered) })
 	})
 }
 

@@ -1,0 +1,111 @@
+package partition_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/meshka/meshka/actors/partition"
+	"github.com/meshka/meshka/cluster"
+	"github.com/meshka/meshka/internal/testbatch"
+	"github.com/meshka/meshka/upstream"
+)
+
+// A producer on the node that owns a partition hands its batches to the
+// partition actor's pipeline without a message; the first one, before the
+// actor runs, goes through the mesh and activates it. Batches handed over
+// and ProduceRequests through the actor's mailbox, from goroutines at
+// once, share the one pipeline: each gets its own offsets, and upstream
+// holds every record once.
+func TestWritersHandOverOnTheOwner(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, produceTopic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	up, err := upstream.New(upstream.Config{Brokers: c.ListenAddrs(), RequestTimeout: 10 * time.Second, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Close()
+	writers := partition.NewWriters()
+	m, err := cluster.Start(cluster.Config{
+		Gossip: cluster.GossipConfig{Self: cluster.Member{Cluster: "writers-test", Kafka: "127.0.0.1:9092"}, Bind: "127.0.0.1:0", Logger: quiet},
+		Kinds:  map[string]*actor.Props{partition.Kind: partition.Props(partition.Config{Upstream: up, Writers: writers, Logger: quiet})},
+		Logger: quiet,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Stop()
+
+	args := func(n int) upstream.ProduceArgs {
+		return upstream.ProduceArgs{Topic: produceTopic, Partition: 0, Version: 9, Acks: -1, TimeoutMillis: 5000,
+			Records: testbatch.Encode(testbatch.NoProducer(), testbatch.Values(make([]string, n)...)...)}
+	}
+	first, err := writers.Produce(ctx, m, "up", args(1))
+	if err != nil || first.ErrorCode != 0 || first.BaseOffset != 0 {
+		t.Fatalf("first batch: %+v, %v", first, err)
+	}
+	if n := writers.HandedOver(); n != 0 {
+		t.Fatalf("the first batch, before the actor ran, was handed over (%d)", n)
+	}
+
+	const each, size = 40, 3
+	var wg sync.WaitGroup
+	offsets := make(chan int64, 2*each)
+	errs := make(chan error, 2*each)
+	for _, handed := range []bool{true, false} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range each {
+				var r upstream.ProduceResult
+				var err error
+				if handed {
+					r, err = writers.Produce(ctx, m, "up", args(size))
+				} else {
+					r, err = partition.Produce(ctx, m, "up", args(size))
+				}
+				if err == nil && r.ErrorCode != 0 {
+					err = kerr.ErrorForCode(r.ErrorCode)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+				offsets <- r.BaseOffset
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	close(offsets)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if n := writers.HandedOver(); n != each {
+		t.Fatalf("%d batches handed over, want %d", n, each)
+	}
+	seen := map[int64]bool{}
+	for o := range offsets {
+		if o < 1 || (o-1)%size != 0 || seen[o] {
+			t.Fatalf("a batch at offset %d (seen before: %v)", o, seen[o])
+		}
+		seen[o] = true
+	}
+	end, err := up.LatestOffset(ctx, produceTopic, 0)
+	if err != nil || end != 1+2*each*size {
+		t.Fatalf("upstream ends at %d (%v), want %d", end, err, 1+2*each*size)
+	}
+}
