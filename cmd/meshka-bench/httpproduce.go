@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -95,14 +97,45 @@ func runHTTPProduce(b *bench) section {
 		id: "H2 listener", what: "the batching franz-go client through the node's Kafka listener (meshka column) ÷ straight to upstream",
 		unit: "records/s", direct: per["direct"], meshka: per["listener"],
 	}}
+	if len(per["bare"]) > 0 {
+		s.rows = append(s.rows, row{
+			id: "H2 HTTP alone", what: "wrk the same way against a net/http handler in the bench's process that reads the body and answers 201 with a produce route's JSON, the record going nowhere (side bare) ÷ the single franz-go clients: what one HTTP/1.1 request per record costs here before any produce",
+			unit: "records/s", direct: per["single"], meshka: per["bare"],
+		})
+	}
+	s.rawHead = []string{"elapsed", "records", "records/s", "CPU user %", "CPU kernel %", "CPU idle %", "CPU steal %"}
+	s.raw = func(x sample) []string {
+		cpu := func(k string) string {
+			if v, ok := x.extra[k]; ok {
+				return fmt.Sprintf("%.0f", v)
+			}
+			return "—"
+		}
+		rate := 0.0
+		if x.elapsed > 0 {
+			rate = float64(x.records) / x.elapsed.Seconds()
+		}
+		return []string{fmt.Sprintf("%.2f s", x.elapsed.Seconds()), fmt.Sprint(x.records), fmt.Sprintf("%.0f", rate),
+			cpu("user"), cpu("kernel"), cpu("idle"), cpu("steal")}
+	}
+	if ts, tb, to := median(per["single"]), median(per["bare"]), median(per[over]); ts > 0 && tb > 0 && to > 0 {
+		// a request's time at h2Workers in flight, as a share of a single
+		// franz-go client's produce round trip
+		httpOnly, prod := ts/tb, (ts/to)-(ts/tb)
+		s.notes = append(s.notes, fmt.Sprintf("What H2 ≥ 0.8 needs, in this run's medians: a request's time over HTTP (%d in flight ÷ records/s) at most 1.25 times a single franz-go client's produce round trip. The HTTP round trip alone (side bare) took %.2f of that round trip, which leaves meshka's produce at most %.2f of a direct client's round trip to the same upstream; it took %.2f (the %s side's time less the bare side's).",
+			h2Workers, httpOnly, 1.25-httpOnly, prod, over))
+	}
+	if split := cpuSplits(s.samples); split != "" {
+		s.notes = append(s.notes, "The whole machine's CPU (/proc/stat, both cores, every process) during the timed part of each round, median by side: "+split+". Kernel is system, irq and softirq time: on loopback each side's sockets cost it twice, in the sender's and the receiver's calls.")
+	}
 	if n := batchRecords["single"]; n.batches > 0 {
 		s.notes = append(s.notes, fmt.Sprintf("Records per Produce batch written, counted by a franz-go hook over every round: %.2f for the %d single-record clients (H2's denominator: one record per request, as the issue defines it), %.2f for the one batching client straight to upstream.",
 			float64(n.records)/float64(n.batches), h2Workers, float64(batchRecords["direct"].records)/float64(max(batchRecords["direct"].batches, 1))))
 	}
 	s.notes = append(s.notes,
 		fmt.Sprintf("Method: per round a fresh meshka node (an HTTP produce route on the topic, 3 partitions) or a fresh franz-go client; for %s, %d goroutines each send a record and wait for its answer before sending the next: over HTTP, POST with a %d-byte body on a keep-alive connection of Go's net/http client (answered 201 once upstream acknowledged it, acks all); single, %d franz-go clients, a worker each, ProduceSync of one record (acks all); direct, one franz-go client, ProduceSync of one record from every worker (acks all, franz-go's defaults: what workers produce at once goes in one request); listener, that client seeded with a fresh node's Kafka listener. The figure is records acknowledged ÷ elapsed.", dur, h2Workers, h2Payload, h2Workers),
-		"What limits it: the client, meshka and kfake share the machine's 2 cores, and one HTTP request per record costs far more CPU than a record in franz-go's batches. A CPU profile of a 3-round run (meshka-bench -only H2 -cpuprofile, with the listener side, on 2026-12-01 at 23:01 UTC, the machine shared with other work) had, per record and in this process (kfake's goroutines, untagged, left out): direct 11.9 µs, listener 32.2 µs, over HTTP 60.3 µs. Of the HTTP side's: the bench's Go net/http client 27 µs (its connection's read and write loops and the request); net/http's server 23 µs, of which reading the request 4.7 µs, writing the answer 9.3 µs (a write syscall each) and the mapper's handler 5.0 µs (mesh.Producer.ProduceSync 1.6 µs, the JSON answer 0.7, reading the body 0.7, headers 0.6); the mesh producer's batch through the partition actor to the upstream connection and back 7.4 µs. So the mapper's own work is a small part: nearly all of it is HTTP's, on both ends, and in a deployment the client's end is on other machines.",
-		"What limits it besides CPU: the mesh producer keeps one batch on its way per partition, and records without a key all go to the topic's one sticky partition, so every request's record waits for the batch on its way and then for its own. A trial run with the producer's batch write timed (a temporary patch) had the lane busy all the time: 13,436 batches of 6.9 records in a 5 s round, 365 µs each, where the same producer driven by 16 goroutines in process (no HTTP) wrote batches in 105-162 µs; so the round trip of a request (16 in flight ÷ the rate: about 0.9 ms) is mostly waiting in a busy machine's run queues. A trial that moved the sticky partition on each time a batch left (as Kafka's sticky partitioner does; not made: it changes where records without a key go) gave 18.4-19.6k records/s against 16.5-17.8k in alternating rounds of one run, so it is not where most of the gap is.",
+		"What limits it, from a CPU profile of a 2-round run (meshka-bench -only H2 -rounds 2 -cpuprofile, 2026-12-02 13:58 UTC, on d6239d8 with this section's bare side added; go tool pprof -tags gives each side's samples, kfake's goroutines untagged): per record in the bench's process, the single franz-go clients took 32.6 µs; over HTTP with wrk the node took 54 µs, of which net/http's own part 31.6 µs (writing the answer 22.9 µs, nearly all the write syscall that wakes wrk) and the mapper's handler with the mesh producer and the upstream pipe about 22 µs; the bare handler's net/http took 19.7 µs per request, its answer's write 12.5 µs. The same write costs about twice as much when the machine is waiting rather than busy: each answer then wakes a sleeping wrk thread on the other core. So one HTTP round trip per record, in series with the upstream produce round trip, is where the gap is: H2 HTTP alone is the most any produce over HTTP/1.1 could reach here, and the time a request takes at 16 in flight (16 ÷ the rate) is the bare side's plus meshka's produce.",
+		"Tried and measured side by side, and not kept: more batches on their way per partition (2, 4 and 8 fell to 16.8k, 13.5k, 11.8k against 19.8k records/s, 2026-12-01); records without a key sent to a partition with no batch on its way (KIP-794's adaptive partitioning) in 6 alternating rounds of one run (wrk 12.5k-16.6k with it, 12.7k-16.1k without, 2026-12-02). Kept: the partition's owner hands a batch straight to its produce pipeline (partition.Writers, about +8% in 6 alternating rounds, 2026-12-02) and a lone record's batch is sent from its caller's goroutine.",
 		"Which franz-go side: the issue sets H2's target against a franz-go producer sending one record per request, which one client driven by many goroutines does not do (it puts what arrives while its requests are in flight into the next request: the records-per-batch count above); so H2's denominator is 16 franz-go clients, each with one record at a time, straight to upstream, and the batching client stays beside it (H2 batching), as does the same client through the node's Kafka listener (H2 via listener: both sides cross the same node and the same upstream path).",
 	)
 	return s
@@ -154,6 +187,28 @@ func h2Once(b *bench, up *upstream, side string, round int, dur time.Duration) s
 		send = func(ctx context.Context, _ int) error {
 			return cl.ProduceSync(ctx, &kgo.Record{Value: payload}).FirstErr()
 		}
+	case "bare":
+		// HTTP alone: a handler that reads the body and answers as the
+		// produce route does, and writes nothing anywhere.
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			x.err = err.Error()
+			return x
+		}
+		srv := &http.Server{Handler: http.HandlerFunc(bareProduce), ReadHeaderTimeout: 10 * time.Second}
+		served := make(chan struct{})
+		go func() {
+			defer close(served)
+			srv.Serve(ln)
+		}()
+		defer func() {
+			srv.Close()
+			<-served
+		}()
+		url = "http://" + ln.Addr().String() + "/p"
+		var closeIdle func()
+		send, closeIdle = httpSend(url)
+		defer closeIdle()
 	default: // meshka, wrk
 		n, err := up.startNode(func(cfg *config.Config) {
 			cfg.HTTP.Listen = "127.0.0.1:0"
@@ -170,26 +225,11 @@ func h2Once(b *bench, up *upstream, side string, round int, dur time.Duration) s
 			return x
 		}
 		url = "http://" + bd.(*httpmap.Server).Addr().String() + "/p"
-		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: h2Workers}}
-		defer client.CloseIdleConnections()
-		send = func(ctx context.Context, _ int) error {
-			req, err := http.NewRequestWithContext(ctx, "POST", url, bytes.NewReader(payload))
-			if err != nil {
-				return err
-			}
-			resp, err := client.Do(req)
-			if err != nil {
-				return err
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusCreated {
-				return fmt.Errorf("answered %d", resp.StatusCode)
-			}
-			return nil
-		}
+		var closeIdle func()
+		send, closeIdle = httpSend(url)
+		defer closeIdle()
 	}
-	if side == "wrk" {
+	if side == "wrk" || side == "bare" {
 		return h2Wrk(x, send, url, dur)
 	}
 	// warm up: connections, metadata, the partitions' actors
@@ -207,6 +247,7 @@ func h2Once(b *bench, up *upstream, side string, round int, dur time.Duration) s
 	var done atomic.Int64
 	var failed atomic.Value
 	var wg sync.WaitGroup
+	cpu0 := readCPU()
 	start := time.Now()
 	for w := range h2Workers {
 		wg.Add(1)
@@ -225,12 +266,96 @@ func h2Once(b *bench, up *upstream, side string, round int, dur time.Duration) s
 	}
 	wg.Wait()
 	x.elapsed = time.Since(start)
+	cpuExtra(&x, cpu0, readCPU())
 	x.records = done.Load()
 	x.bytes = x.records * h2Payload
 	if f, ok := failed.Load().(string); ok {
 		x.err = f
 	}
 	return x
+}
+
+// httpSend posts one record per call over a keep-alive connection of
+// Go's net/http client and wants 201; closeIdle closes its connections.
+func httpSend(url string) (send func(context.Context, int) error, closeIdle func()) {
+	payload := bytes.Repeat([]byte("h"), h2Payload)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: h2Workers}}
+	return func(ctx context.Context, _ int) error {
+		req, err := http.NewRequestWithContext(ctx, "POST", url, bytes.NewReader(payload))
+		if err != nil {
+			return err
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			return fmt.Errorf("answered %d", resp.StatusCode)
+		}
+		return nil
+	}, client.CloseIdleConnections
+}
+
+// bareOffset numbers the bare side's answers.
+var bareOffset atomic.Int64
+
+// bareProduce is the bare side's handler: it reads the body and answers
+// 201 with the JSON a produce route answers, and the record goes nowhere.
+func bareProduce(w http.ResponseWriter, r *http.Request) {
+	if _, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20)); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusCreated)
+	json.NewEncoder(w).Encode(struct {
+		Topic     string `json:"topic"`
+		Partition int32  `json:"partition"`
+		Offset    int64  `json:"offset"`
+		Timestamp int64  `json:"timestamp"`
+	}{h2Topic, 0, bareOffset.Add(1) - 1, time.Now().UnixMilli()})
+}
+
+// cpuSplits is the median CPU shares by side, in side order.
+func cpuSplits(samples []sample) string {
+	var order []string
+	by := map[string][][4]float64{}
+	for _, x := range samples {
+		if _, ok := x.extra["user"]; !ok || x.err != "" {
+			continue
+		}
+		if _, seen := by[x.side]; !seen {
+			order = append(order, x.side)
+		}
+		by[x.side] = append(by[x.side], [4]float64{x.extra["user"], x.extra["kernel"], x.extra["idle"], x.extra["steal"]})
+	}
+	var parts []string
+	for _, side := range order {
+		var m [4]float64
+		for k := range m {
+			var v []float64
+			for _, r := range by[side] {
+				v = append(v, r[k])
+			}
+			m[k] = median(v)
+		}
+		parts = append(parts, fmt.Sprintf("%s %.0f%% user, %.0f%% kernel, %.0f%% idle, %.0f%% steal", side, m[0], m[1], m[2], m[3]))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// cpuExtra keeps the machine's CPU shares over a round in x's extras.
+func cpuExtra(x *sample, a, b cpuTimes) {
+	user, kernel, idle, steal, ok := b.sharesSince(a)
+	if !ok {
+		return
+	}
+	if x.extra == nil {
+		x.extra = map[string]float64{}
+	}
+	x.extra["user"], x.extra["kernel"], x.extra["idle"], x.extra["steal"] = user, kernel, idle, steal
 }
 
 // batchCount counts the records and batches a franz-go client wrote (a
@@ -250,7 +375,7 @@ func (c *batchCount) OnProduceBatchWritten(_ kgo.BrokerMetadata, _ string, _ int
 func h2Sides() []string {
 	sides := []string{"direct", "single", "listener", "meshka"}
 	if _, err := exec.LookPath("wrk"); err == nil {
-		sides = append(sides, "wrk")
+		sides = append(sides, "wrk", "bare")
 	}
 	return sides
 }
@@ -276,7 +401,9 @@ func h2Wrk(x sample, send func(context.Context, int) error, url string, dur time
 	fmt.Fprintf(script, "wrk.method = \"POST\"\nwrk.body = string.rep(\"h\", %d)\nwrk.headers[\"Content-Type\"] = \"application/octet-stream\"\n", h2Payload)
 	script.Close()
 	secs := max(int(dur.Seconds()), 1)
+	cpu0 := readCPU()
 	out, err := exec.Command("wrk", "-t2", fmt.Sprintf("-c%d", h2Workers), fmt.Sprintf("-d%ds", secs), "-s", script.Name(), url).CombinedOutput()
+	cpuExtra(&x, cpu0, readCPU())
 	if err != nil {
 		x.err = fmt.Sprintf("wrk: %v: %s", err, out)
 		return x

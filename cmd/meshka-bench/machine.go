@@ -151,3 +151,48 @@ func gitCommit() string {
 	}
 	return c
 }
+
+// cpuTimes are the whole machine's CPU times from /proc/stat's first
+// line, in clock ticks: what a run's cores did besides its own process
+// (a load client in another process, the kernel's network stack, other
+// guests' steal).
+type cpuTimes struct {
+	user, kernel, idle, steal uint64
+	ok                        bool
+}
+
+// readCPU reads /proc/stat; ok is false where there is none.
+func readCPU() cpuTimes {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return cpuTimes{}
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return cpuTimes{}
+	}
+	v := make([]uint64, 8)
+	for i := range v {
+		v[i], err = strconv.ParseUint(f[i+1], 10, 64)
+		if err != nil {
+			return cpuTimes{}
+		}
+	}
+	// user nice system idle iowait irq softirq steal
+	return cpuTimes{user: v[0] + v[1], kernel: v[2] + v[5] + v[6], idle: v[3] + v[4], steal: v[7], ok: true}
+}
+
+// sharesSince is the percentage of the machine's CPU time since a spent
+// in user code, the kernel (system, irq and softirq), idle and stolen.
+func (c cpuTimes) sharesSince(a cpuTimes) (user, kernel, idle, steal float64, ok bool) {
+	if !a.ok || !c.ok {
+		return 0, 0, 0, 0, false
+	}
+	du, dk, di, ds := float64(c.user-a.user), float64(c.kernel-a.kernel), float64(c.idle-a.idle), float64(c.steal-a.steal)
+	all := du + dk + di + ds
+	if all <= 0 {
+		return 0, 0, 0, 0, false
+	}
+	return 100 * du / all, 100 * dk / all, 100 * di / all, 100 * ds / all, true
+}
