@@ -51,7 +51,13 @@ const (
 
 // Activate is the first message of every activation: the kind and
 // identity it serves. Nothing is delivered to an activation before it.
-type Activate struct{ Kind, Identity string }
+type Activate struct {
+	Kind, Identity string
+	// for the activation's mailbox (Mailbox), which answers for it once
+	// it has stopped
+	system *actor.ActorSystem
+	self   *actor.PID
+}
 
 // Relinquish tells an activation that its node no longer owns it. The
 // activation must stop once it has answered what it had accepted (the
@@ -222,7 +228,7 @@ func (m *Mesh) PID(kind, identity string) (*actor.PID, error) {
 		return nil, fmt.Errorf("cluster: activating %s %q: %w", kind, identity, err)
 	}
 	// Sent before the PID is published, so Activate comes first.
-	m.system.Root.Send(pid, &Activate{Kind: kind, Identity: identity})
+	m.system.Root.Send(pid, &Activate{Kind: kind, Identity: identity, system: m.system, self: pid})
 	m.local[k] = pid
 	m.byPID[pid.Id] = k
 	return pid, nil

@@ -15,7 +15,7 @@ import (
 func Props(cfg Config) *actor.Props {
 	cfg = cfg.withDefaults()
 	return actor.PropsFromProducer(func() actor.Actor { return &Actor{cfg: cfg, log: cfg.Logger} },
-		actor.WithMailbox(actor.Bounded(4096)))
+		actor.WithMailbox(cluster.Mailbox(4096)))
 }
 
 // undecodableCode answers a request whose bytes do not decode. They came

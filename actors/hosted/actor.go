@@ -28,7 +28,7 @@ func Props(cfg Config) *actor.Props {
 		cfg.Registry = NewRegistry()
 	}
 	return actor.PropsFromProducer(func() actor.Actor { return &Actor{cfg: cfg} },
-		actor.WithMailbox(actor.Bounded(MailboxSize)))
+		actor.WithMailbox(cluster.Mailbox(MailboxSize)))
 }
 
 // Actor is one activation of the hosted kind: it hands each Call to its

@@ -50,7 +50,7 @@ func Props(cfg Config) *actor.Props {
 	// ring buffer is allocated whole when the actor starts (4096 slots
 	// would be some 100 KiB per lease).
 	return actor.PropsFromProducer(func() actor.Actor { return &Actor{cfg: cfg, log: cfg.Logger} },
-		actor.WithMailbox(actor.Bounded(MailboxSize)))
+		actor.WithMailbox(cluster.Mailbox(MailboxSize)))
 }
 
 // MailboxSize bounds a lease actor's mailbox; senders wait when it is

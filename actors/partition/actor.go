@@ -50,7 +50,7 @@ func Props(cfg Config) *actor.Props {
 	newActor := func() actor.Actor {
 		return &Actor{cfg: cfg, pipe: NewPipeline[*pendingBatch](cfg.MaxQueue, cfg.MaxInFlight)}
 	}
-	return actor.PropsFromProducer(newActor, actor.WithMailbox(actor.Bounded(4096)))
+	return actor.PropsFromProducer(newActor, actor.WithMailbox(cluster.Mailbox(4096)))
 }
 
 // Actor adapts actor messages to the Log and Pipeline state machines and
@@ -77,6 +77,11 @@ type Actor struct {
 	pipeMu sync.Mutex
 	pipe   *Pipeline[*pendingBatch]
 	closed bool // the actor stopped: later answers change nothing
+	// emptied: the relinquished pipeline emptied and the actor is on its
+	// way to stopping; batches that still reach it are refused
+	// NOT_LEADER at once, never sent, since the stop would fail them
+	// after upstream may have appended them.
+	emptied bool
 
 	readState
 }

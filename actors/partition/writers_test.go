@@ -27,32 +27,8 @@ import (
 func TestWritersHandOverOnTheOwner(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, produceTopic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	up, err := upstream.New(upstream.Config{Brokers: c.ListenAddrs(), RequestTimeout: 10 * time.Second, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer up.Close()
-	writers := partition.NewWriters()
-	m, err := cluster.Start(cluster.Config{
-		Gossip: cluster.GossipConfig{Self: cluster.Member{Cluster: "writers-test", Kafka: "127.0.0.1:9092"}, Bind: "127.0.0.1:0", Logger: quiet},
-		Kinds:  map[string]*actor.Props{partition.Kind: partition.Props(partition.Config{Upstream: up, Writers: writers, Logger: quiet})},
-		Logger: quiet,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Stop()
-
-	args := func(n int) upstream.ProduceArgs {
-		return upstream.ProduceArgs{Topic: produceTopic, Partition: 0, Version: 9, Acks: -1, TimeoutMillis: 5000,
-			Records: testbatch.Encode(testbatch.NoProducer(), testbatch.Values(make([]string, n)...)...)}
-	}
+	up, m, writers := startWriters(t)
+	args := writerArgs
 	first, err := writers.Produce(ctx, m, "up", args(1))
 	if err != nil || first.ErrorCode != 0 || first.BaseOffset != 0 {
 		t.Fatalf("first batch: %+v, %v", first, err)
@@ -107,5 +83,87 @@ func TestWritersHandOverOnTheOwner(t *testing.T) {
 	end, err := up.LatestOffset(ctx, produceTopic, 0)
 	if err != nil || end != 1+2*each*size {
 		t.Fatalf("upstream ends at %d (%v), want %d", end, err, 1+2*each*size)
+	}
+}
+
+// startWriters runs a one-node mesh of partition actors, with a Writers,
+// over a kfake upstream holding produceTopic.
+func startWriters(t *testing.T) (*upstream.Client, *cluster.Mesh, *partition.Writers) {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, produceTopic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	up, err := upstream.New(upstream.Config{Brokers: c.ListenAddrs(), RequestTimeout: 10 * time.Second, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(up.Close)
+	writers := partition.NewWriters()
+	m, err := cluster.Start(cluster.Config{
+		Gossip: cluster.GossipConfig{Self: cluster.Member{Cluster: "writers-test", Kafka: "127.0.0.1:9092"}, Bind: "127.0.0.1:0", Logger: quiet},
+		Kinds:  map[string]*actor.Props{partition.Kind: partition.Props(partition.Config{Upstream: up, Writers: writers, Logger: quiet})},
+		Logger: quiet,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Stop)
+	return up, m, writers
+}
+
+// writerArgs is a batch of n empty records for partition 0 of produceTopic.
+func writerArgs(n int) upstream.ProduceArgs {
+	return upstream.ProduceArgs{Topic: produceTopic, Partition: 0, Version: 9, Acks: -1, TimeoutMillis: 5000,
+		Records: testbatch.Encode(testbatch.NoProducer(), testbatch.Values(make([]string, n)...)...)}
+}
+
+// A request still in the mailbox of a relinquished partition actor when
+// its pipeline empties is answered NOT_LEADER (its client asks the new
+// owner) and never sent upstream. Stopping the actor then would put the
+// stop ahead of it, and protoactor drops what a stopped actor's mailbox
+// holds: the request would get no answer at all.
+func TestRelinquishedActorAnswersWhatWaitsInItsMailbox(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	up, m, _ := startWriters(t)
+	if _, err := partition.Produce(ctx, m, "up", writerArgs(1)); err != nil {
+		t.Fatal(err)
+	}
+	id := partition.Identity("up", produceTopic, 0)
+	pid, err := m.PID(partition.Kind, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proc, ok := m.System().ProcessRegistry.Get(pid)
+	if !ok {
+		t.Fatal("the partition actor is not running")
+	}
+	// Held while both messages queue, so the pipeline is empty when the
+	// actor takes the Relinquish and the request waits behind it.
+	proc.SendSystemMessage(pid, &actor.SuspendMailbox{})
+	m.System().Root.Send(pid, &cluster.Relinquish{})
+	reply, err := m.Ask(partition.Kind, id, partition.NewProduceRequest(writerArgs(1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proc.SendSystemMessage(pid, &actor.ResumeMailbox{})
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer wcancel()
+	v, err := reply.Wait(wctx)
+	if err != nil {
+		t.Fatalf("the request behind the Relinquish: %v", err)
+	}
+	res, ok := v.(*partition.ProduceResponse)
+	if !ok {
+		t.Fatalf("answered %T", v)
+	}
+	if code := res.Result(0).ErrorCode; code != kerr.NotLeaderForPartition.Code {
+		t.Fatalf("answered %v, want NOT_LEADER_FOR_PARTITION", kerr.ErrorForCode(code))
+	}
+	if end, err := up.LatestOffset(ctx, produceTopic, 0); err != nil || end != 1 {
+		t.Fatalf("upstream ends at %d (%v), want 1: the refused batch was written", end, err)
 	}
 }

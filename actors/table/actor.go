@@ -40,7 +40,7 @@ func Props(cfg Config) *actor.Props {
 		cfg.Logger = slog.Default()
 	}
 	return actor.PropsFromProducer(func() actor.Actor { return &Actor{cfg: cfg, log: cfg.Logger} },
-		actor.WithMailbox(actor.Bounded(4096)))
+		actor.WithMailbox(cluster.Mailbox(4096)))
 }
 
 const (
