@@ -32,11 +32,12 @@ type readEnv struct {
 	direct *kgo.Client
 }
 
-func startReadEnv(t *testing.T) *readEnv {
+// startUpstream runs a one-broker kfake holding topic and meshka's
+// upstream client to it, both closed when t ends, and a logger that
+// writes nothing.
+func startUpstream(t *testing.T, topic string) (*kfake.Cluster, *upstream.Client, *slog.Logger) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	t.Cleanup(cancel)
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, readTopic))
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topic))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,6 +48,14 @@ func startReadEnv(t *testing.T) *readEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(up.Close)
+	return c, up, quiet
+}
+
+func startReadEnv(t *testing.T) *readEnv {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	c, up, quiet := startUpstream(t, readTopic)
 	direct, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.DefaultProduceTopic(readTopic))
 	if err != nil {
 		t.Fatal(err)

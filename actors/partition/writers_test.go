@@ -2,15 +2,12 @@ package partition_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/meshka/meshka/actors/partition"
 	"github.com/meshka/meshka/cluster"
@@ -90,17 +87,7 @@ func TestWritersHandOverOnTheOwner(t *testing.T) {
 // over a kfake upstream holding produceTopic.
 func startWriters(t *testing.T) (*upstream.Client, *cluster.Mesh, *partition.Writers) {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, produceTopic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	up, err := upstream.New(upstream.Config{Brokers: c.ListenAddrs(), RequestTimeout: 10 * time.Second, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(up.Close)
+	_, up, quiet := startUpstream(t, produceTopic)
 	writers := partition.NewWriters()
 	m, err := cluster.Start(cluster.Config{
 		Gossip: cluster.GossipConfig{Self: cluster.Member{Cluster: "writers-test", Kafka: "127.0.0.1:9092"}, Bind: "127.0.0.1:0", Logger: quiet},
