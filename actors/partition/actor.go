@@ -77,11 +77,6 @@ type Actor struct {
 	pipeMu sync.Mutex
 	pipe   *Pipeline[*pendingBatch]
 	closed bool // the actor stopped: later answers change nothing
-	// emptied: the relinquished pipeline emptied and the actor is on its
-	// way to stopping; batches that still reach it are refused
-	// NOT_LEADER at once, never sent, since the stop would fail them
-	// after upstream may have appended them.
-	emptied bool
 
 	readState
 }

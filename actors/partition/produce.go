@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/meshka/meshka/records"
@@ -80,13 +79,6 @@ func (a *Actor) step(event func(*Pipeline[*pendingBatch]) []pipeAction) {
 func (a *Actor) produce(m *produceArgs) {
 	b := &pendingBatch{m: m}
 	idempotent := records.ProducerID(m.Args.Records) >= 0
-	a.pipeMu.Lock()
-	emptied := a.emptied
-	a.pipeMu.Unlock()
-	if emptied {
-		b.fail(kerr.NotLeaderForPartition.Code) // the client asks the new owner
-		return
-	}
 	a.step(func(p *Pipeline[*pendingBatch]) []pipeAction { return p.Arrive(b, idempotent) })
 }
 
@@ -124,14 +116,7 @@ func (a *Actor) carryOut(acts []pipeAction) {
 			root, self := a.root, a.self
 			time.AfterFunc(act.Wait, func() { root.Send(self, &produceRetryBusy{}) })
 		case OpEmpty:
-			// A poison pill, not Stop: Stop goes ahead of the requests
-			// already in the mailbox, which protoactor then drops
-			// unanswered, and their senders would wait until they give
-			// up. Behind the pill they are answered NOT_LEADER (produce).
-			if !a.emptied {
-				a.emptied = true
-				a.root.Poison(a.self)
-			}
+			a.root.Stop(a.self)
 		}
 	}
 }
