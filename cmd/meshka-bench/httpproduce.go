@@ -206,9 +206,6 @@ func h2Once(b *bench, up *upstream, side string, round int, dur time.Duration) s
 			<-served
 		}()
 		url = "http://" + ln.Addr().String() + "/p"
-		var closeIdle func()
-		send, closeIdle = httpSend(url)
-		defer closeIdle()
 	default: // meshka, wrk
 		n, err := up.startNode(func(cfg *config.Config) {
 			cfg.HTTP.Listen = "127.0.0.1:0"
@@ -225,6 +222,8 @@ func h2Once(b *bench, up *upstream, side string, round int, dur time.Duration) s
 			return x
 		}
 		url = "http://" + bd.(*httpmap.Server).Addr().String() + "/p"
+	}
+	if url != "" {
 		var closeIdle func()
 		send, closeIdle = httpSend(url)
 		defer closeIdle()
