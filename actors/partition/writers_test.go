@@ -116,11 +116,17 @@ func writerArgs(n int) upstream.ProduceArgs {
 func TestRelinquishedActorAnswersWhatWaitsInItsMailbox(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	up, m, _ := startWriters(t)
+	up, m, writers := startWriters(t)
 	if _, err := partition.Produce(ctx, m, "up", writerArgs(1)); err != nil {
 		t.Fatal(err)
 	}
 	id := partition.Identity("up", produceTopic, 0)
+	for !writers.Idle(id) {
+		if ctx.Err() != nil {
+			t.Fatal("the first batch never left the pipeline")
+		}
+		time.Sleep(time.Millisecond)
+	}
 	pid, err := m.PID(partition.Kind, id)
 	if err != nil {
 		t.Fatal(err)
